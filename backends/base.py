@@ -160,6 +160,8 @@ class Capability(enum.Enum):
     ACTIVITIES = "activities"
     TASKS = "tasks"
     USERS = "users"
+    #: Listing and counting stored data for the dashboard's record pages (embedded stores).
+    BROWSE = "browse"
 
 
 #: The methods a driver must override to declare each capability (used by the conformance
@@ -169,6 +171,7 @@ CAPABILITY_METHODS: dict[Capability, tuple[str, ...]] = {
     Capability.ACTIVITIES: ("create_activity",),
     Capability.TASKS: ("create_task", "get_tasks", "update_task"),
     Capability.USERS: ("list_users",),
+    Capability.BROWSE: ("counts", "list_records", "list_associated", "list_activities", "list_tasks"),
 }
 
 
@@ -563,6 +566,37 @@ class Backend:
     async def list_users(self) -> list[User]:
         """Return the CRM's users/owners. Read-only; may be cached by the driver."""
         raise Unsupported(f"{self.name} does not list users")
+
+    # -- browsing (Capability.BROWSE), for the dashboard's record pages ----------------------
+
+    async def counts(self) -> dict[str, int]:
+        """Return how many items are stored, keyed ``contacts``, ``companies``,
+        ``associations``, ``activities`` and ``tasks``. Read-only."""
+        raise Unsupported(f"{self.name} does not support browsing")
+
+    async def list_records(
+        self, entity: Entity, *, limit: int = 50, offset: int = 0
+    ) -> list[StoredRecord]:
+        """Return stored records, newest first, paged by ``limit``/``offset``. Read-only."""
+        raise Unsupported(f"{self.name} does not support browsing")
+
+    async def list_associated(self, entity: Entity, crm_id: str) -> list[StoredRecord]:
+        """Return the records linked to ``crm_id``: a contact's companies when ``entity`` is
+        ``CONTACT``, a company's contacts when it is ``COMPANY``. Unknown id: empty list."""
+        raise Unsupported(f"{self.name} does not support browsing")
+
+    async def list_activities(
+        self, *, contact_id: str | None = None, company_id: str | None = None, limit: int = 100
+    ) -> list[Activity]:
+        """Return activities, newest ``occurred_at`` first (then newest created), optionally
+        only those of one contact or company. Read-only."""
+        raise Unsupported(f"{self.name} does not support browsing")
+
+    async def list_tasks(
+        self, *, contact_id: str | None = None, company_id: str | None = None, limit: int = 100
+    ) -> list[Task]:
+        """Return tasks, newest first, optionally only those of one contact or company."""
+        raise Unsupported(f"{self.name} does not support browsing")
 
 
 def overridden_capabilities(driver: type[Backend]) -> frozenset[Capability]:
