@@ -1,0 +1,222 @@
+"""Match keys: the normalisers and the per-entity keys that ``/contacts/sync`` and
+``/companies/sync`` use to find records that already exist (contract Part A.7).
+
+The front normalises once, here, and hands drivers ready-made key values: on create every
+configured key is stored with the record (:meth:`Matcher.match_keys`), on update the keys whose
+field changed are refreshed (:meth:`Matcher.changed_match_keys`), and on sync the same function
+turns Enginy's values into the values a driver looks up. Because both sides go through the same
+normaliser, ``https://www.Acme.com/about`` finds a record created with ``acme.com``.
+
+Every normaliser takes any object and returns a non-empty string or ``None``: a value that is not
+a string, or that is empty once normalised, is not a key (it must never match another empty key).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from backends.base import EXTERNAL_ID, Entity
+
+__all__ = [
+    "DEFAULT_MATCH_KEYS",
+    "DEFAULT_NORMALISER_BY_FIELD",
+    "NORMALISERS",
+    "KeySpec",
+    "Matcher",
+    "normalise_domain",
+    "normalise_email",
+    "normalise_linkedin_url",
+    "normalise_name",
+    "normalise_phone",
+]
+
+Normaliser = Callable[[object], "str | None"]
+
+# A leading URL scheme (``https://``, ``HTTP://``, ``//``): Enginy sends domains and LinkedIn
+# URLs with or without one, and users paste both forms into their CRM.
+_SCHEME = re.compile(r"^(?:[a-z][a-z0-9+.\-]*:)?//", re.IGNORECASE)
+_WHITESPACE = re.compile(r"\s+")
+_PORT = re.compile(r":\d*$")
+
+
+def normalise_email(value: object) -> str | None:
+    """Trim and lower-case an email address (``" John@ACME.com "`` → ``john@acme.com``).
+
+    A ``mailto:`` prefix is removed because CRMs that store links keep it.
+    """
+    if not isinstance(value, str):
+        return None
+    email = value.strip().lower()
+    if email.startswith("mailto:"):
+        email = email[len("mailto:") :].strip()
+    return email or None
+
+
+def normalise_linkedin_url(value: object) -> str | None:
+    """Reduce a LinkedIn URL to ``linkedin.com/in/<slug>`` form.
+
+    Removes the scheme, ``www.`` (and the country/mobile sub-domains LinkedIn redirects from,
+    such as ``uk.`` or ``m.``, which name the same profile), the query string, the fragment and
+    trailing slashes; lower-cases the result. ``https://www.linkedin.com/in/JohnDoe/?trk=x``
+    → ``linkedin.com/in/johndoe``.
+    """
+    if not isinstance(value, str):
+        return None
+    url = _SCHEME.sub("", value.strip()).lower()
+    url = url.split("#", 1)[0].split("?", 1)[0]
+    host, sep, path = url.partition("/")
+    host = _PORT.sub("", host).rstrip(".")
+    if host.endswith(".linkedin.com"):
+        host = "linkedin.com"
+    elif host.startswith("www."):
+        host = host[len("www.") :]
+    url = (host + sep + path).rstrip("/")
+    return url or None
+
+
+def normalise_domain(value: object) -> str | None:
+    """Reduce a website or domain to its bare host name.
+
+    Removes the scheme, any ``user@`` part, ``www.``, the port, the path, the query string, the
+    fragment and trailing dots; trims and lower-cases. ``https://www.acme.com/about`` →
+    ``acme.com``; ``WWW.ACME.COM`` → ``acme.com``; ``acme.com.:443`` → ``acme.com``.
+    """
+    if not isinstance(value, str):
+        return None
+    host = _SCHEME.sub("", value.strip()).lower()
+    for stop in "/?#":
+        host = host.split(stop, 1)[0]
+    # "john@acme.com" (an email in a domain field) and "user:pw@host" both name the host.
+    host = host.rsplit("@", 1)[-1]
+    host = _PORT.sub("", host).strip().rstrip(".")
+    if host.startswith("www."):
+        host = host[len("www.") :]
+    return host or None
+
+
+def normalise_name(value: object) -> str | None:
+    """Fold case and whitespace: ``"  ACME\\tInc "`` → ``acme inc``.
+
+    NFKC first, so that full-width letters and non-breaking spaces compare equal to their
+    plain forms; ``casefold`` rather than ``lower`` so that ``Straße`` equals ``STRASSE``.
+    """
+    if not isinstance(value, str):
+        return None
+    name = _WHITESPACE.sub(" ", unicodedata.normalize("NFKC", value).casefold()).strip()
+    return name or None
+
+
+def normalise_phone(value: object) -> str | None:
+    """Keep the digits of a phone number, and a leading ``+``: ``+1 (555) 012-3456`` →
+    ``+15550123456``. A value without any digit is not a key."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    digits = "".join(ch for ch in text if ch.isascii() and ch.isdigit())
+    if not digits:
+        return None
+    return "+" + digits if text.startswith("+") else digits
+
+
+#: Normaliser name (as written in the YAML) → function.
+NORMALISERS: dict[str, Normaliser] = {
+    "email": normalise_email,
+    "linkedin": normalise_linkedin_url,
+    "domain": normalise_domain,
+    "name": normalise_name,
+    "phone": normalise_phone,
+}
+
+#: The normaliser a match key gets when the YAML names only its field.
+DEFAULT_NORMALISER_BY_FIELD: dict[str, str] = {
+    "email": "email",
+    "linkedinUrl": "linkedin",
+    "domain": "domain",
+    "name": "name",
+    "phone": "phone",
+    "mobilePhone": "phone",
+}
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """One configured match key: the Enginy field it reads and the normaliser it applies.
+
+    The match-key name handed to drivers (:attr:`backends.base.MatchKey.name`) is the field
+    name itself, so a key is stable across mapping changes.
+    """
+
+    field: str
+    normaliser: str
+
+
+#: The contract's default keys (Part A.7), in priority order.
+DEFAULT_MATCH_KEYS: dict[Entity, tuple[KeySpec, ...]] = {
+    Entity.CONTACT: (KeySpec("email", "email"), KeySpec("linkedinUrl", "linkedin")),
+    Entity.COMPANY: (
+        KeySpec("domain", "domain"),
+        KeySpec("linkedinUrl", "linkedin"),
+        KeySpec("name", "name"),
+    ),
+}
+
+
+class Matcher:
+    """Computes normalised match keys for records, per entity, in priority order."""
+
+    def __init__(self, keys: Mapping[Entity, Sequence[KeySpec]] = DEFAULT_MATCH_KEYS) -> None:
+        self._keys: dict[Entity, tuple[KeySpec, ...]] = {}
+        for entity in Entity:
+            specs = tuple(keys.get(entity, ()))
+            for spec in specs:
+                if spec.normaliser not in NORMALISERS:
+                    raise ValueError(
+                        f"unknown normaliser {spec.normaliser!r} for match key {spec.field!r}; "
+                        f"known: {', '.join(sorted(NORMALISERS))}"
+                    )
+                if spec.field == EXTERNAL_ID:
+                    raise ValueError(f"{EXTERNAL_ID} is always matched first; do not list it")
+            fields = [spec.field for spec in specs]
+            if len(set(fields)) != len(fields):
+                raise ValueError(f"a match key is listed twice for {entity.plural}")
+            self._keys[entity] = specs
+
+    def keys_for(self, entity: Entity) -> tuple[KeySpec, ...]:
+        """The configured keys of ``entity``, highest priority first."""
+        return self._keys[entity]
+
+    def normalise(self, spec: KeySpec, value: object) -> str | None:
+        """Normalise one value the way key ``spec`` does (used on the sync lookup side)."""
+        return NORMALISERS[spec.normaliser](value)
+
+    def match_keys(self, entity: Entity, fields: Mapping[str, object]) -> dict[str, str]:
+        """Keys to store with a new record: every configured key whose Enginy field is present
+        in ``fields`` and normalises to a value. ``fields`` are in Enginy's vocabulary."""
+        found: dict[str, str] = {}
+        for spec in self._keys[entity]:
+            value = NORMALISERS[spec.normaliser](fields.get(spec.field))
+            if value is not None:
+                found[spec.field] = value
+        return found
+
+    def changed_match_keys(
+        self, entity: Entity, fields: Mapping[str, object], cleared: Iterable[str] = ()
+    ) -> dict[str, str | None]:
+        """Keys to refresh on a partial update.
+
+        ``fields`` are the Enginy-named values being set and ``cleared`` the Enginy names being
+        removed. A key whose field is set gets its new value (``None`` when that value does not
+        normalise, so the stale key is removed); a key whose field is cleared gets ``None``;
+        keys of untouched fields are absent, so the driver keeps them.
+        """
+        cleared_names = set(cleared)
+        changed: dict[str, str | None] = {}
+        for spec in self._keys[entity]:
+            if spec.field in fields:
+                changed[spec.field] = NORMALISERS[spec.normaliser](fields[spec.field])
+            elif spec.field in cleared_names:
+                changed[spec.field] = None
+        return changed
