@@ -1,0 +1,340 @@
+"""In-memory driver: the reference implementation of the backend interface.
+
+* **Connects to:** nothing; everything lives in this process's memory, on the driver instance.
+* **Capabilities:** all of them (associations, activities, tasks, users, browse).
+* **Options:** ``users``: a list of ``{id, name, email}`` returned by ``GET /users`` (default:
+  none, so the list is empty).
+* **Limits and quirks:** data is lost when the process stops and is not shared between worker
+  processes; use it for tests, demos and as the model to copy when writing a driver. Lookups by
+  external id and by match key go through dictionaries (no scan of the store). Everything handed
+  out is a deep copy, so callers cannot change the store behind the driver's back. Activities
+  without ``occurred_at`` are ordered by their creation time.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from bisect import insort
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from backends.base import (
+    EXTERNAL_ID,
+    TASK_FIELDS,
+    Activity,
+    AssociationPair,
+    Backend,
+    Capability,
+    DriverOptions,
+    Entity,
+    InvalidRecord,
+    ItemResult,
+    MatchKey,
+    NewActivity,
+    NewRecord,
+    NewTask,
+    NotFound,
+    RecordUpdate,
+    StoredRecord,
+    Task,
+    TaskChanges,
+    User,
+)
+
+__all__ = ["MemoryBackend", "MemoryOptions", "MemoryUser"]
+
+_PREFIX = {Entity.CONTACT: "ct", Entity.COMPANY: "co"}
+
+
+class MemoryUser(BaseModel):
+    """One user listed by ``GET /users``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    name: str
+    email: str | None = None
+
+
+class MemoryOptions(DriverOptions):
+    """Options of the memory driver (``backend.options``)."""
+
+    users: tuple[MemoryUser, ...] = ()
+
+
+@dataclass(slots=True)
+class _Record:
+    crm_id: str
+    external_id: str | None
+    seq: int  # creation order: "oldest wins" and "newest first" both sort on it
+    fields: dict[str, Any]
+    match_keys: dict[str, str] = field(default_factory=dict)
+
+    def frozen(self) -> StoredRecord:
+        return StoredRecord(self.crm_id, self.external_id, copy.deepcopy(self.fields))
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def _copy_activity(activity: Activity) -> Activity:
+    return replace(activity, metadata=copy.deepcopy(dict(activity.metadata)))
+
+
+class MemoryBackend(Backend):
+    """Stores records, links, activities and tasks in dictionaries on the instance."""
+
+    name: ClassVar[str] = "memory"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability)
+    Options: ClassVar[type[DriverOptions]] = MemoryOptions
+
+    def __init__(self, options: DriverOptions | None = None) -> None:
+        super().__init__(options)
+        self._seq = 0
+        self._records: dict[Entity, dict[str, _Record]] = {e: {} for e in Entity}
+        self._by_external: dict[Entity, dict[str, str]] = {e: {} for e in Entity}
+        # entity -> key name -> normalised value -> crm ids, oldest first
+        self._by_key: dict[Entity, dict[str, dict[str, list[str]]]] = {e: {} for e in Entity}
+        # Ordered sets (dicts with None values) so listings come back in link order.
+        self._companies_of: dict[str, dict[str, None]] = {}
+        self._contacts_of: dict[str, dict[str, None]] = {}
+        self._activities: dict[str, Activity] = {}
+        self._activity_seq: dict[str, int] = {}
+        self._activity_by_key: dict[str, str] = {}
+        self._tasks: dict[str, Task] = {}
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    # -- match-key index ------------------------------------------------------------------
+
+    def _index(self, entity: Entity, record: _Record, name: str, value: str) -> None:
+        ids = self._by_key[entity].setdefault(name, {}).setdefault(value, [])
+        # An update may give an old record a value newer records already hold: keep creation
+        # order so that the oldest holder still wins.
+        insort(ids, record.crm_id, key=lambda crm_id: self._records[entity][crm_id].seq)
+
+    def _unindex(self, entity: Entity, record: _Record, name: str) -> None:
+        old = record.match_keys.pop(name, None)
+        if old is None:
+            return
+        values = self._by_key[entity][name]
+        values[old].remove(record.crm_id)
+        if not values[old]:
+            del values[old]
+
+    # -- contacts and companies -------------------------------------------------------------
+
+    async def create_record(self, entity: Entity, record: NewRecord) -> ItemResult:
+        existing = self._by_external[entity].get(record.external_id)
+        if existing is not None:
+            return ItemResult(crm_id=existing, created=False)
+        stored = _Record(
+            crm_id=_new_id(_PREFIX[entity]),
+            external_id=record.external_id,
+            seq=self._next_seq(),
+            fields=copy.deepcopy(dict(record.fields)),
+        )
+        self._records[entity][stored.crm_id] = stored
+        self._by_external[entity][record.external_id] = stored.crm_id
+        for name, value in record.match_keys.items():
+            stored.match_keys[name] = value
+            self._index(entity, stored, name, value)
+        return ItemResult(crm_id=stored.crm_id, created=True)
+
+    async def find_records(
+        self, entity: Entity, key: MatchKey, values: Sequence[str]
+    ) -> dict[str, StoredRecord]:
+        records = self._records[entity]
+        found: dict[str, StoredRecord] = {}
+        if key.name == EXTERNAL_ID:
+            for value in values:
+                crm_id = self._by_external[entity].get(value)
+                if crm_id is not None:
+                    found[value] = records[crm_id].frozen()
+            return found
+        index = self._by_key[entity].get(key.name, {})
+        for value in values:
+            ids = index.get(value)
+            if ids:
+                found[value] = records[ids[0]].frozen()
+        return found
+
+    async def get_records(self, entity: Entity, crm_ids: Sequence[str]) -> dict[str, StoredRecord]:
+        records = self._records[entity]
+        return {i: records[i].frozen() for i in crm_ids if i in records}
+
+    async def update_record(self, entity: Entity, update: RecordUpdate) -> ItemResult:
+        stored = self._records[entity].get(update.crm_id)
+        if stored is None:
+            return ItemResult(
+                crm_id=update.crm_id,
+                error=NotFound(f"No {entity.value} exists with ID: {update.crm_id}"),
+            )
+        for name in update.clear:
+            stored.fields.pop(name, None)
+        stored.fields.update(copy.deepcopy(dict(update.fields)))
+        for name, value in update.match_keys.items():
+            self._unindex(entity, stored, name)
+            if value is not None:
+                stored.match_keys[name] = value
+                self._index(entity, stored, name, value)
+        return ItemResult(crm_id=stored.crm_id)
+
+    # -- associations -------------------------------------------------------------------------
+
+    async def create_associations(self, pairs: Sequence[AssociationPair]) -> list[ItemResult]:
+        results: list[ItemResult] = []
+        for pair in pairs:
+            if pair.contact_id not in self._records[Entity.CONTACT]:
+                error = NotFound(f"No contact exists with ID: {pair.contact_id}")
+                results.append(ItemResult(crm_id=pair.contact_id, error=error))
+            elif pair.company_id not in self._records[Entity.COMPANY]:
+                error = NotFound(f"No company exists with ID: {pair.company_id}")
+                results.append(ItemResult(crm_id=pair.contact_id, error=error))
+            else:
+                self._companies_of.setdefault(pair.contact_id, {})[pair.company_id] = None
+                self._contacts_of.setdefault(pair.company_id, {})[pair.contact_id] = None
+                results.append(ItemResult(crm_id=pair.contact_id))
+        return results
+
+    # -- activities ---------------------------------------------------------------------------
+
+    def _check_links(self, contact_id: str | None, company_id: str | None) -> None:
+        if contact_id is not None and contact_id not in self._records[Entity.CONTACT]:
+            raise NotFound(f"No contact exists with ID: {contact_id}")
+        if company_id is not None and company_id not in self._records[Entity.COMPANY]:
+            raise NotFound(f"No company exists with ID: {company_id}")
+
+    async def create_activity(self, activity: NewActivity) -> Activity:
+        key = activity.idempotency_key
+        if key is not None and key in self._activity_by_key:
+            return _copy_activity(self._activities[self._activity_by_key[key]])
+        self._check_links(activity.contact_id, activity.company_id)
+        stored = Activity(
+            id=_new_id("act"),
+            type=activity.type,
+            direction=activity.direction,
+            subject=activity.subject,
+            body=activity.body,
+            owner_id=activity.owner_id,
+            occurred_at=activity.occurred_at,
+            contact_id=activity.contact_id,
+            company_id=activity.company_id,
+            metadata=copy.deepcopy(dict(activity.metadata)),
+            created_at=datetime.now(UTC),
+        )
+        self._activities[stored.id] = stored
+        self._activity_seq[stored.id] = self._next_seq()
+        if key is not None:
+            self._activity_by_key[key] = stored.id
+        return _copy_activity(stored)
+
+    # -- tasks --------------------------------------------------------------------------------
+
+    async def create_task(self, task: NewTask) -> Task:
+        self._check_links(task.contact_id, task.company_id)
+        now = datetime.now(UTC)
+        stored = Task(
+            id=_new_id("task"),
+            subject=task.subject,
+            description=task.description,
+            type=task.type,
+            owner_id=task.owner_id,
+            due_date=task.due_date,
+            contact_id=task.contact_id,
+            company_id=task.company_id,
+            created_at=now,
+            updated_at=now,
+        )
+        self._tasks[stored.id] = stored
+        return stored  # Task is frozen and holds only immutable values
+
+    async def get_tasks(self, ids: Sequence[str]) -> list[Task]:
+        # dict.fromkeys drops repeats and keeps the order asked.
+        return [self._tasks[i] for i in dict.fromkeys(ids) if i in self._tasks]
+
+    async def update_task(self, task_id: str, changes: TaskChanges) -> Task:
+        task = self._tasks.get(task_id)
+        if task is None:
+            raise NotFound(f"No task exists with ID: {task_id}")
+        unknown = sorted(set(changes.fields) - set(TASK_FIELDS))
+        if unknown:
+            raise InvalidRecord(f"Unknown task field(s): {', '.join(unknown)}")
+        new_fields: dict[str, Any] = dict(changes.fields)
+        self._check_links(new_fields.get("contact_id"), new_fields.get("company_id"))
+        if changes.completed is True:
+            new_fields["completed"] = True
+            new_fields["completed_at"] = changes.completed_at or (
+                task.completed_at if task.completed else changes.now
+            )
+        elif changes.completed is False:
+            new_fields["completed"] = False
+            new_fields["completed_at"] = None
+        task = replace(task, **new_fields, updated_at=changes.now)
+        self._tasks[task_id] = task
+        return task
+
+    # -- users --------------------------------------------------------------------------------
+
+    async def list_users(self) -> list[User]:
+        options = self.options
+        users = options.users if isinstance(options, MemoryOptions) else ()
+        return [User(id=u.id, name=u.name, email=u.email) for u in users]
+
+    # -- browsing -----------------------------------------------------------------------------
+
+    async def counts(self) -> dict[str, int]:
+        return {
+            "contacts": len(self._records[Entity.CONTACT]),
+            "companies": len(self._records[Entity.COMPANY]),
+            "associations": sum(len(c) for c in self._companies_of.values()),
+            "activities": len(self._activities),
+            "tasks": len(self._tasks),
+        }
+
+    async def list_records(
+        self, entity: Entity, *, limit: int = 50, offset: int = 0
+    ) -> list[StoredRecord]:
+        # Records are inserted in creation order, so reversed insertion order is newest first.
+        newest_first = list(reversed(self._records[entity].values()))
+        return [r.frozen() for r in newest_first[offset : offset + limit]]
+
+    async def list_associated(self, entity: Entity, crm_id: str) -> list[StoredRecord]:
+        if entity is Entity.CONTACT:
+            ids, other = self._companies_of.get(crm_id, {}), Entity.COMPANY
+        else:
+            ids, other = self._contacts_of.get(crm_id, {}), Entity.CONTACT
+        return [self._records[other][i].frozen() for i in ids]
+
+    async def list_activities(
+        self, *, contact_id: str | None = None, company_id: str | None = None, limit: int = 100
+    ) -> list[Activity]:
+        selected = [
+            a
+            for a in self._activities.values()
+            if (contact_id is None or a.contact_id == contact_id)
+            and (company_id is None or a.company_id == company_id)
+        ]
+        selected.sort(
+            key=lambda a: (a.occurred_at or a.created_at, self._activity_seq[a.id]), reverse=True
+        )
+        return [_copy_activity(a) for a in selected[:limit]]
+
+    async def list_tasks(
+        self, *, contact_id: str | None = None, company_id: str | None = None, limit: int = 100
+    ) -> list[Task]:
+        selected = [
+            t
+            for t in reversed(self._tasks.values())
+            if (contact_id is None or t.contact_id == contact_id)
+            and (company_id is None or t.company_id == company_id)
+        ]
+        return selected[:limit]
