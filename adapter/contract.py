@@ -1,0 +1,349 @@
+"""Enginy's Custom CRM wire format: one pydantic model per request and response body.
+
+Names follow the contract exactly (``externalId``, ``crmId``, ``contactCRMId``...; see
+``enginy-custom-crm.md`` Part A.1). Python attributes are snake_case; the wire names are aliases.
+
+Requests are validated straight from the raw body bytes (``model_validate_json``), which is the
+fast path in pydantic. Record objects accept any extra key (A.8): they land in ``model_extra``
+and the service carries them through. Activities and tasks also accept unknown keys and hand
+them to the driver in ``extra``.
+
+Datetimes are read as ISO 8601 (an offset-less value is taken as UTC) and always written as UTC
+with a ``Z`` suffix, as in every example of the contract.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+)
+from pydantic.alias_generators import to_camel
+
+__all__ = [
+    "ActivityIn",
+    "ActivityOut",
+    "AssociationError",
+    "AssociationIn",
+    "AssociationsRequest",
+    "AssociationsResponse",
+    "CreateCompaniesRequest",
+    "CreateContactsRequest",
+    "CreateError",
+    "CreateResponse",
+    "CreateResult",
+    "HealthOk",
+    "RecordIn",
+    "RecordUpdateIn",
+    "SyncResponse",
+    "SyncResult",
+    "TaskBatchPatch",
+    "TaskIds",
+    "TaskIn",
+    "TaskOut",
+    "TaskPatch",
+    "UpdateCompaniesRequest",
+    "UpdateContactsRequest",
+    "UpdateResponse",
+    "UpdateResult",
+    "UserOut",
+    "format_datetime",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Shared field types
+# --------------------------------------------------------------------------------------------
+
+
+def _as_utc(value: datetime) -> datetime:
+    # Enginy's examples are all UTC; a value without an offset is read as UTC rather than as
+    # the server's local time, which would shift it by the host's timezone.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def format_datetime(value: datetime) -> str:
+    """Render ``value`` as ISO 8601 in UTC with a ``Z`` suffix (milliseconds when present)."""
+    value = _as_utc(value)
+    spec = "milliseconds" if value.microsecond else "seconds"
+    return value.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
+
+
+def _id_text(value: object) -> object:
+    # Ids are strings on the wire; a numeric id (Enginy company ids look numeric) is accepted
+    # and kept as its decimal text rather than failing the whole batch.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+#: A datetime read from ISO 8601 (naive = UTC) and written as ``...Z``.
+UtcDateTime = Annotated[
+    datetime, AfterValidator(_as_utc), PlainSerializer(format_datetime, return_type=str)
+]
+#: A required identifier: a non-empty string (an integer is accepted and turned into text).
+Ident = Annotated[str, BeforeValidator(_id_text), StringConstraints(min_length=1)]
+#: A required non-blank string (``type`` of an activity, ``subject`` of a task).
+NonBlank = Annotated[str, StringConstraints(strip_whitespace=False, min_length=1, pattern=r"\S")]
+
+
+class _Wire(BaseModel):
+    """Base of every wire model: camelCase aliases, names accepted either way."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
+
+
+class _Open(_Wire):
+    """A wire object that keeps unknown keys (in ``model_extra``).
+
+    Only the wire names are recognised here: a custom field that happens to be spelt like a
+    Python attribute (``external_id``) stays a field instead of being taken as the envelope.
+    """
+
+    model_config = ConfigDict(extra="allow", validate_by_name=False)
+
+
+class _Closed(_Wire):
+    """A wire object that ignores unknown keys."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+# --------------------------------------------------------------------------------------------
+# Contacts and companies
+# --------------------------------------------------------------------------------------------
+
+
+class RecordIn(_Open):
+    """A contact or company on create or sync: ``externalId`` plus any fields."""
+
+    external_id: Ident
+
+
+class CreateContactsRequest(_Closed):
+    """``POST /contacts`` and ``POST /contacts/sync``."""
+
+    contacts: list[RecordIn]
+
+
+class CreateCompaniesRequest(_Closed):
+    """``POST /companies`` and ``POST /companies/sync``."""
+
+    companies: list[RecordIn]
+
+
+class RecordUpdateIn(_Open):
+    """A contact or company on update: ``crmId`` plus the fields to change (A.6)."""
+
+    crm_id: Ident
+
+
+class UpdateContactsRequest(_Closed):
+    """``PUT /contacts``."""
+
+    contacts: list[RecordUpdateIn]
+
+
+class UpdateCompaniesRequest(_Closed):
+    """``PUT /companies``."""
+
+    companies: list[RecordUpdateIn]
+
+
+class CreateResult(_Closed):
+    external_id: str
+    crm_id: str
+
+
+class CreateError(_Closed):
+    """A record of a create batch that failed for a permanent reason (A.5)."""
+
+    external_id: str
+    error: str
+    message: str
+
+
+class CreateResponse(_Closed):
+    """``{"results": [...], "errors": [...]}``; ``errors`` is left out when empty."""
+
+    results: list[CreateResult]
+    errors: list[CreateError] | None = None
+
+
+class SyncResult(_Closed):
+    external_id: str
+    crm_id: str
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class SyncResponse(_Closed):
+    """Only the matches (A.7)."""
+
+    results: list[SyncResult]
+
+
+class UpdateResult(_Closed):
+    crm_id: str
+    success: bool
+    error: str | None = None
+    message: str | None = None
+
+
+class UpdateResponse(_Closed):
+    results: list[UpdateResult]
+
+
+# --------------------------------------------------------------------------------------------
+# Associations
+# --------------------------------------------------------------------------------------------
+
+
+class AssociationIn(_Closed):
+    contact_crm_id: Ident = Field(alias="contactCRMId")
+    company_crm_id: Ident = Field(alias="companyCRMId")
+
+
+class AssociationsRequest(_Closed):
+    """``POST /associations``."""
+
+    associations: list[AssociationIn]
+
+
+class AssociationError(_Closed):
+    contact_crm_id: str = Field(alias="contactCRMId")
+    company_crm_id: str = Field(alias="companyCRMId")
+    error: str
+    message: str
+
+
+class AssociationsResponse(_Closed):
+    """``{"success", "created", "errors"?}``; ``created`` counts the pairs that succeeded."""
+
+    success: bool
+    created: int
+    errors: list[AssociationError] | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Activities
+# --------------------------------------------------------------------------------------------
+
+
+class ActivityIn(_Open):
+    """``POST /activities``: ``type`` required and non-blank (A.9); unknown keys kept."""
+
+    type: NonBlank
+    direction: str | None = None
+    subject: str | None = None
+    body: str | None = None
+    owner_id: str | None = None
+    occurred_at: UtcDateTime | None = None
+    contact_id: str | None = None
+    company_id: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class ActivityOut(_Closed):
+    """The stored activity, as ``POST /activities`` returns it."""
+
+    id: str
+    type: str
+    subject: str | None = None
+    body: str | None = None
+    direction: str | None = None
+    owner_id: str | None = None
+    occurred_at: UtcDateTime | None = None
+    contact_id: str | None = None
+    company_id: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: UtcDateTime | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Tasks
+# --------------------------------------------------------------------------------------------
+
+
+class TaskIn(_Open):
+    """``POST /tasks``: ``subject`` required and non-blank (A.10); unknown keys kept."""
+
+    subject: NonBlank
+    description: str | None = None
+    type: str | None = None
+    owner_id: str | None = None
+    due_date: UtcDateTime | None = None
+    contact_id: str | None = None
+    company_id: str | None = None
+
+
+class TaskPatch(_Closed):
+    """``PATCH /tasks/:id``: a partial update; only the keys sent change (A.10)."""
+
+    completed: bool | None = None
+    completed_at: UtcDateTime | None = None
+    subject: NonBlank | None = None
+    description: str | None = None
+    type: str | None = None
+    owner_id: str | None = None
+    due_date: UtcDateTime | None = None
+    contact_id: str | None = None
+    company_id: str | None = None
+
+
+class TaskIds(_Closed):
+    """``POST /tasks/batch``: ``{"ids": [...]}``."""
+
+    ids: list[Ident]
+
+
+class TaskBatchPatch(_Closed):
+    """``PATCH /tasks/batch``: ``{"ids": [...], "completed": bool, "completedAt"?}``."""
+
+    ids: list[Ident]
+    completed: bool
+    completed_at: UtcDateTime | None = None
+
+
+class TaskOut(_Closed):
+    """A task as every task route returns it; ``completedAt`` is null until completed."""
+
+    id: str
+    subject: str
+    description: str | None = None
+    type: str | None = None
+    owner_id: str | None = None
+    due_date: UtcDateTime | None = None
+    contact_id: str | None = None
+    company_id: str | None = None
+    completed: bool = False
+    completed_at: UtcDateTime | None = None
+    created_at: UtcDateTime | None = None
+    updated_at: UtcDateTime | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Users and health
+# --------------------------------------------------------------------------------------------
+
+
+class UserOut(_Closed):
+    id: str
+    name: str
+    email: str | None = None
+
+
+class HealthOk(_Closed):
+    status: str = "ok"

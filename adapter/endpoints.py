@@ -1,0 +1,175 @@
+"""The HTTP side of each route: read and validate the body, call the service, render JSON.
+
+Kept apart from ``app.py`` (which is only the route table and the lifespan) and from
+``service.py`` (which knows nothing of HTTP). There is no ``try/except`` for driver errors here:
+they propagate to the handlers of ``adapter/errors.py``.
+
+The hot path is lean on purpose: the body is read once with a size limit, validated from the
+raw bytes by pydantic (``model_validate_json``), and the response is serialised by pydantic
+straight to bytes.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from adapter.contract import (
+    ActivityIn,
+    AssociationsRequest,
+    CreateCompaniesRequest,
+    CreateContactsRequest,
+    HealthOk,
+    TaskBatchPatch,
+    TaskIds,
+    TaskIn,
+    TaskOut,
+    TaskPatch,
+    UpdateCompaniesRequest,
+    UpdateContactsRequest,
+    UserOut,
+)
+from adapter.errors import (
+    BadRequest,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from adapter.service import Service
+from backends.base import Entity
+
+__all__ = ["Endpoints", "read_json"]
+
+M = TypeVar("M", bound=BaseModel)
+
+_TASK_LIST = TypeAdapter(list[TaskOut])
+_USER_LIST = TypeAdapter(list[UserOut])
+_HEALTH_OK = HealthOk().model_dump_json().encode()
+_JSON = "application/json"
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == _JSON or (media.startswith("application/") and media.endswith("+json"))
+
+
+async def read_json(request: Request, model: type[M], max_bytes: int) -> M:
+    """Read the body (415 unless JSON, 413 over ``max_bytes``) and validate it (400)."""
+    headers = request.headers
+    if not _is_json(headers.get("content-type")):
+        raise UnsupportedMediaType("the body must be JSON (Content-Type: application/json)")
+    declared = headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise BadRequest("invalid Content-Length header")
+        if int(declared) > max_bytes:
+            raise PayloadTooLarge(f"the body is larger than the limit of {max_bytes} bytes")
+    # Enforced while streaming too: a chunked body has no Content-Length to trust.
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLarge(f"the body is larger than the limit of {max_bytes} bytes")
+        chunks.append(chunk)
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        raise ValidationFailed.from_pydantic(exc) from None
+
+
+def _json(content: bytes, status: int = 200) -> Response:
+    return Response(content, status_code=status, media_type=_JSON)
+
+
+def _model(model: BaseModel) -> Response:
+    # exclude_none: optional keys (``errors``, per-item ``error``) are left out, not null.
+    return _json(model.model_dump_json(exclude_none=True).encode())
+
+
+class Endpoints:
+    """One Starlette endpoint per contract route, bound to a :class:`Service`."""
+
+    def __init__(self, service: Service, max_body_bytes: int) -> None:
+        self.service = service
+        self.max_body_bytes = max_body_bytes
+
+    async def health(self, request: Request) -> Response:
+        await self.service.check_health()
+        return _json(_HEALTH_OK)
+
+    # -- contacts -----------------------------------------------------------------------------
+
+    async def create_contacts(self, request: Request) -> Response:
+        body = await read_json(request, CreateContactsRequest, self.max_body_bytes)
+        return _model(await self.service.create_records(Entity.CONTACT, body.contacts))
+
+    async def sync_contacts(self, request: Request) -> Response:
+        body = await read_json(request, CreateContactsRequest, self.max_body_bytes)
+        return _model(await self.service.sync_records(Entity.CONTACT, body.contacts))
+
+    async def update_contacts(self, request: Request) -> Response:
+        body = await read_json(request, UpdateContactsRequest, self.max_body_bytes)
+        return _model(await self.service.update_records(Entity.CONTACT, body.contacts))
+
+    # -- companies ----------------------------------------------------------------------------
+
+    async def create_companies(self, request: Request) -> Response:
+        body = await read_json(request, CreateCompaniesRequest, self.max_body_bytes)
+        return _model(await self.service.create_records(Entity.COMPANY, body.companies))
+
+    async def sync_companies(self, request: Request) -> Response:
+        body = await read_json(request, CreateCompaniesRequest, self.max_body_bytes)
+        return _model(await self.service.sync_records(Entity.COMPANY, body.companies))
+
+    async def update_companies(self, request: Request) -> Response:
+        body = await read_json(request, UpdateCompaniesRequest, self.max_body_bytes)
+        return _model(await self.service.update_records(Entity.COMPANY, body.companies))
+
+    # -- associations and activities ----------------------------------------------------------
+
+    async def create_associations(self, request: Request) -> Response:
+        body = await read_json(request, AssociationsRequest, self.max_body_bytes)
+        return _model(await self.service.create_associations(body.associations))
+
+    async def create_activity(self, request: Request) -> Response:
+        body = await read_json(request, ActivityIn, self.max_body_bytes)
+        activity = await self.service.create_activity(body)
+        # Not exclude_none: the stored activity is shown whole, nulls included.
+        return _json(activity.model_dump_json().encode())
+
+    # -- tasks --------------------------------------------------------------------------------
+
+    async def create_task(self, request: Request) -> Response:
+        body = await read_json(request, TaskIn, self.max_body_bytes)
+        task = await self.service.create_task(body)
+        return _json(task.model_dump_json().encode())
+
+    async def get_task(self, request: Request) -> Response:
+        task = await self.service.get_task(request.path_params["task_id"])
+        return _json(task.model_dump_json().encode())
+
+    async def update_task(self, request: Request) -> Response:
+        body = await read_json(request, TaskPatch, self.max_body_bytes)
+        task = await self.service.update_task(request.path_params["task_id"], body)
+        return _json(task.model_dump_json().encode())
+
+    async def get_tasks(self, request: Request) -> Response:
+        body = await read_json(request, TaskIds, self.max_body_bytes)
+        return _json(_TASK_LIST.dump_json(await self.service.get_tasks(body.ids)))
+
+    async def update_tasks(self, request: Request) -> Response:
+        body = await read_json(request, TaskBatchPatch, self.max_body_bytes)
+        return _json(_TASK_LIST.dump_json(await self.service.update_tasks(body)))
+
+    # -- users --------------------------------------------------------------------------------
+
+    async def list_users(self, request: Request) -> Response:
+        users = await self.service.list_users()
+        return _json(_USER_LIST.dump_json(users, exclude_none=True))

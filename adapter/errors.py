@@ -1,0 +1,319 @@
+"""Our HTTP errors, and the one place where every error response is rendered (A.3).
+
+Every error the service answers goes through :func:`error_response`: the Starlette
+``exception_handlers`` built by :func:`exception_handlers` (API errors, driver errors, routing
+404/405, unexpected exceptions) and the auth middleware, which runs before routing. The body is
+always ``{"error": "<code>", "message": "<detail>"}`` (a few errors add documented keys, such as
+``errors`` for a batch in which every record failed, or ``status`` for ``/health``).
+
+Routes never catch driver errors: a :class:`backends.base.BackendError` escaping a route is
+mapped here, by class, to its status code. An unexpected exception becomes a 500 whose body says
+nothing about the cause; the detail goes to the server log only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from backends.base import (
+    AuthFailed,
+    BackendError,
+    Conflict,
+    InvalidRecord,
+    NotFound,
+    Unavailable,
+    Unsupported,
+)
+
+__all__ = [
+    "ApiError",
+    "BadRequest",
+    "BatchFailed",
+    "HealthUnavailable",
+    "InvalidJson",
+    "PayloadTooLarge",
+    "TaskNotFound",
+    "Unauthorized",
+    "UnsupportedMediaType",
+    "ValidationFailed",
+    "backend_status",
+    "error_response",
+    "exception_handlers",
+    "format_validation_error",
+]
+
+logger = logging.getLogger("adapter.errors")
+
+_JSON_HEADERS = {"content-type": "application/json"}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    extra: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """Render one error: ``{"error": code, "message": message, **extra}`` with ``status``."""
+    body: dict[str, Any] = {"error": code, "message": message}
+    if extra:
+        body.update(extra)
+    all_headers = dict(_JSON_HEADERS)
+    if headers:
+        all_headers.update(headers)
+    content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return Response(content, status_code=status, headers=all_headers)
+
+
+# --------------------------------------------------------------------------------------------
+# Our errors
+# --------------------------------------------------------------------------------------------
+
+
+class ApiError(Exception):
+    """An error answered to Enginy as-is: ``status``, ``code`` and a safe ``message``."""
+
+    status: int = 400
+    code: str = "bad_request"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        extra: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        self.extra = dict(extra or {})
+        self.headers = dict(headers or {})
+
+
+class BadRequest(ApiError):
+    """400: the request is well-formed JSON but cannot be served as sent."""
+
+
+class InvalidJson(ApiError):
+    """400: the body is not valid JSON."""
+
+    code = "invalid_json"
+
+
+class ValidationFailed(ApiError):
+    """400: wrong shape, wrong type or a missing required field (the message names it)."""
+
+    code = "invalid_request"
+
+    @classmethod
+    def from_pydantic(cls, exc: ValidationError) -> ApiError:
+        errors = exc.errors(include_url=False, include_input=False)
+        if any(e["type"] == "json_invalid" for e in errors):
+            detail = next(e for e in errors if e["type"] == "json_invalid")
+            reason = str(detail.get("ctx", {}).get("error", "")) or "cannot be parsed"
+            return InvalidJson(f"malformed JSON body: {reason}")
+        return cls(format_validation_error(errors))
+
+
+class Unauthorized(ApiError):
+    """401: missing or wrong API key (A.2). The message never repeats the key."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class TaskNotFound(ApiError):
+    """404: no task with this id (A.10)."""
+
+    status = 404
+    code = "task_not_found"
+
+    def __init__(self, task_id: str) -> None:
+        shown = task_id if len(task_id) <= 200 else task_id[:200] + "..."
+        super().__init__(f"No task exists with ID: {shown}")
+
+
+class PayloadTooLarge(ApiError):
+    """413: the body is over ``server.max_body_bytes``."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(ApiError):
+    """415: the body is not declared as JSON."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
+class BatchFailed(ApiError):
+    """400: every record of a create batch failed for a permanent reason (A.5)."""
+
+    code = "batch_failed"
+
+    def __init__(self, errors: Sequence[Mapping[str, Any]]) -> None:
+        super().__init__(
+            f"all {len(errors)} records failed; see errors",
+            extra={"results": [], "errors": list(errors)},
+        )
+
+
+class HealthUnavailable(ApiError):
+    """503 from ``/health``: ``{"status": "unavailable", "error", "message"}`` (A.12)."""
+
+    status = 503
+
+    def __init__(self, error: BackendError) -> None:
+        super().__init__(
+            error.message,
+            code=error.code,
+            extra={"status": "unavailable"},
+            headers=_retry_after(error),
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Validation messages
+# --------------------------------------------------------------------------------------------
+
+_PLAIN_MESSAGES = {
+    "missing": "field required",
+    "string_too_short": "must not be empty",
+    "string_pattern_mismatch": "must not be blank",
+    "model_type": "expected a JSON object",
+    "model_attributes_type": "expected a JSON object",
+    "dict_type": "expected a JSON object",
+    "list_type": "expected a JSON array",
+    "string_type": "expected a string",
+    "bool_type": "expected a boolean",
+    "bool_parsing": "expected a boolean",
+}
+
+
+def _format_loc(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "body"
+
+
+def format_validation_error(errors: Sequence[Mapping[str, Any]], limit: int = 5) -> str:
+    """``contacts[3].externalId: field required; ...`` (at most ``limit`` problems named)."""
+    parts = []
+    for error in errors[:limit]:
+        msg = _PLAIN_MESSAGES.get(error["type"], error["msg"])
+        parts.append(f"{_format_loc(error['loc'])}: {msg}")
+    if len(errors) > limit:
+        parts.append(f"and {len(errors) - limit} more")
+    return "; ".join(parts)
+
+
+# --------------------------------------------------------------------------------------------
+# Driver errors
+# --------------------------------------------------------------------------------------------
+
+#: Status code of each driver error class (the first class in the error's MRO wins).
+_BACKEND_STATUS: dict[type[BackendError], int] = {
+    NotFound: 404,
+    Conflict: 409,
+    InvalidRecord: 400,
+    Unsupported: 501,
+    AuthFailed: 503,
+    Unavailable: 503,  # RateLimited is a subclass
+}
+
+
+def backend_status(error: BackendError) -> int:
+    """The HTTP status for a driver error that failed a whole request."""
+    for cls in type(error).__mro__:
+        status = _BACKEND_STATUS.get(cls)  # type: ignore[call-overload]
+        if status is not None:
+            return status
+    # An error class of a third-party driver: transient ones are retried by Enginy.
+    return 503 if error.retryable else 502
+
+
+def _retry_after(error: BackendError) -> dict[str, str]:
+    seconds = getattr(error, "retry_after", None)
+    if seconds is None or not error.retryable:
+        return {}
+    return {"Retry-After": str(max(0, math.ceil(seconds)))}
+
+
+# --------------------------------------------------------------------------------------------
+# Handlers
+# --------------------------------------------------------------------------------------------
+
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+_HTTP_MESSAGES = {
+    404: "No such route",
+    405: "Method not allowed on this route",
+}
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.code, exc.message, extra=exc.extra, headers=exc.headers)
+
+
+async def _backend_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BackendError)
+    status = backend_status(exc)
+    if status >= 500:
+        # The message is the driver's, which must be secret-free; it is also the operator's
+        # only clue, so it is logged (without a stack: this is an expected failure mode).
+        logger.warning("%s %s failed: %s", request.method, request.url.path, exc)
+    return error_response(status, exc.code, exc.message, headers=_retry_after(exc))
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    message = _HTTP_MESSAGES.get(exc.status_code, str(exc.detail))
+    return error_response(exc.status_code, code, message, headers=exc.headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    # Starlette's ServerErrorMiddleware calls this, then re-raises so that the server logs the
+    # traceback too. The response says nothing about the cause.
+    logger.error(
+        "unexpected error on %s %s", request.method, request.url.path, exc_info=exc
+    )
+    return error_response(
+        500, "internal_error", "An unexpected error occurred; the details are in the server log."
+    )
+
+
+def exception_handlers() -> dict[Any, Callable[[Request, Exception], Any]]:
+    """The ``exception_handlers`` mapping for :class:`starlette.applications.Starlette`."""
+    return {
+        ApiError: _api_error,
+        BackendError: _backend_error,
+        HTTPException: _http_exception,
+        Exception: _unexpected,
+    }
