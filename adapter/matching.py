@@ -91,10 +91,10 @@ def normalise_domain(value: object) -> str | None:
         host = host.split(stop, 1)[0]
     # "john@acme.com" (an email in a domain field) and "user:pw@host" both name the host.
     host = host.rsplit("@", 1)[-1]
-    host = _PORT.sub("", host).strip().rstrip(".")
+    host = _PORT.sub("", host).strip()
     if host.startswith("www."):
         host = host[len("www.") :]
-    return host or None
+    return host.rstrip(".") or None
 
 
 def normalise_name(value: object) -> str | None:
