@@ -83,6 +83,12 @@ def _new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
 
+def _when(activity: Activity) -> datetime:
+    moment = activity.occurred_at or activity.created_at or datetime.min
+    # A naive time is read as UTC so that naive and aware values can be ordered together.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def _copy_activity(activity: Activity) -> Activity:
     return replace(activity, metadata=copy.deepcopy(dict(activity.metadata)))
 
@@ -323,9 +329,7 @@ class MemoryBackend(Backend):
             if (contact_id is None or a.contact_id == contact_id)
             and (company_id is None or a.company_id == company_id)
         ]
-        selected.sort(
-            key=lambda a: (a.occurred_at or a.created_at, self._activity_seq[a.id]), reverse=True
-        )
+        selected.sort(key=lambda a: (_when(a), self._activity_seq[a.id]), reverse=True)
         return [_copy_activity(a) for a in selected[:limit]]
 
     async def list_tasks(

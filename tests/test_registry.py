@@ -73,8 +73,8 @@ def use_entry_points(monkeypatch: pytest.MonkeyPatch, **drivers: str) -> None:
     eps = [metadata.EntryPoint(n, v, ENTRY_POINT_GROUP) for n, v in drivers.items()]
     eps.append(metadata.EntryPoint("elsewhere", "regtest_plugin:PluginBackend", "other.group"))
 
-    def entry_points(**params: str) -> metadata.EntryPoints:
-        return metadata.EntryPoints(eps).select(**params)
+    def entry_points(*, group: str) -> metadata.EntryPoints:
+        return metadata.EntryPoints(eps).select(group=group)
 
     monkeypatch.setattr(metadata, "entry_points", entry_points)
 
