@@ -50,6 +50,8 @@ from adapter.matching import (
     NORMALISERS,
     KeySpec,
 )
+from adapter.telemetry import TelemetryConfig  # observability: (helper OPS)
+from adapter.ui import UIConfig  # ui: (helper OPS)
 from backends.base import EXTERNAL_ID, Entity
 
 if TYPE_CHECKING:
@@ -323,8 +325,14 @@ class Settings(_Section):
     matching: MatchingConfig = Field(default_factory=MatchingConfig)
     #: ``null``: ``GET /users`` asks the backend (501 when it cannot list users).
     users: list[UserConfig] | None = None
+    #: Metrics and request logs (``adapter/telemetry.py``).
+    observability: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    #: The dashboard at ``/ui`` (``adapter/ui.py``).
+    ui: UIConfig = Field(default_factory=UIConfig)
 
-    @field_validator("server", "auth", "backend", "mapping", "matching", mode="before")
+    @field_validator(
+        "server", "auth", "backend", "mapping", "matching", "observability", "ui", mode="before"
+    )
     @classmethod
     def _empty_section(cls, value: Any) -> Any:
         # ``server:`` with nothing under it loads as None; treat it as "all defaults".
@@ -346,24 +354,28 @@ def _format_loc(loc: Sequence[int | str]) -> str:
     return path
 
 
+def _find_model(annotation: Any) -> type[BaseModel] | None:
+    """The model class inside an annotation (``Model``, ``list[Model] | None``, ...)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _find_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
 def _model_at(model: type[BaseModel], loc: Sequence[int | str]) -> type[BaseModel] | None:
     """The model class that holds the key at ``loc[-1]`` (to suggest a spelling)."""
-    current: Any = model
+    current: type[BaseModel] | None = model
     for part in loc[:-1]:
         if isinstance(part, int):
             continue
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return None
-        info = current.model_fields.get(str(part))
+        info = current.model_fields.get(part) if current is not None else None
         if info is None:
             return None
-        annotation = info.annotation
-        args = getattr(annotation, "__args__", ())
-        candidates = [annotation, *args]
-        current = next(
-            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
-        )
-    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+        current = _find_model(info.annotation)
+    return current
 
 
 def format_validation_error(
@@ -567,11 +579,11 @@ def build_backend(settings: Settings) -> Backend:
     Raises :class:`ConfigError` (``backend.driver: ...`` for an unknown driver or a missing
     optional dependency, ``backend.options.<key>: ...`` for bad options).
     """
-    from backends.registry import DriverImportError, DriverNotFound, load_driver
+    from backends.registry import DriverLoadError, load_driver
 
     try:
         driver = load_driver(settings.backend.driver)
-    except (DriverNotFound, DriverImportError) as exc:
+    except DriverLoadError as exc:
         raise ConfigError(str(exc), path="backend.driver") from None
     try:
         options = driver.Options.model_validate(settings.backend.options)
