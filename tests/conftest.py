@@ -1,10 +1,91 @@
-"""Shared pytest configuration: async tests run on asyncio through anyio's plugin."""
+"""Shared pytest configuration: async tests run on asyncio through anyio's plugin, and the API
+tests get the app served through httpx's ASGI transport with its lifespan running."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import httpx
 import pytest
+
+from adapter.app import create_app
+from adapter.config import Settings
+from backends.base import Backend
+from backends.memory import MemoryBackend
+
+#: The keys every API test's configuration accepts (two, as during a rotation).
+API_KEY = "test-key-primary-7f3a"
+ROTATED_KEY = "test-key-rotated-91bc"
+
+Serve = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+MakeSettings = Callable[..., Settings]
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def make_settings(**sections: Any) -> Settings:
+    """Settings with both test keys, overridden section by section (nested dicts merge)."""
+    raw = _merge({"auth": {"keys": [API_KEY, ROTATED_KEY]}}, sections)
+    return Settings.model_validate(raw)
+
+
+@asynccontextmanager
+async def serve_app(
+    settings: Settings | None = None,
+    backend: Backend | None = None,
+    *,
+    key: str | None = API_KEY,
+    raise_app_exceptions: bool = True,
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Create the app, run its lifespan, and yield a client that sends ``key`` (if any)."""
+    app = create_app(settings or make_settings(), backend or MemoryBackend())
+    headers = {"X-API-Key": key} if key is not None else {}
+    transport = httpx.ASGITransport(app, raise_app_exceptions=raise_app_exceptions)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://adapter", headers=headers) as c,
+    ):
+        c.app = app  # type: ignore[attr-defined]  # lets a test reach app.state.service
+        yield c
+
+
+@pytest.fixture
+def settings_for() -> MakeSettings:
+    return make_settings
+
+
+@pytest.fixture
+def serve() -> Serve:
+    return serve_app
+
+
+@pytest.fixture
+def backend() -> MemoryBackend:
+    return MemoryBackend()
+
+
+@pytest.fixture
+async def client(backend: MemoryBackend) -> AsyncIterator[httpx.AsyncClient]:
+    async with serve_app(backend=backend) as c:
+        yield c
+
+
+@pytest.fixture
+def api_keys() -> tuple[str, str]:
+    """The primary and the rotated key the default test settings accept."""
+    return API_KEY, ROTATED_KEY
