@@ -1,0 +1,320 @@
+"""The dashboard at ``/ui``: connection settings, recent calls, counts and record pages.
+
+Server-rendered HTML (Starlette's Jinja2 templates, autoescape ON, a small stylesheet, no
+JavaScript at all). The record pages (``/ui/contacts/{crmId}``, ``/ui/companies/{crmId}``,
+``/ui/tasks/{id}``) are the targets of Enginy's ``contactLinkTemplate`` /
+``companyLinkTemplate`` for the embedded stores; listing, counts, associations, timelines and
+task lists need the driver's :attr:`~backends.base.Capability.BROWSE` capability, and the page
+says so when the driver lacks it.
+
+**Access:** HTTP Basic authentication. The password is ``ui.password`` when set (then the API
+key does NOT open the dashboard, so the key can stay with the machines); otherwise any valid
+API key. The username is ignored. The API key is never shown on any page.
+
+Every page is sent with a Content-Security-Policy that forbids scripts outright, so even a
+value that escaped escaping could not run; the escaping itself is tested.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import jinja2
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from adapter.links import link_templates
+from adapter.telemetry import Telemetry, key_matches
+from backends.base import Backend, BackendError, Capability, Entity, NotFound, Unsupported
+
+if TYPE_CHECKING:
+    from adapter.config import Settings
+
+__all__ = ["UI_PREFIX", "BasicAuthGuard", "UIConfig", "build_ui_app"]
+
+UI_PREFIX = "/ui"
+_HERE = Path(__file__).parent
+_SECURITY_HEADERS = {
+    # No script may run on these pages, whatever a stored value contains.
+    "content-security-policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-store",
+    "x-frame-options": "DENY",
+}
+
+
+class UIConfig(BaseModel):
+    """The ``ui:`` section of the YAML."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    #: Dashboard password (HTTP Basic, any username). Unset: any API key is the password.
+    password: SecretStr | None = None
+    #: How many recent calls the dashboard keeps (a ring buffer in memory, per process).
+    recent_calls: int = Field(default=200, ge=1, le=100_000)
+    #: The URL Enginy reaches this service at (``https://crm-adapter.example.com/enginy``);
+    #: used for the settings to paste and the record-link templates. Unset: taken from the
+    #: request (fine when no proxy rewrites the host).
+    public_base_url: str | None = None
+    #: Records per page in the lists.
+    page_size: int = Field(default=50, ge=1, le=1000)
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
+# --------------------------------------------------------------------------------------------
+# Authentication
+# --------------------------------------------------------------------------------------------
+
+
+def _basic_password(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            scheme, _, encoded = value.decode("latin-1").partition(" ")
+            if scheme.lower() != "basic":
+                return None
+            try:
+                decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                return None
+            _user, sep, password = decoded.partition(":")
+            return password if sep else None
+    return None
+
+
+class BasicAuthGuard:
+    """Pure ASGI guard: HTTP Basic with the UI password (or an API key) for everything under
+    ``/ui`` except the public stylesheet."""
+
+    def __init__(self, app: ASGIApp, passwords: Callable[[], list[str]]) -> None:
+        self.app = app
+        self.passwords = passwords
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and not _route_path(scope).startswith(f"{UI_PREFIX}/static/")
+            and not key_matches(_basic_password(scope), self.passwords())
+        ):
+            response = PlainTextResponse(
+                "Authentication required: log in with the dashboard password "
+                "(ui.password, or an API key when it is not set); any username.",
+                status_code=401,
+                headers={"www-authenticate": 'Basic realm="enginy-adapter", charset="UTF-8"',
+                         **_SECURITY_HEADERS},
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _route_path(scope: Scope) -> str:
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    # Starlette/uvicorn keep the mount prefix in ``path``; route on what follows it.
+    return path[len(root):] if root and path.startswith(root) else path
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _display(value: Any) -> str:
+    """A field value as text (escaping is the template's job, not this function's)."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else ""
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(_HERE / "templates"),
+        autoescape=True,  # everywhere, not only for *.html: every value we render is untrusted
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["display"] = _display
+    env.filters["when"] = _when
+    env.filters["q"] = lambda value: quote(str(value), safe="")
+    return env
+
+
+# --------------------------------------------------------------------------------------------
+# The app
+# --------------------------------------------------------------------------------------------
+
+
+def build_ui_app(settings: Settings, backend: Backend, telemetry: Telemetry,
+                 config: UIConfig | None = None) -> ASGIApp:
+    """The dashboard as an ASGI app serving ``/ui`` and below (already behind Basic auth)."""
+    cfg = config if config is not None else UIConfig()
+    templates = Jinja2Templates(env=_environment())
+    browse = Capability.BROWSE in backend.capabilities
+    tasks_ok = Capability.TASKS in backend.capabilities
+
+    def base_url(request: Request) -> str:
+        if cfg.public_base_url:
+            return cfg.public_base_url
+        return str(request.base_url).rstrip("/")
+
+    def render(request: Request, name: str, context: dict[str, Any], status: int = 200
+               ) -> Response:
+        prefix = request.scope.get("root_path", "").rstrip("/")
+        ctx = {"ui": prefix + UI_PREFIX, "driver": backend.name, "browse": browse,
+               "tasks_ok": tasks_ok, **context}
+        return templates.TemplateResponse(request, name, ctx, status_code=status,
+                                          headers=_SECURITY_HEADERS)
+
+    def failure(request: Request, exc: BackendError, status: int = 503) -> Response:
+        # exc.message is written to be safe to show (base.py: never a secret).
+        return render(request, "error.html",
+                      {"title": "Backend error", "code": exc.code, "message": exc.message},
+                      status)
+
+    async def overview(request: Request) -> Response:
+        counts: Mapping[str, int] | None = None
+        counts_error: str | None = None
+        if browse:
+            try:
+                counts = await backend.counts()
+            except BackendError as exc:
+                counts_error = f"{exc.code}: {exc.message}"
+        base = base_url(request)
+        return render(request, "overview.html", {
+            "title": "Overview",
+            "base_url": base,
+            "header": settings.auth.header,
+            "links": link_templates(backend, base),
+            "counts": counts,
+            "counts_error": counts_error,
+            "calls": telemetry.recent(),
+            "capabilities": sorted(c.value for c in backend.capabilities),
+        })
+
+    async def record_list(request: Request) -> Response:
+        entity = Entity.CONTACT if request.url.path.endswith("/contacts") else Entity.COMPANY
+        page = _page(request)
+        if not browse:
+            return render(request, "no_browse.html", {"title": entity.plural.title()})
+        try:
+            records = await backend.list_records(entity, limit=cfg.page_size + 1,
+                                                 offset=page * cfg.page_size)
+        except BackendError as exc:
+            return failure(request, exc)
+        return render(request, "records.html", {
+            "title": entity.plural.title(), "entity": entity.plural,
+            "records": records[: cfg.page_size], "page": page,
+            "more": len(records) > cfg.page_size,
+        })
+
+    async def record_page(request: Request) -> Response:
+        entity = Entity.CONTACT if "/contacts/" in request.url.path else Entity.COMPANY
+        crm_id = request.path_params["crm_id"]
+        try:
+            found = await backend.get_records(entity, [crm_id])
+        except Unsupported as exc:
+            return failure(request, exc, 501)
+        except BackendError as exc:
+            return failure(request, exc)
+        record = found.get(crm_id)
+        if record is None:
+            return render(request, "error.html", {
+                "title": "Not found", "code": "not_found",
+                "message": f"No {entity.value} exists with ID: {crm_id}"}, 404)
+        context: dict[str, Any] = {
+            "title": f"{entity.value.title()} {crm_id}", "entity": entity.plural,
+            "kind": entity.value, "record": record, "associated": None,
+            "activities": None, "tasks": None, "other": (
+                "companies" if entity is Entity.CONTACT else "contacts"),
+        }
+        if browse:
+            link = {"contact_id": crm_id} if entity is Entity.CONTACT else {"company_id": crm_id}
+            try:
+                context["associated"] = await backend.list_associated(entity, crm_id)
+                context["activities"] = await backend.list_activities(**link, limit=200)
+                context["tasks"] = await backend.list_tasks(**link, limit=200)
+            except BackendError as exc:
+                return failure(request, exc)
+        return render(request, "record.html", context)
+
+    async def task_list(request: Request) -> Response:
+        if not browse:
+            return render(request, "no_browse.html", {"title": "Tasks"})
+        try:
+            tasks = await backend.list_tasks(limit=cfg.page_size)
+        except BackendError as exc:
+            return failure(request, exc)
+        return render(request, "tasks.html", {"title": "Tasks", "tasks": tasks})
+
+    async def task_page(request: Request) -> Response:
+        task_id = request.path_params["task_id"]
+        try:
+            task = await backend.get_task(task_id)
+        except NotFound:
+            return render(request, "error.html", {
+                "title": "Not found", "code": "not_found",
+                "message": f"No task exists with ID: {task_id}"}, 404)
+        except Unsupported as exc:
+            return failure(request, exc, 501)
+        except BackendError as exc:
+            return failure(request, exc)
+        return render(request, "task.html", {"title": f"Task {task_id}", "task": task})
+
+    routes = [
+        Route(UI_PREFIX, overview, name="ui"),
+        Route(f"{UI_PREFIX}/", overview),
+        Route(f"{UI_PREFIX}/contacts", record_list),
+        Route(f"{UI_PREFIX}/companies", record_list),
+        Route(f"{UI_PREFIX}/contacts/{{crm_id}}", record_page),
+        Route(f"{UI_PREFIX}/companies/{{crm_id}}", record_page),
+        Route(f"{UI_PREFIX}/tasks", task_list),
+        Route(f"{UI_PREFIX}/tasks/{{task_id}}", task_page),
+        Mount(f"{UI_PREFIX}/static", StaticFiles(directory=_HERE / "static"), name="ui-static"),
+    ]
+    app = Starlette(routes=routes)
+
+    def passwords() -> list[str]:
+        if cfg.password is not None:
+            return [cfg.password.get_secret_value()]
+        return [k.get_secret_value() for k in settings.auth.keys]
+
+    return BasicAuthGuard(app, passwords)
+
+
+def _page(request: Request) -> int:
+    raw = request.query_params.get("page", "0")
+    return int(raw) if raw.isdigit() and len(raw) < 7 else 0
