@@ -20,6 +20,7 @@ from adapter.endpoints import Endpoints
 from adapter.errors import exception_handlers
 from adapter.mapping import build_mappers
 from adapter.matching import Matcher
+from adapter.ops import install as install_ops
 from adapter.service import Service
 from backends.base import Backend, Entity, User
 
@@ -97,4 +98,6 @@ def create_app(settings: Settings, backend: Backend | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.service = service
+    # Metrics, request logs, /openapi.json and the /ui dashboard (helper OPS: adapter/ops.py).
+    install_ops(app, settings, driver)
     return app
