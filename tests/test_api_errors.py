@@ -1,0 +1,276 @@
+"""A.3: one error shape, 4xx for bad input (never 5xx), driver errors mapped in one place."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import httpx
+import pytest
+
+from backends.base import (
+    AuthFailed,
+    BackendError,
+    Conflict,
+    Entity,
+    InvalidRecord,
+    MatchKey,
+    NotFound,
+    RateLimited,
+    StoredRecord,
+    Unavailable,
+    Unsupported,
+)
+from backends.memory import MemoryBackend
+
+pytestmark = pytest.mark.anyio
+
+BODY_ROUTES = [
+    ("POST", "/contacts"),
+    ("POST", "/contacts/sync"),
+    ("PUT", "/contacts"),
+    ("POST", "/companies"),
+    ("POST", "/companies/sync"),
+    ("PUT", "/companies"),
+    ("POST", "/associations"),
+    ("POST", "/activities"),
+    ("POST", "/tasks"),
+    ("PATCH", "/tasks/some-task"),
+    ("POST", "/tasks/batch"),
+    ("PATCH", "/tasks/batch"),
+]
+ROUTE_IDS = [f"{m} {p}" for m, p in BODY_ROUTES]
+
+
+class RaisingBackend(MemoryBackend):
+    """``find_records`` raises the given exception (reached by every sync)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    async def find_records(
+        self, entity: Entity, key: MatchKey, values: Sequence[str]
+    ) -> dict[str, StoredRecord]:
+        raise self.error
+
+
+def assert_error_shape(response: httpx.Response, status: int, code: str | None = None) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert isinstance(body["error"], str) and body["error"]
+    assert isinstance(body["message"], str) and body["message"]
+    if code is not None:
+        assert body["error"] == code
+
+
+# -- malformed input ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("method", "path"), BODY_ROUTES, ids=ROUTE_IDS)
+async def test_a3_malformed_json_is_400(client: httpx.AsyncClient, method: str, path: str) -> None:
+    response = await client.request(
+        method, path, content=b'{"contacts": [', headers={"content-type": "application/json"}
+    )
+    assert_error_shape(response, 400, "invalid_json")
+
+
+@pytest.mark.parametrize(("method", "path"), BODY_ROUTES, ids=ROUTE_IDS)
+@pytest.mark.parametrize(
+    "body", [b"[]", b"null", b"42", b'"text"', b"{}", b'{"contacts": "nope"}', b""]
+)
+async def test_a3_wrong_shapes_are_400_on_every_route(
+    client: httpx.AsyncClient, method: str, path: str, body: bytes
+) -> None:
+    response = await client.request(
+        method, path, content=body, headers={"content-type": "application/json"}
+    )
+    if path == "/tasks/some-task" and body.startswith(b"{"):
+        # Any object is a valid (partial) task update; this task does not exist.
+        assert_error_shape(response, 404, "task_not_found")
+    else:
+        assert_error_shape(response, 400)
+
+
+async def test_a3_missing_external_id_names_the_item(client: httpx.AsyncClient) -> None:
+    contacts: list[dict[str, Any]] = [{"externalId": f"l{i}"} for i in range(5)]
+    del contacts[3]["externalId"]
+    contacts[3]["email"] = "a@b.c"
+    response = await client.post("/contacts", json={"contacts": contacts})
+    assert_error_shape(response, 400, "invalid_request")
+    assert response.json()["message"] == "contacts[3].externalId: field required"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"contacts": [{"externalId": ["a"]}]}, "contacts[0].externalId"),
+        ({"contacts": [{"externalId": None}]}, "contacts[0].externalId"),
+        ({"contacts": [{"externalId": ""}]}, "contacts[0].externalId"),
+        ({"contacts": {"externalId": "a"}}, "contacts"),
+        ({"contacts": ["lead-1"]}, "contacts[0]"),
+    ],
+)
+async def test_a3_wrong_types_name_the_field(
+    client: httpx.AsyncClient, body: Any, field: str
+) -> None:
+    response = await client.post("/contacts", json=body)
+    assert_error_shape(response, 400, "invalid_request")
+    assert response.json()["message"].startswith(f"{field}: ")
+
+
+async def test_a3_wrong_type_in_task_fields(client: httpx.AsyncClient) -> None:
+    response = await client.post("/tasks", json={"subject": "x", "dueDate": "next tuesday"})
+    assert_error_shape(response, 400)
+    assert response.json()["message"].startswith("dueDate: ")
+
+
+async def test_a3_error_message_does_not_echo_input_values(client: httpx.AsyncClient) -> None:
+    response = await client.post("/tasks", json={"subject": "x", "dueDate": "zz-secret-zz"})
+    assert "zz-secret-zz" not in response.text
+
+
+# -- size and content type ---------------------------------------------------------------------
+
+
+async def test_a3_oversize_body_is_413_by_content_length(serve: Any, settings_for: Any) -> None:
+    async with serve(settings_for(server={"max_body_bytes": 1000})) as client:
+        contacts = [{"externalId": f"lead-{i}", "email": f"p{i}@acme.com"} for i in range(100)]
+        response = await client.post("/contacts", json={"contacts": contacts})
+    assert_error_shape(response, 413, "payload_too_large")
+
+
+async def test_a3_oversize_streamed_body_is_413(serve: Any, settings_for: Any) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"contacts": ['
+        for i in range(200):
+            yield b'{"externalId": "lead-%d"},' % i
+        yield b'{"externalId": "last"}]}'
+
+    async with serve(settings_for(server={"max_body_bytes": 1000})) as client:
+        # No Content-Length: the limit must hold while reading the stream.
+        response = await client.post(
+            "/contacts", content=chunks(), headers={"content-type": "application/json"}
+        )
+    assert "content-length" not in response.request.headers
+    assert_error_shape(response, 413, "payload_too_large")
+
+
+async def test_a3_body_at_the_limit_is_accepted(serve: Any, settings_for: Any) -> None:
+    body = b'{"contacts": [{"externalId": "x"}]}'
+    async with serve(settings_for(server={"max_body_bytes": len(body)})) as client:
+        response = await client.post(
+            "/contacts", content=body, headers={"content-type": "application/json"}
+        )
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+async def test_a3_non_json_content_type_is_415(
+    client: httpx.AsyncClient, content_type: str | None
+) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    response = await client.post(
+        "/contacts", content=b'{"contacts": []}', headers=headers
+    )
+    assert_error_shape(response, 415, "unsupported_media_type")
+
+
+async def test_a3_json_content_type_with_charset_is_accepted(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/contacts",
+        content=b'{"contacts": []}',
+        headers={"content-type": "Application/JSON; charset=utf-8"},
+    )
+    assert response.status_code == 200
+    assert response.json() == {"results": []}
+
+
+# -- routing ------------------------------------------------------------------------------------
+
+
+async def test_a3_unknown_route_is_404_json(client: httpx.AsyncClient) -> None:
+    response = await client.get("/contacts/batch/whatever")
+    assert_error_shape(response, 404, "not_found")
+
+
+async def test_a3_wrong_method_is_405_json(client: httpx.AsyncClient) -> None:
+    response = await client.delete("/contacts")
+    assert_error_shape(response, 405, "method_not_allowed")
+    assert "POST" in response.headers["allow"]
+
+
+async def test_a10_unknown_task_is_404(client: httpx.AsyncClient) -> None:
+    response = await client.get("/tasks/task-xyz")
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": "task_not_found",
+        "message": "No task exists with ID: task-xyz",
+    }
+
+
+# -- driver errors, one mapping -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "code"),
+    [
+        (NotFound("gone"), 404, "not_found"),
+        (Conflict("taken"), 409, "conflict"),
+        (InvalidRecord("too long"), 400, "invalid_record"),
+        (Unsupported("no"), 501, "not_implemented"),
+        (AuthFailed("token revoked"), 503, "backend_auth_failed"),
+        (Unavailable("db down"), 503, "backend_unavailable"),
+        (RateLimited("429", retry_after=3), 503, "backend_rate_limited"),
+        (BackendError("odd"), 502, "backend_error"),
+    ],
+)
+async def test_a3_backend_errors_map_to_status_codes(
+    serve: Any, error: BackendError, status: int, code: str
+) -> None:
+    async with serve(backend=RaisingBackend(error)) as client:
+        response = await client.post("/contacts/sync", json={"contacts": [{"externalId": "a"}]})
+    assert response.status_code == status
+    assert response.json() == {"error": code, "message": error.message}
+
+
+async def test_a3_unexpected_exception_is_500_without_detail(
+    serve: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR)
+    boom = RuntimeError("SELECT * FROM contacts WHERE password='hunter2' at /srv/app/x.py")
+    async with serve(backend=RaisingBackend(boom), raise_app_exceptions=False) as client:
+        response = await client.post("/contacts/sync", json={"contacts": [{"externalId": "a"}]})
+    assert response.status_code == 500
+    body = response.json()
+    assert body["error"] == "internal_error"
+    assert set(body) == {"error", "message"}
+    for leak in ("SELECT", "hunter2", "/srv/app", "Traceback", "RuntimeError"):
+        assert leak not in response.text
+    # The detail is in the server log.
+    assert "hunter2" in caplog.text
+
+
+@pytest.mark.parametrize(("method", "path"), BODY_ROUTES, ids=ROUTE_IDS)
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"contacts": [{"externalId": {"x": 1}}]},
+        {"companies": [None]},
+        {"associations": [{"contactCRMId": 1.5}]},
+        {"type": ["EMAIL"]},
+        {"subject": {"x": 1}},
+        {"ids": "task-1"},
+        {"ids": [None], "completed": "maybe"},
+        {"completed": "maybe", "completedAt": "yesterday"},
+        {"contacts": [{"crmId": ["a"]}]},
+    ],
+)
+async def test_a3_garbage_never_gives_5xx(
+    client: httpx.AsyncClient, method: str, path: str, body: Any
+) -> None:
+    response = await client.request(method, path, json=body)
+    assert 400 <= response.status_code < 500, response.text
+    assert set(response.json()) >= {"error", "message"}

@@ -1,0 +1,153 @@
+"""A.12 health with a cached backend check, and A.13 serving under a root path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+
+from backends.base import AuthFailed, BackendError, RateLimited, Unavailable
+from backends.memory import MemoryBackend
+
+pytestmark = pytest.mark.anyio
+
+
+class PingBackend(MemoryBackend):
+    """Counts pings; fails them with ``error`` when set; can hold them until released."""
+
+    def __init__(self, error: BackendError | None = None) -> None:
+        super().__init__()
+        self.error = error
+        self.pings = 0
+        self.gate: anyio.Event | None = None
+
+    async def ping(self) -> None:
+        self.pings += 1
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.error is not None:
+            raise self.error
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a12_health_is_ok(serve: Any) -> None:
+    async with serve() as client:
+        response = await client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_a12_health_is_503_when_backend_unreachable(serve: Any) -> None:
+    backend = PingBackend(Unavailable("cannot connect to db.internal:5432"))
+    async with serve(backend=backend) as client:
+        response = await client.get("/health")
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "unavailable",
+        "error": "backend_unavailable",
+        "message": "cannot connect to db.internal:5432",
+    }
+
+
+async def test_a12_health_is_503_when_backend_refuses_our_credentials(serve: Any) -> None:
+    async with serve(backend=PingBackend(AuthFailed("token expired"))) as client:
+        response = await client.get("/health")
+    assert response.status_code == 503
+    assert response.json()["error"] == "backend_auth_failed"
+    assert response.json()["status"] == "unavailable"
+
+
+async def test_a12_health_503_carries_retry_after_when_known(serve: Any) -> None:
+    async with serve(backend=PingBackend(RateLimited("slow down", retry_after=12))) as client:
+        response = await client.get("/health")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "12"
+
+
+async def test_a12_health_survives_an_unexpected_ping_error(
+    serve: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend = PingBackend()
+    backend.error = RuntimeError("secret-ish internal detail")  # type: ignore[assignment]
+    async with serve(backend=backend) as client:
+        response = await client.get("/health")
+    assert response.status_code == 503
+    assert "secret-ish" not in response.text
+    assert "secret-ish" in caplog.text
+
+
+async def test_a12_health_result_is_cached(serve: Any, settings_for: Any) -> None:
+    backend = PingBackend()
+    clock = Clock()
+    async with serve(settings_for(server={"health_cache_seconds": 5}), backend) as client:
+        client.app.state.service.health._clock = clock  # type: ignore[attr-defined]
+        for _ in range(10):
+            assert (await client.get("/health")).status_code == 200
+        assert backend.pings == 1
+        clock.now += 4.9
+        await client.get("/health")
+        assert backend.pings == 1
+        clock.now += 0.2
+        await client.get("/health")
+        assert backend.pings == 2
+
+
+async def test_a12_cached_failure_then_recovery(serve: Any, settings_for: Any) -> None:
+    backend = PingBackend(Unavailable("down"))
+    clock = Clock()
+    async with serve(settings_for(server={"health_cache_seconds": 5}), backend) as client:
+        client.app.state.service.health._clock = clock  # type: ignore[attr-defined]
+        assert (await client.get("/health")).status_code == 503
+        backend.error = None
+        assert (await client.get("/health")).status_code == 503  # still cached
+        clock.now += 6
+        assert (await client.get("/health")).status_code == 200
+    assert backend.pings == 2
+
+
+async def test_a12_concurrent_health_calls_share_one_ping(serve: Any) -> None:
+    backend = PingBackend()
+    backend.gate = anyio.Event()
+    statuses: list[int] = []
+    async with serve(backend=backend) as client:
+
+        async def probe() -> None:
+            statuses.append((await client.get("/health")).status_code)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(20):
+                tg.start_soon(probe)
+            await anyio.wait_all_tasks_blocked()
+            backend.gate.set()
+    assert statuses == [200] * 20
+    assert backend.pings == 1
+
+
+async def test_a13_served_under_root_path(serve: Any, settings_for: Any) -> None:
+    async with serve(settings_for(server={"root_path": "/enginy"})) as client:
+        prefixed = await client.get("/enginy/health")
+        bare = await client.get("/health")
+        created = await client.post(
+            "/enginy/contacts", json={"contacts": [{"externalId": "l1", "email": "a@b.c"}]}
+        )
+        task = await client.post("/enginy/tasks", json={"subject": "x"})
+        got = await client.get(f"/enginy/tasks/{task.json()['id']}")
+    assert prefixed.status_code == 200
+    assert prefixed.json() == {"status": "ok"}
+    assert bare.status_code == 404
+    assert created.status_code == 200
+    assert got.status_code == 200
+
+
+async def test_a13_root_path_still_requires_the_key(serve: Any, settings_for: Any) -> None:
+    async with serve(settings_for(server={"root_path": "/enginy/"}), key=None) as client:
+        response = await client.get("/enginy/health")
+    assert response.status_code == 401
