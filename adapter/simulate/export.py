@@ -1,0 +1,355 @@
+"""The export flow, as Enginy runs it (B.6): companies first, then contacts, then associations.
+
+To exercise "sync finds what already exists", each entity starts with a *seed* record created
+under one externalId; the export then syncs a record with a *different* externalId whose email
+or domain is a variant of the seed's (case, ``www.``, scheme, path, whitespace), so only the
+server's normalised matching can find it (Part A.7).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapter.simulate.context import MUST, SHOULD, Context, chunks
+from adapter.simulate.shapes import SyncMatch, check_created, check_synced, check_updated
+
+__all__ = ["export", "properties_agree", "read_back", "update"]
+
+
+async def export(ctx: Context) -> None:
+    await _companies(ctx)
+    await _contacts(ctx)
+    await _associations(ctx)
+
+
+# -- helpers shared by both entities ----------------------------------------------------------
+
+
+async def _create(ctx: Context, entity: str, records: list[dict[str, Any]]) -> dict[str, str]:
+    """``POST /<entity>`` in batches; feeds ``<entity>.create`` and ``.create.complete``."""
+    created: dict[str, str] = {}
+    for batch in chunks(records, ctx.batch_size):
+        sent = [r["externalId"] for r in batch]
+        reply = await ctx.http.call("POST", f"/{entity}", json_body={entity: list(batch)})
+        problems, got = check_created(reply.body, sent)
+        ctx.shape(f"{entity}.create", reply, problems)
+        missing = [e for e in sent if e not in got]
+        if reply.ok and not problems:
+            ctx.should(
+                f"{entity}.create.complete",
+                not missing,
+                f"no result for {len(missing)} of {len(sent)}, e.g. {missing[:3]}"
+                if missing
+                else f"{len(sent)} of {len(sent)} in results",
+            )
+        created.update(got)
+    return created
+
+
+async def _sync(ctx: Context, entity: str, records: list[dict[str, Any]]) -> dict[str, SyncMatch]:
+    """``POST /<entity>/sync`` in batches; feeds ``<entity>.sync``."""
+    matches: dict[str, SyncMatch] = {}
+    for batch in chunks(records, ctx.batch_size):
+        sent = {r["externalId"] for r in batch}
+        reply = await ctx.http.call("POST", f"/{entity}/sync", json_body={entity: list(batch)})
+        problems, got = check_synced(reply.body, sent)
+        ctx.shape(f"{entity}.sync", reply, problems)
+        matches.update(got)
+    return matches
+
+
+async def update(ctx: Context, entity: str, updates: list[dict[str, Any]], check: str) -> bool:
+    """``PUT /<entity>`` in batches; ``check`` passes when every item reports success."""
+    all_ok = True
+    for batch in chunks(updates, ctx.batch_size):
+        sent = [u["crmId"] for u in batch]
+        reply = await ctx.http.call("PUT", f"/{entity}", json_body={entity: list(batch)})
+        problems, outcomes = check_updated(reply.body, sent)
+        if not ctx.shape(check, reply, problems):
+            all_ok = False
+            continue
+        failed = [c for c in sent if outcomes.get(c, {}).get("success") is not True]
+        all_ok &= ctx.must(
+            check,
+            not failed,
+            f"no success for {failed[:3]}: {reply.excerpt}" if failed else f"{len(sent)} updated",
+        )
+    return all_ok
+
+
+async def read_back(ctx: Context, entity: str, record: dict[str, Any]) -> SyncMatch | None:
+    """Sync one record this run created and return its match (for ``properties`` checks)."""
+    matches = await _sync(ctx, entity, [record])
+    match = matches.get(record["externalId"])
+    ctx.should(
+        f"{entity}.sync.finds_created",
+        match is not None,
+        "" if match else f"{record['externalId']} was created by this run but sync did not find it",
+    )
+    return match
+
+
+def properties_agree(
+    ctx: Context, name: str, match: SyncMatch | None, expected: dict[str, Any], why: str
+) -> None:
+    """SHOULD ``name``: the synced ``properties`` carry ``expected``; SKIP when the server does
+    not send those properties back at all (``properties`` is optional, and a server may restrict
+    it to a configured list)."""
+    if match is None:
+        ctx.skip(name, SHOULD, "record not found by sync")
+        return
+    props = match.properties
+    if not props:
+        ctx.skip(name, SHOULD, "sync returns no properties")
+        return
+    present = {k: v for k, v in expected.items() if k in props}
+    if not present:
+        ctx.skip(name, SHOULD, f"none of {sorted(expected)} in properties (sync_back list?)")
+        return
+    wrong = {k: props[k] for k, v in present.items() if props[k] != v}
+    absent = sorted(set(expected) - set(present))
+    detail = f"{why}: " + (f"got {wrong}, expected {dict((k, expected[k]) for k in wrong)}")
+    if not wrong and absent:
+        ctx.should(name, False, f"{why}: {absent} missing from properties")
+        return
+    ctx.should(name, not wrong, detail if wrong else f"{sorted(present)} as expected")
+
+
+# -- companies --------------------------------------------------------------------------------
+
+
+async def _companies(ctx: Context) -> None:
+    rid = ctx.run_id
+    seed: dict[str, Any] = {
+        "externalId": ctx.tag("co-seed"),
+        "name": f"Sim {rid} Seed Corp",
+        "domain": ctx.domain("seed"),
+        "industry": "Simulation",
+        "numberOfEmployees": 42,
+        "linkedinUrl": f"https://www.linkedin.com/company/sim-{rid}-seed",
+        "description": "Written by enginy-adapter simulate; safe to delete.",
+        "enginySimulationRun": rid,
+    }
+    seed_crm = (await _create(ctx, "companies", [seed])).get(seed["externalId"])
+    if seed_crm:
+        ctx.company_ids[seed["externalId"]] = seed_crm
+
+    # Alpha is the seed seen by Enginy under another id, its domain written another way.
+    alpha: dict[str, Any] = {
+        "externalId": ctx.tag("co-alpha"),
+        "name": f"Sim {rid} Alpha (seed as Enginy knows it)",
+        "domain": f"https://WWW.{ctx.domain('seed').upper()}/about",
+        "employeeCount": 42,
+        "enginySimulationRun": rid,
+    }
+    beta: dict[str, Any] = {
+        "externalId": ctx.tag("co-beta"),
+        "name": f"Sim {rid} Beta Ltd",
+        "domain": ctx.domain("beta"),
+        "industry": "Software",
+        "numberOfEmployees": 150,
+        "linkedinUrl": f"https://www.linkedin.com/company/sim-{rid}-beta",
+        "enginySimulationRun": rid,
+    }
+    if ctx.owner_id:
+        beta["ownerId"] = ctx.owner_id
+    matches = await _sync(ctx, "companies", [alpha, beta])
+    found = matches.get(alpha["externalId"])
+    if seed_crm is None:
+        ctx.skip("companies.sync.normalised_domain", SHOULD, "seed company not created")
+    else:
+        ctx.should(
+            "companies.sync.normalised_domain",
+            found is not None and found.crm_id == seed_crm,
+            f"{alpha['domain']!r} found {ctx.domain('seed')!r}"
+            if found is not None and found.crm_id == seed_crm
+            else f"{alpha['domain']!r} did not find the company with domain "
+            f"{ctx.domain('seed')!r} ({'matched ' + found.crm_id if found else 'no match'})",
+        )
+    ctx.must(
+        "companies.sync.only_matches",
+        beta["externalId"] not in matches,
+        f"{beta['externalId']} (a new domain) was matched" if beta["externalId"] in matches else "",
+    )
+
+    # Enginy updates what sync matched and creates the rest.
+    if found is not None:
+        ctx.company_ids[alpha["externalId"]] = found.crm_id
+        await update(
+            ctx,
+            "companies",
+            [
+                {
+                    "crmId": found.crm_id,
+                    "industry": "Simulation (updated)",
+                    "enginySimulationRun": rid,
+                }
+            ],
+            "companies.update",
+        )
+    to_create = [beta] if found is not None else [alpha, beta]
+    created = await _create(ctx, "companies", to_create)
+    ctx.company_ids.update(created)
+    beta_crm = created.get(beta["externalId"])
+    if beta_crm is None:
+        return
+    ctx.main_company = beta["externalId"]
+
+    again = await _create(ctx, "companies", [beta])
+    repeat = again.get(beta["externalId"])
+    ctx.should(
+        "companies.create.idempotent",
+        repeat == beta_crm,
+        f"re-sent create returned {repeat!r}, first create {beta_crm!r}"
+        if repeat != beta_crm
+        else "re-sent create returned the same crmId",
+    )
+
+    # Partial update: only `industry` is sent; `name` and `domain` must survive.
+    if await update(
+        ctx,
+        "companies",
+        [{"crmId": beta_crm, "industry": "Software (updated)"}],
+        "companies.update",
+    ):
+        match = await read_back(
+            ctx, "companies", {"externalId": beta["externalId"], "domain": beta["domain"]}
+        )
+        properties_agree(
+            ctx,
+            "companies.update.partial",
+            match,
+            {"name": beta["name"], "industry": "Software (updated)"},
+            "Part A.6: PUT changes only the keys sent",
+        )
+
+
+# -- contacts ---------------------------------------------------------------------------------
+
+
+def _contact(ctx: Context, i: int) -> dict[str, Any]:
+    rid = ctx.run_id
+    record: dict[str, Any] = {
+        "externalId": ctx.tag(f"ct-{i:03d}"),
+        "email": ctx.email(f"lead{i:03d}"),
+        "firstName": "Lead",
+        "lastName": f"{i:03d} Sim {rid}",
+        "title": "Head of Simulations",
+        "company": f"Sim {rid} Beta Ltd",
+        "linkedinUrl": f"https://www.linkedin.com/in/sim-{rid}-lead-{i:03d}/",
+        "phone": f"+1555{i:07d}",
+        "enginySimulationRun": rid,
+    }
+    if ctx.owner_id:
+        record["ownerId"] = ctx.owner_id
+    return record
+
+
+async def _contacts(ctx: Context) -> None:
+    rid = ctx.run_id
+    seed: dict[str, Any] = {
+        "externalId": ctx.tag("ct-seed"),
+        "email": ctx.email("seed"),
+        "firstName": "Seed",
+        "lastName": f"Sim {rid}",
+        "title": "Existing Contact",
+        "enginySimulationRun": rid,
+    }
+    seed_crm = (await _create(ctx, "contacts", [seed])).get(seed["externalId"])
+    if seed_crm:
+        ctx.contact_ids[seed["externalId"]] = seed_crm
+
+    records = [_contact(ctx, i) for i in range(ctx.contacts)]
+    # Lead 000 is the seed as Enginy knows it: another id, the email cased and padded.
+    variant = f"  {ctx.email('seed').upper()} "
+    records[0].update(email=variant, firstName="Seed", title="Existing Contact")
+    for record in records:
+        ctx.sent_contacts[record["externalId"]] = record
+
+    matches = await _sync(ctx, "contacts", records)
+    first = matches.get(records[0]["externalId"])
+    if seed_crm is None:
+        ctx.skip("contacts.sync.normalised_email", SHOULD, "seed contact not created")
+    else:
+        hit = first is not None and first.crm_id == seed_crm
+        ctx.should(
+            "contacts.sync.normalised_email",
+            hit,
+            f"{variant!r} found {ctx.email('seed')!r}"
+            if hit
+            else f"{variant!r} did not find the contact with email {ctx.email('seed')!r}",
+        )
+    false_hits = sorted(e for e in matches if e != records[0]["externalId"])
+    ctx.must(
+        "contacts.sync.only_matches",
+        not false_hits,
+        f"new contacts were matched: {false_hits[:3]}" if false_hits else "",
+    )
+
+    matched = [r for r in records if r["externalId"] in matches]
+    if matched:
+        await update(
+            ctx,
+            "contacts",
+            [
+                {"crmId": matches[r["externalId"]].crm_id, "title": "Existing Contact (updated)"}
+                for r in matched
+            ],
+            "contacts.update",
+        )
+        for r in matched:
+            ctx.contact_ids[r["externalId"]] = matches[r["externalId"]].crm_id
+    unmatched = [r for r in records if r["externalId"] not in matches]
+    created = await _create(ctx, "contacts", unmatched)
+    ctx.contact_ids.update(created)
+    ctx.created_contacts.extend(r["externalId"] for r in unmatched if r["externalId"] in created)
+
+    resend = [r for r in unmatched if r["externalId"] in created][:2]
+    if resend:
+        again = await _create(ctx, "contacts", resend)
+        changed = {
+            r["externalId"]: again.get(r["externalId"])
+            for r in resend
+            if again.get(r["externalId"]) != created[r["externalId"]]
+        }
+        ctx.should(
+            "contacts.create.idempotent",
+            not changed,
+            f"re-sent creates returned other crmIds: {changed}"
+            if changed
+            else "re-sent creates returned the same crmIds",
+        )
+
+
+async def _associations(ctx: Context) -> None:
+    company_crm = ctx.company_ids.get(ctx.main_company or "")
+    seed_company = ctx.company_ids.get(ctx.tag("co-seed"))
+    pairs = [
+        {"contactCRMId": crm, "companyCRMId": company_crm}
+        for ext, crm in ctx.contact_ids.items()
+        if company_crm and ext != ctx.tag("ct-seed")
+    ]
+    if seed_company and ctx.tag("ct-seed") in ctx.contact_ids:
+        pairs.append(
+            {"contactCRMId": ctx.contact_ids[ctx.tag("ct-seed")], "companyCRMId": seed_company}
+        )
+    if not pairs:
+        ctx.skip("associations.create", MUST, "no contact/company pairs were created")
+        return
+    batches = list(chunks(pairs, ctx.batch_size))
+    for batch in batches:
+        reply = await ctx.http.call("POST", "/associations", json_body={"associations": batch})
+        body = reply.body
+        problems = (
+            []
+            if isinstance(body, dict) and body.get("success") is True
+            else [f"expected {{'success': true}}, got {reply.excerpt or 'no body'}"]
+        )
+        ctx.shape("associations.create", reply, problems)
+    reply = await ctx.http.call("POST", "/associations", json_body={"associations": batches[0]})
+    ok = reply.ok and isinstance(reply.body, dict) and reply.body.get("success") is True
+    ctx.should(
+        "associations.idempotent",
+        ok,
+        "re-sent pairs accepted" if ok else f"re-sent pairs: {reply.describe()}",
+    )
