@@ -8,7 +8,8 @@
   processes; use it for tests, demos and as the model to copy when writing a driver. Lookups by
   external id and by match key go through dictionaries (no scan of the store). Everything handed
   out is a deep copy, so callers cannot change the store behind the driver's back. Activities
-  without ``occurred_at`` are ordered by their creation time.
+  without ``occurred_at`` are ordered by their creation time. The ``extra`` keys of activities
+  and tasks are not kept (``Activity`` and ``Task`` have no place to return them).
 """
 
 from __future__ import annotations
