@@ -8,7 +8,7 @@ together they show each suite test names a behaviour and fails when it breaks.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -17,8 +17,10 @@ import pytest
 from backends.base import (
     Activity,
     AssociationPair,
+    Backend,
     BackendError,
     Capability,
+    DriverOptions,
     Entity,
     ItemResult,
     MatchKey,
@@ -30,6 +32,7 @@ from backends.base import (
     Task,
     TaskChanges,
     User,
+    overridden_capabilities,
 )
 from backends.memory import MemoryBackend
 from backends.testing import (
@@ -287,3 +290,43 @@ def test_every_case_names_a_suite_test() -> None:
 def test_not_found_is_a_backend_error() -> None:
     # The harness above counts a raised BackendError as a failure; NotFound must be one.
     assert issubclass(NotFound, BackendError)
+
+
+# -- a driver with only the required core runs the suite too (optional groups skip) -----------
+
+
+class CoreOnlyBackend(Backend):
+    """Contacts and companies only, delegating to a private memory store."""
+
+    name = "core-only"
+
+    def __init__(self, options: DriverOptions | None = None) -> None:
+        super().__init__(options)
+        self._store = MemoryBackend()
+
+    async def create_record(self, entity: Entity, record: NewRecord) -> ItemResult:
+        return await self._store.create_record(entity, record)
+
+    async def find_records(
+        self, entity: Entity, key: MatchKey, values: Sequence[str]
+    ) -> dict[str, StoredRecord]:
+        return await self._store.find_records(entity, key, values)
+
+    async def get_records(self, entity: Entity, crm_ids: Sequence[str]) -> dict[str, StoredRecord]:
+        return await self._store.get_records(entity, crm_ids)
+
+    async def update_record(self, entity: Entity, update: RecordUpdate) -> ItemResult:
+        return await self._store.update_record(entity, update)
+
+
+class TestCoreOnlyDriver(ConformanceSuite):
+    @pytest.fixture
+    async def backend(self) -> AsyncIterator[Backend]:
+        driver = CoreOnlyBackend()
+        await driver.open()
+        yield driver
+        await driver.close()
+
+
+def test_core_only_driver_declares_nothing() -> None:
+    assert overridden_capabilities(CoreOnlyBackend) == frozenset()
