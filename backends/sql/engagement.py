@@ -1,0 +1,342 @@
+"""Activities, tasks, users and the dashboard's browsing, for :class:`SQLBackend`.
+
+These live in the adapter's own tables (``<prefix>activities``, ``<prefix>tasks``) in both
+schema modes; users come from ``<prefix>users`` (managed mode) or the configured table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from backends.base import (
+    Activity,
+    Entity,
+    InvalidRecord,
+    NewActivity,
+    NewTask,
+    NotFound,
+    StoredRecord,
+    Task,
+    TaskChanges,
+    User,
+)
+
+if TYPE_CHECKING:
+    from .mapped import RecordStore
+    from .options import SQLOptions
+    from .schema import ManagedTables
+
+__all__ = ["EngagementMixin"]
+
+
+def to_db(value: Any) -> dt.datetime | None:
+    """A timestamp as stored: naive UTC."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        text = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
+        try:
+            value = dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise InvalidRecord("dates must be ISO 8601 date-times") from None
+    if not isinstance(value, dt.datetime):
+        raise InvalidRecord("dates must be ISO 8601 date-times")
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
+
+
+def from_db(value: dt.datetime | None) -> dt.datetime | None:
+    return None if value is None else value.replace(tzinfo=dt.UTC)
+
+
+def _idem(key: str | None) -> str | None:
+    # The unique column is 255 characters; longer keys (long message ids) are hashed.
+    if key is None or len(key) <= 255:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+class EngagementMixin:
+    """Activities, tasks, users and browsing. Mixed into :class:`SQLBackend`."""
+
+    if TYPE_CHECKING:
+        options: SQLOptions
+        tables: ManagedTables
+        _reflected: dict[str, sa.Table]
+
+        def _tx(self, what: str, *, write: bool = True
+                ) -> AbstractAsyncContextManager[AsyncConnection]: ...
+        def _store(self, entity: Entity) -> RecordStore: ...
+        async def _existing(self, conn: AsyncConnection, store: RecordStore,
+                            crm_ids: Iterable[str]) -> set[str]: ...
+        async def _load(self, conn: AsyncConnection, store: RecordStore, crm_ids: Iterable[str]
+                        ) -> dict[str, tuple[Any, StoredRecord]]: ...
+        def _insert_ignore(self, table: sa.Table, *keys: str) -> sa.Insert: ...
+        def _lock(self, stmt: sa.Select[Any]) -> sa.Select[Any]: ...
+        @staticmethod
+        def _case_update(table: sa.Table, key: sa.Column[Any],
+                         changes: Mapping[Any, Mapping[str, Any]]) -> sa.Update | None: ...
+        async def _retrying(self, run: Any) -> Any: ...
+
+    async def _check_links(
+        self, conn: AsyncConnection, contact_id: str | None, company_id: str | None
+    ) -> None:
+        for entity, crm_id in ((Entity.CONTACT, contact_id), (Entity.COMPANY, company_id)):
+            if crm_id is not None and not await self._existing(
+                conn, self._store(entity), [crm_id]
+            ):
+                raise NotFound(f"No {entity.value} exists with ID: {crm_id}")
+
+    # -- activities ----------------------------------------------------------------------------
+
+    async def create_activity(self, activity: NewActivity) -> Activity:
+        """Store an activity; a repeated ``idempotency_key`` returns the first one (also under
+        concurrency: the key is unique). Raises :class:`NotFound` for an unknown contact or
+        company."""
+        table = self.tables.activities
+        key = _idem(activity.idempotency_key)
+        async with self._tx("create activity") as conn:
+            if key is not None:
+                row = (await conn.execute(
+                    sa.select(table).where(table.c.idempotency_key == key)
+                )).mappings().first()
+                if row is not None:
+                    return self._activity(row)
+            await self._check_links(conn, activity.contact_id, activity.company_id)
+            new_id = str(uuid.uuid4())
+            values = {
+                "id": new_id, "type": activity.type, "direction": activity.direction,
+                "subject": activity.subject, "body": activity.body, "owner_id": activity.owner_id,
+                "occurred_at": to_db(activity.occurred_at), "contact_id": activity.contact_id,
+                "company_id": activity.company_id, "metadata": dict(activity.metadata) or None,
+                "extra": dict(activity.extra) or None, "idempotency_key": key,
+                "created_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
+            }
+            if key is None:
+                await conn.execute(sa.insert(table).values(values))
+                where = table.c.id == new_id
+            else:
+                await conn.execute(self._insert_ignore(table, "idempotency_key").values(values))
+                where = table.c.idempotency_key == key
+            row = (await conn.execute(sa.select(table).where(where))).mappings().one()
+        return self._activity(row)
+
+    @staticmethod
+    def _activity(row: Mapping[str, Any]) -> Activity:
+        return Activity(
+            id=row["id"], type=row["type"], direction=row["direction"], subject=row["subject"],
+            body=row["body"], owner_id=row["owner_id"], occurred_at=from_db(row["occurred_at"]),
+            contact_id=row["contact_id"], company_id=row["company_id"],
+            metadata=row["metadata"] or {}, created_at=from_db(row["created_at"]),
+        )
+
+    # -- tasks ---------------------------------------------------------------------------------
+
+    async def create_task(self, task: NewTask) -> Task:
+        """Create a task (not completed). Raises :class:`NotFound` for an unknown contact or
+        company. Not idempotent."""
+        table = self.tables.tasks
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        async with self._tx("create task") as conn:
+            await self._check_links(conn, task.contact_id, task.company_id)
+            values = {
+                "id": str(uuid.uuid4()), "subject": task.subject, "description": task.description,
+                "type": task.type, "owner_id": task.owner_id, "due_date": to_db(task.due_date),
+                "contact_id": task.contact_id, "company_id": task.company_id, "completed": False,
+                "completed_at": None, "extra": dict(task.extra) or None, "created_at": now,
+                "updated_at": now,
+            }
+            await conn.execute(sa.insert(table).values(values))
+        return self._task(values)
+
+    @staticmethod
+    def _task(row: Mapping[str, Any]) -> Task:
+        return Task(
+            id=row["id"], subject=row["subject"], description=row["description"],
+            type=row["type"], owner_id=row["owner_id"], due_date=from_db(row["due_date"]),
+            contact_id=row["contact_id"], company_id=row["company_id"],
+            completed=bool(row["completed"]), completed_at=from_db(row["completed_at"]),
+            created_at=from_db(row["created_at"]), updated_at=from_db(row["updated_at"]),
+        )
+
+    async def get_tasks(self, ids: Sequence[str]) -> list[Task]:
+        """The tasks with these ids, in the order asked, without unknown or repeated ids."""
+        table = self.tables.tasks
+        wanted = list(dict.fromkeys(i for i in ids if isinstance(i, str)))
+        if not wanted:
+            return []
+        async with self._tx("get tasks", write=False) as conn:
+            rows = (await conn.execute(sa.select(table).where(table.c.id.in_(wanted)))).mappings()
+            by_id = {r["id"]: self._task(r) for r in rows}
+        return [by_id[i] for i in wanted if i in by_id]
+
+    async def update_task(self, task_id: str, changes: TaskChanges) -> Task:
+        """Apply a partial update; raises :class:`NotFound` for an unknown id. Idempotent."""
+        updated = await self.update_tasks([task_id], changes)
+        if not updated:
+            raise NotFound(f"No task exists with ID: {task_id}")
+        return updated[0]
+
+    async def update_tasks(self, ids: Sequence[str], changes: TaskChanges) -> list[Task]:
+        """Apply the same changes to several tasks in one transaction (one read, one write);
+        returns the updated tasks in the order asked, skipping unknown ids."""
+        table = self.tables.tasks
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return []
+        fields = dict(changes.fields)
+        for name in ("due_date",):
+            if name in fields:
+                fields[name] = to_db(fields[name])
+        now = to_db(changes.now)
+        async with self._tx("update tasks") as conn:
+            contact = fields.get("contact_id")
+            company = fields.get("company_id")
+            await self._check_links(conn, contact, company)
+            rows = (await conn.execute(
+                self._lock(sa.select(table).where(table.c.id.in_(wanted)))
+            )).mappings()
+            current = {r["id"]: dict(r) for r in rows}
+            writes: dict[str, dict[str, Any]] = {}
+            for task_id, row in current.items():
+                new = dict(fields)
+                if changes.completed is True:
+                    new["completed"] = True
+                    if changes.completed_at is not None:
+                        new["completed_at"] = to_db(changes.completed_at)
+                    elif not row["completed"] or row["completed_at"] is None:
+                        new["completed_at"] = now
+                elif changes.completed is False:
+                    new["completed"] = False
+                    new["completed_at"] = None
+                new["updated_at"] = now
+                writes[task_id] = new
+                row.update(new)
+            stmt = self._case_update(table, table.c.id, writes)
+            if stmt is not None:
+                await conn.execute(stmt)
+        return [self._task(current[i]) for i in wanted if i in current]
+
+    # -- users ---------------------------------------------------------------------------------
+
+    async def list_users(self) -> list[User]:
+        """The users of the configured users table (or the adapter's ``<prefix>users``)."""
+        config = self.options.users
+        if config is None:
+            t = self.tables.users
+            cols = (t.c.id, t.c.name, t.c.email)
+        else:
+            t = self._reflected[config.table]
+            email = t.c[config.email_column] if config.email_column else sa.null()
+            cols = (t.c[config.id_column], t.c[config.name_column], email)
+        async with self._tx("list users", write=False) as conn:
+            rows = (await conn.execute(sa.select(*cols).order_by(cols[1], cols[0]))).all()
+        return [
+            User(id=str(i), name=str(n) if n is not None else "", email=str(e) if e else None)
+            for i, n, e in rows
+        ]
+
+    # -- browsing ------------------------------------------------------------------------------
+
+    def _assoc_source(self) -> tuple[sa.Table, sa.Column[Any], sa.Column[Any]]:
+        """The link table and its contact / company columns (FK mode: the contacts table)."""
+        assoc = self.options.associations
+        if assoc is None:
+            t = self.tables.associations
+            return t, t.c.contact_id, t.c.company_id
+        if assoc.table is not None:
+            t = self._reflected[assoc.table]
+            return t, t.c[assoc.contact_column], t.c[assoc.company_column]
+        store = self._store(Entity.CONTACT)
+        assert assoc.fk_column is not None
+        return store.table, store.pk, store.table.c[assoc.fk_column]
+
+    async def counts(self) -> dict[str, int]:
+        """How many contacts, companies, associations, activities and tasks are stored."""
+        assoc, _, company_col = self._assoc_source()
+
+        def count(t: sa.Table, where: Any = None) -> Any:
+            stmt = sa.select(sa.func.count()).select_from(t)
+            return (stmt.where(where) if where is not None else stmt).scalar_subquery()
+
+        fk_mode = self.options.associations is not None and self.options.associations.fk_column
+        stmt = sa.select(
+            count(self._store(Entity.CONTACT).table),
+            count(self._store(Entity.COMPANY).table),
+            count(assoc, company_col.is_not(None) if fk_mode else None),
+            count(self.tables.activities),
+            count(self.tables.tasks),
+        )
+        async with self._tx("count", write=False) as conn:
+            row = (await conn.execute(stmt)).one()
+        return dict(zip(("contacts", "companies", "associations", "activities", "tasks"),
+                        (int(v) for v in row), strict=True))
+
+    async def list_records(
+        self, entity: Entity, *, limit: int = 50, offset: int = 0
+    ) -> list[StoredRecord]:
+        """Stored records, newest first."""
+        store = self._store(entity)
+        async with self._tx(f"list {entity.plural}", write=False) as conn:
+            ids = (await conn.execute(
+                sa.select(store.pk).order_by(store.order.desc()).limit(limit).offset(offset)
+            )).scalars().all()
+            crm_ids = [store.format_id(i) for i in ids]
+            loaded = await self._load(conn, store, crm_ids)
+        return [loaded[c][1] for c in crm_ids if c in loaded]
+
+    async def list_associated(self, entity: Entity, crm_id: str) -> list[StoredRecord]:
+        """A contact's companies (``CONTACT``) or a company's contacts (``COMPANY``)."""
+        table, contact_col, company_col = self._assoc_source()
+        own = self._store(entity)
+        other = self._store(Entity.COMPANY if entity is Entity.CONTACT else Entity.CONTACT)
+        pk = own.parse_id(crm_id)
+        if pk is None:
+            return []
+        mine, theirs = (contact_col, company_col) if entity is Entity.CONTACT else (
+            company_col, contact_col)
+        async with self._tx("list associations", write=False) as conn:
+            ids = (await conn.execute(
+                sa.select(theirs).where(mine == pk, theirs.is_not(None))
+            )).scalars().all()
+            loaded = await self._load(conn, other, [other.format_id(i) for i in ids])
+        return [r for _, r in sorted(loaded.values(), key=lambda p: p[0])]
+
+    async def list_activities(
+        self, *, contact_id: str | None = None, company_id: str | None = None, limit: int = 100
+    ) -> list[Activity]:
+        """Activities, newest ``occurred_at`` first (then newest stored)."""
+        t = self.tables.activities
+        stmt = sa.select(t).order_by(
+            t.c.occurred_at.is_(None), t.c.occurred_at.desc(), t.c.seq.desc()
+        ).limit(limit)
+        if contact_id is not None:
+            stmt = stmt.where(t.c.contact_id == contact_id)
+        if company_id is not None:
+            stmt = stmt.where(t.c.company_id == company_id)
+        async with self._tx("list activities", write=False) as conn:
+            return [self._activity(r) for r in (await conn.execute(stmt)).mappings()]
+
+    async def list_tasks(
+        self, *, contact_id: str | None = None, company_id: str | None = None, limit: int = 100
+    ) -> list[Task]:
+        """Tasks, newest first."""
+        t = self.tables.tasks
+        stmt = sa.select(t).order_by(t.c.seq.desc()).limit(limit)
+        if contact_id is not None:
+            stmt = stmt.where(t.c.contact_id == contact_id)
+        if company_id is not None:
+            stmt = stmt.where(t.c.company_id == company_id)
+        async with self._tx("list tasks", write=False) as conn:
+            return [self._task(r) for r in (await conn.execute(stmt)).mappings()]
+

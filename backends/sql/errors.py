@@ -1,0 +1,124 @@
+"""The one place where database exceptions become :mod:`backends.base` errors.
+
+Every statement the driver runs goes through :func:`db_errors`. Messages keep the database's own
+first line (``value too long for type character varying(50)``) but never the SQL text, the bound
+parameters or the connection URL's password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import exc as sa_exc
+
+from backends.base import AuthFailed, BackendError, InvalidRecord, Unavailable
+
+__all__ = ["RecordRejected", "db_errors", "is_record_error", "is_retryable_conflict", "reason"]
+
+# SQLSTATE classes / MySQL error numbers that mean "this row's values", not "the database".
+_PG_RECORD_STATES = ("22", "23")  # data exception, integrity constraint violation
+_MYSQL_RECORD_CODES = {1048, 1062, 1264, 1265, 1292, 1366, 1406, 1364, 1452, 1451, 3140, 4025}
+_MYSQL_AUTH_CODES = {1044, 1045, 1049, 1698}
+_MYSQL_RETRY_CODES = {1205, 1213}  # lock wait timeout, deadlock
+_PG_RETRY_STATES = {"40001", "40P01"}  # serialization failure, deadlock
+
+
+class RecordRejected(Exception):
+    """Internal: a batch statement failed because of some row's values; the caller retries the
+    batch row by row (savepoints) to find which."""
+
+
+def _sqlstate(exc: sa_exc.DBAPIError) -> str | None:
+    orig = exc.orig
+    for attr in ("sqlstate", "pgcode"):
+        value = getattr(orig, attr, None)
+        if isinstance(value, str):
+            return value
+    # asyncpg errors arrive wrapped by SQLAlchemy's adapter; the original is in __cause__.
+    cause = getattr(orig, "__cause__", None)
+    value = getattr(cause, "sqlstate", None)
+    return value if isinstance(value, str) else None
+
+
+def _mysql_code(exc: sa_exc.DBAPIError) -> int | None:
+    args = getattr(exc.orig, "args", ())
+    if args and isinstance(args[0], int):
+        return args[0]
+    return None
+
+
+def reason(exc: BaseException) -> str:
+    """The database's own first line of the error, without SQL or parameters."""
+    orig = exc.orig if isinstance(exc, sa_exc.StatementError) and exc.orig is not None else exc
+    args = getattr(orig, "args", ())
+    if len(args) >= 2 and isinstance(args[0], int) and isinstance(args[1], str):
+        text = args[1]  # (1406, "Data too long for column 'name' at row 1")
+    else:
+        text = str(orig)
+    text = text.strip().splitlines()[0] if text.strip() else type(orig).__name__
+    # asyncpg's adapter prefixes "<class '...'>: "; drop it.
+    if text.startswith("<class '") and ">: " in text:
+        text = text.split(">: ", 1)[1]
+    return text[:300]
+
+
+def is_record_error(exc: BaseException) -> bool:
+    """Whether ``exc`` blames the values of a row (so other rows may still be written)."""
+    if not isinstance(exc, sa_exc.DBAPIError) or exc.connection_invalidated:
+        return False
+    if isinstance(exc, (sa_exc.DataError, sa_exc.IntegrityError)):
+        return True
+    state = _sqlstate(exc)
+    if state is not None:
+        return state[:2] in _PG_RECORD_STATES
+    code = _mysql_code(exc)
+    return code in _MYSQL_RECORD_CODES
+
+
+def is_retryable_conflict(exc: BaseException) -> bool:
+    """A deadlock or serialization failure: the same transaction may simply be run again."""
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    return _sqlstate(exc) in _PG_RETRY_STATES or _mysql_code(exc) in _MYSQL_RETRY_CODES
+
+
+def _is_auth_error(exc: sa_exc.DBAPIError) -> bool:
+    state = _sqlstate(exc)
+    if state is not None and state[:2] in ("28", "3D"):  # invalid authorization / catalog
+        return True
+    if _mysql_code(exc) in _MYSQL_AUTH_CODES:
+        return True
+    name = type(exc.orig).__name__
+    return "Password" in name or "Authorization" in name
+
+
+@contextmanager
+def db_errors(what: str) -> Iterator[None]:
+    """Translate database exceptions raised inside the block.
+
+    ``what`` says what the driver was doing ("create contacts") and starts the message.
+
+    * pool exhausted, connection lost or refused, statement timeout → :class:`Unavailable`
+      (retryable; the transaction was rolled back, nothing is half-written);
+    * credentials refused → :class:`AuthFailed`;
+    * a value the database rejects → :class:`InvalidRecord` (callers that write batches catch
+      it per row, see :class:`RecordRejected`).
+    """
+    try:
+        yield
+    except BackendError:
+        raise
+    except sa_exc.TimeoutError as exc:  # QueuePool: no connection free within pool_timeout
+        raise Unavailable(f"{what}: no database connection free in time", retry_after=1) from exc
+    except sa_exc.DBAPIError as exc:
+        if _is_auth_error(exc):
+            raise AuthFailed(f"{what}: the database refused the credentials: {reason(exc)}") from exc
+        if is_record_error(exc):
+            raise InvalidRecord(f"{what}: {reason(exc)}") from exc
+        raise Unavailable(f"{what}: database error: {reason(exc)}", retry_after=1) from exc
+    except (OSError, asyncio.TimeoutError, ConnectionError) as exc:
+        raise Unavailable(f"{what}: database unreachable: {reason(exc)}", retry_after=1) from exc
+    except sa_exc.SQLAlchemyError as exc:
+        raise Unavailable(f"{what}: database error: {type(exc).__name__}", retry_after=1) from exc
