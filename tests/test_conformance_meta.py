@@ -238,6 +238,7 @@ CASES: list[tuple[type[MemoryBackend], str, dict[str, Any]]] = [
     (AliasesStore, "test_handed_out_records_do_not_alias_the_store", {}),
     (LinksUnknownCompany, "test_unknown_contact_or_company_is_not_found_per_pair", {}),
     (IgnoresActivityKey, "test_same_idempotency_key_returns_first_activity", {}),
+    (IgnoresActivityKey, "test_concurrent_calls_with_one_key_store_one_activity", {}),
     (NoLinkCheck, "test_unknown_contact_raises_not_found", {}),
     (NoLinkCheck, "test_unknown_company_raises_not_found", {}),
     (NoLinkCheck, "test_create_with_unknown_contact_raises_not_found", {}),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import anyio
 import pytest
 
 from backends.base import Activity, Backend, Capability, Entity, NewActivity, NotFound
@@ -69,6 +70,30 @@ class ActivitiesSuite(SuiteBase):
         )
         assert second.id == first.id
         assert second.subject == "first"
+
+    @pytest.mark.anyio
+    async def test_concurrent_calls_with_one_key_store_one_activity(
+        self, backend: Backend, records: RecordFactory
+    ) -> None:
+        require(backend, Capability.ACTIVITIES)
+        contact = await records.create(backend, C, 1)
+        key = f"EMAIL|INBOUND|msg-{records.token}"
+        made: list[Activity] = []
+
+        async def create() -> None:
+            made.append(
+                await backend.create_activity(
+                    NewActivity(
+                        type="EMAIL", direction="INBOUND", contact_id=contact, idempotency_key=key
+                    )
+                )
+            )
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(5):
+                tg.start_soon(create)
+        assert len(made) == 5
+        assert len({a.id for a in made}) == 1
 
     @pytest.mark.anyio
     async def test_without_key_each_call_stores_a_new_activity(
