@@ -134,7 +134,7 @@ def _error_schema() -> dict[str, Any]:
     }
 
 
-def _model_schemas() -> tuple[dict[tuple[type[BaseModel], JsonSchemaMode], Any], dict[str, Any]]:
+def _model_schemas() -> tuple[dict[Any, Any], dict[str, Any]]:
     pairs: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {}
     for op in OPERATIONS:
         if op.request is not None:

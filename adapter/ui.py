@@ -189,7 +189,10 @@ def build_ui_app(settings: Settings, backend: Backend, telemetry: Telemetry,
     def base_url(request: Request) -> str:
         if cfg.public_base_url:
             return cfg.public_base_url
-        return str(request.base_url).rstrip("/")
+        # The root path (``server.root_path`` mount plus any proxy prefix) is part of what
+        # Enginy must call; request.base_url would drop a Mount's prefix.
+        url = request.url
+        return f"{url.scheme}://{url.netloc}{request.scope.get('root_path', '')}".rstrip("/")
 
     def render(request: Request, name: str, context: dict[str, Any], status: int = 200
                ) -> Response:

@@ -37,6 +37,7 @@ from backends.base import (
     StoredRecord,
     Unavailable,
 )
+from backends.memory import MemoryBackend
 
 pytestmark = pytest.mark.anyio
 
@@ -312,3 +313,76 @@ def test_upstream_retries_counter() -> None:
     t.upstream_retry("hubspot", "429")
     t.upstream_retry("hubspot", "429")
     assert sample(t, "enginy_adapter_upstream_retries_total", driver="hubspot", reason="429") == 2
+
+
+# --------------------------------------------------------------------------------------------
+# Wired into the real app (adapter.ops.install via create_app)
+# --------------------------------------------------------------------------------------------
+
+
+async def test_app_metrics_count_contract_calls_and_records(
+    access_lines: list[logging.LogRecord],
+) -> None:
+    from tests.conftest import API_KEY, serve_app
+
+    async with serve_app() as c:
+        r = await c.post("/contacts", json={"contacts": [
+            {"externalId": "a", "email": "a@x.example"},
+            {"externalId": "b", "email": "b@x.example"}]})
+        assert r.status_code == 200
+        again = await c.post("/contacts", json={"contacts": [{"externalId": "a"}]})
+        assert again.status_code == 200
+        await c.get("/tasks/nope")
+        await c.get("/health", headers={"X-API-Key": "wrong"})
+        denied = await c.get("/metrics", headers={"X-API-Key": "wrong"})
+        metrics = await c.get("/metrics", headers={"X-API-Key": API_KEY})
+    assert denied.status_code == 401
+    text = metrics.text
+    assert 'enginy_adapter_http_requests_total{method="POST",route="/contacts",status="200"} 2.0' \
+        in text
+    assert 'route="/tasks/{task_id}",status="404"' in text
+    assert 'enginy_adapter_records_total{operation="contacts.create",outcome="ok"} 2.0' in text
+    assert 'enginy_adapter_records_total{operation="contacts.create",outcome="existing"} 1.0' \
+        in text
+    assert 'enginy_adapter_backend_call_duration_seconds_count{method="create_records"}' in text
+    assert API_KEY not in text
+    lines = [r.access for r in access_lines]  # type: ignore[attr-defined]
+    first = lines[0]
+    assert first["route"] == "/contacts" and first["records"] == 2 and first["status"] == 200
+    assert lines[2]["error"] == "task_not_found" and lines[2]["status"] == 404
+    assert lines[3]["error"] == "unauthorized" and lines[3]["route"] == "<unmatched>"
+    assert all(r.headers.get("x-request-id") for r in (r, again, denied, metrics))
+
+
+async def test_separate_metrics_listener() -> None:
+    import socket
+
+    import anyio
+
+    from tests.conftest import API_KEY, make_settings, serve_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = make_settings(observability={"metrics": {"listen": f"127.0.0.1:{port}"}})
+    async with serve_app(settings) as c:
+        await c.get("/health")
+        assert (await c.get("/metrics", headers={"X-API-Key": API_KEY})).status_code == 404
+        async with httpx.AsyncClient() as plain:
+            r = await plain.get(f"http://127.0.0.1:{port}/metrics")
+        assert r.status_code == 200
+        assert 'route="/health"' in r.text
+    await anyio.sleep(0)
+    with pytest.raises(httpx.ConnectError):
+        async with httpx.AsyncClient() as plain:
+            await plain.get(f"http://127.0.0.1:{port}/metrics")
+
+
+async def test_driver_retry_hook_is_counted() -> None:
+    from tests.conftest import API_KEY, serve_app
+
+    backend = MemoryBackend()
+    async with serve_app(backend=backend) as c:
+        backend.on_upstream_retry("429")  # type: ignore[attr-defined]
+        text = (await c.get("/metrics", headers={"X-API-Key": API_KEY})).text
+    assert 'enginy_adapter_upstream_retries_total{driver="memory",reason="429"} 1.0' in text
