@@ -245,7 +245,7 @@ _BACKEND_STATUS: dict[type[BackendError], int] = {
 def backend_status(error: BackendError) -> int:
     """The HTTP status for a driver error that failed a whole request."""
     for cls in type(error).__mro__:
-        status = _BACKEND_STATUS.get(cls)  # type: ignore[call-overload]
+        status = _BACKEND_STATUS.get(cls)
         if status is not None:
             return status
     # An error class of a third-party driver: transient ones are retried by Enginy.
@@ -301,9 +301,7 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
 async def _unexpected(request: Request, exc: Exception) -> Response:
     # Starlette's ServerErrorMiddleware calls this, then re-raises so that the server logs the
     # traceback too. The response says nothing about the cause.
-    logger.error(
-        "unexpected error on %s %s", request.method, request.url.path, exc_info=exc
-    )
+    logger.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(
         500, "internal_error", "An unexpected error occurred; the details are in the server log."
     )

@@ -299,7 +299,9 @@ class Service:
             if not wanted:
                 continue
             key = MatchKey(spec.field, mapper.backend_name(spec.field))
-            hits = await self.backend.find_records(entity, key, list(dict.fromkeys(wanted.values())))
+            hits = await self.backend.find_records(
+                entity, key, list(dict.fromkeys(wanted.values()))
+            )
             still: list[int] = []
             for index in pending:
                 value = wanted.get(index)
@@ -381,8 +383,8 @@ class Service:
         outcomes = await self.backend.create_associations(pairs) if pairs else []
         errors = [
             AssociationError(
-                contact_crm_id=pair.contact_id,
-                company_crm_id=pair.company_id,
+                contactCRMId=pair.contact_id,
+                companyCRMId=pair.company_id,
                 error=outcome.error.code,
                 message=outcome.error.message,
             )

@@ -25,9 +25,7 @@ class SpyBackend(MemoryBackend):
 
 
 class NoActivitiesBackend(MemoryBackend):
-    capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability) - {
-        Capability.ACTIVITIES
-    }
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability) - {Capability.ACTIVITIES}
 
 
 async def records(client: httpx.AsyncClient) -> tuple[str, str]:
@@ -46,7 +44,11 @@ def linkedin_message(contact: str, company: str, **over: Any) -> dict[str, Any]:
         "occurredAt": "2024-12-31T10:00:00Z",
         "contactId": contact,
         "companyId": company,
-        "metadata": {"messageId": "linkedin-msg-123", "sequenceIndex": 1, "sequenceMessageCount": 3},
+        "metadata": {
+            "messageId": "linkedin-msg-123",
+            "sequenceIndex": 1,
+            "sequenceMessageCount": 3,
+        },
     }
     activity.update(over)
     return activity
@@ -67,7 +69,11 @@ async def test_activity_create_returns_the_stored_activity(client: httpx.AsyncCl
         "occurredAt": "2024-12-31T10:00:00Z",
         "contactId": contact,
         "companyId": company,
-        "metadata": {"messageId": "linkedin-msg-123", "sequenceIndex": 1, "sequenceMessageCount": 3},
+        "metadata": {
+            "messageId": "linkedin-msg-123",
+            "sequenceIndex": 1,
+            "sequenceMessageCount": 3,
+        },
     }
     assert {k: body[k] for k in expected} == expected
 
@@ -91,7 +97,9 @@ async def test_a9_idempotency_key_is_type_direction_message_id(serve: Any) -> No
         inbound = await client.post(
             "/activities", json=linkedin_message(contact, company, direction="INBOUND")
         )
-        email = await client.post("/activities", json=linkedin_message(contact, company, type="EMAIL"))
+        email = await client.post(
+            "/activities", json=linkedin_message(contact, company, type="EMAIL")
+        )
     assert len({out.json()["id"], inbound.json()["id"], email.json()["id"]}) == 3
     assert [a.idempotency_key for a in backend.received] == [
         "LINKEDIN|OUTBOUND|linkedin-msg-123",

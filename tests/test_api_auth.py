@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from adapter.config import ConfigError
 from adapter.app import create_app
+from adapter.config import ConfigError
 from backends.memory import MemoryBackend
 
 pytestmark = pytest.mark.anyio
@@ -39,7 +39,9 @@ def test_the_route_list_covers_the_15_contract_routes() -> None:
 
 
 @pytest.mark.parametrize(("method", "path", "body"), ROUTES, ids=ROUTE_IDS)
-async def test_a2_missing_key_is_401_on_every_route(serve: Any, method: str, path: str, body: Any) -> None:
+async def test_a2_missing_key_is_401_on_every_route(
+    serve: Any, method: str, path: str, body: Any
+) -> None:
     async with serve(key=None) as client:
         response = await client.request(method, path, json=body)
     assert response.status_code == 401
@@ -48,7 +50,9 @@ async def test_a2_missing_key_is_401_on_every_route(serve: Any, method: str, pat
 
 
 @pytest.mark.parametrize(("method", "path", "body"), ROUTES, ids=ROUTE_IDS)
-async def test_a2_wrong_key_is_401_and_not_echoed(serve: Any, method: str, path: str, body: Any) -> None:
+async def test_a2_wrong_key_is_401_and_not_echoed(
+    serve: Any, method: str, path: str, body: Any
+) -> None:
     wrong = "wrong-key-0123456789"
     async with serve(key=wrong) as client:
         response = await client.request(method, path, json=body)
@@ -114,7 +118,9 @@ async def test_a2_empty_key_header_is_401(serve: Any) -> None:
     assert response.status_code == 401
 
 
-async def test_a2_key_prefix_or_extension_is_rejected(serve: Any, api_keys: tuple[str, str]) -> None:
+async def test_a2_key_prefix_or_extension_is_rejected(
+    serve: Any, api_keys: tuple[str, str]
+) -> None:
     async with serve(key=api_keys[0][:-1]) as client:
         shorter = await client.get("/health")
     async with serve(key=api_keys[0] + "x") as client:
@@ -137,5 +143,5 @@ async def test_a2_keys_never_appear_in_logs(
 
 def test_a2_app_refuses_to_start_without_a_key(settings_for: Any) -> None:
     settings = settings_for(auth={"keys": []})
-    with pytest.raises(ConfigError, match="auth.keys"):
+    with pytest.raises(ConfigError, match=r"auth\.keys"):
         create_app(settings, MemoryBackend())

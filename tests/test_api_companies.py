@@ -78,7 +78,11 @@ async def test_a7_company_sync_falls_back_to_linkedin_then_name(client: httpx.As
     )
     results = await sync(
         client,
-        {"externalId": "a", "domain": "nomatch.io", "linkedinUrl": "www.linkedin.com/company/ACME/"},
+        {
+            "externalId": "a",
+            "domain": "nomatch.io",
+            "linkedinUrl": "www.linkedin.com/company/ACME/",
+        },
         {"externalId": "b", "domain": "nomatch.io", "name": "globex corporation"},
     )
     assert [(r["externalId"], r["crmId"]) for r in results] == [("a", ids["li"]), ("b", ids["nm"])]
@@ -109,7 +113,9 @@ async def test_a8_employee_count_alias_follows_the_mapping(serve: Any, settings_
     settings = settings_for(mapping={"companies": {"fields": {"numberOfEmployees": "headcount"}}})
     async with serve(settings, backend) as client:
         ids = await create(client, {"externalId": "a", "employeeCount": 150})
-        await client.put("/companies", json={"companies": [{"crmId": ids["a"], "employeeCount": 200}]})
+        await client.put(
+            "/companies", json={"companies": [{"crmId": ids["a"], "employeeCount": 200}]}
+        )
         results = await sync(client, {"externalId": "a"})
     stored = (await backend.get_records(Entity.COMPANY, [ids["a"]]))[ids["a"]]
     assert stored.fields == {"headcount": 200}
@@ -117,10 +123,14 @@ async def test_a8_employee_count_alias_follows_the_mapping(serve: Any, settings_
 
 
 async def test_a6_company_partial_update(client: httpx.AsyncClient, backend: MemoryBackend) -> None:
-    ids = await create(client, {"externalId": "c", "name": "Acme", "industry": "Tech", "domain": "acme.com"})
+    ids = await create(
+        client, {"externalId": "c", "name": "Acme", "industry": "Tech", "domain": "acme.com"}
+    )
     response = await client.put(
         "/companies",
-        json={"companies": [{"crmId": ids["c"], "industry": "Software", "accountTier": "Enterprise"}]},
+        json={
+            "companies": [{"crmId": ids["c"], "industry": "Software", "accountTier": "Enterprise"}]
+        },
     )
     assert response.json() == {"results": [{"crmId": ids["c"], "success": True}]}
     stored = (await backend.get_records(Entity.COMPANY, [ids["c"]]))[ids["c"]]

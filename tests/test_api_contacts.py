@@ -156,7 +156,9 @@ async def test_a5_permanent_failures_are_listed_in_errors_with_200(serve: Any) -
 
 async def test_a5_all_records_failed_is_400_with_errors(serve: Any) -> None:
     async with serve(backend=RejectingBackend()) as client:
-        response = await create(client, {"externalId": "b1", "bad": 1}, {"externalId": "b2", "bad": 2})
+        response = await create(
+            client, {"externalId": "b1", "bad": 1}, {"externalId": "b2", "bad": 2}
+        )
     assert response.status_code == 400
     body = response.json()
     assert body["error"] and body["message"]
@@ -173,7 +175,9 @@ async def test_a5_unavailable_backend_is_503_with_retry_after(serve: Any) -> Non
 
 
 async def test_a5_rate_limited_backend_is_503_with_retry_after(serve: Any) -> None:
-    async with serve(backend=DownBackend(RateLimited("429 from upstream", retry_after=30))) as client:
+    async with serve(
+        backend=DownBackend(RateLimited("429 from upstream", retry_after=30))
+    ) as client:
         response = await client.post("/contacts/sync", json={"contacts": [{"externalId": "x"}]})
     assert response.status_code == 503
     assert response.headers["retry-after"] == "30"
@@ -344,7 +348,11 @@ async def test_a7_email_wins_over_linkedin(client: httpx.AsyncClient) -> None:
     )
     response = await client.post(
         "/contacts/sync",
-        json={"contacts": [{"externalId": "z", "email": "a@acme.com", "linkedinUrl": "linkedin.com/in/b"}]},
+        json={
+            "contacts": [
+                {"externalId": "z", "email": "a@acme.com", "linkedinUrl": "linkedin.com/in/b"}
+            ]
+        },
     )
     assert response.json()["results"][0]["crmId"] == ids["a"]
 
@@ -376,16 +384,21 @@ async def test_a7_find_gets_backend_field_name_of_mapped_key(serve: Any, setting
     backend = CountingBackend()
     settings = settings_for(mapping={"contacts": {"fields": {"email": "email_address"}}})
     async with serve(settings, backend) as client:
-        await client.post("/contacts/sync", json={"contacts": [{"externalId": "x", "email": "a@b.c"}]})
+        await client.post(
+            "/contacts/sync", json={"contacts": [{"externalId": "x", "email": "a@b.c"}]}
+        )
     assert ("email", "email_address", ["a@b.c"]) in backend.finds
 
 
 async def test_a7_configured_phone_key(serve: Any, settings_for: Any) -> None:
-    settings = settings_for(matching={"contacts": ["email", {"field": "mobilePhone", "normaliser": "phone"}]})
+    settings = settings_for(
+        matching={"contacts": ["email", {"field": "mobilePhone", "normaliser": "phone"}]}
+    )
     async with serve(settings) as client:
         ids = await crm_ids(client, {"externalId": "a", "mobilePhone": "+1 (555) 010-0123"})
         response = await client.post(
-            "/contacts/sync", json={"contacts": [{"externalId": "z", "mobilePhone": "+1-555-010-0123"}]}
+            "/contacts/sync",
+            json={"contacts": [{"externalId": "z", "mobilePhone": "+1-555-010-0123"}]},
         )
     assert response.json()["results"][0]["crmId"] == ids["a"]
 
@@ -408,17 +421,25 @@ async def test_a6_partial_update_does_not_blank_other_fields(
     assert fields == {"firstName": "John", "lastName": "Updated", "title": "CEO"}
 
 
-async def test_a6_engagement_fields_update(client: httpx.AsyncClient, backend: MemoryBackend) -> None:
+async def test_a6_engagement_fields_update(
+    client: httpx.AsyncClient, backend: MemoryBackend
+) -> None:
     ids = await crm_ids(client, {"externalId": "l", "firstName": "John"})
     await client.put(
         "/contacts",
-        json={"contacts": [{"crmId": ids["l"], "genesy_sequence_status": "Replied", "campaignOpens": 5}]},
+        json={
+            "contacts": [
+                {"crmId": ids["l"], "genesy_sequence_status": "Replied", "campaignOpens": 5}
+            ]
+        },
     )
     fields = (await backend.get_records(Entity.CONTACT, [ids["l"]]))[ids["l"]].fields
     assert fields == {"firstName": "John", "genesy_sequence_status": "Replied", "campaignOpens": 5}
 
 
-async def test_a6_null_is_ignored_by_default(client: httpx.AsyncClient, backend: MemoryBackend) -> None:
+async def test_a6_null_is_ignored_by_default(
+    client: httpx.AsyncClient, backend: MemoryBackend
+) -> None:
     ids = await crm_ids(client, {"externalId": "l", "firstName": "John", "title": "CEO"})
     await client.put("/contacts", json={"contacts": [{"crmId": ids["l"], "title": None}]})
     fields = (await backend.get_records(Entity.CONTACT, [ids["l"]]))[ids["l"]].fields
@@ -427,7 +448,9 @@ async def test_a6_null_is_ignored_by_default(client: httpx.AsyncClient, backend:
 
 async def test_a6_null_clears_when_configured(serve: Any, settings_for: Any) -> None:
     backend = MemoryBackend()
-    settings = settings_for(mapping={"contacts": {"nulls": "clear", "fields": {"title": "job_title"}}})
+    settings = settings_for(
+        mapping={"contacts": {"nulls": "clear", "fields": {"title": "job_title"}}}
+    )
     async with serve(settings, backend) as client:
         ids = await crm_ids(client, {"externalId": "l", "firstName": "John", "title": "CEO"})
         await client.put("/contacts", json={"contacts": [{"crmId": ids["l"], "title": None}]})
@@ -439,7 +462,9 @@ async def test_a6_unknown_crm_id_is_not_found_per_item(client: httpx.AsyncClient
     ids = await crm_ids(client, {"externalId": "l"})
     response = await client.put(
         "/contacts",
-        json={"contacts": [{"crmId": "ct_missing", "title": "X"}, {"crmId": ids["l"], "title": "Y"}]},
+        json={
+            "contacts": [{"crmId": "ct_missing", "title": "X"}, {"crmId": ids["l"], "title": "Y"}]
+        },
     )
     assert response.status_code == 200
     results = response.json()["results"]
@@ -472,12 +497,19 @@ async def test_a6_update_refreshes_match_keys(client: httpx.AsyncClient) -> None
 async def test_a6_update_under_reject_policy_is_a_per_item_error(
     serve: Any, settings_for: Any
 ) -> None:
-    settings = settings_for(mapping={"contacts": {"fields": {"title": "title"}, "unmapped": "reject"}})
+    settings = settings_for(
+        mapping={"contacts": {"fields": {"title": "title"}, "unmapped": "reject"}}
+    )
     async with serve(settings) as client:
         ids = await crm_ids(client, {"externalId": "l", "title": "CEO"})
         response = await client.put(
             "/contacts",
-            json={"contacts": [{"crmId": ids["l"], "colour": "red"}, {"crmId": ids["l"], "title": "CTO"}]},
+            json={
+                "contacts": [
+                    {"crmId": ids["l"], "colour": "red"},
+                    {"crmId": ids["l"], "title": "CTO"},
+                ]
+            },
         )
     results = response.json()["results"]
     assert results[0]["success"] is False and results[0]["error"] == "unmapped_field"

@@ -172,9 +172,7 @@ async def test_a3_non_json_content_type_is_415(
     client: httpx.AsyncClient, content_type: str | None
 ) -> None:
     headers = {"content-type": content_type} if content_type else {}
-    response = await client.post(
-        "/contacts", content=b'{"contacts": []}', headers=headers
-    )
+    response = await client.post("/contacts", content=b'{"contacts": []}', headers=headers)
     assert_error_shape(response, 415, "unsupported_media_type")
 
 

@@ -65,7 +65,9 @@ async def test_task_create_returns_the_task(tasks_client: httpx.AsyncClient) -> 
 
 
 @pytest.mark.parametrize("body", [{}, {"subject": ""}, {"subject": "  "}, {"subject": None}])
-async def test_a10_subject_is_required(tasks_client: httpx.AsyncClient, body: dict[str, Any]) -> None:
+async def test_a10_subject_is_required(
+    tasks_client: httpx.AsyncClient, body: dict[str, Any]
+) -> None:
     response = await tasks_client.post("/tasks", json={"description": "x", **body})
     assert response.status_code == 400
     assert response.json()["message"].startswith("subject: ")
@@ -139,7 +141,8 @@ async def test_a10_patch_is_a_partial_update_of_other_fields(
 ) -> None:
     task = await new_task(tasks_client)
     response = await tasks_client.patch(
-        f"/tasks/{task['id']}", json={"subject": "Call John again", "dueDate": "2024-02-01T08:00:00Z"}
+        f"/tasks/{task['id']}",
+        json={"subject": "Call John again", "dueDate": "2024-02-01T08:00:00Z"},
     )
     body = response.json()
     assert body["subject"] == "Call John again"
@@ -210,7 +213,9 @@ async def test_a10_batch_complete_with_completed_at_and_uncomplete(
     assert undone.json()[0]["completedAt"] is None
 
 
-@pytest.mark.parametrize("body", [{"ids": ["a"]}, {"completed": True}, {"ids": "a", "completed": True}])
+@pytest.mark.parametrize(
+    "body", [{"ids": ["a"]}, {"completed": True}, {"ids": "a", "completed": True}]
+)
 async def test_a10_batch_complete_needs_ids_and_completed(
     tasks_client: httpx.AsyncClient, body: dict[str, Any]
 ) -> None:
