@@ -76,7 +76,7 @@ class _Record:
     fields: dict[str, Any]
     match_keys: dict[str, str] = field(default_factory=dict)
 
-    def frozen(self) -> StoredRecord:
+    def snapshot(self) -> StoredRecord:
         return StoredRecord(self.crm_id, self.external_id, copy.deepcopy(self.fields))
 
 
@@ -165,18 +165,18 @@ class MemoryBackend(Backend):
             for value in values:
                 crm_id = self._by_external[entity].get(value)
                 if crm_id is not None:
-                    found[value] = records[crm_id].frozen()
+                    found[value] = records[crm_id].snapshot()
             return found
         index = self._by_key[entity].get(key.name, {})
         for value in values:
             ids = index.get(value)
             if ids:
-                found[value] = records[ids[0]].frozen()
+                found[value] = records[ids[0]].snapshot()
         return found
 
     async def get_records(self, entity: Entity, crm_ids: Sequence[str]) -> dict[str, StoredRecord]:
         records = self._records[entity]
-        return {i: records[i].frozen() for i in crm_ids if i in records}
+        return {i: records[i].snapshot() for i in crm_ids if i in records}
 
     async def update_record(self, entity: Entity, update: RecordUpdate) -> ItemResult:
         stored = self._records[entity].get(update.crm_id)
@@ -312,14 +312,14 @@ class MemoryBackend(Backend):
     ) -> list[StoredRecord]:
         # Records are inserted in creation order, so reversed insertion order is newest first.
         newest_first = list(reversed(self._records[entity].values()))
-        return [r.frozen() for r in newest_first[offset : offset + limit]]
+        return [r.snapshot() for r in newest_first[offset : offset + limit]]
 
     async def list_associated(self, entity: Entity, crm_id: str) -> list[StoredRecord]:
         if entity is Entity.CONTACT:
             ids, other = self._companies_of.get(crm_id, {}), Entity.COMPANY
         else:
             ids, other = self._contacts_of.get(crm_id, {}), Entity.CONTACT
-        return [self._records[other][i].frozen() for i in ids]
+        return [self._records[other][i].snapshot() for i in ids]
 
     async def list_activities(
         self, *, contact_id: str | None = None, company_id: str | None = None, limit: int = 100

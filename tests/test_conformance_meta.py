@@ -76,7 +76,7 @@ class NewestWins(MemoryBackend):
         for value in found:
             ids = self._by_key[entity].get(key.name, {}).get(value)
             if ids:
-                found[value] = self._records[entity][ids[-1]].frozen()
+                found[value] = self._records[entity][ids[-1]].snapshot()
         return found
 
 
@@ -176,7 +176,7 @@ class ListsOldestFirst(MemoryBackend):
     async def list_records(
         self, entity: Entity, *, limit: int = 50, offset: int = 0
     ) -> list[StoredRecord]:
-        ordered = [r.frozen() for r in self._records[entity].values()]
+        ordered = [r.snapshot() for r in self._records[entity].values()]
         return ordered[offset : offset + limit]
 
 
