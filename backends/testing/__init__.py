@@ -39,6 +39,9 @@ Fixtures (see :class:`~backends.testing._base.SuiteBase`):
     The users ``list_users`` must return (default ``None``: only their shape is checked).
 ``anyio_backend``
     ``"asyncio"`` by default.
+``records``
+    The :class:`RecordFactory` the tests build records with (values unique to each test); not
+    meant to be overridden, and a name a driver's test class should not reuse.
 
 Use :class:`ConformanceSuite` for everything, or pick classes (``RecordsSuite``,
 ``AssociationsSuite``, ``ActivitiesSuite``, ``TasksSuite``, ``UsersSuite``, ``BrowseSuite``,
