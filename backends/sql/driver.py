@@ -310,7 +310,7 @@ class SQLBackend(EngagementMixin, Backend):
                 sa.select(links.c.crm_id, links.c.external_id)
                 .where(links.c.entity == store.entity.value, links.c.crm_id.in_(list(found)))
                 .order_by(links.c.seq)
-            )).tuples().all()[::-1]  # reversed: the oldest link wins in dict()
+            )).all()[::-1]  # reversed: the oldest link wins in dict()
         )
         return {
             crm_id: (row[store.order.name], StoredRecord(crm_id, ext.get(crm_id), store.from_row(row)))
@@ -692,7 +692,7 @@ class SQLBackend(EngagementMixin, Backend):
                 there = set((await conn.execute(
                     sa.select(ccol, kcol).where(ccol.in_({c for c, _ in wanted}),
                                                 kcol.in_({k for _, k in wanted}))
-                )).tuples().all())
+                )).all())
                 missing = [{ccol.name: c, kcol.name: k} for c, k in wanted if (c, k) not in there]
                 if missing:
                     await conn.execute(sa.insert(table), missing)

@@ -1,0 +1,60 @@
+"""The shipped conformance suite on SQLite, PostgreSQL and MariaDB (managed schema)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+import sqlalchemy as sa
+
+from backends.base import Backend, User
+from backends.sql import SQLBackend
+from backends.testing import ConformanceSuite
+
+from .conftest import OpenBackend
+
+USERS = [User("u1", "Ada Lovelace", "ada@example.com"), User("u2", "Grace Hopper", None)]
+
+
+async def seed_users(backend: SQLBackend) -> None:
+    """Managed mode lists the operator-filled ``<prefix>users`` table."""
+    async with backend.engine.begin() as conn:
+        await conn.execute(
+            sa.insert(backend.tables.users),
+            [{"id": u.id, "name": u.name, "email": u.email} for u in USERS],
+        )
+
+
+class _Seeded(ConformanceSuite):
+    @pytest.fixture
+    def expected_users(self) -> list[User]:
+        return USERS
+
+
+class TestSQLiteConformance(_Seeded):
+    @pytest.fixture
+    async def backend(self, open_backend: OpenBackend, sqlite_url: str) -> AsyncIterator[Backend]:
+        async with open_backend(sqlite_url) as driver:
+            await seed_users(driver)
+            yield driver
+
+
+@pytest.mark.postgres
+class TestPostgresConformance(_Seeded):
+    @pytest.fixture
+    async def backend(
+        self, open_backend: OpenBackend, postgres_url: str
+    ) -> AsyncIterator[Backend]:
+        async with open_backend(postgres_url) as driver:
+            await seed_users(driver)
+            yield driver
+
+
+@pytest.mark.mysql
+class TestMariaDBConformance(_Seeded):
+    @pytest.fixture
+    async def backend(self, open_backend: OpenBackend, mysql_url: str) -> AsyncIterator[Backend]:
+        async with open_backend(mysql_url) as driver:
+            await seed_users(driver)
+            yield driver
