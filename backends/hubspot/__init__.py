@@ -1,0 +1,79 @@
+"""HubSpot driver: Enginy's contract onto the HubSpot CRM REST API (or a HubSpot-like one).
+
+Connects to
+    ``https://api.hubapi.com`` (``base_url``) with a private-app token or Service Key sent as
+    ``Authorization: Bearer``; legacy ``/crm/v3`` + ``/crm/v4`` paths or the date-versioned
+    ``/crm/objects/2026-03/...`` family (``api_version``), all spelt in :mod:`.paths`.
+Capabilities
+    contacts and companies (core), ASSOCIATIONS (v4 default contact→company, type 279; primary
+    1 on request), ACTIVITIES (emails, LinkedIn communications, notes, connection tasks), TASKS,
+    USERS (owners). Not BROWSE: the portal itself is the place to browse.
+Options
+    :class:`HubSpotOptions` — ``token`` (required), ``api_version``, ``external_id_property``
+    (unique, created by ``open()``), ``unknown_properties`` (drop/reject/create),
+    ``linkedin_connection_as``, limits (``requests_per_10s``, ``searches_per_second``),
+    ``budget_seconds``, cache TTLs, timeouts. See ``docs/hubspot.md``.
+Limits and quirks handled
+    100 inputs per batch call; 207 opted into with a unique ``objectWriteTraceId`` per input;
+    409 duplicate email resolved to the existing contact; never search to de-duplicate after a
+    write (search lags writes); search 5/s, 3,000-char bodies, lower-case ``IN`` values;
+    429 ``TEN_SECONDLY_ROLLING`` waits the window, search's secondly limit ~1 s, ``DAILY`` is
+    not retried; 423/477/5xx/timeouts retried within a per-call budget, then ``Unavailable``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+from backends.base import Capability, Entity
+from backends.hubspot.check import SetupMixin, SetupReport
+from backends.hubspot.client import HubSpotClient
+from backends.hubspot.options import HubSpotOptions
+from backends.hubspot.owners import OwnersMixin
+from backends.hubspot.records import RecordsMixin
+from backends.hubspot.tasks import TasksMixin
+
+__all__ = ["HubSpotBackend", "HubSpotClient", "HubSpotOptions", "SetupReport"]
+
+
+class HubSpotBackend(RecordsMixin, TasksMixin, OwnersMixin, SetupMixin):
+    """The HubSpot driver (see the module docstring for what it does and how)."""
+
+    name: ClassVar[str] = "hubspot"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.ASSOCIATIONS, Capability.ACTIVITIES, Capability.TASKS, Capability.USERS}
+    )
+    Options = HubSpotOptions
+    #: Enginy name → HubSpot property. ``linkedin_profile_url`` is not HubSpot-defined on
+    #: contacts: ``check`` reports it missing; create it or set ``unknown_properties: create``.
+    default_field_map: ClassVar[Mapping[Entity, Mapping[str, str]]] = {
+        Entity.CONTACT: {
+            "email": "email",
+            "firstName": "firstname",
+            "lastName": "lastname",
+            "phone": "phone",
+            "mobilePhone": "mobilephone",
+            "company": "company",
+            "title": "jobtitle",
+            "jobTitle": "jobtitle",
+            "linkedinUrl": "linkedin_profile_url",
+            "website": "website",
+            "city": "city",
+            "country": "country",
+            "ownerId": "hubspot_owner_id",
+        },
+        Entity.COMPANY: {
+            "name": "name",
+            "domain": "domain",
+            "website": "website",
+            "industry": "industry",
+            "numberOfEmployees": "numberofemployees",
+            "linkedinUrl": "linkedin_company_page",
+            "phone": "phone",
+            "city": "city",
+            "country": "country",
+            "description": "description",
+            "ownerId": "hubspot_owner_id",
+        },
+    }

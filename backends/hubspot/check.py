@@ -1,0 +1,135 @@
+"""Set-up check: token, scopes, driver properties, and the record-link templates.
+
+``enginy-adapter check`` / ``links`` call :meth:`SetupMixin.check` and print its report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from backends.base import AuthFailed, BackendError
+from backends.hubspot.core import OBJECT_TYPES, HubSpotCore
+
+__all__ = ["SetupMixin", "SetupReport"]
+
+#: What each probe needs (facts §1.2); a 403 on a probe names the scope to add.
+SCOPE_PROBES: tuple[tuple[str, str], ...] = (
+    ("crm.objects.contacts.read", "contacts"),
+    ("crm.objects.companies.read", "companies"),
+    ("crm.objects.owners.read", "owners"),
+    ("crm.schemas.contacts.read", "properties:contacts"),
+    ("crm.schemas.companies.read", "properties:companies"),
+)
+
+#: Scopes a working set-up needs (writes can only be proven by writing, so they are listed).
+REQUIRED_SCOPES = (
+    "crm.objects.contacts.read", "crm.objects.contacts.write",
+    "crm.objects.companies.read", "crm.objects.companies.write",
+    "crm.objects.owners.read", "sales-email-read",
+    "crm.schemas.contacts.read", "crm.schemas.companies.read",
+    "crm.schemas.contacts.write", "crm.schemas.companies.write",
+)
+
+
+@dataclass
+class SetupReport:
+    """What :meth:`SetupMixin.check` found."""
+
+    ok: bool
+    portal_id: str | None
+    contact_link_template: str | None
+    company_link_template: str | None
+    missing_scopes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    missing_properties: dict[str, list[str]] = field(default_factory=dict)
+
+    def lines(self) -> list[str]:
+        out = [f"HubSpot portal: {self.portal_id or 'unknown'}",
+               f"token: {'ok' if self.ok else 'PROBLEMS'}"]
+        out += [f"missing scope: {s}" for s in self.missing_scopes]
+        out += [f"problem: {p}" for p in self.problems]
+        for object_type, names in self.missing_properties.items():
+            out.append(f"{object_type}: mapped properties missing in the portal: "
+                       f"{', '.join(names)}")
+        if self.contact_link_template:
+            out.append(f"contactLinkTemplate: {self.contact_link_template}")
+            out.append(f"companyLinkTemplate: {self.company_link_template}")
+        return out
+
+
+class SetupMixin(HubSpotCore):
+    """``check()`` and ``link_templates()`` for the CLI."""
+
+    async def link_templates(self) -> dict[str, str]:
+        """``{"contactLinkTemplate", "companyLinkTemplate"}``: the portal's record URLs with
+        Enginy's ``{{crmId}}`` placeholder."""
+        portal, host = await self._portal()
+        base = f"https://{host}/contacts/{portal}/record"
+        return {"contactLinkTemplate": f"{base}/0-1/{{{{crmId}}}}",
+                "companyLinkTemplate": f"{base}/0-2/{{{{crmId}}}}"}
+
+    async def _portal(self) -> tuple[str, str]:
+        portal, host = self.options.portal_id, self.options.app_host
+        if portal is None or host is None:
+            response = await self.client.request("GET", self.client.paths.account_details())
+            data = response.json_dict()
+            portal = portal or str(data.get("portalId") or "")
+            host = host or str(data.get("uiDomain") or "app.hubspot.com")
+        return portal, host
+
+    async def check(self, *, create: bool | None = None) -> SetupReport:
+        """Verify the token and scopes, make sure the external-id property exists (creating it
+        when allowed), list mapped properties missing in the portal, and compute the link
+        templates. Never raises for a missing scope: the report lists it."""
+        missing_scopes: list[str] = []
+        problems: list[str] = []
+        with self.client.budget():
+            for scope, probe in SCOPE_PROBES:
+                try:
+                    if probe.startswith("properties:"):
+                        self.catalog._cache.pop(probe.split(":")[1], None)
+                        await self.catalog.definitions(probe.split(":")[1])
+                    elif probe == "owners":
+                        await self.client.request("GET", self.client.paths.owners(),
+                                                  params={"limit": "1"})
+                    else:
+                        await self.client.request("GET", self.client.paths.objects(probe),
+                                                  params={"limit": "1"})
+                except AuthFailed as exc:
+                    if "refused the token" in exc.message:
+                        return SetupReport(False, None, None, None, problems=[exc.message])
+                    missing_scopes.append(scope)
+                except BackendError as exc:
+                    problems.append(f"{probe}: {exc.message}")
+            missing_properties: dict[str, list[str]] = {}
+            for entity, object_type in OBJECT_TYPES.items():
+                try:
+                    allowed = self.options.create_properties if create is None else create
+                    if not await self.catalog.ensure(
+                        object_type, self.options.external_id_property, "Enginy external ID",
+                        unique=True, create=allowed,
+                    ):
+                        problems.append(f"{object_type}.{self.options.external_id_property} "
+                                        "is missing (run with create_properties: true)")
+                    known = await self.catalog.definitions(object_type)
+                    names = [n for n in self.default_field_map.get(entity, {}).values()
+                             if n not in known]
+                    if names:
+                        missing_properties[object_type] = names
+                except BackendError as exc:
+                    problems.append(f"{object_type} properties: {exc.message}")
+            try:
+                links = await self.link_templates()
+                portal = links["contactLinkTemplate"].split("/contacts/")[1].split("/")[0]
+            except BackendError as exc:
+                links, portal = {}, None
+                problems.append(f"portal id: {exc.message} (set backend.options.portal_id)")
+        return SetupReport(
+            ok=not missing_scopes and not problems,
+            portal_id=portal,
+            contact_link_template=links.get("contactLinkTemplate"),
+            company_link_template=links.get("companyLinkTemplate"),
+            missing_scopes=missing_scopes,
+            problems=problems,
+            missing_properties=missing_properties,
+        )

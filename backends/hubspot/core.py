@@ -1,0 +1,206 @@
+"""Shared state and helpers of the HubSpot driver (the mixins in records/engagements/tasks/
+owners build on :class:`HubSpotCore`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, TypeVar
+
+import httpx
+from cachetools import TTLCache
+
+from backends.base import (
+    EXTERNAL_ID,
+    Backend,
+    DriverOptions,
+    Entity,
+    NotFound,
+    StoredRecord,
+    Unavailable,
+)
+from backends.hubspot.client import HubSpotClient, Sleep
+from backends.hubspot.options import HubSpotOptions
+from backends.hubspot.properties import PropertyCatalog, from_hubspot_value
+
+__all__ = ["BATCH_LIMIT", "OBJECT_TYPES", "HubSpotCore", "chunks", "is_record_id"]
+
+log = logging.getLogger("backends.hubspot")
+
+#: HubSpot's limit for every object batch endpoint (create/read/update/upsert/archive).
+BATCH_LIMIT = 100
+
+OBJECT_TYPES: dict[Entity, str] = {Entity.CONTACT: "contacts", Entity.COMPANY: "companies"}
+
+#: Properties HubSpot maintains itself; never returned as record fields.
+SYSTEM_PROPERTIES = frozenset(
+    {"hs_object_id", "createdate", "lastmodifieddate", "hs_lastmodifieddate"}
+)
+
+T = TypeVar("T")
+
+
+def chunks(items: Sequence[T], size: int = BATCH_LIMIT) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def is_record_id(value: str) -> bool:
+    """HubSpot record ids are decimal numbers; anything else cannot exist."""
+    return value.isdigit() and len(value) < 20
+
+
+class HubSpotCore(Backend):
+    """Lifecycle, client, property catalog and record helpers."""
+
+    name: ClassVar[str] = "hubspot"
+    Options: ClassVar[type[DriverOptions]] = HubSpotOptions
+    options: HubSpotOptions
+
+    def __init__(
+        self,
+        options: DriverOptions | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if options is None:
+            raise TypeError("HubSpotBackend needs options (at least a token)")
+        if not isinstance(options, HubSpotOptions):
+            options = HubSpotOptions.model_validate(options.model_dump())
+        super().__init__(options)
+        self._clock = clock
+        self.client = HubSpotClient(options, transport, sleep=sleep, clock=clock)
+        self.catalog = PropertyCatalog(
+            self.client,
+            policy=options.unknown_properties,
+            group=options.property_group,
+            ttl=options.properties_ttl_seconds,
+            timer=clock,
+        )
+        #: Record ids known to exist (created, found or checked lately): spares existence
+        #: checks before activities and tasks.
+        self._known: TTLCache[tuple[str, str], bool] = TTLCache(maxsize=10_000, ttl=600, timer=clock)
+        self._opened = False
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Check the token and create/verify the external-id property on contacts and
+        companies. Raises :class:`AuthFailed` (bad token/scopes) or :class:`Unavailable`."""
+        with self.client.budget():
+            for object_type in OBJECT_TYPES.values():
+                await self._ensure_external_id(object_type)
+        self._opened = True
+
+    async def _ensure_external_id(self, object_type: str) -> None:
+        name = self.options.external_id_property
+        exists = await self.catalog.ensure(
+            object_type,
+            name,
+            "Enginy external ID",
+            unique=True,
+            create=self.options.create_properties,
+        )
+        if not exists:
+            raise Unavailable(
+                f"HubSpot property {object_type}.{name} is missing; create it as a unique "
+                "text property or set backend.options.create_properties: true"
+            )
+        definition = (await self.catalog.definitions(object_type)).get(name) or {}
+        if not definition.get("hasUniqueValue", False):
+            log.warning(
+                "hubspot: %s.%s is not a unique property; creates cannot be read back by it "
+                "with batch/read and idempotency is weaker",
+                object_type,
+                name,
+            )
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def ping(self) -> None:
+        """One cheap authenticated read (contacts, limit 1)."""
+        with self.client.budget(min(10.0, self.options.budget_seconds)):
+            await self.client.request(
+                "GET", self.client.paths.objects("contacts"), params={"limit": "1"}
+            )
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    async def _read_properties(self, object_type: str) -> list[str]:
+        """Properties asked for on reads: the default map's, every custom property, the
+        configured extras and the external id."""
+        wanted = set(self.options.read_properties)
+        wanted.add(self.options.external_id_property)
+        for entity, object_name in OBJECT_TYPES.items():
+            if object_name == object_type:
+                wanted.update(self.default_field_map.get(entity, {}).values())
+        definitions = await self.catalog.definitions(object_type)
+        wanted.update(n for n, d in definitions.items() if not d.get("hubspotDefined", False))
+        return sorted(n for n in wanted if n in definitions)
+
+    async def _to_record(self, object_type: str, obj: Mapping[str, Any]) -> StoredRecord:
+        definitions = await self.catalog.definitions(object_type)
+        props = obj.get("properties") or {}
+        ext = self.options.external_id_property
+        fields = {
+            name: from_hubspot_value(definitions.get(name), value)
+            for name, value in props.items()
+            if value not in (None, "") and name not in SYSTEM_PROPERTIES and name != ext
+        }
+        crm_id = str(obj.get("id"))
+        self._known[(object_type, crm_id)] = True
+        return StoredRecord(crm_id=crm_id, external_id=props.get(ext) or None, fields=fields)
+
+    async def batch_read(
+        self,
+        object_type: str,
+        ids: Iterable[str],
+        properties: Sequence[str],
+        id_property: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """``batch/read`` in chunks of 100; missing ids are simply absent (207/404)."""
+        unique = list(dict.fromkeys(ids))
+        found: list[dict[str, Any]] = []
+        for part in chunks(unique):
+            body: dict[str, Any] = {
+                "inputs": [{"id": value} for value in part],
+                "properties": list(properties),
+                "propertiesWithHistory": [],
+            }
+            if id_property:
+                body["idProperty"] = id_property  # top level for batch/read (not per input)
+            response = await self.client.request(
+                "POST",
+                self.client.paths.batch(object_type, "read"),
+                json=body,
+                params={"archived": "false"},
+                accept=(404,),
+            )
+            found.extend(r for r in response.json_dict().get("results") or [] if isinstance(r, dict))
+        return found
+
+    async def require_records(self, checks: Mapping[str, Iterable[str | None]]) -> None:
+        """Raise :class:`NotFound` unless every id exists (``{"contacts": [ids]}``)."""
+        for object_type, ids in checks.items():
+            missing = [i for i in dict.fromkeys(ids) if i and (object_type, i) not in self._known]
+            if not missing:
+                continue
+            bad = [i for i in missing if not is_record_id(i)]
+            valid = [i for i in missing if is_record_id(i)]
+            if valid:
+                found = await self.batch_read(object_type, valid, ["hs_object_id"])
+                for obj in found:
+                    self._known[(object_type, str(obj.get("id")))] = True
+                bad += [i for i in valid if (object_type, i) not in self._known]
+            if bad:
+                kind = "contact" if object_type == "contacts" else "company"
+                raise NotFound(f"No {kind} exists with ID: {', '.join(bad)}")
+
+    @staticmethod
+    def _key_field(key_name: str) -> str | None:
+        return None if key_name == EXTERNAL_ID else key_name

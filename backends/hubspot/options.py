@@ -1,0 +1,95 @@
+"""Typed options of the HubSpot driver (``backend.options`` in the YAML)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+
+from backends.base import DriverOptions
+
+__all__ = ["HubSpotOptions"]
+
+
+class HubSpotOptions(DriverOptions):
+    """Options of :class:`backends.hubspot.HubSpotBackend`.
+
+    Only ``token`` is required. Every limit defaults to a value that keeps a Free/Starter
+    portal (100 requests per 10 s per app, search 5/s per account) out of 429s.
+    """
+
+    #: Private-app token or Service Key (``pat-na1-...``), sent as ``Authorization: Bearer``.
+    #: Write ``token: ${HUBSPOT_TOKEN}`` in the YAML; it is never logged or echoed.
+    token: SecretStr
+    base_url: str = "https://api.hubapi.com"
+    #: ``v3`` (legacy /crm/v3 + /crm/v4 paths) or a date version (``2026-03``, ``2026-09``).
+    api_version: Literal["v3", "2026-03", "2026-09"] = "v3"
+
+    # -- portal / record links --------------------------------------------------------------
+    #: The portal (hub) id; used only for record-link templates. Read from the account-info
+    #: API when not set.
+    portal_id: str | None = None
+    #: The HubSpot web app host (``app-eu1.hubspot.com`` for EU portals).
+    app_host: str | None = None
+
+    # -- idempotency ----------------------------------------------------------------------------
+    #: Unique custom property holding Enginy's ``externalId`` on contacts and companies.
+    external_id_property: str = "enginy_external_id"
+    #: Create the external-id property (and the engagement properties) when missing. When
+    #: ``false`` and they are missing, ``open()`` fails with a message naming them.
+    create_properties: bool = True
+    #: Group in which the driver creates its properties.
+    property_group: str = "enginy"
+    #: Unique property on engagements holding the activity idempotency key.
+    activity_key_property: str = "enginy_activity_key"
+    #: JSON property on engagements with the activity's type, direction and metadata.
+    activity_data_property: str = "enginy_activity_data"
+
+    # -- mapping policy -------------------------------------------------------------------------
+    #: A mapped field whose HubSpot property does not exist in the portal: ``drop`` it (one
+    #: warning per field), ``reject`` the record, or ``create`` a text property in
+    #: ``property_group`` and write it.
+    unknown_properties: Literal["drop", "reject", "create"] = "drop"
+    #: Extra properties read back on find/get (besides the default map and custom ones).
+    read_properties: tuple[str, ...] = ()
+
+    # -- activities / tasks ---------------------------------------------------------------------
+    #: Where a ``LINKEDIN_CONNECTION`` activity goes.
+    linkedin_connection_as: Literal["communication", "note", "task"] = "task"
+    #: Associate contacts to companies as *primary* (type 1) instead of unlabelled (279).
+    primary_company: bool = False
+
+    # -- transport, limits, retries ---------------------------------------------------------------
+    connect_timeout: float = Field(5.0, gt=0)
+    read_timeout: float = Field(30.0, gt=0)
+    write_timeout: float = Field(30.0, gt=0)
+    pool_timeout: float = Field(10.0, gt=0)
+    max_connections: int = Field(20, ge=1)
+    #: Total time one driver call (one Enginy request) may spend, retries and waits included;
+    #: past it the call fails with ``Unavailable`` (503 to Enginy, which retries).
+    budget_seconds: float = Field(25.0, gt=0)
+    #: Attempts per HTTP call (first try included).
+    max_attempts: int = Field(5, ge=1)
+    #: Client-side limit shared by concurrent requests: calls per rolling 10 s (per app).
+    requests_per_10s: int = Field(90, ge=1)
+    #: Client-side limit for search calls per second (per account; HubSpot allows 5).
+    searches_per_second: int = Field(4, ge=1)
+
+    # -- caches ---------------------------------------------------------------------------------
+    owners_ttl_seconds: float = Field(300.0, ge=0)
+    properties_ttl_seconds: float = Field(600.0, ge=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with https:// (or http:// for a local fake)")
+        return value.rstrip("/")
+
+    @field_validator("token")
+    @classmethod
+    def _non_empty(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("must not be empty (set it from ${HUBSPOT_TOKEN})")
+        return value
+
