@@ -116,11 +116,15 @@ def ensure_api_key(settings: Settings, stream: TextIO) -> Settings:
         return settings
     key = secrets.token_urlsafe(32)
     header = settings.auth.header
+    server = settings.server
+    host = "127.0.0.1" if server.host in ("0.0.0.0", "::", "") else server.host
+    host = f"[{host}]" if ":" in host else host
+    health = f"http://{host}:{server.port}{server.root_path}/health"
     print(
         f"{PROG}: no API key configured; generated one for this run:\n"
         f"\n    {key}\n\n"
         f"Send it in the {header} header (in Enginy: apiKey = this key, apiKeyHeader = {header}),"
-        f" e.g.  curl -H '{header}: {key}' http://HOST:PORT/health\n"
+        f" e.g.  curl -H '{header}: {key}' {health}\n"
         f"It changes at every start; set ENGINY_ADAPTER_API_KEY or auth.keys to keep one.",
         file=stream,
         flush=True,

@@ -330,6 +330,8 @@ async def test_serve_without_configuration_generates_a_key_and_requires_it(
     assert (call["host"], call["port"]) == ("0.0.0.0", 9911)
     key = err.split("generated one for this run:", 1)[1].split()[0]
     assert len(key) >= 40
+    # The example points at where it listens (0.0.0.0 is reached through the loopback).
+    assert f"curl -H 'X-API-Key: {key}' http://127.0.0.1:9911/health" in err
     assert key not in out
 
     transport = httpx.ASGITransport(app=call["app"])
