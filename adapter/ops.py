@@ -75,8 +75,13 @@ def install(app: Starlette, settings: Settings, backend: Backend) -> Telemetry:
     """
     obs = settings.observability
     ui_cfg = settings.ui
-    telemetry = Telemetry(obs, recent_calls=ui_cfg.recent_calls,
-                          secret_headers=(settings.auth.header.lower(),))
+    root = settings.server.root_path
+    telemetry = Telemetry(
+        obs, recent_calls=ui_cfg.recent_calls, secret_headers=(settings.auth.header.lower(),),
+        # Dashboard and ops traffic is not what the "recent calls" list is for.
+        not_recent=(*(root + p for p in ("/ui", obs.metrics.path, OPENAPI_PATH)),
+                    "/favicon.ico"),
+    )
     app.state.telemetry = telemetry
     instrument_backend(backend, telemetry)
     # Drivers that retry upstream calls report each retry here (see docs/operations.md).
@@ -93,7 +98,6 @@ def install(app: Starlette, settings: Settings, backend: Backend) -> Telemetry:
 
     if ui_cfg.enabled:
         ui_app = build_ui_app(settings, backend, telemetry, ui_cfg)
-        root = settings.server.root_path
         if root:
             ui_app = Starlette(routes=[Mount(root, app=ui_app)])
         app.add_middleware(UIDispatch, ui_app=ui_app, prefix=root + UI_PREFIX)

@@ -78,7 +78,7 @@ UNMATCHED = "<unmatched>"
 
 # Paths under these prefixes are dashboard/ops traffic: counted and logged, but kept out of the
 # "recent calls" ring buffer, which is there to show what *Enginy* sent.
-_NOT_RECENT = ("/ui", "/metrics", "/openapi.json")
+_NOT_RECENT = ("/ui", "/metrics", "/openapi.json", "/favicon.ico")
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,6 +314,8 @@ class Telemetry:
     #: Header names whose values must never be logged (the configured API-key header).
     secret_headers: tuple[str, ...] = ("x-api-key",)
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    #: Path prefixes kept out of the recent-calls buffer (``install`` adds the root path).
+    not_recent: tuple[str, ...] = _NOT_RECENT
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -395,7 +397,7 @@ class Telemetry:
         if bodies:
             access.update(bodies)
         path = scope.get("path", "")
-        if not path.startswith(_NOT_RECENT):
+        if not path.startswith(self.not_recent):
             self.calls.append(CallRecord(datetime.now(UTC), ctx.request_id, method, route,
                                          status, latency_ms, ctx.records, error))
         level = logging.ERROR if status >= 500 else logging.INFO

@@ -248,3 +248,14 @@ async def test_ui_can_be_disabled(serve: Serve) -> None:
 def test_nobrowse_fixture_really_lacks_browse() -> None:
     backend: Backend = NoBrowse()
     assert "browse" not in {c.value for c in backend.capabilities}
+
+
+async def test_recent_calls_skip_dashboard_traffic_under_a_root_path(serve: Serve) -> None:
+    async with serve(make_settings(server={"root_path": "/enginy"})) as c:
+        await c.get("/enginy/health")
+        await c.get("/enginy/ui/contacts/nope", auth=AUTH)
+        await c.get("/enginy/ui/nowhere", auth=AUTH)
+        await c.get("/enginy/openapi.json")
+        await c.get("/enginy/metrics")
+        telemetry = c.app.state.telemetry  # type: ignore[attr-defined]
+        assert [call.route for call in telemetry.recent()] == ["/health"]
