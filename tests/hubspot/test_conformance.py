@@ -1,0 +1,48 @@
+"""The shipped conformance suite against the HubSpot driver served by the stateful fake."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from backends.base import Backend, Entity, User
+from backends.hubspot import HubSpotBackend, HubSpotOptions
+from backends.hubspot.fake import FakeHubSpot
+from backends.testing import DEFAULT_RECORD_FIELDS, ConformanceSuite, RecordFields
+
+TOKEN = "pat-na1-conformance"
+OWNERS = [("Ada", "Lovelace", "ada@example.com"), ("Grace", "Hopper", "grace@example.com")]
+
+
+class TestHubSpotConformance(ConformanceSuite):
+    @pytest.fixture
+    def fake(self) -> FakeHubSpot:
+        fake = FakeHubSpot(token=TOKEN)
+        for first, last, email in OWNERS:
+            fake.add_owner(first, last, email)
+        return fake
+
+    @pytest.fixture
+    async def backend(self, fake: FakeHubSpot) -> AsyncIterator[Backend]:
+        # The LinkedIn contact property is not HubSpot-defined: "create" makes it on first use.
+        options = HubSpotOptions(token=TOKEN, unknown_properties="create")
+        driver = HubSpotBackend(options, transport=fake.transport())
+        await driver.open()
+        try:
+            yield driver
+        finally:
+            await driver.close()
+
+    @pytest.fixture
+    def record_fields(self) -> RecordFields:
+        def fields(entity: Entity) -> dict[str, str]:
+            mapped = HubSpotBackend.default_field_map[entity]
+            return {role: mapped[role] for role in DEFAULT_RECORD_FIELDS[entity]}
+
+        return fields
+
+    @pytest.fixture
+    def expected_users(self, fake: FakeHubSpot) -> list[User]:
+        return [User(o["id"], f"{o['firstName']} {o['lastName']}", o["email"])
+                for o in fake.owners]
