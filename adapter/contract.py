@@ -67,7 +67,13 @@ __all__ = [
 def _as_utc(value: datetime) -> datetime:
     # Enginy's examples are all UTC; a value without an offset is read as UTC rather than as
     # the server's local time, which would shift it by the host's timezone.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00+10:00 has no UTC equivalent; a ValueError makes it a 400.
+        raise ValueError("datetime out of range") from None
 
 
 def format_datetime(value: datetime) -> str:

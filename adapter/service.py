@@ -403,11 +403,9 @@ class Service:
         _require(self.backend, Capability.ACTIVITIES, "activities")
         metadata = item.metadata or {}
         message_id = metadata.get("messageId")
-        key = (
-            f"{item.type}|{item.direction}|{message_id}"
-            if message_id is not None and message_id != ""
-            else None
-        )
+        # Only a scalar id is a key; an object or list there is carried in metadata as sent.
+        usable = isinstance(message_id, str | int) and not isinstance(message_id, bool)
+        key = f"{item.type}|{item.direction}|{message_id}" if usable and message_id != "" else None
         if item.type not in self._seen_activity_types:
             self._seen_activity_types.add(item.type)
             # The type is Enginy's text, shown with repr and cut short: it is input.

@@ -169,3 +169,32 @@ async def test_activity_unsupported_backend_is_501(serve: Any) -> None:
         response = await client.post("/activities", json={"type": "EMAIL"})
     assert response.status_code == 501
     assert response.json()["error"] == "not_implemented"
+
+
+async def test_a9_non_scalar_message_id_is_not_an_idempotency_key(serve: Any) -> None:
+    backend = SpyBackend()
+    async with serve(backend=backend) as client:
+        response = await client.post(
+            "/activities", json={"type": "EMAIL", "metadata": {"messageId": {"x": 1}}}
+        )
+    assert response.status_code == 200
+    assert backend.received[0].idempotency_key is None
+    assert response.json()["metadata"] == {"messageId": {"x": 1}}
+
+
+async def test_a1_activity_response_is_a_single_object(client: httpx.AsyncClient) -> None:
+    response = await client.post("/activities", json={"type": "EMAIL"})
+    body = response.json()
+    assert isinstance(body, dict)
+    assert {
+        "id",
+        "type",
+        "subject",
+        "body",
+        "direction",
+        "ownerId",
+        "occurredAt",
+        "contactId",
+        "companyId",
+        "metadata",
+    } <= set(body)

@@ -108,3 +108,10 @@ async def test_associations_unsupported_backend_is_501(serve: Any) -> None:
         )
     assert response.status_code == 501
     assert response.json()["error"] == "not_implemented"
+
+
+async def test_a1_association_errors_use_the_exact_crm_id_casing(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/associations", json={"associations": [{"contactCRMId": "x", "companyCRMId": "y"}]}
+    )
+    assert set(response.json()["errors"][0]) == {"contactCRMId", "companyCRMId", "error", "message"}

@@ -514,3 +514,17 @@ async def test_a6_update_under_reject_policy_is_a_per_item_error(
     results = response.json()["results"]
     assert results[0]["success"] is False and results[0]["error"] == "unmapped_field"
     assert results[1] == {"crmId": ids["l"], "success": True}
+
+
+async def test_a1_create_and_sync_shapes_are_exact(client: httpx.AsyncClient) -> None:
+    created = await create(client, {"externalId": "lead-1", "email": "a@b.com"})
+    assert created.json() == {
+        "results": [{"externalId": "lead-1", "crmId": created.json()["results"][0]["crmId"]}]
+    }
+    synced = await client.post("/contacts/sync", json={"contacts": [{"externalId": "lead-1"}]})
+    assert set(synced.json()) == {"results"}
+    assert set(synced.json()["results"][0]) == {"externalId", "crmId", "properties"}
+    updated = await client.put(
+        "/contacts", json={"contacts": [{"crmId": created.json()["results"][0]["crmId"]}]}
+    )
+    assert set(updated.json()["results"][0]) == {"crmId", "success"}

@@ -272,3 +272,29 @@ async def test_a3_garbage_never_gives_5xx(
     response = await client.request(method, path, json=body)
     assert 400 <= response.status_code < 500, response.text
     assert set(response.json()) >= {"error", "message"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("POST", "/tasks", {"subject": "x", "dueDate": "0001-01-01T00:00:00+10:00"}, "dueDate"),
+        (
+            "POST",
+            "/activities",
+            {"type": "EMAIL", "occurredAt": "9999-12-31T23:59:59-10:00"},
+            "occurredAt",
+        ),
+        (
+            "PATCH",
+            "/tasks/batch",
+            {"ids": ["a"], "completed": True, "completedAt": "0001-01-01T00:00:00+01:00"},
+            "completedAt",
+        ),
+    ],
+)
+async def test_a3_datetime_without_a_utc_equivalent_is_400(
+    client: httpx.AsyncClient, method: str, path: str, body: Any, field: str
+) -> None:
+    response = await client.request(method, path, json=body)
+    assert_error_shape(response, 400, "invalid_request")
+    assert response.json()["message"].startswith(f"{field}: ")

@@ -234,3 +234,31 @@ async def test_tasks_unsupported_backend_is_501(serve: Any) -> None:
         ]
     assert [r.status_code for r in responses] == [501] * 5
     assert {r.json()["error"] for r in responses} == {"not_implemented"}
+
+
+async def test_a1_task_object_shape(tasks_client: httpx.AsyncClient) -> None:
+    task = await new_task(tasks_client, dueDate="2024-01-15T11:00:00+01:00")
+    assert isinstance(task, dict)
+    assert {
+        "id",
+        "subject",
+        "description",
+        "type",
+        "ownerId",
+        "dueDate",
+        "contactId",
+        "companyId",
+        "completed",
+        "completedAt",
+    } <= set(task)
+    assert task["completedAt"] is None  # present and null until completed
+    assert task["dueDate"] == "2024-01-15T10:00:00Z"  # ISO 8601, UTC, Z
+
+
+async def test_a1_task_batch_routes_return_bare_arrays(tasks_client: httpx.AsyncClient) -> None:
+    task = await new_task(tasks_client)
+    got = await tasks_client.post("/tasks/batch", json={"ids": [task["id"]]})
+    done = await tasks_client.patch("/tasks/batch", json={"ids": [task["id"]], "completed": True})
+    empty = await tasks_client.post("/tasks/batch", json={"ids": []})
+    assert isinstance(got.json(), list) and isinstance(done.json(), list)
+    assert empty.json() == []

@@ -56,3 +56,10 @@ async def test_a11_empty_static_list_is_an_empty_array(serve: Any, settings_for:
         response = await client.get("/users")
     assert response.status_code == 200
     assert response.json() == []
+
+
+async def test_a1_users_is_a_bare_array(serve: Any, settings_for: Any) -> None:
+    settings = settings_for(users=[{"id": "u1", "name": "Jane"}])
+    async with serve(settings, NoUsersBackend()) as client:
+        response = await client.get("/users")
+    assert response.json() == [{"id": "u1", "name": "Jane"}]
