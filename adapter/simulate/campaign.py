@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from adapter.simulate.context import MUST, SHOULD, Context
-from adapter.simulate.export import properties_agree, read_back, update
+from adapter.simulate.export import compare_properties, read_back, update
 from adapter.simulate.shapes import check_has_id
 
 __all__ = ["ACTIVITY_TYPES", "DIRECTIONS", "campaign"]
@@ -93,6 +93,9 @@ async def _engagement(ctx: Context, external_id: str, crm_id: str) -> None:
         "genesy_last_activity": "2024-12-31T10:00:00Z",
         f"sim_{ctx.run_id}_custom_field": "user-named field",
     }
+    sent = ctx.sent_contacts.get(external_id, {})
+    probe = {"externalId": external_id, "email": sent.get("email")}
+    before = await read_back(ctx, "contacts", probe)
     ok = await update(
         ctx,
         "contacts",
@@ -102,21 +105,20 @@ async def _engagement(ctx: Context, external_id: str, crm_id: str) -> None:
     if not ok:
         ctx.skip("engagement.synced_back", SHOULD, "engagement update failed")
         return
-    sent = ctx.sent_contacts.get(external_id, {})
-    match = await read_back(
-        ctx, "contacts", {"externalId": external_id, "email": sent.get("email")}
-    )
-    properties_agree(
+    after = await read_back(ctx, "contacts", probe)
+    compare_properties(
         ctx,
         "engagement.synced_back",
-        match,
-        fields,
-        "Part A.8: any field name is stored and synced back",
+        before,
+        after,
+        why="Part A.8: any field name is stored (and synced back)",
+        set_to=fields,
     )
-    properties_agree(
+    compare_properties(
         ctx,
         "contacts.update.partial",
-        match,
-        {k: sent[k] for k in ("firstName", "lastName", "title") if k in sent},
-        "Part A.6: PUT with engagement fields only must not blank the others",
+        before,
+        after,
+        why="Part A.6: PUT with engagement fields only must not blank the others",
+        kept=("email", "firstName", "lastName", "title", "phone", "linkedinUrl", "company"),
     )

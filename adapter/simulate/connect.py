@@ -49,7 +49,7 @@ async def connect(ctx: Context) -> bool:
         if problems:
             ctx.shape("connect.users", reply, problems)
         else:
-            ctx.must("connect.users", True, f"{len(ids)} users: owner selection on")
+            ctx.must("connect.users", True, f"{len(ids)} user(s): owner selection on")
             ctx.owner_id = ids[0] if ids else None
         ctx.skip("connect.users.off_status", SHOULD, "users are served")
         for auth, name in _BAD_KEYS:

@@ -13,7 +13,7 @@ from typing import Any
 from adapter.simulate.context import MUST, SHOULD, Context, chunks
 from adapter.simulate.shapes import SyncMatch, check_created, check_synced, check_updated
 
-__all__ = ["export", "properties_agree", "read_back", "update"]
+__all__ = ["compare_properties", "export", "read_back", "update"]
 
 
 async def export(ctx: Context) -> None:
@@ -89,30 +89,50 @@ async def read_back(ctx: Context, entity: str, record: dict[str, Any]) -> SyncMa
     return match
 
 
-def properties_agree(
-    ctx: Context, name: str, match: SyncMatch | None, expected: dict[str, Any], why: str
+def compare_properties(
+    ctx: Context,
+    name: str,
+    before: SyncMatch | None,
+    after: SyncMatch | None,
+    *,
+    why: str,
+    kept: tuple[str, ...] = (),
+    set_to: dict[str, Any] | None = None,
 ) -> None:
-    """SHOULD ``name``: the synced ``properties`` carry ``expected``; SKIP when the server does
-    not send those properties back at all (``properties`` is optional, and a server may restrict
-    it to a configured list)."""
-    if match is None:
-        ctx.skip(name, SHOULD, "record not found by sync")
+    """SHOULD ``name``: between two syncs of one record around an update, the ``kept`` fields
+    the server returned before are returned unchanged after, and ``set_to`` are returned with
+    the values sent.
+
+    ``properties`` are optional (B.2.3) and may be limited to a configured list, so only the
+    fields the server showed *before* the update are held against it; with nothing to compare
+    the check is a SKIP, never a PASS.
+    """
+    if before is None or after is None:
+        ctx.skip(name, SHOULD, "the record was not found by sync")
         return
-    props = match.properties
-    if not props:
-        ctx.skip(name, SHOULD, "sync returns no properties")
+    old, new = before.properties or {}, after.properties or {}
+    problems = [
+        f"{key}: {old[key]!r} became {new.get(key, '<absent>')!r}"
+        for key in kept
+        if key in old and new.get(key, _ABSENT) != old[key]
+    ]
+    problems += [
+        f"{key}: sent {value!r}, synced back {new.get(key, '<absent>')!r}"
+        for key, value in (set_to or {}).items()
+        if new.get(key, _ABSENT) != value
+    ]
+    compared = [k for k in kept if k in old] + list(set_to or {})
+    if not compared or (not old and not new):
+        ctx.skip(name, SHOULD, "sync returns none of the fields to compare in properties")
         return
-    present = {k: v for k, v in expected.items() if k in props}
-    if not present:
-        ctx.skip(name, SHOULD, f"none of {sorted(expected)} in properties (sync_back list?)")
-        return
-    wrong = {k: props[k] for k, v in present.items() if props[k] != v}
-    absent = sorted(set(expected) - set(present))
-    detail = f"{why}: " + (f"got {wrong}, expected {dict((k, expected[k]) for k in wrong)}")
-    if not wrong and absent:
-        ctx.should(name, False, f"{why}: {absent} missing from properties")
-        return
-    ctx.should(name, not wrong, detail if wrong else f"{sorted(present)} as expected")
+    ctx.should(
+        name,
+        not problems,
+        f"{why}: " + "; ".join(problems[:4]) if problems else f"{len(compared)} fields as expected",
+    )
+
+
+_ABSENT = object()
 
 
 # -- companies --------------------------------------------------------------------------------
@@ -173,27 +193,25 @@ async def _companies(ctx: Context) -> None:
     )
 
     # Enginy updates what sync matched and creates the rest.
-    if found is not None:
-        ctx.company_ids[alpha["externalId"]] = found.crm_id
+    matched = [r for r in (alpha, beta) if r["externalId"] in matches]
+    if matched:
+        changes = {"industry": "Simulation (updated)", "enginySimulationRun": rid}
         await update(
             ctx,
             "companies",
-            [
-                {
-                    "crmId": found.crm_id,
-                    "industry": "Simulation (updated)",
-                    "enginySimulationRun": rid,
-                }
-            ],
+            [{"crmId": matches[r["externalId"]].crm_id, **changes} for r in matched],
             "companies.update",
         )
-    to_create = [beta] if found is not None else [alpha, beta]
-    created = await _create(ctx, "companies", to_create)
+        for r in matched:
+            ctx.company_ids[r["externalId"]] = matches[r["externalId"]].crm_id
+    unmatched = [r for r in (alpha, beta) if r["externalId"] not in matches]
+    created = await _create(ctx, "companies", unmatched) if unmatched else {}
     ctx.company_ids.update(created)
+    if beta["externalId"] in ctx.company_ids:
+        ctx.main_company = beta["externalId"]
     beta_crm = created.get(beta["externalId"])
     if beta_crm is None:
         return
-    ctx.main_company = beta["externalId"]
 
     again = await _create(ctx, "companies", [beta])
     repeat = again.get(beta["externalId"])
@@ -205,22 +223,18 @@ async def _companies(ctx: Context) -> None:
         else "re-sent create returned the same crmId",
     )
 
-    # Partial update: only `industry` is sent; `name` and `domain` must survive.
-    if await update(
-        ctx,
-        "companies",
-        [{"crmId": beta_crm, "industry": "Software (updated)"}],
-        "companies.update",
-    ):
-        match = await read_back(
-            ctx, "companies", {"externalId": beta["externalId"], "domain": beta["domain"]}
-        )
-        properties_agree(
+    # Partial update: only `industry` is sent; everything else must survive.
+    probe = {"externalId": beta["externalId"], "domain": beta["domain"]}
+    before = await read_back(ctx, "companies", probe)
+    change = [{"crmId": beta_crm, "industry": "Software (updated)"}]
+    if await update(ctx, "companies", change, "companies.update"):
+        compare_properties(
             ctx,
             "companies.update.partial",
-            match,
-            {"name": beta["name"], "industry": "Software (updated)"},
-            "Part A.6: PUT changes only the keys sent",
+            before,
+            await read_back(ctx, "companies", probe),
+            why="Part A.6: PUT changes only the keys sent",
+            kept=("name", "domain", "numberOfEmployees", "linkedinUrl", "enginySimulationRun"),
         )
 
 
