@@ -506,11 +506,16 @@ class Service:
     # -- users and health ---------------------------------------------------------------------
 
     async def list_users(self) -> list[UserOut]:
-        """The backend's users, else the YAML list, else 501 (A.11)."""
-        if Capability.USERS in self.backend.capabilities:
-            users = await self.backend.list_users()
-        elif self.users is not None:
+        """The YAML list when one is configured, else the backend's users, else 501 (A.11).
+
+        An explicit ``users:`` list wins over the backend (as ``config.example.yaml`` documents):
+        every built-in driver declares :attr:`Capability.USERS`, so a list that only applied
+        to drivers without it would never be served.
+        """
+        if self.users is not None:
             users = self.users
+        elif Capability.USERS in self.backend.capabilities:
+            users = await self.backend.list_users()
         else:
             raise Unsupported("user listing is not available: no backend users and no static list")
         return [UserOut(id=u.id, name=u.name, email=u.email) for u in users]

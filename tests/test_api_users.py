@@ -63,3 +63,13 @@ async def test_a1_users_is_a_bare_array(serve: Any, settings_for: Any) -> None:
     async with serve(settings, NoUsersBackend()) as client:
         response = await client.get("/users")
     assert response.json() == [{"id": "u1", "name": "Jane"}]
+
+
+async def test_a11_a_configured_static_list_wins_over_the_backend(
+    serve: Any, settings_for: Any
+) -> None:
+    backend = MemoryBackend(MemoryOptions(users=(MemoryUser(id="owner-1", name="From CRM"),)))
+    settings = settings_for(users=[{"id": "u1", "name": "From YAML"}])
+    async with serve(settings, backend) as client:
+        response = await client.get("/users")
+    assert response.json() == [{"id": "u1", "name": "From YAML"}]
