@@ -294,9 +294,14 @@ class SQLBackend(EngagementMixin, Backend):
     # -- loading --------------------------------------------------------------------------
 
     async def _load(
-        self, conn: AsyncConnection, store: RecordStore, crm_ids: Iterable[str]
+        self,
+        conn: AsyncConnection,
+        store: RecordStore,
+        crm_ids: Iterable[str],
+        external_ids: Mapping[str, str] | None = None,
     ) -> dict[str, tuple[Any, StoredRecord]]:
-        """``{crm_id: (order value, record)}`` for the ids that exist: two statements."""
+        """``{crm_id: (order value, record)}`` for the ids that exist: two statements (one
+        when the caller already knows the external ids, ``{crm_id: external_id}``)."""
         pks = {pk for c in set(crm_ids) if (pk := store.parse_id(c)) is not None}
         if not pks:
             return {}
@@ -305,7 +310,7 @@ class SQLBackend(EngagementMixin, Backend):
         if not found:
             return {}
         links = self.tables.links
-        ext = dict(
+        ext = dict(external_ids) if external_ids is not None else dict(
             (await conn.execute(
                 sa.select(links.c.crm_id, links.c.external_id)
                 .where(links.c.entity == store.entity.value, links.c.crm_id.in_(list(found)))
@@ -497,6 +502,7 @@ class SQLBackend(EngagementMixin, Backend):
             return {}
         async with self._tx(f"find {entity.plural}", write=False) as conn:
             candidates: dict[str, set[str]] = {}
+            known: dict[str, str] | None = None
             if key.name == EXTERNAL_ID:
                 links = self.tables.links
                 rows = await conn.execute(
@@ -516,6 +522,8 @@ class SQLBackend(EngagementMixin, Backend):
                 )
             for value, crm_id in rows:
                 candidates.setdefault(value, set()).add(crm_id)
+            if key.name == EXTERNAL_ID:
+                known = {next(iter(c)): v for v, c in candidates.items()}
             column = store.columns.get(key.field or "") if key.name != EXTERNAL_ID else None
             rest = [v for v in wanted if v not in candidates]
             if not store.managed and column is not None and rest:
@@ -525,7 +533,9 @@ class SQLBackend(EngagementMixin, Backend):
                     sa.select(store.pk, expr).where(expr.in_(rest))
                 ):
                     candidates.setdefault(value, set()).add(store.format_id(pk))
-            loaded = await self._load(conn, store, {c for s in candidates.values() for c in s})
+            loaded = await self._load(
+                conn, store, {c for s in candidates.values() for c in s}, known
+            )
         found: dict[str, StoredRecord] = {}
         for value, crm_ids in candidates.items():
             present = [loaded[c] for c in crm_ids if c in loaded]

@@ -1,0 +1,256 @@
+"""SQL driver behaviour beyond the shared suite: constant statement counts, concurrency,
+failure mapping (nothing half-written), restart persistence."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from backends.base import (
+    EXTERNAL_ID,
+    Entity,
+    MatchKey,
+    NewRecord,
+    RecordUpdate,
+    Unavailable,
+)
+from backends.sql import SQLBackend, SQLOptions
+
+from .conftest import OpenBackend, drop_adapter_tables, unique_prefix
+
+pytestmark = pytest.mark.anyio
+C = Entity.CONTACT
+EMAIL = MatchKey("email", field="email")
+
+DATABASES = [
+    "sqlite",
+    pytest.param("postgres", marks=pytest.mark.postgres),
+    pytest.param("mysql", marks=pytest.mark.mysql),
+]
+
+
+@pytest.fixture(params=DATABASES)
+def url(request: pytest.FixtureRequest) -> str:
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+def contacts(n: int, tag: str = "", start: int = 0) -> list[NewRecord]:
+    return [
+        NewRecord(
+            f"lead{tag}-{i}",
+            {"email": f"p{tag}{i}@example.com", "firstName": f"P{i}", "score": i},
+            {"email": f"p{tag}{i}@example.com"},
+        )
+        for i in range(start, start + n)
+    ]
+
+
+@contextmanager
+def statements(backend: SQLBackend) -> Iterator[list[str]]:
+    """Collect every statement sent to the database (executemany counts once)."""
+    seen: list[str] = []
+
+    def count(_c: Any, _cur: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement.split(None, 1)[0].upper())
+
+    event.listen(backend.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(backend.engine.sync_engine, "before_cursor_execute", count)
+
+
+async def test_batches_use_a_constant_number_of_statements(
+    open_backend: OpenBackend, url: str
+) -> None:
+    async with open_backend(url) as backend:
+        counts: dict[int, list[int]] = {}
+        for size in (10, 100):
+            tag = f"s{size}"
+            records = contacts(size, tag)
+            with statements(backend) as create:
+                results = await backend.create_records(C, records)
+            assert all(r.created for r in results)
+            values = [r.match_keys["email"] for r in records]
+            # a sync: half by external id, half by email (half of those unknown)
+            with statements(backend) as sync:
+                await backend.find_records(C, MatchKey(EXTERNAL_ID),
+                                           [r.external_id for r in records[: size // 2]])
+                hits = await backend.find_records(
+                    C, EMAIL, values[size // 2:] + [f"x{i}@nowhere" for i in range(size // 2)])
+            assert len(hits) == size // 2
+            updates = [RecordUpdate(r.crm_id or "", {"firstName": f"Q{i}", "extra": i},
+                                    match_keys={"email": f"q{tag}{i}@example.com"})
+                       for i, r in enumerate(results)]
+            with statements(backend) as update:
+                outcome = await backend.update_records(C, updates)
+            assert all(r.ok for r in outcome)
+            counts[size] = [len(create), len(sync), len(update)]
+        assert counts[10] == counts[100], counts
+        create_n, sync_n, update_n = counts[100]
+        # claim, read claims, insert rows, insert keys (+ SQLite's explicit BEGIN)
+        assert create_n <= 5, create_n
+        assert sync_n <= 7, sync_n
+        # lock-read rows, one CASE update, delete + insert changed keys (+ BEGIN)
+        assert update_n <= 5, update_n
+
+
+async def test_two_engines_racing_on_the_same_external_ids_make_no_duplicates(url: str) -> None:
+    prefix = unique_prefix()
+    options = SQLOptions(url=url, table_prefix=prefix, pool_size=4)
+    first, second = SQLBackend(options), SQLBackend(options)
+    await first.open()
+    await second.open()
+    try:
+        for round_ in range(3):
+            records = contacts(100, f"r{round_}")
+            async with anyio.create_task_group() as tg:
+                outcomes: dict[str, list[Any]] = {}
+
+                async def run(name: str, backend: SQLBackend, batch: list[NewRecord]) -> None:
+                    outcomes[name] = await backend.create_records(C, batch)
+
+                tg.start_soon(run, "a", first, records)
+                tg.start_soon(run, "b", second, records[::-1])
+            a, b = outcomes["a"], outcomes["b"][::-1]
+            assert all(r.ok for r in a + b)
+            assert [r.crm_id for r in a] == [r.crm_id for r in b]
+            assert sum(r.created for r in a + b) == 100  # each record created exactly once
+        async with first.engine.connect() as conn:
+            table = first.tables.contacts
+            total = (await conn.execute(sa.select(sa.func.count()).select_from(table))).scalar()
+            keys = first.tables.match_keys
+            key_rows = (await conn.execute(sa.select(sa.func.count()).select_from(keys))).scalar()
+        assert (total, key_rows) == (300, 300)
+    finally:
+        await first.close()
+        await second.close()
+        await drop_adapter_tables(first)
+
+
+async def test_a_connection_lost_mid_batch_is_unavailable_and_writes_nothing(
+    open_backend: OpenBackend, url: str
+) -> None:
+    async with open_backend(url) as backend:
+        def drop(_c: Any, _cur: Any, statement: str, *_args: Any) -> None:
+            if statement.lstrip().upper().startswith(f"INSERT INTO {backend.tables.prefix}CONTACTS"
+                                                     .upper()):
+                raise ConnectionResetError("connection reset by peer")
+
+        event.listen(backend.engine.sync_engine, "before_cursor_execute", drop)
+        with pytest.raises(Unavailable) as caught:
+            await backend.create_records(C, contacts(20))
+        event.remove(backend.engine.sync_engine, "before_cursor_execute", drop)
+        assert caught.value.retryable
+        # the claims taken before the failure were rolled back with it
+        assert await backend.find_records(C, MatchKey(EXTERNAL_ID), ["lead-0", "lead-19"]) == {}
+        assert (await backend.counts())["contacts"] == 0
+        # and Enginy's retry of the same batch succeeds
+        assert all(r.created for r in await backend.create_records(C, contacts(20)))
+
+
+async def test_pool_exhaustion_is_unavailable(open_backend: OpenBackend, url: str) -> None:
+    async with open_backend(url, pool_size=1, max_overflow=0, pool_timeout=0.2) as backend:
+        async with backend.engine.connect() as held:
+            await held.execute(sa.text("SELECT 1"))
+            with pytest.raises(Unavailable) as caught:
+                await backend.create_records(C, contacts(1))
+        assert "no database connection free" in caught.value.message
+
+
+async def test_unreachable_server_is_unavailable_without_the_password() -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    backend = SQLBackend(SQLOptions(
+        url=f"postgresql+asyncpg://enginy:s3cret-pw@127.0.0.1:{port}/crm", connect_timeout=2))
+    with pytest.raises(Unavailable) as caught:
+        await backend.open()
+    assert "s3cret-pw" not in str(caught.value)
+    assert "***" in str(caught.value)
+    assert "s3cret-pw" not in repr(backend.options)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serve_process(config: Path, port: int) -> Iterator[httpx.Client]:
+    exe = Path(sys.executable).with_name("enginy-adapter")
+    log = config.with_suffix(f".{port}.log")
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [str(exe), "serve", "--config", str(config), "--port", str(port),
+             "--log-level", "warning"],
+            stdout=subprocess.DEVNULL, stderr=sink, env={**os.environ},
+        )
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": "restart-key"})
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if client.get("/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"serve did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.1)
+        yield client
+    finally:
+        client.close()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.skipif(
+    not Path(sys.executable).with_name("enginy-adapter").exists(),
+    reason="the enginy-adapter script is not installed (pip install -e .)",
+)
+def test_records_survive_a_restart_of_serve(tmp_path: Path) -> None:
+    """One ``serve`` process writes to an SQLite file; the next one finds the records."""
+    database = tmp_path / "crm.db"
+    config = tmp_path / "adapter.yaml"
+    config.write_text(
+        "auth:\n  keys: [restart-key]\n"
+        "backend:\n  driver: sql\n"
+        f"  options:\n    url: sqlite+aiosqlite:///{database}\n"
+    )
+    port = _free_port()
+    with serve_process(config, port) as client:
+        created = client.post("/contacts", json={"contacts": [
+            {"externalId": "lead-1", "email": "Ada@Example.com", "firstName": "Ada"},
+            {"externalId": "lead-2", "email": "bob@example.com"},
+        ]})
+        assert created.status_code == 200, created.text
+        ids = {r["externalId"]: r["crmId"] for r in created.json()["results"]}
+    assert database.exists()
+    with serve_process(config, _free_port()) as client:
+        synced = client.post("/contacts/sync", json={"contacts": [
+            {"externalId": "lead-1"}, {"externalId": "lead-9", "email": "bob@example.com"}]})
+        assert synced.status_code == 200, synced.text
+        found = {r["externalId"]: r["crmId"] for r in synced.json()["results"]}
+        assert found == {"lead-1": ids["lead-1"], "lead-9": ids["lead-2"]}
+        again = client.post("/contacts", json={"contacts": [{"externalId": "lead-1"}]})
+        assert again.json()["results"] == [{"externalId": "lead-1", "crmId": ids["lead-1"]}]
