@@ -127,6 +127,8 @@ class Stub:
         return JSONResponse({"status": "ok"})
 
     async def list_users(self, request: Request) -> Response:
+        if "users_plain_404" in self.breaks:
+            return Response("Not Found", 404, media_type="text/plain")
         if self.users is None:
             return _error(501, "not_implemented", "no users")
         if self.users < 0:

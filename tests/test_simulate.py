@@ -254,13 +254,22 @@ async def test_a_rejected_value_must_be_listed_in_errors_when_the_server_rejects
     assert status_of(report, "errors.invalid_value_listed") is Status.PASS
 
 
-@pytest.mark.parametrize(("users", "off_status"), [(None, Status.PASS), (-1, Status.FAIL)])
+@pytest.mark.parametrize(
+    ("stub", "off_status"),
+    [
+        (Stub(users=None), Status.PASS),  # 501 {"error", "message"}
+        (Stub("users_plain_404"), Status.PASS),  # a framework's bare 404 is fine too
+        (Stub(users=-1), Status.FAIL),  # 500: Enginy carries on, but it is not the way to say it
+    ],
+    ids=["501", "plain-404", "500"],
+)
 async def test_users_off_is_fine_and_only_404_405_501_say_so_cleanly(
-    users: int | None, off_status: Status
+    stub: Stub, off_status: Status
 ) -> None:
-    report, _ = await simulate_against(Stub(users=users).app())
+    report, _ = await simulate_against(stub.app())
     assert status_of(report, "connect.users") is Status.PASS
     assert status_of(report, "connect.users.off_status") is off_status
+    assert set(failed(report)) <= {"connect.users.off_status"}
     assert report.exit_code == 0
 
 
@@ -455,3 +464,13 @@ async def test_our_adapter_on_sqlite_passes_every_check(tmp_path: Path) -> None:
     report = await _simulate_adapter(_settings(backend={"driver": "sql", "options": {"url": url}}))
     assert failed(report) == {}, report.to_table()
     assert report.exit_code == 0
+
+
+async def test_a_configured_key_header_is_used() -> None:
+    from backends.memory import MemoryBackend
+
+    settings = _settings(auth={"header": "X-Enginy-Key", "keys": [KEY]})
+    report = await _simulate_adapter(settings, MemoryBackend(), header="X-Enginy-Key")
+    assert failed(report) == {}, report.to_table()
+    report = await _simulate_adapter(settings, MemoryBackend())  # default X-API-Key
+    assert failed(report)["connect.health"] == "MUST"

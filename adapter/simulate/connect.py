@@ -59,7 +59,15 @@ async def connect(ctx: Context) -> bool:
         # Any non-2xx turns owner selection off and the connection still goes ahead (B.2.15);
         # only 404/405/501 are the documented ways to say "not implemented".
         ctx.must("connect.users", True, f"{reply.describe()}: owner selection off")
-        ctx.status("connect.users.off_status", SHOULD, reply, USERS_OFF, "users not served")
+        # A bare framework 404 is a fine way to say "no users", so its body is not held to A.3.
+        ctx.status(
+            "connect.users.off_status",
+            SHOULD,
+            reply,
+            USERS_OFF,
+            "users not served",
+            error_body=False,
+        )
     return True
 
 
@@ -82,7 +90,9 @@ async def read_only_probes(ctx: Context) -> None:
         ctx.must(
             "contacts.sync.only_matches",
             not matches,
-            f"records that cannot exist were matched: {sorted(matches)}" if matches else "",
+            f"records that cannot exist were matched: {sorted(matches)}"
+            if matches
+            else "records that cannot exist were not matched",
         )
 
     ghost_companies = [
@@ -99,7 +109,9 @@ async def read_only_probes(ctx: Context) -> None:
         ctx.must(
             "companies.sync.only_matches",
             not matches,
-            f"records that cannot exist were matched: {sorted(matches)}" if matches else "",
+            f"records that cannot exist were matched: {sorted(matches)}"
+            if matches
+            else "records that cannot exist were not matched",
         )
 
     unknown = ctx.tag("no-such-task")

@@ -41,6 +41,8 @@ class Context:
     #: externalIds of the contacts this run's export created (not the ones sync matched), in
     #: order: the campaign and task scenarios work on these, whose fields are known exactly.
     created_contacts: list[str] = field(default_factory=list)
+    #: Per entity, [records sent, records in results] over every create so far.
+    create_totals: dict[str, list[int]] = field(default_factory=dict)
     #: The company the exported contacts belong to (externalId), once created.
     main_company: str | None = None
 
@@ -88,12 +90,23 @@ class Context:
         )
 
     def status(
-        self, name: str, level: Level, reply: Reply, expected: Sequence[int], what: str = ""
+        self,
+        name: str,
+        level: Level,
+        reply: Reply,
+        expected: Sequence[int],
+        what: str = "",
+        *,
+        error_body: bool = True,
     ) -> bool:
         """Record ``name`` as: the answer's status is one of ``expected``. A 4xx/5xx answer
-        also feeds ``errors.body`` (Part A.3: every error is ``{"error", "message"}``)."""
+        also feeds ``errors.body`` (Part A.3: every error is ``{"error", "message"}``) unless
+        ``error_body`` is false."""
         ok = reply.status in expected
-        want = "2xx" if isinstance(expected, range) else "/".join(str(s) for s in expected)
+        if isinstance(expected, range):
+            want = f"{expected.start}-{expected.stop - 1}"
+        else:
+            want = "/".join(str(s) for s in expected)
         detail = f"{what}: " if what else ""
         detail += (
             f"{reply.describe()}" if not ok else f"{reply.method} {reply.path} -> {reply.status}"
@@ -101,7 +114,7 @@ class Context:
         if not ok:
             detail += f" (expected {want})"
         self.report.record(name, level, ok, detail)
-        if reply.status >= 400:
+        if reply.status >= 400 and error_body:
             self.error_body(reply)
         return ok
 

@@ -35,12 +35,15 @@ async def _create(ctx: Context, entity: str, records: list[dict[str, Any]]) -> d
         ctx.shape(f"{entity}.create", reply, problems)
         missing = [e for e in sent if e not in got]
         if reply.ok and not problems:
+            totals = ctx.create_totals.setdefault(entity, [0, 0])
+            totals[0] += len(sent)
+            totals[1] += len(sent) - len(missing)
             ctx.should(
                 f"{entity}.create.complete",
                 not missing,
                 f"no result for {len(missing)} of {len(sent)}, e.g. {missing[:3]}"
                 if missing
-                else f"{len(sent)} of {len(sent)} in results",
+                else f"{totals[1]} of {totals[0]} records sent so far are in results",
             )
         created.update(got)
     return created
@@ -84,7 +87,9 @@ async def read_back(ctx: Context, entity: str, record: dict[str, Any]) -> SyncMa
     ctx.should(
         f"{entity}.sync.finds_created",
         match is not None,
-        "" if match else f"{record['externalId']} was created by this run but sync did not find it",
+        "found by externalId/match keys"
+        if match
+        else f"{record['externalId']} was created by this run but sync did not find it",
     )
     return match
 
@@ -189,7 +194,9 @@ async def _companies(ctx: Context) -> None:
     ctx.must(
         "companies.sync.only_matches",
         beta["externalId"] not in matches,
-        f"{beta['externalId']} (a new domain) was matched" if beta["externalId"] in matches else "",
+        f"{beta['externalId']} (a new domain) was matched"
+        if beta["externalId"] in matches
+        else "a new domain was not matched",
     )
 
     # Enginy updates what sync matched and creates the rest.
@@ -297,7 +304,7 @@ async def _contacts(ctx: Context) -> None:
     ctx.must(
         "contacts.sync.only_matches",
         not false_hits,
-        f"new contacts were matched: {false_hits[:3]}" if false_hits else "",
+        f"new contacts were matched: {false_hits[:3]}" if false_hits else "no new contact matched",
     )
 
     matched = [r for r in records if r["externalId"] in matches]

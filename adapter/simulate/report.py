@@ -75,7 +75,8 @@ class Report:
 
     def record(self, name: str, level: Level, ok: bool, detail: str = "") -> bool:
         """Record one observation for ``name``; merge with earlier ones (a FAIL is sticky, and
-        the first failure's detail is kept, because it is the one worth debugging from)."""
+        the first failure's detail is kept, because it is the one worth debugging from; while
+        passing, the latest detail is kept)."""
         status = Status.PASS if ok else Status.FAIL
         detail = _one_line(detail)
         existing = self._find(name)
@@ -87,7 +88,8 @@ class Report:
             existing.status, existing.detail = status, detail
         elif existing.status is Status.PASS and not ok:
             existing.status, existing.detail = Status.FAIL, detail
-        elif existing.status is Status.PASS and detail and not existing.detail:
+        elif existing.status is Status.PASS and detail:
+            # Passing observations: the latest detail is the most complete (running totals).
             existing.detail = detail
         return ok
 
