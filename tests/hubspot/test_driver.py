@@ -1,0 +1,342 @@
+"""The driver against the stateful fake: idempotency, HubSpot quirks, policies, caches,
+secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import httpx
+import pytest
+
+from backends.base import (
+    EXTERNAL_ID,
+    AuthFailed,
+    Conflict,
+    Entity,
+    InvalidRecord,
+    MatchKey,
+    NewActivity,
+    NewRecord,
+    NotFound,
+    RecordUpdate,
+    Unavailable,
+)
+from backends.hubspot import HubSpotBackend, HubSpotOptions
+from backends.hubspot.fake import FakeHubSpot
+
+from .conftest import TOKEN, MakeBackend, VirtualClock
+
+pytestmark = pytest.mark.anyio
+
+
+def contact(n: int, **fields: object) -> NewRecord:
+    return NewRecord(f"ext-{n}", {"email": f"p{n}@x.io", "firstname": f"P{n}", **fields})
+
+
+async def test_open_creates_a_unique_external_id_property(
+    backend: HubSpotBackend, fake: FakeHubSpot
+) -> None:
+    for object_type in ("contacts", "companies"):
+        definition = fake.store.properties[object_type]["enginy_external_id"]
+        assert definition["hasUniqueValue"] is True
+        assert definition["groupName"] == "enginy"
+
+
+async def test_open_without_permission_to_create_fails_naming_the_property(
+    make_backend: MakeBackend,
+) -> None:
+    driver = make_backend(create_properties=False)
+    with pytest.raises(Unavailable, match="enginy_external_id"):
+        await driver.open()
+
+
+async def test_create_of_100_new_records_costs_two_calls(
+    backend: HubSpotBackend, fake: FakeHubSpot
+) -> None:
+    fake.calls.clear()
+    results = await backend.create_records(Entity.CONTACT, [contact(i) for i in range(100)])
+    assert all(r.ok and r.created for r in results)
+    assert [c.op for c in fake.calls] == ["contacts.batch/read", "contacts.batch/create"]
+
+
+async def test_repeat_create_writes_nothing_even_when_search_lags(
+    make_backend: MakeBackend, fake: FakeHubSpot
+) -> None:
+    fake.store.search_lag = 1e9  # the search index never catches up
+    driver = make_backend()
+    await driver.open()
+    first = await driver.create_records(Entity.CONTACT, [contact(1), contact(2)])
+    fake.calls.clear()
+    again = await driver.create_records(Entity.CONTACT, [contact(1), contact(2)])
+    assert [r.crm_id for r in again] == [r.crm_id for r in first]
+    assert not any(r.created for r in again)
+    assert [c.op for c in fake.calls] == ["contacts.batch/read"]
+    assert len(fake.objects["contacts"]) == 2
+
+
+async def test_duplicate_email_resolves_to_the_existing_contact(
+    backend: HubSpotBackend, fake: FakeHubSpot
+) -> None:
+    (existing,) = await backend.create_records(Entity.CONTACT, [contact(1)])
+    other = NewRecord("someone-else", {"email": "P1@x.io"})
+    results = await backend.create_records(Entity.CONTACT, [contact(2), other])
+    assert results[0].created and results[0].ok
+    assert results[1].crm_id == existing.crm_id and results[1].created is False
+    assert len(fake.objects["contacts"]) == 2
+
+
+async def test_same_email_twice_in_one_batch_gives_one_contact(
+    backend: HubSpotBackend, fake: FakeHubSpot
+) -> None:
+    results = await backend.create_records(
+        Entity.CONTACT, [contact(1), NewRecord("twin", {"email": "p1@x.io"})])
+    assert results[0].crm_id == results[1].crm_id
+    assert len(fake.objects["contacts"]) == 1
+
+
+async def test_one_bad_record_fails_alone_with_its_trace_id(
+    backend: HubSpotBackend, fake: FakeHubSpot
+) -> None:
+    records = [NewRecord("c1", {"name": "Good"}),
+               NewRecord("c2", {"name": "Bad", "numberofemployees": "lots"}),
+               NewRecord("c3", {"name": "Good too"})]
+    results = await backend.create_records(Entity.COMPANY, records)
+    assert results[0].ok and results[2].ok
+    assert isinstance(results[1].error, InvalidRecord)
+    assert "objectWriteTraceId=" in results[1].error.message
+    assert "INVALID_INTEGER" in results[1].error.message or "valid number" in \
+        results[1].error.message
+    assert len(fake.objects["companies"]) == 2
+
+
+async def test_whole_batch_400_is_split_to_isolate_the_bad_record(
+    backend: HubSpotBackend, fake: FakeHubSpot
+) -> None:
+    body = {"status": "error", "category": "VALIDATION_ERROR", "message": "Invalid input"}
+    fake.fail_next(400, body, path_contains="batch/create")
+    results = await backend.create_records(Entity.COMPANY, [NewRecord(f"c{i}", {"name": f"N{i}"})
+                                                            for i in range(4)])
+    assert all(r.ok for r in results)  # the retried halves went through
+    assert len(fake.objects["companies"]) == 4
+
+
+async def test_concurrent_creates_of_one_external_id_store_one_record(
+    backend: HubSpotBackend, fake: FakeHubSpot
+) -> None:
+    results = await asyncio.gather(*[
+        backend.create_records(Entity.COMPANY, [NewRecord("same", {"name": "Acme"})])
+        for _ in range(8)])
+    ids = {r[0].crm_id for r in results}
+    assert len(ids) == 1 and None not in ids
+    assert len(fake.objects["companies"]) == 1
+
+
+async def test_find_falls_back_to_search_only_for_other_keys(
+    backend: HubSpotBackend, fake: FakeHubSpot
+) -> None:
+    await backend.create_records(Entity.COMPANY, [
+        NewRecord("c1", {"name": "Acme Inc", "domain": "www.acme.io",
+                         "linkedin_company_page": "https://www.linkedin.com/company/acme/"})])
+    fake.calls.clear()
+    by_domain = await backend.find_records(Entity.COMPANY, MatchKey("domain", "domain"),
+                                           ["acme.io"])
+    by_url = await backend.find_records(
+        Entity.COMPANY, MatchKey("linkedinUrl", "linkedin_company_page"),
+        ["linkedin.com/company/acme"])
+    by_name = await backend.find_records(Entity.COMPANY, MatchKey("name", "name"), ["acme inc"])
+    assert by_domain["acme.io"].external_id == "c1"
+    assert by_url["linkedin.com/company/acme"].external_id == "c1"
+    assert by_name["acme inc"].external_id == "c1"
+    assert [c.op for c in fake.calls] == ["search:companies"] * 3
+
+
+async def test_find_by_external_id_and_email_never_search(
+    backend: HubSpotBackend, fake: FakeHubSpot
+) -> None:
+    await backend.create_records(Entity.CONTACT, [contact(1)])
+    fake.calls.clear()
+    assert "ext-1" in await backend.find_records(Entity.CONTACT, MatchKey(EXTERNAL_ID), ["ext-1"])
+    assert "p1@x.io" in await backend.find_records(Entity.CONTACT, MatchKey("email", "email"),
+                                                   ["p1@x.io"])
+    assert fake.count("search") == 0
+
+
+async def test_update_unknown_id_is_a_per_item_not_found(
+    backend: HubSpotBackend, fake: FakeHubSpot
+) -> None:
+    (created,) = await backend.create_records(Entity.CONTACT, [contact(1)])
+    fake.calls.clear()
+    results = await backend.update_records(Entity.CONTACT, [
+        RecordUpdate(created.crm_id or "", {"firstname": "New"}),
+        RecordUpdate("999999", {"firstname": "Ghost"}),
+        RecordUpdate("not-a-hubspot-id", {"firstname": "Ghost"})])
+    assert results[0].ok
+    assert isinstance(results[1].error, NotFound) and isinstance(results[2].error, NotFound)
+    assert [c.op for c in fake.calls] == ["contacts.batch/update"]
+    assert fake.objects["contacts"][created.crm_id or ""]["properties"]["firstname"] == "New"
+
+
+async def test_drop_policy_warns_once_per_field(
+    make_backend: MakeBackend, fake: FakeHubSpot, caplog: pytest.LogCaptureFixture
+) -> None:
+    driver = make_backend(unknown_properties="drop")
+    await driver.open()
+    with caplog.at_level(logging.WARNING, "backends.hubspot"):
+        await driver.create_records(Entity.CONTACT, [contact(1, mystery="a"),
+                                                     contact(2, mystery="b")])
+        await driver.create_records(Entity.CONTACT, [contact(3, mystery="c")])
+    assert sum("mystery" in r.getMessage() for r in caplog.records) == 1
+    assert "mystery" not in fake.store.properties["contacts"]
+    assert len(fake.objects["contacts"]) == 3
+
+
+async def test_reject_policy_fails_the_record(make_backend: MakeBackend, fake: FakeHubSpot) -> None:
+    driver = make_backend(unknown_properties="reject")
+    await driver.open()
+    results = await driver.create_records(Entity.CONTACT, [contact(1, mystery="a"), contact(2)])
+    assert isinstance(results[0].error, InvalidRecord) and "mystery" in results[0].error.message
+    assert results[1].ok
+
+
+async def test_create_policy_makes_the_property_in_the_enginy_group(
+    backend: HubSpotBackend, fake: FakeHubSpot
+) -> None:
+    await backend.create_records(Entity.CONTACT, [contact(1, genesy_engagement_status="REPLIED")])
+    definition = fake.store.properties["contacts"]["genesy_engagement_status"]
+    assert definition["groupName"] == "enginy"
+    stored = next(iter(fake.objects["contacts"].values()))
+    assert stored["properties"]["genesy_engagement_status"] == "REPLIED"
+
+
+async def test_property_definitions_are_read_once_per_ttl(
+    make_backend: MakeBackend, fake: FakeHubSpot, clock: VirtualClock
+) -> None:
+    driver = make_backend(properties_ttl_seconds=600)
+    await driver.open()
+    before = fake.count("properties:contacts")
+    for n in range(5):
+        await driver.create_records(Entity.CONTACT, [contact(n)])
+    assert fake.count("properties:contacts") == before
+    clock.now += 601
+    await driver.create_records(Entity.CONTACT, [contact(9)])
+    assert fake.count("properties:contacts") == before + 1
+
+
+async def test_owners_are_fetched_once_per_ttl(
+    make_backend: MakeBackend, fake: FakeHubSpot, clock: VirtualClock
+) -> None:
+    driver = make_backend(owners_ttl_seconds=300)
+    await asyncio.gather(*[driver.list_users() for _ in range(20)])
+    assert fake.count("owners") == 1
+    clock.now += 301
+    users = await driver.list_users()
+    assert fake.count("owners") == 2
+    assert users[0].name == "Ada Lovelace" and users[0].id == fake.owners[0]["id"]
+
+
+async def test_activity_idempotency_under_concurrency(
+    backend: HubSpotBackend, fake: FakeHubSpot
+) -> None:
+    (created,) = await backend.create_records(Entity.CONTACT, [contact(1)])
+    activity = NewActivity(type="EMAIL", direction="OUTBOUND", subject="Hi", body="Hello",
+                           contact_id=created.crm_id, idempotency_key="EMAIL|OUTBOUND|m-1",
+                           metadata={"messageId": "m-1"})
+    results = await asyncio.gather(*[backend.create_activity(activity) for _ in range(5)])
+    assert len({a.id for a in results}) == 1
+    assert len(fake.objects["emails"]) == 1
+    assert results[0].metadata == {"messageId": "m-1"}
+
+
+async def test_activity_for_unknown_contact_is_not_found(backend: HubSpotBackend) -> None:
+    with pytest.raises(NotFound):
+        await backend.create_activity(NewActivity(type="LINKEDIN", contact_id="424242"))
+
+
+async def test_activity_with_a_non_owner_is_invalid(backend: HubSpotBackend) -> None:
+    with pytest.raises(InvalidRecord):
+        await backend.create_activity(NewActivity(type="LINKEDIN", owner_id="31337"))
+
+
+@pytest.mark.parametrize(("choice", "object_type"), [("communication", "communications"),
+                                                     ("note", "notes"), ("task", "tasks")])
+async def test_linkedin_connection_destination_is_configurable(
+    make_backend: MakeBackend, fake: FakeHubSpot, choice: str, object_type: str
+) -> None:
+    driver = make_backend(linkedin_connection_as=choice)
+    await driver.open()
+    activity = await driver.create_activity(NewActivity(type="LINKEDIN_CONNECTION",
+                                                        direction="OUTBOUND"))
+    assert activity.id in fake.objects[object_type]
+    assert activity.type == "LINKEDIN_CONNECTION"
+
+
+async def test_connection_task_falls_back_to_todo_when_the_portal_lacks_the_option(
+    make_backend: MakeBackend, fake: FakeHubSpot
+) -> None:
+    options = fake.store.properties["tasks"]["hs_task_type"]["options"]
+    options[:] = [o for o in options if o["value"] != "LINKED_IN_CONNECT"]
+    driver = make_backend(linkedin_connection_as="task")
+    await driver.open()
+    activity = await driver.create_activity(NewActivity(type="LINKEDIN_CONNECTION",
+                                                        subject="Ada"))
+    props = fake.objects["tasks"][activity.id]["properties"]
+    assert props["hs_task_type"] == "TODO"
+    assert props["hs_task_subject"] == "[LinkedIn connect] Ada"
+
+
+async def test_bad_token_is_auth_failed_without_the_token(
+    fake: FakeHubSpot, clock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "pat-na1-this-must-never-leak"
+    driver = HubSpotBackend(HubSpotOptions(token=secret), transport=fake.transport(),
+                            sleep=clock.sleep, clock=clock)
+    with caplog.at_level(logging.DEBUG), pytest.raises(AuthFailed) as info:
+        await driver.open()
+    assert secret not in str(info.value) and secret not in repr(info.value)
+    assert secret not in caplog.text
+    assert secret not in repr(driver.options) and secret not in str(driver.options)
+
+
+async def test_network_error_messages_never_carry_the_token(
+    fake: FakeHubSpot, make_backend: MakeBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    driver = make_backend(max_attempts=2)
+    fake.fail_next(error=httpx.ConnectError(f"boom Bearer {TOKEN}"), times=5)
+    with caplog.at_level(logging.DEBUG), pytest.raises(Unavailable) as info:
+        await driver.ping()
+    assert TOKEN not in str(info.value)
+    assert TOKEN not in caplog.text
+
+
+async def test_check_reports_scopes_and_link_templates(
+    make_backend: MakeBackend, fake: FakeHubSpot
+) -> None:
+    fake.missing_scopes.add("crm.objects.owners.read")
+    driver = make_backend()
+    report = await driver.check()
+    assert report.missing_scopes == ["crm.objects.owners.read"]
+    assert report.contact_link_template == \
+        f"https://app.hubspot.com/contacts/{fake.portal_id}/record/0-1/{{{{crmId}}}}"
+    assert report.company_link_template.endswith("/record/0-2/{{crmId}}")  # type: ignore[union-attr]
+    assert report.missing_properties == {"contacts": ["linkedin_profile_url"]}
+    assert "enginy_external_id" in fake.store.properties["contacts"]
+
+
+async def test_link_templates_use_configured_portal_without_a_call(
+    make_backend: MakeBackend, fake: FakeHubSpot
+) -> None:
+    driver = make_backend(portal_id="99", app_host="app-eu1.hubspot.com")
+    links = await driver.link_templates()
+    assert links["companyLinkTemplate"] == \
+        "https://app-eu1.hubspot.com/contacts/99/record/0-2/{{crmId}}"
+    assert fake.calls == []
+
+
+async def test_conflict_that_cannot_be_resolved_is_a_per_item_conflict(
+    backend: HubSpotBackend, fake: FakeHubSpot
+) -> None:
+    body = {"status": "error", "category": "CONFLICT", "message": "Something already exists"}
+    fake.fail_next(409, body, path_contains="batch/create", times=10)
+    (result,) = await backend.create_records(Entity.COMPANY, [NewRecord("c1", {"name": "A"})])
+    assert isinstance(result.error, Conflict)
