@@ -474,3 +474,17 @@ async def test_a_configured_key_header_is_used() -> None:
     assert failed(report) == {}, report.to_table()
     report = await _simulate_adapter(settings, MemoryBackend())  # default X-API-Key
     assert failed(report)["connect.health"] == "MUST"
+
+
+def test_the_command_fits_the_cli_table(closed_port: int) -> None:
+    """What the lead wires into ``adapter/cli.py``: no option clashes with ``--config``."""
+    from adapter import cli
+    from adapter import simulate as command
+
+    entry = cli.Command(help="simulate", add_arguments=command.add_arguments, run=command.run)
+    parser = cli.build_parser({"simulate": entry})
+    args = parser.parse_args(
+        ["simulate", "--url", f"http://127.0.0.1:{closed_port}", "--api-key", KEY, "--read-only"]
+    )
+    assert (args.read_only, args.header, args.timeout, args.config) == (True, "X-API-Key", 10, None)
+    assert args._run(args) == 1  # nothing listens there: connect.reachable fails
