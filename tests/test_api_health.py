@@ -88,7 +88,7 @@ async def test_a12_health_result_is_cached(serve: Any, settings_for: Any) -> Non
     backend = PingBackend()
     clock = Clock()
     async with serve(settings_for(server={"health_cache_seconds": 5}), backend) as client:
-        client.app.state.service.health._clock = clock  # type: ignore[attr-defined]
+        client.app.state.service.health._clock = clock
         for _ in range(10):
             assert (await client.get("/health")).status_code == 200
         assert backend.pings == 1
@@ -104,7 +104,7 @@ async def test_a12_cached_failure_then_recovery(serve: Any, settings_for: Any) -
     backend = PingBackend(Unavailable("down"))
     clock = Clock()
     async with serve(settings_for(server={"health_cache_seconds": 5}), backend) as client:
-        client.app.state.service.health._clock = clock  # type: ignore[attr-defined]
+        client.app.state.service.health._clock = clock
         assert (await client.get("/health")).status_code == 503
         backend.error = None
         assert (await client.get("/health")).status_code == 503  # still cached
