@@ -124,6 +124,13 @@ class FieldMapper:
             if sync_back is None
             else tuple(dict.fromkeys(canonical_name(name) for name in sync_back))
         )
+        # Precomputed so that both directions are one pass over a record (they run for every
+        # record of every batch). A kept unmapped name must not overwrite a mapped field:
+        # towards the backend, the names that are some mapped field's backend name ...
+        self._taken_in_backend = frozenset(self._to_enginy) - frozenset(self._to_backend)
+        # ... and back towards Enginy, the Enginy names that are mapped to another backend name.
+        self._shadowed_in_enginy = frozenset(self._to_backend) - frozenset(self._to_enginy)
+        self._keep = self.unmapped is UnmappedPolicy.KEEP
 
     @property
     def fields(self) -> Mapping[str, str]:
@@ -145,38 +152,33 @@ class FieldMapper:
         Aliases are canonicalised first (the canonical name wins when both are sent); mapped
         fields are renamed; unmapped ones are kept as-is, dropped (one warning per name per
         process) or, under ``reject``, make this raise :class:`UnmappedField` naming all of
-        them. Where a kept unmapped name collides with a mapped field's backend name, the
-        mapped field wins. Returns a new dict; ``fields`` is not modified.
+        them. A kept unmapped name that is a mapped field's backend name is left out: it would
+        overwrite that field, and read back as it. Returns a new dict; ``fields`` is not
+        modified.
         """
-        canonical: dict[str, Any] = {}
+        to_backend = self._to_backend
+        keep = self._keep
+        out: dict[str, Any] = {}
+        unmapped: list[str] = []
         for name, value in fields.items():
             if name in ENVELOPE_FIELDS:
                 continue
-            target = canonical_name(name)
-            if target != name and target in fields:
+            canonical = FIELD_ALIASES.get(name, name)
+            if canonical != name and canonical in fields:
                 continue  # the canonical spelling was sent too; it wins
-            canonical[target] = value
-
-        mapped: dict[str, Any] = {}
-        unmapped: list[str] = []
-        for name, value in canonical.items():
-            backend = self._to_backend.get(name)
+            backend = to_backend.get(canonical)
             if backend is not None:
-                mapped[backend] = value
-            else:
-                unmapped.append(name)
-
-        if not unmapped:
-            return mapped
-        if self.unmapped is UnmappedPolicy.REJECT:
-            raise UnmappedField(unmapped)
-        if self.unmapped is UnmappedPolicy.DROP:
+                out[backend] = value
+            elif not keep:
+                unmapped.append(canonical)
+            elif canonical not in self._taken_in_backend:
+                out[canonical] = value
+        if unmapped:
+            if self.unmapped is UnmappedPolicy.REJECT:
+                raise UnmappedField(unmapped)
             for name in unmapped:
                 _warn_dropped(name)
-            return mapped
-        for name in unmapped:
-            mapped.setdefault(name, canonical[name])
-        return mapped
+        return out
 
     def from_backend(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Translate backend-named fields into Enginy names (``properties`` of a sync result).
@@ -185,7 +187,8 @@ class FieldMapper:
         Otherwise mapped fields are renamed back, and unmapped backend fields are returned
         under their own name only under the ``keep`` policy (that is where Enginy-named custom
         fields live); under ``drop``/``reject`` the map is the whole shared vocabulary, so
-        backend-only fields (internal ids, timestamps) stay private.
+        backend-only fields (internal ids, timestamps) stay private. A backend field named
+        like an Enginy field that is mapped elsewhere is not returned (the mapped one is).
         """
         if self.sync_back is not None:
             picked: dict[str, Any] = {}
@@ -195,15 +198,18 @@ class FieldMapper:
                     picked[name] = fields[backend]
             return picked
 
+        to_enginy = self._to_enginy
+        if not to_enginy:
+            return dict(fields) if self._keep else {}
+        keep = self._keep
+        shadowed = self._shadowed_in_enginy
         result: dict[str, Any] = {}
         for backend, value in fields.items():
-            enginy = self._to_enginy.get(backend)
+            enginy = to_enginy.get(backend)
             if enginy is not None:
                 result[enginy] = value
-        if self.unmapped is UnmappedPolicy.KEEP:
-            for backend, value in fields.items():
-                if backend not in self._to_enginy:
-                    result.setdefault(backend, value)
+            elif keep and backend not in shadowed:
+                result[backend] = value
         return result
 
 

@@ -183,6 +183,11 @@ class Matcher:
             if len(set(fields)) != len(fields):
                 raise ValueError(f"a match key is listed twice for {entity.plural}")
             self._keys[entity] = specs
+        # (field, normaliser function) pairs: resolved once, used for every record.
+        self._plans: dict[Entity, tuple[tuple[str, Normaliser], ...]] = {
+            entity: tuple((spec.field, NORMALISERS[spec.normaliser]) for spec in specs)
+            for entity, specs in self._keys.items()
+        }
 
     def keys_for(self, entity: Entity) -> tuple[KeySpec, ...]:
         """The configured keys of ``entity``, highest priority first."""
@@ -196,10 +201,12 @@ class Matcher:
         """Keys to store with a new record: every configured key whose Enginy field is present
         in ``fields`` and normalises to a value. ``fields`` are in Enginy's vocabulary."""
         found: dict[str, str] = {}
-        for spec in self._keys[entity]:
-            value = NORMALISERS[spec.normaliser](fields.get(spec.field))
+        for name, normalise in self._plans[entity]:
+            value = fields.get(name)
             if value is not None:
-                found[spec.field] = value
+                key = normalise(value)
+                if key is not None:
+                    found[name] = key
         return found
 
     def changed_match_keys(
@@ -214,9 +221,9 @@ class Matcher:
         """
         cleared_names = set(cleared)
         changed: dict[str, str | None] = {}
-        for spec in self._keys[entity]:
-            if spec.field in fields:
-                changed[spec.field] = NORMALISERS[spec.normaliser](fields[spec.field])
-            elif spec.field in cleared_names:
-                changed[spec.field] = None
+        for name, normalise in self._plans[entity]:
+            if name in fields:
+                changed[name] = normalise(fields[name])
+            elif name in cleared_names:
+                changed[name] = None
         return changed

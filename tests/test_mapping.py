@@ -101,11 +101,40 @@ def test_reject_policy_accepts_a_record_with_only_mapped_fields() -> None:
     assert mapper.to_backend({"firstName": "Ann"}) == {"first_name": "Ann"}
 
 
-def test_kept_unmapped_field_never_overwrites_a_mapped_one() -> None:
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"email_address": "custom", "email": "real@b.com"},
+        {"email": "real@b.com", "email_address": "custom"},
+    ],
+)
+def test_kept_unmapped_field_never_overwrites_a_mapped_one(fields: dict[str, str]) -> None:
     # Enginy sends "email_address" as a custom field while "email" maps onto that column.
     mapper = FieldMapper(CONTACT_MAP, UnmappedPolicy.KEEP)
-    out = mapper.to_backend({"email_address": "custom", "email": "real@b.com"})
-    assert out == {"email_address": "real@b.com"}
+    assert mapper.to_backend(fields) == {"email_address": "real@b.com"}
+    # Alone, it is still left out: stored there it would read back as "email".
+    assert mapper.to_backend({"email_address": "custom"}) == {}
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        {"email": "stale", "email_address": "real@b.com"},
+        {"email_address": "real@b.com", "email": "stale"},
+    ],
+)
+def test_mapped_field_wins_over_a_backend_field_with_its_enginy_name(
+    stored: dict[str, str],
+) -> None:
+    mapper = FieldMapper(CONTACT_MAP, UnmappedPolicy.KEEP)
+    assert mapper.from_backend(stored) == {"email": "real@b.com"}
+
+
+def test_without_any_mapping_keep_returns_a_copy() -> None:
+    stored = {"a": 1}
+    out = FieldMapper({}, UnmappedPolicy.KEEP).from_backend(stored)
+    assert out == stored and out is not stored
+    assert FieldMapper({}, UnmappedPolicy.DROP).from_backend(stored) == {}
 
 
 # -- aliases -----------------------------------------------------------------------------------
