@@ -56,7 +56,6 @@ class HubSpotBackend(RecordsMixin, TasksMixin, OwnersMixin, SetupMixin):
             "mobilePhone": "mobilephone",
             "company": "company",
             "title": "jobtitle",
-            "jobTitle": "jobtitle",
             "linkedinUrl": "linkedin_profile_url",
             "website": "website",
             "city": "city",

@@ -122,6 +122,13 @@ class FakeHubSpot:
         self.store.owner_ids.add(owner_id)
         return owner_id
 
+    def add_property(self, object_type: str, name: str, **definition: Any) -> None:
+        """Define a custom property, as a portal admin would."""
+        self.store.properties[object_type][name] = {
+            "name": name, "label": name, "type": "string", "fieldType": "text",
+            "groupName": "contactinformation", "hubspotDefined": False, "hasUniqueValue": False,
+            "options": [], "modificationMetadata": {"readOnlyValue": False}, **definition}
+
     def count(self, op_prefix: str = "") -> int:
         return sum(1 for c in self.calls if c.op.startswith(op_prefix))
 
@@ -137,7 +144,6 @@ class FakeHubSpot:
             op, response = self._dispatch(request)
         except FakeError as exc:
             op, response = exc.op or path, exc.response()
-        body = response.content
         inputs = 0
         if request.content:
             try:
@@ -146,7 +152,6 @@ class FakeHubSpot:
             except ValueError:
                 pass
         self.calls.append(Call(request.method, path, op, response.status_code, inputs))
-        del body
         return response
 
     def _scripted(self, request: httpx.Request) -> httpx.Response | None:
@@ -178,6 +183,9 @@ class FakeHubSpot:
         body: Any = json.loads(request.content) if request.content else None
         if kind == "search":
             self._limit_search()
+            if len(request.content) > 3000:  # the limit is on what is sent
+                raise FakeError(400, "Request body exceeds 3000 characters",
+                                "VALIDATION_ERROR", op=f"search:{args[0]}")
         headers = self._limit_general(request)
         params = dict(request.url.params)
         op, status, payload = self.store.serve(kind, args, request.method, body, params, self)

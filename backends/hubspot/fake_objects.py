@@ -17,7 +17,6 @@ from backends.hubspot.fake_schema import ASSOCIATION_TYPES, DEFAULT_TYPE, TYPE_I
 __all__ = ["FakeError", "ObjectStore"]
 
 BATCH_LIMIT = 100
-SEARCH_BODY_LIMIT = 3000
 UNIQUE_BUILTIN = {"contacts": {"email"}}
 REQUIRED_TIMESTAMP = {"tasks", "emails", "communications", "notes"}
 
@@ -455,8 +454,6 @@ class ObjectStore:
 
     def search(self, object_type: str, body: dict[str, Any]) -> dict[str, Any]:
         op = f"search:{object_type}"
-        if len(json.dumps(body)) > SEARCH_BODY_LIMIT:
-            raise FakeError(400, "Request body exceeds 3000 characters", "VALIDATION_ERROR", op=op)
         groups = body.get("filterGroups") or []
         total_filters = sum(len(g.get("filters") or []) for g in groups)
         if len(groups) > 5 or any(len(g.get("filters") or []) > 6 for g in groups) \

@@ -157,8 +157,15 @@ class PropertyCatalog:
             response = await self._client.request(
                 "POST", self._client.paths.properties(object_type), json=body, accept=(409,)
             )
-            log.info("hubspot: created property %s.%s (status %s)", object_type, name, response.status)
-            self._cache.pop(object_type, None)
+            log.info("hubspot: created property %s.%s (status %s)", object_type, name,
+                     response.status)
+            cached = self._cache.get(object_type)
+            if response.ok and cached is not None:
+                # Add what HubSpot answered instead of re-reading every definition.
+                answer = response.json_dict()
+                cached[name] = answer if answer.get("name") == name else body
+            else:
+                self._cache.pop(object_type, None)  # 409: someone else made it; re-read
         return True
 
     async def _ensure_group(self, object_type: str) -> None:

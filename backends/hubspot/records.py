@@ -8,6 +8,7 @@ associations = one ``batch/associate/default``.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -35,7 +36,7 @@ __all__ = ["RecordsMixin", "normalise_for_key"]
 log = logging.getLogger("backends.hubspot")
 
 #: Search limits (current docs): body ≤ 3,000 chars, page ≤ 200, ≤ 10,000 results per query.
-SEARCH_BODY_LIMIT = 2_800
+SEARCH_BODY_LIMIT = 3_000
 SEARCH_PAGE = 200
 SEARCH_MAX_RESULTS = 10_000
 #: IN values per search (each value counts against the body limit too).
@@ -83,12 +84,15 @@ def normalise_for_key(key_name: str, value: Any) -> str | None:
 
 
 def _variants(key_name: str, value: str) -> list[str]:
-    """Stored spellings worth asking for in an ``IN`` filter (values must be lower-case)."""
+    """Stored spellings worth asking for in an ``IN`` filter (values must be lower-case).
+
+    ``IN`` is exact, so a normalised LinkedIn URL is asked for in the spellings people and
+    Enginy actually store; the results are re-normalised before matching anyway.
+    """
     value = value.lower()
     kind = _key_kind(key_name)
     if kind == "url":
-        return [value, f"www.{value}", f"https://{value}", f"https://www.{value}",
-                f"https://www.{value}/"]
+        return [value, f"https://www.{value}", f"https://{value}", f"https://www.{value}/"]
     if kind == "domain":
         return [value, f"www.{value}"]
     return [value]
@@ -369,34 +373,46 @@ class RecordsMixin(HubSpotCore):
         """Search ``field IN values`` (lower-cased, as HubSpot requires), chunked to stay under
         the 3,000-character body limit, paged by 200 up to HubSpot's 10,000 results."""
         found: dict[str, dict[str, Any]] = {}
-        batch: list[str] = []
-        size = 0
+        names = sorted(set(properties) | {field})
+        reread = False
+
+        def body_for(values: list[str], after: str | None = None) -> dict[str, Any]:
+            body: dict[str, Any] = {
+                "filterGroups": [
+                    {"filters": [{"propertyName": field, "operator": "IN", "values": values}]}
+                ],
+                "properties": names,
+                "sorts": [{"propertyName": "createdate", "direction": "ASCENDING"}],
+                "limit": SEARCH_PAGE,
+            }
+            if after:
+                body["after"] = after
+            return body
+
+        if values and len(json.dumps(body_for(_variants(key_name, values[0]), "10000"))) > (
+            SEARCH_BODY_LIMIT // 2
+        ):
+            # Many custom properties: their names alone would eat the body limit. Search for
+            # ids only and read the records with batch/read (one more call, no size limit).
+            names, reread = [field, self.options.external_id_property], True
+        # Fill each search up to the body limit (measured on the real JSON, "after" included).
         groups: list[list[str]] = []
+        batch: list[str] = []
         for value in values:
             spellings = _variants(key_name, value)
-            cost = sum(len(s) + 3 for s in spellings)
-            if batch and (size + cost > SEARCH_BODY_LIMIT - 400 or len(batch) + len(spellings)
-                          > SEARCH_MAX_VALUES):
+            trial = batch + spellings
+            too_big = len(json.dumps(body_for(trial, "10000"))) > SEARCH_BODY_LIMIT
+            if batch and (too_big or len(trial) > SEARCH_MAX_VALUES):
                 groups.append(batch)
-                batch, size = [], 0
-            batch.extend(spellings)
-            size += cost
+                trial = spellings
+            batch = trial
         if batch:
             groups.append(batch)
         for group in groups:
             after: str | None = None
             seen = 0
             while True:
-                body: dict[str, Any] = {
-                    "filterGroups": [
-                        {"filters": [{"propertyName": field, "operator": "IN", "values": group}]}
-                    ],
-                    "properties": sorted(set(properties) | {field}),
-                    "sorts": [{"propertyName": "createdate", "direction": "ASCENDING"}],
-                    "limit": SEARCH_PAGE,
-                }
-                if after:
-                    body["after"] = after
+                body = body_for(group, after)
                 response = await self.client.request(
                     "POST", self.client.paths.search(object_type), json=body, search=True
                 )
@@ -407,6 +423,8 @@ class RecordsMixin(HubSpotCore):
                 after = ((data.get("paging") or {}).get("next") or {}).get("after")
                 if not after or seen + SEARCH_PAGE > SEARCH_MAX_RESULTS:
                     break
+        if reread and found:
+            return await self.batch_read(object_type, list(found), properties)
         return list(found.values())
 
     async def get_records(self, entity: Entity, crm_ids: Sequence[str]) -> dict[str, StoredRecord]:
