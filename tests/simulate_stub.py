@@ -59,6 +59,7 @@ class Stub:
         self.batch_sizes: list[int] = []
         self.users = users
         self.seen: list[tuple[str, str]] = []
+        self.limited = False
 
     def written(self) -> int:
         return (
@@ -96,6 +97,13 @@ class Stub:
                 got = request.headers.get("x-api-key", "")
                 message = f"bad key {got}" if "echo_key" in self.breaks else "missing or wrong key"
                 return _error(401, "unauthorized", message)
+            if "rate_limit_once" in self.breaks and request.method == "POST" and not self.limited:
+                self.limited = True  # the first write is rate-limited, with a short Retry-After
+                return JSONResponse(
+                    {"error": "rate_limited", "message": "slow down"},
+                    429,
+                    headers={"Retry-After": "0"},
+                )
             response: Response = await call_next(request)
             return response
 

@@ -393,6 +393,61 @@ async def test_every_request_has_a_timeout() -> None:
     assert "no answer within 0.2s" in out.getvalue()
 
 
+async def test_a_short_retry_after_is_honoured_and_counted() -> None:
+    _, plain = await simulate_against(Stub().app(), read_only=True)
+    stub = Stub("rate_limit_once")
+    report, log = await simulate_against(stub.app(), read_only=True)
+    assert stub.limited and failed(report) == {}
+    assert len(log) == len(plain) + 1 == report.requests  # the retry counts against the budget
+
+
+async def test_an_oversized_body_is_not_read_to_the_end() -> None:
+    big = b"[" + b"0," * (6 * 1024 * 1024) + b"0]"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=big)
+
+    async with httpx.AsyncClient(
+        transport=httpx.MockTransport(handler), base_url="http://crm.test"
+    ) as client:
+        report = await simulate(client, api_key=KEY, read_only=True)
+    assert "not read" in next(c.detail for c in report.checks if c.name == "connect.users")
+    assert failed(report)["connect.users"] == "MUST"
+
+
+async def test_a_server_that_trickles_bytes_hits_the_deadline() -> None:
+    stop = asyncio.Event()
+    handlers: list[asyncio.Task[None]] = []
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handlers.append(asyncio.current_task())  # type: ignore[arg-type]
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+            while not stop.is_set():  # a byte every 50 ms: no read timeout ever fires
+                writer.write(b" ")
+                await writer.drain()
+                await asyncio.sleep(0.05)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    out = StringIO()
+    try:
+        args = _args("--url", f"http://127.0.0.1:{port}", "--timeout", "0.5")
+        code = await asyncio.wait_for(run_async(args, out=out), timeout=10)
+    finally:
+        stop.set()
+        server.close()
+        await server.wait_closed()
+        await asyncio.gather(*handlers)
+    assert code == 1
+    assert "no answer within 0.5s" in out.getvalue()
+
+
 # --------------------------------------------------------------------------------------------
 # The report
 # --------------------------------------------------------------------------------------------

@@ -6,16 +6,22 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from adapter.simulate.http import Reply, SimHttp
 from adapter.simulate.report import Level, Report
 from adapter.simulate.shapes import check_error_body
 
-__all__ = ["Context", "chunks"]
+__all__ = ["Context", "chunks", "task_path"]
 
 T = TypeVar("T")
 
 MUST, SHOULD = Level.MUST, Level.SHOULD
+
+
+def task_path(task_id: str) -> str:
+    """``/tasks/<id>`` with the server's id escaped: ids are opaque and may hold ``/`` or ``?``."""
+    return "/tasks/" + quote(task_id, safe="")
 
 
 def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
@@ -81,6 +87,8 @@ class Context:
         """Record ``name`` as: a 2xx answer whose body has no shape problems."""
         if not reply.ok:
             return self.report.record(name, level, False, f"expected 2xx: {reply.describe()}")
+        if not reply.is_json:
+            return self.report.record(name, level, False, f"not JSON: {reply.describe()}")
         if problems:
             return self.report.record(
                 name, level, False, f"{reply.method} {reply.path}: " + "; ".join(problems[:3])

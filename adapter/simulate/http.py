@@ -2,8 +2,9 @@
 
 Why a wrapper around :class:`httpx.AsyncClient` rather than the client itself:
 
-* **bounds** - every request carries a timeout, and the run stops after ``max_requests``, so a
-  server that loops the simulator (or a bug in it) cannot turn into a load test;
+* **bounds** - every request carries a timeout (per phase, and a deadline over the whole
+  exchange), bodies are read up to 10 MB, and the run stops after ``max_requests`` (retries
+  included), so a server that loops the simulator (or a bug in it) cannot turn into a load test;
 * **secrets** - the API key is set here and nowhere else, and every text that leaves this module
   (response excerpts for the table) has the key replaced, in case a server echoes it; whether a
   server echoed it is itself reported (:attr:`SimHttp.key_echoes`);
@@ -18,6 +19,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import anyio
 import httpx
 
 from adapter.simulate.report import mask_secret
@@ -27,6 +29,12 @@ __all__ = ["Auth", "BudgetExhausted", "Reply", "SimHttp", "Unreachable"]
 Auth = Literal["key", "none", "wrong"]
 
 _MISSING: Any = object()
+
+#: Bodies past this size are not read further (and not parsed): a check needs far less.
+MAX_BODY_BYTES = 10 * 1024 * 1024
+#: A 429/503 whose Retry-After is at most this many seconds is retried, at most MAX_RETRIES times.
+MAX_RETRY_AFTER = 10.0
+MAX_RETRIES = 2
 
 
 class Unreachable(Exception):
@@ -78,6 +86,8 @@ class SimHttp:
     log: list[LogEntry] = field(default_factory=list)
     #: Requests whose response contained the API key (method + path).
     key_echoes: list[str] = field(default_factory=list)
+    #: Requests repeated after a 429/503 with a short Retry-After.
+    retries: int = 0
 
     def __post_init__(self) -> None:
         # A wrong key that cannot be a prefix or suffix of the real one, so a server that
@@ -109,8 +119,6 @@ class SimHttp:
         ``auth`` picks the key: the real one, none, or a wrong one. Raises :class:`Unreachable`
         when the server does not answer and :class:`BudgetExhausted` past ``max_requests``.
         """
-        if self.count >= self.max_requests:
-            raise BudgetExhausted(f"request limit of {self.max_requests} reached")
         headers = {"Accept": "application/json"}
         if auth == "key":
             headers[self.header] = self.api_key
@@ -121,14 +129,40 @@ class SimHttp:
             data = json.dumps(json_body).encode()
         if data is not None:
             headers["Content-Type"] = content_type
+        retries = 0
+        while True:
+            reply, retry_after = await self._send(method, path, data, headers)
+            # Enginy retries (Part A.5 makes that safe); so does the simulator, a little, when
+            # the server says when to: a rate-limited CRM behind the adapter is not a failure.
+            if retry_after is None or retries >= MAX_RETRIES:
+                return reply
+            retries += 1
+            self.retries += 1
+            await anyio.sleep(retry_after)
+
+    async def _send(
+        self, method: str, path: str, data: bytes | None, headers: dict[str, str]
+    ) -> tuple[Reply, float | None]:
+        """One request: budget, a deadline over the whole exchange, a capped body."""
+        if self.count >= self.max_requests:
+            raise BudgetExhausted(f"request limit of {self.max_requests} reached")
         entry = LogEntry(method, path, None)
         self.log.append(entry)
+        raw = bytearray()
+        truncated = False
         try:
-            response = await self.client.request(
-                method, path, content=data, headers=headers, timeout=self.timeout
-            )
-            raw = await response.aread()
-        except httpx.TimeoutException as exc:
+            # httpx's timeout bounds each phase; the deadline bounds the whole exchange, so a
+            # server that trickles bytes cannot hold the run.
+            with anyio.fail_after(self.timeout):
+                async with self.client.stream(
+                    method, path, content=data, headers=headers, timeout=self.timeout
+                ) as response:
+                    async for chunk in response.aiter_bytes():
+                        raw.extend(chunk)
+                        if len(raw) > MAX_BODY_BYTES:
+                            truncated = True
+                            break
+        except (httpx.TimeoutException, TimeoutError) as exc:
             raise Unreachable(f"{method} {path}: no answer within {self.timeout:g}s") from exc
         except httpx.HTTPError as exc:
             raise Unreachable(
@@ -143,14 +177,28 @@ class SimHttp:
             self.key_echoes.append(f"{method} {path}")
         body: Any = None
         is_json = False
-        if text.strip():
+        if text.strip() and not truncated:
             try:
                 body = json.loads(text)
                 is_json = True
             except ValueError:
                 pass
         entry.status, entry.body, entry.is_json = response.status_code, body, is_json
-        excerpt = self.sanitise(" ".join(text.split()))
+        excerpt = self.sanitise(" ".join(text[:2000].split()))
         if len(excerpt) > 160:
             excerpt = excerpt[:159] + "…"
-        return Reply(method, path, response.status_code, body, is_json, excerpt)
+        if truncated:
+            excerpt = f"(body over {MAX_BODY_BYTES} bytes, not read) {excerpt}"
+        reply = Reply(method, path, response.status_code, body, is_json, excerpt)
+        return reply, _retry_after(response)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait before retrying, when the server asked for a short wait."""
+    if response.status_code not in (429, 503):
+        return None
+    try:
+        seconds = float(response.headers.get("retry-after", ""))
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds <= MAX_RETRY_AFTER else None

@@ -58,7 +58,8 @@ async def simulate(
     """
     run_id = run_id or secrets.token_hex(4)
     http = SimHttp(client, api_key, header=header, timeout=timeout, max_requests=max_requests)
-    report = Report(run_id=run_id, url=url or str(client.base_url), read_only=read_only)
+    shown = url or str(client.base_url.copy_with(username=None, password=None))
+    report = Report(run_id=run_id, url=shown, read_only=read_only)
     ctx = Context(http, report, run_id, read_only, contacts=contacts, batch_size=batch_size)
 
     async def _connect(c: Context) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapter.simulate.context import MUST, Context
+from adapter.simulate.context import MUST, Context, task_path
 from adapter.simulate.shapes import check_has_id, check_task_array
 
 __all__ = ["tasks"]
@@ -54,7 +54,7 @@ async def tasks(ctx: Context) -> None:
             ctx.skip(name, MUST, "task creation failed")
         return
 
-    reply = await http.call("GET", f"/tasks/{task_id}")
+    reply = await http.call("GET", task_path(task_id))
     problems = check_has_id(reply.body)
     if not problems and (
         reply.body["id"] != task_id or reply.body.get("subject") != sent["subject"]
@@ -62,7 +62,7 @@ async def tasks(ctx: Context) -> None:
         problems.append(f"got id {reply.body['id']!r} subject {reply.body.get('subject')!r}")
     ctx.shape("tasks.get", reply, problems)
 
-    reply = await http.call("PATCH", f"/tasks/{task_id}", json_body={"completed": True})
+    reply = await http.call("PATCH", task_path(task_id), json_body={"completed": True})
     problems = check_has_id(reply.body)
     if not problems and reply.body.get("completed") is not True:
         problems.append(f"completed is {reply.body.get('completed')!r} after completing")
@@ -92,7 +92,7 @@ async def tasks(ctx: Context) -> None:
             problems.append(f"returned ids {sorted(got)}, expected {sorted(ids)}")
         problems += [f"{i} not completed" for i, t in got.items() if t.get("completed") is not True]
     if ctx.shape("tasks.batch_complete", reply, problems):
-        reply = await http.call("GET", f"/tasks/{ids[0]}")
+        reply = await http.call("GET", task_path(ids[0]))
         done = reply.ok and isinstance(reply.body, dict) and reply.body.get("completed") is True
         ctx.should(
             "tasks.batch_complete.persisted",
@@ -101,7 +101,7 @@ async def tasks(ctx: Context) -> None:
         )
 
     # Un-completing clears completedAt (Part A.10).
-    reply = await http.call("PATCH", f"/tasks/{task_id}", json_body={"completed": False})
+    reply = await http.call("PATCH", task_path(task_id), json_body={"completed": False})
     body = reply.body if isinstance(reply.body, dict) else {}
     ok = reply.ok and body.get("completed") is False and body.get("completedAt") in (None, "")
     ctx.should(
