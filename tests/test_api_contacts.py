@@ -367,7 +367,11 @@ async def test_a7_sync_makes_one_find_call_per_key_per_batch(serve: Any) -> None
         backend.finds.clear()
         batch = (
             [{"externalId": f"old-{i}"} for i in range(10)]  # by external id
-            + [{"externalId": f"new-{i}", "email": f"P{i}@acme.com"} for i in range(10, 50)]
+            # Found by email; their LinkedIn URLs must then not be looked up.
+            + [
+                {"externalId": f"new-{i}", "email": f"P{i}@acme.com", "linkedinUrl": f"in/n{i}"}
+                for i in range(10, 50)
+            ]
             + [{"externalId": f"li-{i}", "linkedinUrl": f"linkedin.com/in/{i}"} for i in range(50)]
         )
         response = await client.post("/contacts/sync", json={"contacts": batch})
