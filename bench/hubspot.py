@@ -32,10 +32,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapter.app import create_app  # noqa: E402
-from adapter.config import Settings  # noqa: E402
-from backends.hubspot import HubSpotBackend, HubSpotOptions  # noqa: E402
-from backends.hubspot.fake import FakeHubSpot  # noqa: E402
+from adapter.app import create_app
+from adapter.config import Settings
+from backends.hubspot import HubSpotBackend, HubSpotOptions
+from backends.hubspot.fake import FakeHubSpot
 
 TOKEN = "pat-na1-bench"
 KEY = "bench-key"
@@ -54,17 +54,27 @@ class VirtualClock:
 
 
 @asynccontextmanager
-async def serve(fake: FakeHubSpot, clock: VirtualClock, **options: Any
-                ) -> AsyncIterator[tuple[httpx.AsyncClient, HubSpotBackend]]:
-    backend = HubSpotBackend(HubSpotOptions(token=TOKEN, portal_id="1", **options),
-                             transport=fake.transport(), sleep=clock.sleep, clock=clock)
+async def serve(
+    fake: FakeHubSpot, clock: VirtualClock, **options: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, HubSpotBackend]]:
+    backend = HubSpotBackend(
+        HubSpotOptions(token=TOKEN, portal_id="1", **options),
+        transport=fake.transport(),
+        sleep=clock.sleep,
+        clock=clock,
+    )
     settings = Settings.model_validate({"auth": {"keys": [KEY]}})
     app = create_app(settings, backend)
     transport = httpx.ASGITransport(app)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=transport, base_url="http://adapter", headers={"X-API-Key": KEY},
-        timeout=None,
-    ) as client:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=transport,
+            base_url="http://adapter",
+            headers={"X-API-Key": KEY},
+            timeout=None,
+        ) as client,
+    ):
         yield client, backend
 
 
@@ -78,9 +88,13 @@ def new_fake(clock: VirtualClock, **kwargs: Any) -> FakeHubSpot:
 
 
 def contact(n: int, tag: str = "") -> dict[str, Any]:
-    return {"externalId": f"lead-{tag}{n}", "email": f"lead{tag}{n}@example.com",
-            "firstName": f"Lead{n}", "lastName": "Bench",
-            "linkedinUrl": f"https://www.linkedin.com/in/lead-{tag}{n}"}
+    return {
+        "externalId": f"lead-{tag}{n}",
+        "email": f"lead{tag}{n}@example.com",
+        "firstName": f"Lead{n}",
+        "lastName": "Bench",
+        "linkedinUrl": f"https://www.linkedin.com/in/lead-{tag}{n}",
+    }
 
 
 class Table:
@@ -108,29 +122,52 @@ async def per_operation(batch: int) -> None:
     fake = new_fake(clock)
     table = Table()
     async with serve(fake, clock) as (client, _):
-        async def run(name: str, target: int | None, method: str, path: str, body: Any,
-                      note: str = "") -> Any:
+
+        async def run(
+            name: str, target: int | None, method: str, path: str, body: Any, note: str = ""
+        ) -> Any:
             start = len(fake.calls)
             response = await client.request(method, path, json=body)
             assert response.status_code == 200, (name, response.status_code, response.text)
             calls, detail = ops(fake, start)
-            table.add(name, calls, f"<= {target}" if target is not None else "-",
-                      target is None or calls <= target, (note + "; " if note else "") + detail)
+            table.add(
+                name,
+                calls,
+                f"<= {target}" if target is not None else "-",
+                target is None or calls <= target,
+                (note + "; " if note else "") + detail,
+            )
             return response.json()
 
         contacts = [contact(i) for i in range(batch)]
-        created = await run(f"POST /contacts ({batch} new)", 2, "POST", "/contacts",
-                            {"contacts": contacts})
-        await run(f"POST /contacts ({batch} again)", 2, "POST", "/contacts",
-                  {"contacts": contacts}, "idempotent repeat")
-        companies = [{"externalId": f"acct-{i}", "name": f"Acme {i}",
-                      "domain": f"acme{i}.example.com"} for i in range(batch)]
-        made = await run(f"POST /companies ({batch} new)", 2, "POST", "/companies",
-                         {"companies": companies})
+        created = await run(
+            f"POST /contacts ({batch} new)", 2, "POST", "/contacts", {"contacts": contacts}
+        )
+        await run(
+            f"POST /contacts ({batch} again)",
+            2,
+            "POST",
+            "/contacts",
+            {"contacts": contacts},
+            "idempotent repeat",
+        )
+        companies = [
+            {"externalId": f"acct-{i}", "name": f"Acme {i}", "domain": f"acme{i}.example.com"}
+            for i in range(batch)
+        ]
+        made = await run(
+            f"POST /companies ({batch} new)", 2, "POST", "/companies", {"companies": companies}
+        )
 
-        sync = await run(f"POST /contacts/sync ({batch}, all by externalId)", 3, "POST",
-                         "/contacts/sync", {"contacts": contacts})
+        sync = await run(
+            f"POST /contacts/sync ({batch}, all by externalId)",
+            3,
+            "POST",
+            "/contacts/sync",
+            {"contacts": contacts},
+        )
         assert len(sync["results"]) == batch
+
         # Leads Enginy never exported through us but the CRM already has (other external ids).
         def mixed(by_email: int, by_linkedin: int) -> list[dict[str, Any]]:
             items = []
@@ -147,33 +184,73 @@ async def per_operation(batch: int) -> None:
                 items.append(item)
             return items
 
-        for by_email, by_linkedin in ((batch * 9 // 10, batch // 20), (batch * 6 // 10, batch // 5)):
+        for by_email, by_linkedin in (
+            (batch * 9 // 10, batch // 20),
+            (batch * 6 // 10, batch // 5),
+        ):
             unknown = batch - by_email - by_linkedin
             fallback = batch - by_email
             found = await run(
                 f"POST /contacts/sync ({batch}: {by_email} email, {by_linkedin} LinkedIn, "
-                f"{unknown} none)", 3 + 1, "POST", "/contacts/sync",
+                f"{unknown} none)",
+                3 + 1,
+                "POST",
+                "/contacts/sync",
                 {"contacts": mixed(by_email, by_linkedin)},
-                f"{fallback} values need the LinkedIn fallback")
+                f"{fallback} values need the LinkedIn fallback",
+            )
             assert len(found["results"]) == by_email + by_linkedin, len(found["results"])
 
         updates = [{"crmId": r["crmId"], "lastName": "Updated"} for r in created["results"]]
         await run(f"PUT /contacts ({batch})", 1, "PUT", "/contacts", {"contacts": updates})
-        pairs = [{"contactCRMId": c["crmId"], "companyCRMId": m["crmId"]}
-                 for c, m in zip(created["results"], made["results"], strict=True)]
-        await run(f"POST /associations ({batch})", 1, "POST", "/associations",
-                  {"associations": pairs})
+        pairs = [
+            {"contactCRMId": c["crmId"], "companyCRMId": m["crmId"]}
+            for c, m in zip(created["results"], made["results"], strict=True)
+        ]
+        await run(
+            f"POST /associations ({batch})", 1, "POST", "/associations", {"associations": pairs}
+        )
         one = created["results"][0]["crmId"]
-        await run("POST /activities (new LINKEDIN)", None, "POST", "/activities",
-                  {"type": "LINKEDIN", "direction": "OUTBOUND", "body": "Hi", "contactId": one,
-                   "metadata": {"messageId": "m-1"}})
-        await run("POST /activities (same messageId)", None, "POST", "/activities",
-                  {"type": "LINKEDIN", "direction": "OUTBOUND", "body": "Hi", "contactId": one,
-                   "metadata": {"messageId": "m-1"}})
-        task = await run("POST /tasks", None, "POST", "/tasks",
-                         {"subject": "Call", "type": "call", "contactId": one})
-        await run("PATCH /tasks/batch (complete 1)", None, "PATCH", "/tasks/batch",
-                  {"ids": [task["id"]], "completed": True})
+        await run(
+            "POST /activities (new LINKEDIN)",
+            None,
+            "POST",
+            "/activities",
+            {
+                "type": "LINKEDIN",
+                "direction": "OUTBOUND",
+                "body": "Hi",
+                "contactId": one,
+                "metadata": {"messageId": "m-1"},
+            },
+        )
+        await run(
+            "POST /activities (same messageId)",
+            None,
+            "POST",
+            "/activities",
+            {
+                "type": "LINKEDIN",
+                "direction": "OUTBOUND",
+                "body": "Hi",
+                "contactId": one,
+                "metadata": {"messageId": "m-1"},
+            },
+        )
+        task = await run(
+            "POST /tasks",
+            None,
+            "POST",
+            "/tasks",
+            {"subject": "Call", "type": "call", "contactId": one},
+        )
+        await run(
+            "PATCH /tasks/batch (complete 1)",
+            None,
+            "PATCH",
+            "/tasks/batch",
+            {"ids": [task["id"]], "completed": True},
+        )
     print(f"Upstream HubSpot calls per Enginy operation ({batch}-record batches)\n")
     table.print()
 
@@ -184,13 +261,15 @@ async def owners_ttl() -> None:
     async with serve(fake, clock, owners_ttl_seconds=300) as (client, _):
         start = fake.count("owners")
         rounds = []
-        for minute in range(10):
+        for _minute in range(10):
             results = await asyncio.gather(*[client.get("/users") for _ in range(20)])
             assert all(r.status_code == 200 for r in results)
             rounds.append(fake.count("owners") - start)
             clock.now += 60
-    print(f"\nGET /users: 200 requests over 10 (virtual) minutes, owners TTL 300 s -> "
-          f"{rounds[-1]} owners calls (cumulative per minute: {rounds})")
+    print(
+        f"\nGET /users: 200 requests over 10 (virtual) minutes, owners TTL 300 s -> "
+        f"{rounds[-1]} owners calls (cumulative per minute: {rounds})"
+    )
 
 
 async def burst(requests: int, per_request: int) -> None:
@@ -206,10 +285,14 @@ async def burst(requests: int, per_request: int) -> None:
 
         responses = await asyncio.gather(*[one(i) for i in range(requests)])
         failed = [r.status_code for r in responses if r.status_code != 200]
-        wanted = {f"lead-b{n}" for i in range(requests)
-                  for n in range(i * per_request // 2, i * per_request // 2 + per_request)}
-        stored = [o["properties"].get("enginy_external_id")
-                  for o in fake.objects["contacts"].values()]
+        wanted = {
+            f"lead-b{n}"
+            for i in range(requests)
+            for n in range(i * per_request // 2, i * per_request // 2 + per_request)
+        }
+        stored = [
+            o["properties"].get("enginy_external_id") for o in fake.objects["contacts"].values()
+        ]
         duplicates = len(stored) - len(set(stored))
         calls = fake.calls[start_calls:]
         throttled = sum(1 for c in calls if c.status == 429)
@@ -219,13 +302,19 @@ async def burst(requests: int, per_request: int) -> None:
                 for item in r.json()["results"]:
                     crm_ids.setdefault(item["externalId"], set()).add(item["crmId"])
         split = sum(1 for v in crm_ids.values() if len(v) > 1)
-    print(f"\nBurst: {requests} concurrent POST /contacts x {per_request} records (overlapping "
-          f"ids) against a fake enforcing 100 requests / 10 s")
+    print(
+        f"\nBurst: {requests} concurrent POST /contacts x {per_request} records (overlapping "
+        f"ids) against a fake enforcing 100 requests / 10 s"
+    )
     print(f"  failed requests: {len(failed)} {failed[:5]}")
-    print(f"  contacts stored: {len(stored)} for {len(wanted)} distinct external ids; "
-          f"duplicates: {duplicates}; external ids answered with 2+ crm ids: {split}")
-    print(f"  upstream calls: {len(calls)}; 429 answers from HubSpot: {throttled}; "
-          f"virtual time: {clock.now - start_time:.1f} s")
+    print(
+        f"  contacts stored: {len(stored)} for {len(wanted)} distinct external ids; "
+        f"duplicates: {duplicates}; external ids answered with 2+ crm ids: {split}"
+    )
+    print(
+        f"  upstream calls: {len(calls)}; 429 answers from HubSpot: {throttled}; "
+        f"virtual time: {clock.now - start_time:.1f} s"
+    )
 
 
 async def main() -> None:

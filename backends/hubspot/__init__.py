@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from backends.base import Capability, Entity
+from backends.hubspot.associations import AssociationsMixin
 from backends.hubspot.check import SetupMixin, SetupReport
 from backends.hubspot.client import HubSpotClient
 from backends.hubspot.options import HubSpotOptions
@@ -37,7 +38,7 @@ from backends.hubspot.tasks import TasksMixin
 __all__ = ["HubSpotBackend", "HubSpotClient", "HubSpotOptions", "SetupReport"]
 
 
-class HubSpotBackend(RecordsMixin, TasksMixin, OwnersMixin, SetupMixin):
+class HubSpotBackend(RecordsMixin, AssociationsMixin, TasksMixin, OwnersMixin, SetupMixin):
     """The HubSpot driver (see the module docstring for what it does and how)."""
 
     name: ClassVar[str] = "hubspot"

@@ -23,11 +23,16 @@ SCOPE_PROBES: tuple[tuple[str, str], ...] = (
 
 #: Scopes a working set-up needs (writes can only be proven by writing, so they are listed).
 REQUIRED_SCOPES = (
-    "crm.objects.contacts.read", "crm.objects.contacts.write",
-    "crm.objects.companies.read", "crm.objects.companies.write",
-    "crm.objects.owners.read", "sales-email-read",
-    "crm.schemas.contacts.read", "crm.schemas.companies.read",
-    "crm.schemas.contacts.write", "crm.schemas.companies.write",
+    "crm.objects.contacts.read",
+    "crm.objects.contacts.write",
+    "crm.objects.companies.read",
+    "crm.objects.companies.write",
+    "crm.objects.owners.read",
+    "sales-email-read",
+    "crm.schemas.contacts.read",
+    "crm.schemas.companies.read",
+    "crm.schemas.contacts.write",
+    "crm.schemas.companies.write",
 )
 
 
@@ -44,13 +49,16 @@ class SetupReport:
     missing_properties: dict[str, list[str]] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
-        out = [f"HubSpot portal: {self.portal_id or 'unknown'}",
-               f"token: {'ok' if self.ok else 'PROBLEMS'}"]
+        out = [
+            f"HubSpot portal: {self.portal_id or 'unknown'}",
+            f"token: {'ok' if self.ok else 'PROBLEMS'}",
+        ]
         out += [f"missing scope: {s}" for s in self.missing_scopes]
         out += [f"problem: {p}" for p in self.problems]
         for object_type, names in self.missing_properties.items():
-            out.append(f"{object_type}: mapped properties missing in the portal: "
-                       f"{', '.join(names)}")
+            out.append(
+                f"{object_type}: mapped properties missing in the portal: {', '.join(names)}"
+            )
         if self.contact_link_template:
             out.append(f"contactLinkTemplate: {self.contact_link_template}")
             out.append(f"companyLinkTemplate: {self.company_link_template}")
@@ -65,8 +73,10 @@ class SetupMixin(HubSpotCore):
         Enginy's ``{{crmId}}`` placeholder."""
         portal, host = await self._portal()
         base = f"https://{host}/contacts/{portal}/record"
-        return {"contactLinkTemplate": f"{base}/0-1/{{{{crmId}}}}",
-                "companyLinkTemplate": f"{base}/0-2/{{{{crmId}}}}"}
+        return {
+            "contactLinkTemplate": f"{base}/0-1/{{{{crmId}}}}",
+            "companyLinkTemplate": f"{base}/0-2/{{{{crmId}}}}",
+        }
 
     async def _portal(self) -> tuple[str, str]:
         portal, host = self.options.portal_id, self.options.app_host
@@ -90,11 +100,13 @@ class SetupMixin(HubSpotCore):
                         self.catalog._cache.pop(probe.split(":")[1], None)
                         await self.catalog.definitions(probe.split(":")[1])
                     elif probe == "owners":
-                        await self.client.request("GET", self.client.paths.owners(),
-                                                  params={"limit": "1"})
+                        await self.client.request(
+                            "GET", self.client.paths.owners(), params={"limit": "1"}
+                        )
                     else:
-                        await self.client.request("GET", self.client.paths.objects(probe),
-                                                  params={"limit": "1"})
+                        await self.client.request(
+                            "GET", self.client.paths.objects(probe), params={"limit": "1"}
+                        )
                 except AuthFailed as exc:
                     if "refused the token" in exc.message:
                         return SetupReport(False, None, None, None, problems=[exc.message])
@@ -106,14 +118,20 @@ class SetupMixin(HubSpotCore):
                 try:
                     allowed = self.options.create_properties if create is None else create
                     if not await self.catalog.ensure(
-                        object_type, self.options.external_id_property, "Enginy external ID",
-                        unique=True, create=allowed,
+                        object_type,
+                        self.options.external_id_property,
+                        "Enginy external ID",
+                        unique=True,
+                        create=allowed,
                     ):
-                        problems.append(f"{object_type}.{self.options.external_id_property} "
-                                        "is missing (run with create_properties: true)")
+                        problems.append(
+                            f"{object_type}.{self.options.external_id_property} "
+                            "is missing (run with create_properties: true)"
+                        )
                     known = await self.catalog.definitions(object_type)
-                    names = [n for n in self.default_field_map.get(entity, {}).values()
-                             if n not in known]
+                    names = [
+                        n for n in self.default_field_map.get(entity, {}).values() if n not in known
+                    ]
                     if names:
                         missing_properties[object_type] = names
                 except BackendError as exc:

@@ -20,7 +20,7 @@ import contextvars
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -215,7 +215,13 @@ class HubSpotClient:
                 async for attempt in retrying:
                     with attempt:
                         return await self._attempt(
-                            method, path, json, params, search, accept, deadline,
+                            method,
+                            path,
+                            json,
+                            params,
+                            search,
+                            accept,
+                            deadline,
                             attempt.retry_state.attempt_number,
                         )
             except _Retry as exc:
@@ -267,10 +273,10 @@ class HubSpotClient:
             )
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
             kind = type(exc).__name__
-            error = Unavailable(self._redact(f"HubSpot {method} {path}: {kind}: {exc}"))
+            failure = Unavailable(self._redact(f"HubSpot {method} {path}: {kind}: {exc}"))
             log.warning("hubspot %s %s attempt %d failed: %s", method, path, number, kind)
             backoff = min(30.0, 1.0 * 2 ** (number - 1))
-            raise _Retry(error, backoff * (0.5 + self._jitter() / 2), "network") from None
+            raise _Retry(failure, backoff * (0.5 + self._jitter() / 2), "network") from None
         body: Any = None
         if response.content:
             try:
@@ -286,10 +292,14 @@ class HubSpotClient:
             data = {**data, "correlationId": correlation}
         decision = retry_decision(status, data, response.headers, number)
         retry_after = decision.wait if decision.retry else None
-        error = error_for(status, data, retry_after=retry_after)
+        error: BackendError = error_for(status, data, retry_after=retry_after)
         error.message = self._redact(error.message)
         log.warning(
-            "hubspot %s %s attempt %d: %s", method, path, number, self._redact(describe(data, status))
+            "hubspot %s %s attempt %d: %s",
+            method,
+            path,
+            number,
+            self._redact(describe(data, status)),
         )
         if not decision.retry:
             raise error

@@ -83,7 +83,9 @@ class HubSpotCore(Backend):
         )
         #: Record ids known to exist (created, found or checked lately): spares existence
         #: checks before activities and tasks.
-        self._known: TTLCache[tuple[str, str], bool] = TTLCache(maxsize=10_000, ttl=600, timer=clock)
+        self._known: TTLCache[tuple[str, str], bool] = TTLCache(
+            maxsize=10_000, ttl=600, timer=clock
+        )
         self._opened = False
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -181,7 +183,9 @@ class HubSpotCore(Backend):
                 params={"archived": "false"},
                 accept=(404,),
             )
-            found.extend(r for r in response.json_dict().get("results") or [] if isinstance(r, dict))
+            found.extend(
+                r for r in response.json_dict().get("results") or [] if isinstance(r, dict)
+            )
         return found
 
     async def require_records(self, checks: Mapping[str, Iterable[str | None]]) -> None:

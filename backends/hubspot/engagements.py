@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from backends.base import Activity, Conflict, NewActivity
@@ -52,18 +52,18 @@ def parse_datetime(value: Any) -> datetime | None:
         return None
     text = str(value)
     if text.isdigit():
-        return datetime.fromtimestamp(int(text) / 1000, tz=timezone.utc)
+        return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def iso(value: datetime) -> str:
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class EngagementsMixin(HubSpotCore):
@@ -82,14 +82,24 @@ class EngagementsMixin(HubSpotCore):
             return
         create = self.options.create_properties
         key_ok = await self.catalog.ensure(
-            object_type, self.options.activity_key_property, "Enginy activity key",
-            unique=True, create=create)
+            object_type,
+            self.options.activity_key_property,
+            "Enginy activity key",
+            unique=True,
+            create=create,
+        )
         data_ok = await self.catalog.ensure(
-            object_type, self.options.activity_data_property, "Enginy activity data",
-            field_type="textarea", create=create)
+            object_type,
+            self.options.activity_data_property,
+            "Enginy activity data",
+            field_type="textarea",
+            create=create,
+        )
         if not (key_ok and data_ok):
-            log.warning("hubspot: %s lacks the Enginy properties; activities there are not "
-                        "idempotent", object_type)
+            log.warning(
+                "hubspot: %s lacks the Enginy properties; activities there are not idempotent",
+                object_type,
+            )
         ready.add(object_type)
 
     def _activity_object(self, activity_type: str) -> str:
@@ -100,23 +110,33 @@ class EngagementsMixin(HubSpotCore):
             return "communications"
         if kind == "LINKEDIN_CONNECTION":
             return {"communication": "communications", "note": "notes", "task": "tasks"}[
-                self.options.linkedin_connection_as]
+                self.options.linkedin_connection_as
+            ]
         _, warned = self._engagement_state()
         if kind not in warned:
             warned.add(kind)
-            log.warning("hubspot: activity type %r has no HubSpot engagement; stored as a note",
-                        activity_type)
+            log.warning(
+                "hubspot: activity type %r has no HubSpot engagement; stored as a note",
+                activity_type,
+            )
         return "notes"
 
     @staticmethod
-    def _associations(object_type: str, contact_id: str | None,
-                      company_id: str | None) -> list[dict[str, Any]]:
+    def _associations(
+        object_type: str, contact_id: str | None, company_id: str | None
+    ) -> list[dict[str, Any]]:
         to_contact, to_company = ASSOCIATION_TYPE_IDS[object_type]
         out = []
         for target, type_id in ((contact_id, to_contact), (company_id, to_company)):
             if target:
-                out.append({"to": {"id": target}, "types": [
-                    {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}]})
+                out.append(
+                    {
+                        "to": {"id": target},
+                        "types": [
+                            {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}
+                        ],
+                    }
+                )
         return out
 
     async def create_activity(self, activity: NewActivity) -> Activity:
@@ -129,36 +149,49 @@ class EngagementsMixin(HubSpotCore):
         object_type = self._activity_object(activity.type)
         with self.client.budget():
             await self._ensure_engagement_props(object_type)
-            await self.require_records({"contacts": [activity.contact_id],
-                                        "companies": [activity.company_id]})
+            await self.require_records(
+                {"contacts": [activity.contact_id], "companies": [activity.company_id]}
+            )
             key = activity.idempotency_key
             if key:
                 existing = await self._find_activity(object_type, key)
                 if existing is not None:
                     return existing
-            occurred = activity.occurred_at or datetime.now(timezone.utc)
+            occurred = activity.occurred_at or datetime.now(UTC)
             properties = await self._activity_properties(object_type, activity, occurred)
-            body = {"properties": properties,
-                    "associations": self._associations(object_type, activity.contact_id,
-                                                       activity.company_id)}
+            body = {
+                "properties": properties,
+                "associations": self._associations(
+                    object_type, activity.contact_id, activity.company_id
+                ),
+            }
             response = await self.client.request(
-                "POST", self.client.paths.objects(object_type), json=body, accept=(409,))
+                "POST", self.client.paths.objects(object_type), json=body, accept=(409,)
+            )
             if response.status == 409:
                 # A concurrent request with the same key won the unique value.
                 existing = await self._find_activity(object_type, key) if key else None
                 if existing is None:
-                    raise Conflict(f"HubSpot refused the activity: {response.json_dict().get('message')}")
+                    raise Conflict(
+                        f"HubSpot refused the activity: {response.json_dict().get('message')}"
+                    )
                 return existing
         data = response.json_dict()
         return self._to_activity(object_type, data)
 
-    async def _activity_properties(self, object_type: str, activity: NewActivity,
-                                   occurred: datetime) -> dict[str, str]:
+    async def _activity_properties(
+        self, object_type: str, activity: NewActivity, occurred: datetime
+    ) -> dict[str, str]:
         data = {
-            "type": activity.type, "direction": activity.direction, "subject": activity.subject,
-            "ownerId": activity.owner_id, "occurredAt": iso(occurred),
-            "contactId": activity.contact_id, "companyId": activity.company_id,
-            "metadata": dict(activity.metadata), "extra": dict(activity.extra),
+            "type": activity.type,
+            "direction": activity.direction,
+            "subject": activity.subject,
+            "ownerId": activity.owner_id,
+            "occurredAt": iso(occurred),
+            "contactId": activity.contact_id,
+            "companyId": activity.company_id,
+            "metadata": dict(activity.metadata),
+            "extra": dict(activity.extra),
             # a note needs *some* text; remember whether the body was really given
             "hasBody": activity.body is not None,
         }
@@ -166,7 +199,8 @@ class EngagementsMixin(HubSpotCore):
         definitions = await self.catalog.definitions(object_type)
         if self.options.activity_data_property in definitions:
             props[self.options.activity_data_property] = json.dumps(
-                data, separators=(",", ":"), default=str)
+                data, separators=(",", ":"), default=str
+            )
         if activity.idempotency_key and self.options.activity_key_property in definitions:
             props[self.options.activity_key_property] = activity.idempotency_key
         if activity.owner_id:
@@ -200,21 +234,33 @@ class EngagementsMixin(HubSpotCore):
             task_type = "LINKED_IN_CONNECT"
         else:  # the portal lacks the option: TODO with a recognisable subject
             task_type, subject = "TODO", f"[LinkedIn connect] {subject}"
-        return {"hs_task_subject": subject, "hs_task_body": activity.body or "",
-                "hs_task_type": task_type, "hs_task_status": "COMPLETED"}
+        return {
+            "hs_task_subject": subject,
+            "hs_task_body": activity.body or "",
+            "hs_task_type": task_type,
+            "hs_task_status": "COMPLETED",
+        }
 
     async def _find_activity(self, object_type: str, key: str) -> Activity | None:
         definitions = await self.catalog.definitions(object_type)
         if self.options.activity_key_property not in definitions:
             return None
         found = await self.batch_read(
-            object_type, [key], self._activity_read_properties(object_type),
-            id_property=self.options.activity_key_property)
+            object_type,
+            [key],
+            self._activity_read_properties(object_type),
+            id_property=self.options.activity_key_property,
+        )
         return self._to_activity(object_type, found[0]) if found else None
 
     def _activity_read_properties(self, object_type: str) -> list[str]:
-        return ["hs_timestamp", "hubspot_owner_id", BODY_PROPERTY[object_type],
-                self.options.activity_key_property, self.options.activity_data_property]
+        return [
+            "hs_timestamp",
+            "hubspot_owner_id",
+            BODY_PROPERTY[object_type],
+            self.options.activity_key_property,
+            self.options.activity_data_property,
+        ]
 
     def _to_activity(self, object_type: str, obj: Mapping[str, Any]) -> Activity:
         props = obj.get("properties") or {}
@@ -247,8 +293,13 @@ def _email_headers(metadata: Mapping[str, Any]) -> str | None:
     def person(value: Any) -> dict[str, Any]:
         return dict(value) if isinstance(value, Mapping) else {"email": str(value)}
 
-    to_list: Sequence[Any] = recipients if isinstance(recipients, list) else (
-        [recipients] if recipients else [])
-    headers = {"from": person(sender) if sender else {}, "to": [person(r) for r in to_list],
-               "cc": [], "bcc": []}
+    to_list: Sequence[Any] = (
+        recipients if isinstance(recipients, list) else ([recipients] if recipients else [])
+    )
+    headers = {
+        "from": person(sender) if sender else {},
+        "to": [person(r) for r in to_list],
+        "cc": [],
+        "bcc": [],
+    }
     return json.dumps(headers, separators=(",", ":"))

@@ -26,10 +26,10 @@ __all__ = [
     "ERROR_TABLE",
     "RETRY_STATUSES",
     "RetryDecision",
+    "describe",
     "error_for",
     "existing_id",
     "item_error",
-    "describe",
     "retry_decision",
 ]
 
@@ -170,7 +170,9 @@ def retry_decision(
     if status == 423:
         return RetryDecision(True, max(retry_after or 0.0, 2.0), "locked", True)
     if status == 477:
-        return RetryDecision(True, retry_after if retry_after is not None else 30.0, "migrating", True)
+        return RetryDecision(
+            True, retry_after if retry_after is not None else 30.0, "migrating", True
+        )
     if status in RETRY_STATUSES:
         backoff = min(30.0, 1.0 * 2 ** (attempt - 1))
         return RetryDecision(True, max(retry_after or 0.0, backoff), "server")

@@ -29,7 +29,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -114,20 +114,37 @@ class FakeHubSpot:
 
     def add_owner(self, first: str, last: str, email: str, *, archived: bool = False) -> str:
         owner_id = str(next(self._owner_ids))
-        self.owners.append({
-            "id": owner_id, "email": email, "firstName": first, "lastName": last,
-            "userId": int(owner_id) + 9000, "type": "PERSON", "archived": archived, "teams": [],
-            "createdAt": _now(), "updatedAt": _now(),
-        })
+        self.owners.append(
+            {
+                "id": owner_id,
+                "email": email,
+                "firstName": first,
+                "lastName": last,
+                "userId": int(owner_id) + 9000,
+                "type": "PERSON",
+                "archived": archived,
+                "teams": [],
+                "createdAt": _now(),
+                "updatedAt": _now(),
+            }
+        )
         self.store.owner_ids.add(owner_id)
         return owner_id
 
     def add_property(self, object_type: str, name: str, **definition: Any) -> None:
         """Define a custom property, as a portal admin would."""
         self.store.properties[object_type][name] = {
-            "name": name, "label": name, "type": "string", "fieldType": "text",
-            "groupName": "contactinformation", "hubspotDefined": False, "hasUniqueValue": False,
-            "options": [], "modificationMetadata": {"readOnlyValue": False}, **definition}
+            "name": name,
+            "label": name,
+            "type": "string",
+            "fieldType": "text",
+            "groupName": "contactinformation",
+            "hubspotDefined": False,
+            "hasUniqueValue": False,
+            "options": [],
+            "modificationMetadata": {"readOnlyValue": False},
+            **definition,
+        }
 
     def count(self, op_prefix: str = "") -> int:
         return sum(1 for c in self.calls if c.op.startswith(op_prefix))
@@ -171,9 +188,13 @@ class FakeHubSpot:
         if scripted is not None:
             return "scripted", scripted
         if request.headers.get("authorization") != f"Bearer {self.token}":
-            raise FakeError(401, "Authentication credentials not found. This API supports OAuth "
-                            "2.0 authentication and you can find more details at https://...",
-                            "INVALID_AUTHENTICATION", op="auth")
+            raise FakeError(
+                401,
+                "Authentication credentials not found. This API supports OAuth "
+                "2.0 authentication and you can find more details at https://...",
+                "INVALID_AUTHENTICATION",
+                op="auth",
+            )
         parts = [p for p in request.url.path.split("/") if p]
         route = _route(parts)
         if route is None:
@@ -184,13 +205,20 @@ class FakeHubSpot:
         if kind == "search":
             self._limit_search()
             if len(request.content) > 3000:  # the limit is on what is sent
-                raise FakeError(400, "Request body exceeds 3000 characters",
-                                "VALIDATION_ERROR", op=f"search:{args[0]}")
+                raise FakeError(
+                    400,
+                    "Request body exceeds 3000 characters",
+                    "VALIDATION_ERROR",
+                    op=f"search:{args[0]}",
+                )
         headers = self._limit_general(request)
         params = dict(request.url.params)
         op, status, payload = self.store.serve(kind, args, request.method, body, params, self)
-        response = httpx.Response(status, json=payload, headers=headers) if payload is not None \
+        response = (
+            httpx.Response(status, json=payload, headers=headers)
+            if payload is not None
             else httpx.Response(status, headers=headers)
+        )
         return op, response
 
     def _check_scope(self, kind: str, args: list[str]) -> None:
@@ -198,18 +226,31 @@ class FakeHubSpot:
         if kind == "properties_create":
             needed = f"crm.schemas.{args[0]}.write"
         if needed and needed in self.missing_scopes:
-            error = FakeError(403, "This app hasn't been granted all required scopes to make "
-                              "this call.", "MISSING_SCOPES", op=kind)
-            error.extra = {"context": {"requiredGranularScopes": [needed],
-                                       "missingScopes": [needed]}}
+            error = FakeError(
+                403,
+                "This app hasn't been granted all required scopes to make this call.",
+                "MISSING_SCOPES",
+                op=kind,
+            )
+            error.extra = {
+                "context": {"requiredGranularScopes": [needed], "missingScopes": [needed]}
+            }
             raise error
 
     def _limit_general(self, request: httpx.Request) -> dict[str, str]:
         self._daily += 1
         if self.daily_limit is not None and self._daily > self.daily_limit:
-            raise FakeError(429, "You have reached your daily limit.", None, op="ratelimit",
-                            extra={"errorType": "RATE_LIMIT", "policyName": "DAILY",
-                                   "requestId": str(uuid.uuid4())})
+            raise FakeError(
+                429,
+                "You have reached your daily limit.",
+                None,
+                op="ratelimit",
+                extra={
+                    "errorType": "RATE_LIMIT",
+                    "policyName": "DAILY",
+                    "requestId": str(uuid.uuid4()),
+                },
+            )
         if self.rate_limit is None:
             return {}
         now = self.clock()
@@ -217,18 +258,29 @@ class FakeHubSpot:
             self._window.popleft()
         if len(self._window) >= self.rate_limit:
             raise FakeError(
-                429, "You have reached your ten_secondly_rolling limit.", None, op="ratelimit",
-                extra={"errorType": "RATE_LIMIT", "policyName": "TEN_SECONDLY_ROLLING",
-                       "groupName": "publicapi:private_app-api-calls-ten-secondly:1"},
-                headers={"X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
-                         "X-HubSpot-RateLimit-Max": str(self.rate_limit),
-                         "X-HubSpot-RateLimit-Remaining": "0"})
+                429,
+                "You have reached your ten_secondly_rolling limit.",
+                None,
+                op="ratelimit",
+                extra={
+                    "errorType": "RATE_LIMIT",
+                    "policyName": "TEN_SECONDLY_ROLLING",
+                    "groupName": "publicapi:private_app-api-calls-ten-secondly:1",
+                },
+                headers={
+                    "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
+                    "X-HubSpot-RateLimit-Max": str(self.rate_limit),
+                    "X-HubSpot-RateLimit-Remaining": "0",
+                },
+            )
         self._window.append(now)
         if "/search" in request.url.path:
             return {}  # search answers carry no rate-limit headers
-        return {"X-HubSpot-RateLimit-Max": str(self.rate_limit),
-                "X-HubSpot-RateLimit-Remaining": str(self.rate_limit - len(self._window)),
-                "X-HubSpot-RateLimit-Interval-Milliseconds": "10000"}
+        return {
+            "X-HubSpot-RateLimit-Max": str(self.rate_limit),
+            "X-HubSpot-RateLimit-Remaining": str(self.rate_limit - len(self._window)),
+            "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
+        }
 
     def _limit_search(self) -> None:
         if self.search_per_second is None:
@@ -237,13 +289,18 @@ class FakeHubSpot:
         while self._search_window and self._search_window[0] <= now - 1.0:
             self._search_window.popleft()
         if len(self._search_window) >= self.search_per_second:
-            raise FakeError(429, "You have reached your secondly limit.", None, op="ratelimit",
-                            extra={"errorType": "RATE_LIMIT"})
+            raise FakeError(
+                429,
+                "You have reached your secondly limit.",
+                None,
+                op="ratelimit",
+                extra={"errorType": "RATE_LIMIT"},
+            )
         self._search_window.append(now)
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _route(parts: list[str]) -> tuple[str, list[str]] | None:
@@ -263,8 +320,14 @@ def _route(parts: list[str]) -> tuple[str, list[str]] | None:
         kind = "property_groups" if rest[1:2] == ["groups"] else "properties"
         return (kind, [OBJECT_ALIASES.get(rest[0], rest[0]), *rest[1:]])
     if area == "associations" and len(rest) >= 4 and rest[2] == "batch":
-        return ("assoc_batch", [OBJECT_ALIASES.get(rest[0], rest[0]),
-                                OBJECT_ALIASES.get(rest[1], rest[1]), "/".join(rest[3:])])
+        return (
+            "assoc_batch",
+            [
+                OBJECT_ALIASES.get(rest[0], rest[0]),
+                OBJECT_ALIASES.get(rest[1], rest[1]),
+                "/".join(rest[3:]),
+            ],
+        )
     if area == "objects" and rest:
         object_type = OBJECT_ALIASES.get(rest[0])
         if object_type is None:

@@ -5,42 +5,18 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-
-from backends.hubspot.fake_schema import ASSOCIATION_TYPES, DEFAULT_TYPE, TYPE_IDS, default_properties
+from backends.hubspot.fake_links import OBJECT_ALIASES_SAFE, FakeError, SearchAndLinks
+from backends.hubspot.fake_schema import ASSOCIATION_TYPES, TYPE_IDS, default_properties
 
 __all__ = ["FakeError", "ObjectStore"]
 
 BATCH_LIMIT = 100
 UNIQUE_BUILTIN = {"contacts": {"email"}}
 REQUIRED_TIMESTAMP = {"tasks", "emails", "communications", "notes"}
-
-
-class FakeError(Exception):
-    """An error answer in HubSpot's shape."""
-
-    def __init__(self, status: int, message: str, category: str | None, *, op: str | None = None,
-                 extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status, self.message, self.category, self.op = status, message, category, op
-        self.extra = extra or {}
-        self.headers = headers or {}
-
-    def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"status": "error", "message": self.message,
-                                "correlationId": str(uuid.uuid4())}
-        if self.category:
-            body["category"] = self.category
-        body.update(self.extra)
-        return body
-
-    def response(self) -> httpx.Response:
-        return httpx.Response(self.status, json=self.body(), headers=self.headers)
 
 
 def _iso(ts: datetime) -> str:
@@ -51,7 +27,7 @@ def _invalid(name: str, error: str, message: str) -> dict[str, Any]:
     return {"isValid": False, "message": message, "error": error, "name": name}
 
 
-class ObjectStore:
+class ObjectStore(SearchAndLinks):
     """Objects, properties and associations of one fake portal."""
 
     def __init__(self, *, clock: Callable[[], float], search_lag: float) -> None:
@@ -70,19 +46,28 @@ class ObjectStore:
 
     # -- entry point ----------------------------------------------------------------------------
 
-    def serve(self, kind: str, args: list[str], method: str, body: Any, params: dict[str, str],
-              fake: Any) -> tuple[str, int, Any]:
+    def serve(
+        self, kind: str, args: list[str], method: str, body: Any, params: dict[str, str], fake: Any
+    ) -> tuple[str, int, Any]:
         if kind == "batch":
             object_type, op = args
-            handler = {"create": self.batch_create, "read": self.batch_read,
-                       "update": self.batch_update, "archive": self.batch_archive}.get(op)
+            handler = {
+                "create": self.batch_create,
+                "read": self.batch_read,
+                "update": self.batch_update,
+                "archive": self.batch_archive,
+            }.get(op)
             if handler is None:
                 raise FakeError(404, f"batch/{op} is not served by the fake", None)
             name = f"{object_type}.batch/{op}"
             inputs = (body or {}).get("inputs") or []
             if len(inputs) > BATCH_LIMIT:
-                raise FakeError(400, f"Batch input size {len(inputs)} exceeds the maximum of "
-                                f"{BATCH_LIMIT}", "VALIDATION_ERROR", op=name)
+                raise FakeError(
+                    400,
+                    f"Batch input size {len(inputs)} exceeds the maximum of {BATCH_LIMIT}",
+                    "VALIDATION_ERROR",
+                    op=name,
+                )
             try:
                 status, payload = handler(object_type, body or {})
             except FakeError as exc:
@@ -104,36 +89,62 @@ class ObjectStore:
         if kind in ("properties", "property_groups"):
             return self.props(kind, args, method, body or {})
         if kind == "account":
-            return "account", 200, {"portalId": fake.portal_id, "uiDomain": "app.hubspot.com",
-                                    "timeZone": "UTC", "dataHostingLocation": "na1"}
+            return (
+                "account",
+                200,
+                {
+                    "portalId": fake.portal_id,
+                    "uiDomain": "app.hubspot.com",
+                    "timeZone": "UTC",
+                    "dataHostingLocation": "na1",
+                },
+            )
         raise FakeError(404, "not served", None)
 
     # -- objects ------------------------------------------------------------------------------
 
-    def _public(self, object_type: str, obj: dict[str, Any], names: list[str] | None,
-                trace: str | None = None) -> dict[str, Any]:
-        defaults = ["hs_object_id", "createdate",
-                    "lastmodifieddate" if object_type == "contacts" else "hs_lastmodifieddate"]
+    def _public(
+        self,
+        object_type: str,
+        obj: dict[str, Any],
+        names: list[str] | None,
+        trace: str | None = None,
+    ) -> dict[str, Any]:
+        defaults = [
+            "hs_object_id",
+            "createdate",
+            "lastmodifieddate" if object_type == "contacts" else "hs_lastmodifieddate",
+        ]
         wanted = list(dict.fromkeys([*(names or []), *defaults])) if names else None
         props = obj["properties"]
         shown = {k: props.get(k) for k in wanted} if wanted is not None else dict(props)
-        out = {"id": obj["id"], "properties": shown, "createdAt": obj["createdAt"],
-               "updatedAt": obj["updatedAt"], "archived": False}
+        out = {
+            "id": obj["id"],
+            "properties": shown,
+            "createdAt": obj["createdAt"],
+            "updatedAt": obj["updatedAt"],
+            "archived": False,
+        }
         if trace is not None:
             out["objectWriteTraceId"] = trace
         return out
 
-    def _validate(self, object_type: str, props: dict[str, Any], *, create: bool) -> list[dict[str, Any]]:
+    def _validate(
+        self, object_type: str, props: dict[str, Any], *, create: bool
+    ) -> list[dict[str, Any]]:
         problems = []
         defs = self.properties[object_type]
         for name, value in props.items():
             definition = defs.get(name)
             if definition is None:
-                problems.append(_invalid(name, "PROPERTY_DOESNT_EXIST",
-                                         f'Property "{name}" does not exist'))
+                problems.append(
+                    _invalid(name, "PROPERTY_DOESNT_EXIST", f'Property "{name}" does not exist')
+                )
                 continue
             if definition["modificationMetadata"].get("readOnlyValue"):
-                problems.append(_invalid(name, "READ_ONLY_VALUE", f"{name} is a read only property"))
+                problems.append(
+                    _invalid(name, "READ_ONLY_VALUE", f"{name} is a read only property")
+                )
                 continue
             if not isinstance(value, str):
                 problems.append(_invalid(name, "INVALID_TYPE", f"{name} must be a string"))
@@ -144,14 +155,18 @@ class ObjectStore:
                 try:
                     float(value)
                 except ValueError:
-                    problems.append(_invalid(name, "INVALID_INTEGER",
-                                             f"{value} was not a valid number"))
+                    problems.append(
+                        _invalid(name, "INVALID_INTEGER", f"{value} was not a valid number")
+                    )
             if definition["type"] == "enumeration" and definition.get("options"):
                 allowed = {o["value"] for o in definition["options"]}
                 for part in value.split(";"):
                     if part not in allowed:
-                        problems.append(_invalid(name, "INVALID_OPTION",
-                                                 f"{part} was not one of the allowed options"))
+                        problems.append(
+                            _invalid(
+                                name, "INVALID_OPTION", f"{part} was not one of the allowed options"
+                            )
+                        )
             if name == "hubspot_owner_id" and value not in self.owner_ids:
                 problems.append(_invalid(name, "INVALID_OWNER_ID", f"{value} is not a valid owner"))
             if name == "hs_email_headers":
@@ -160,11 +175,21 @@ class ObjectStore:
                 except ValueError:
                     problems.append(_invalid(name, "INVALID_JSON", "headers must be JSON"))
         if create and object_type in REQUIRED_TIMESTAMP and not props.get("hs_timestamp"):
-            problems.append(_invalid("hs_timestamp", "REQUIRED_PROPERTY", "hs_timestamp is required"))
-        if object_type == "communications" and create and \
-                props.get("hs_communication_logged_from") != "CRM":
-            problems.append(_invalid("hs_communication_logged_from", "INVALID_OPTION",
-                                     "hs_communication_logged_from must be CRM"))
+            problems.append(
+                _invalid("hs_timestamp", "REQUIRED_PROPERTY", "hs_timestamp is required")
+            )
+        if (
+            object_type == "communications"
+            and create
+            and props.get("hs_communication_logged_from") != "CRM"
+        ):
+            problems.append(
+                _invalid(
+                    "hs_communication_logged_from",
+                    "INVALID_OPTION",
+                    "hs_communication_logged_from must be CRM",
+                )
+            )
         return problems
 
     def _unique_props(self, object_type: str) -> set[str]:
@@ -179,8 +204,13 @@ class ObjectStore:
                 return obj
         return None
 
-    def _conflict(self, object_type: str, props: dict[str, Any], claimed: dict[tuple[str, str], str],
-                  own_id: str | None = None) -> FakeError | None:
+    def _conflict(
+        self,
+        object_type: str,
+        props: dict[str, Any],
+        claimed: dict[tuple[str, str], str],
+        own_id: str | None = None,
+    ) -> FakeError | None:
         for prop in self._unique_props(object_type):
             value = props.get(prop)
             if not value:
@@ -190,11 +220,15 @@ class ObjectStore:
             holder_id = holder["id"] if holder else claimed.get((prop, key))
             if holder_id and holder_id != own_id:
                 if prop == "email":
-                    return FakeError(409, f"Contact already exists. Existing ID: {holder_id}",
-                                     "CONFLICT")
-                return FakeError(409, f"A {object_type[:-1]} with the unique value {value!r} for "
-                                 f"property {prop!r} already exists. Existing ID: {holder_id}",
-                                 "CONFLICT")
+                    return FakeError(
+                        409, f"Contact already exists. Existing ID: {holder_id}", "CONFLICT"
+                    )
+                return FakeError(
+                    409,
+                    f"A {object_type[:-1]} with the unique value {value!r} for "
+                    f"property {prop!r} already exists. Existing ID: {holder_id}",
+                    "CONFLICT",
+                )
         return None
 
     def _write(self, object_type: str, obj: dict[str, Any], props: dict[str, Any]) -> None:
@@ -202,28 +236,41 @@ class ObjectStore:
             obj["properties"][name] = value if value != "" else None
         if object_type == "tasks" and "hs_task_status" in props:
             done = props["hs_task_status"] == "COMPLETED"
-            obj["properties"]["hs_task_completion_date"] = _iso(datetime.now(timezone.utc)) \
-                if done else None
-        now = _iso(datetime.now(timezone.utc))
+            obj["properties"]["hs_task_completion_date"] = _iso(datetime.now(UTC)) if done else None
+        now = _iso(datetime.now(UTC))
         obj["updatedAt"] = now
-        obj["properties"]["lastmodifieddate" if object_type == "contacts"
-                          else "hs_lastmodifieddate"] = now
-        self._pending.append((self.clock() + self.search_lag, object_type, obj["id"],
-                              copy.deepcopy(obj["properties"])))
+        obj["properties"][
+            "lastmodifieddate" if object_type == "contacts" else "hs_lastmodifieddate"
+        ] = now
+        self._pending.append(
+            (
+                self.clock() + self.search_lag,
+                object_type,
+                obj["id"],
+                copy.deepcopy(obj["properties"]),
+            )
+        )
 
     def _new(self, object_type: str, props: dict[str, Any]) -> dict[str, Any]:
         object_id = str(next(self._ids))
-        now = _iso(datetime.now(timezone.utc))
-        obj = {"id": object_id, "properties": {"hs_object_id": object_id, "createdate": now},
-               "createdAt": now, "updatedAt": now}
+        now = _iso(datetime.now(UTC))
+        obj = {
+            "id": object_id,
+            "properties": {"hs_object_id": object_id, "createdate": now},
+            "createdAt": now,
+            "updatedAt": now,
+        }
         self.objects[object_type][object_id] = obj
         self._write(object_type, obj, props)
         return obj
 
     def _errors_for(self, problems: list[dict[str, Any]], trace: str | None) -> dict[str, Any]:
-        error = {"status": "error", "category": "VALIDATION_ERROR",
-                 "message": f"Property values were not valid: {json.dumps(problems)}",
-                 "context": {"propertyName": [p["name"] for p in problems]}}
+        error: dict[str, Any] = {
+            "status": "error",
+            "category": "VALIDATION_ERROR",
+            "message": f"Property values were not valid: {json.dumps(problems)}",
+            "context": {"propertyName": [p["name"] for p in problems]},
+        }
         if trace is not None:
             error["context"]["objectWriteTraceId"] = [trace]
         return error
@@ -233,8 +280,9 @@ class ObjectStore:
         traces = [i.get("objectWriteTraceId") for i in inputs]
         return all(traces) and len(set(traces)) == len(traces)
 
-    def _associate_inline(self, object_type: str, object_id: str, specs: list[dict[str, Any]],
-                          check_only: bool) -> str | None:
+    def _associate_inline(
+        self, object_type: str, object_id: str, specs: list[dict[str, Any]], check_only: bool
+    ) -> str | None:
         for spec in specs or []:
             target = str((spec.get("to") or {}).get("id"))
             for t in spec.get("types") or []:
@@ -258,17 +306,26 @@ class ObjectStore:
             props = item.get("properties") or {}
             trace = item.get("objectWriteTraceId")
             problems = self._validate(object_type, props, create=True)
-            bad_assoc = self._associate_inline(object_type, "", item.get("associations") or [],
-                                               check_only=True)
+            bad_assoc = self._associate_inline(
+                object_type, "", item.get("associations") or [], check_only=True
+            )
             if problems or bad_assoc:
                 if not multi:
                     if problems:
-                        raise FakeError(400, self._errors_for(problems, None)["message"],
-                                        "VALIDATION_ERROR")
+                        raise FakeError(
+                            400, self._errors_for(problems, None)["message"], "VALIDATION_ERROR"
+                        )
                     raise FakeError(400, str(bad_assoc), "VALIDATION_ERROR")
-                error = self._errors_for(problems, trace) if problems else {
-                    "status": "error", "category": "VALIDATION_ERROR", "message": bad_assoc,
-                    "context": {"objectWriteTraceId": [trace]}}
+                error = (
+                    self._errors_for(problems, trace)
+                    if problems
+                    else {
+                        "status": "error",
+                        "category": "VALIDATION_ERROR",
+                        "message": bad_assoc,
+                        "context": {"objectWriteTraceId": [trace]},
+                    }
+                )
                 errors.append(error)
                 continue
             conflict = self._conflict(object_type, props, claimed)
@@ -287,27 +344,26 @@ class ObjectStore:
         payload = self._batch_payload(results, errors)
         return (207 if errors else 201), payload
 
-    @staticmethod
-    def _batch_payload(results: list[Any], errors: list[Any]) -> dict[str, Any]:
-        now = _iso(datetime.now(timezone.utc))
-        payload: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": now,
-                                   "completedAt": now}
-        if errors:
-            payload["numErrors"] = len(errors)
-            payload["errors"] = errors
-        return payload
-
-    def _lookup(self, object_type: str, value: str, id_property: str | None) -> dict[str, Any] | None:
+    def _lookup(
+        self, object_type: str, value: str, id_property: str | None
+    ) -> dict[str, Any] | None:
         if not id_property or id_property == "hs_object_id":
             return self.objects[object_type].get(str(value))
         return self._find_unique(object_type, id_property, str(value))
 
     def batch_read(self, object_type: str, body: dict[str, Any]) -> tuple[int, Any]:
         id_property = body.get("idProperty")
-        if id_property and id_property != "hs_object_id" and \
-                id_property not in self._unique_props(object_type):
-            raise FakeError(400, f"Unable to perform read by non-unique "
-                            f"{TYPE_IDS[object_type]} property {id_property}", "VALIDATION_ERROR")
+        if (
+            id_property
+            and id_property != "hs_object_id"
+            and id_property not in self._unique_props(object_type)
+        ):
+            raise FakeError(
+                400,
+                f"Unable to perform read by non-unique "
+                f"{TYPE_IDS[object_type]} property {id_property}",
+                "VALIDATION_ERROR",
+            )
         names = body.get("properties") or []
         results, missing = [], []
         for item in body.get("inputs") or []:
@@ -318,10 +374,15 @@ class ObjectStore:
                 results.append(self._public(object_type, obj, names))
         errors = []
         if missing:
-            errors.append({"status": "error", "category": "OBJECT_NOT_FOUND",
-                           "message": f"Could not get some {object_type} objects, they may be "
-                           "deleted or not exist. Check that ids are valid.",
-                           "context": {"ids": missing}})
+            errors.append(
+                {
+                    "status": "error",
+                    "category": "OBJECT_NOT_FOUND",
+                    "message": f"Could not get some {object_type} objects, they may be "
+                    "deleted or not exist. Check that ids are valid.",
+                    "context": {"ids": missing},
+                }
+            )
         return (207 if errors else 200), self._batch_payload(results, errors)
 
     def batch_update(self, object_type: str, body: dict[str, Any]) -> tuple[int, Any]:
@@ -330,25 +391,39 @@ class ObjectStore:
         if len(set(ids)) != len(ids):
             raise FakeError(400, "Duplicate IDs found in batch input", "VALIDATION_ERROR")
         multi = self._multi(inputs)
-        plan, errors = [], []
+        plan: list[tuple[dict[str, Any], dict[str, Any], Any]] = []
+        errors: list[dict[str, Any]] = []
         for item in inputs:
             trace = item.get("objectWriteTraceId")
-            if item.get("idProperty") and item["idProperty"] != "hs_object_id" and \
-                    item["idProperty"] not in self._unique_props(object_type) - {"email"}:
-                raise FakeError(400, "Unable to perform update/upsert by non-unique "
-                                f"{TYPE_IDS[object_type]} property {item['idProperty']}",
-                                "VALIDATION_ERROR")
+            if (
+                item.get("idProperty")
+                and item["idProperty"] != "hs_object_id"
+                and item["idProperty"] not in self._unique_props(object_type) - {"email"}
+            ):
+                raise FakeError(
+                    400,
+                    "Unable to perform update/upsert by non-unique "
+                    f"{TYPE_IDS[object_type]} property {item['idProperty']}",
+                    "VALIDATION_ERROR",
+                )
             if item.get("idProperty") == "hs_object_id":
-                raise FakeError(400, "Unable to perform update/upsert by non-unique "
-                                f"{TYPE_IDS[object_type]} property hs_object_id", "VALIDATION_ERROR")
+                raise FakeError(
+                    400,
+                    "Unable to perform update/upsert by non-unique "
+                    f"{TYPE_IDS[object_type]} property hs_object_id",
+                    "VALIDATION_ERROR",
+                )
             obj = self._lookup(object_type, str(item.get("id")), item.get("idProperty"))
             props = item.get("properties") or {}
             problems = self._validate(object_type, props, create=False)
             error: dict[str, Any] | None = None
             if obj is None:
-                error = {"status": "error", "category": "OBJECT_NOT_FOUND",
-                         "message": f"Object {item.get('id')} not found",
-                         "context": {"ids": [str(item.get("id"))]}}
+                error = {
+                    "status": "error",
+                    "category": "OBJECT_NOT_FOUND",
+                    "message": f"Object {item.get('id')} not found",
+                    "context": {"ids": [str(item.get("id"))]},
+                }
                 if trace:
                     error["context"]["objectWriteTraceId"] = [trace]
             elif problems:
@@ -359,11 +434,15 @@ class ObjectStore:
                     error = {**conflict.body(), "context": {"objectWriteTraceId": [trace]}}
             if error is not None:
                 if not multi:
-                    status = 404 if error["category"] == "OBJECT_NOT_FOUND" else (
-                        409 if error["category"] == "CONFLICT" else 400)
+                    status = (
+                        404
+                        if error["category"] == "OBJECT_NOT_FOUND"
+                        else (409 if error["category"] == "CONFLICT" else 400)
+                    )
                     raise FakeError(status, error["message"], error["category"])
                 errors.append(error)
                 continue
+            assert obj is not None
             plan.append((obj, props, trace))
         results = []
         for obj, props, trace in plan:
@@ -377,19 +456,22 @@ class ObjectStore:
             self._pending.append((self.clock(), object_type, str(item.get("id")), None))
         return 204, None
 
-    def single(self, object_type: str, object_id: str, method: str, body: Any,
-               params: dict[str, str]) -> tuple[str, int, Any]:
+    def single(
+        self, object_type: str, object_id: str, method: str, body: Any, params: dict[str, str]
+    ) -> tuple[str, int, Any]:
         op = f"{object_type}.{method.lower()}"
         obj = self._lookup(object_type, object_id, params.get("idProperty"))
         if obj is None:
-            raise FakeError(404, f"Object not found. objectId are usually numeric.",
-                            "OBJECT_NOT_FOUND", op=op)
+            raise FakeError(
+                404, "Object not found. objectId are usually numeric.", "OBJECT_NOT_FOUND", op=op
+            )
         if method == "PATCH":
             props = (body or {}).get("properties") or {}
             problems = self._validate(object_type, props, create=False)
             if problems:
-                raise FakeError(400, self._errors_for(problems, None)["message"],
-                                "VALIDATION_ERROR", op=op)
+                raise FakeError(
+                    400, self._errors_for(problems, None)["message"], "VALIDATION_ERROR", op=op
+                )
             self._write(object_type, obj, props)
             return op, 200, self._public(object_type, obj, None)
         if method == "DELETE":
@@ -402,22 +484,33 @@ class ObjectStore:
             public["associations"] = {}
             for other in wanted:
                 other_type = OBJECT_ALIASES_SAFE.get(other, other)
-                ids = sorted({a[3] for a in self.associations
-                              if a[0] == object_type and a[1] == obj["id"] and a[2] == other_type},
-                             key=int)
+                ids = sorted(
+                    {
+                        a[3]
+                        for a in self.associations
+                        if a[0] == object_type and a[1] == obj["id"] and a[2] == other_type
+                    },
+                    key=int,
+                )
                 if ids:
-                    public["associations"][other_type] = {"results": [
-                        {"id": i, "type": f"{object_type[:-1]}_to_{other_type[:-1]}"} for i in ids]}
+                    public["associations"][other_type] = {
+                        "results": [
+                            {"id": i, "type": f"{object_type[:-1]}_to_{other_type[:-1]}"}
+                            for i in ids
+                        ]
+                    }
         return op, 200, public
 
-    def collection(self, object_type: str, method: str, body: Any,
-                   params: dict[str, str]) -> tuple[str, int, Any]:
+    def collection(
+        self, object_type: str, method: str, body: Any, params: dict[str, str]
+    ) -> tuple[str, int, Any]:
         if method == "POST":
             op = f"{object_type}.create"
             props = (body or {}).get("properties") or {}
             problems = self._validate(object_type, props, create=True)
-            bad = self._associate_inline(object_type, "", (body or {}).get("associations") or [],
-                                         check_only=True)
+            bad = self._associate_inline(
+                object_type, "", (body or {}).get("associations") or [], check_only=True
+            )
             if problems or bad:
                 message = self._errors_for(problems, None)["message"] if problems else str(bad)
                 raise FakeError(400, message, "VALIDATION_ERROR", op=op)
@@ -426,213 +519,42 @@ class ObjectStore:
                 conflict.op = op
                 raise conflict
             obj = self._new(object_type, props)
-            self._associate_inline(object_type, obj["id"], (body or {}).get("associations") or [],
-                                   False)
+            self._associate_inline(
+                object_type, obj["id"], (body or {}).get("associations") or [], False
+            )
             return op, 201, self._public(object_type, obj, None)
         limit = int(params.get("limit", "10"))
         if limit > 100:
-            raise FakeError(400, "limit must be <= 100", "VALIDATION_ERROR", op=f"{object_type}.list")
+            raise FakeError(
+                400, "limit must be <= 100", "VALIDATION_ERROR", op=f"{object_type}.list"
+            )
         objs = sorted(self.objects[object_type].values(), key=lambda o: int(o["id"]))
         start = int(params.get("after", "0"))
-        page = objs[start:start + limit]
+        page = objs[start : start + limit]
         payload: dict[str, Any] = {"results": [self._public(object_type, o, None) for o in page]}
         if start + limit < len(objs):
             payload["paging"] = {"next": {"after": str(start + limit)}}
         return f"{object_type}.list", 200, payload
-
-    # -- search ---------------------------------------------------------------------------------
-
-    def _refresh_index(self) -> None:
-        now = self.clock()
-        due = [p for p in self._pending if p[0] <= now]
-        self._pending = [p for p in self._pending if p[0] > now]
-        for _, object_type, object_id, props in due:
-            if props is None:
-                self._index[object_type].pop(object_id, None)
-            else:
-                self._index[object_type][object_id] = props
-
-    def search(self, object_type: str, body: dict[str, Any]) -> dict[str, Any]:
-        op = f"search:{object_type}"
-        groups = body.get("filterGroups") or []
-        total_filters = sum(len(g.get("filters") or []) for g in groups)
-        if len(groups) > 5 or any(len(g.get("filters") or []) > 6 for g in groups) \
-                or total_filters > 18:
-            raise FakeError(400, "Too many filters or filterGroups (max 5 groups, 6 filters per "
-                            "group, 18 total)", "VALIDATION_ERROR", op=op)
-        limit = int(body.get("limit", 10))
-        after = int(body.get("after") or 0)
-        if limit > 200:
-            raise FakeError(400, "limit must be <= 200", "VALIDATION_ERROR", op=op)
-        if after + limit > 10_000:
-            raise FakeError(400, "Paging past 10,000 results is not allowed", "VALIDATION_ERROR",
-                            op=op)
-        sorts = body.get("sorts") or []
-        if sorts and not isinstance(sorts[0], dict):
-            sorts = []  # HubSpot silently ignores string sorts
-        self._refresh_index()
-        hits = []
-        for object_id, props in self._index[object_type].items():
-            if not groups or any(all(self._match(object_type, object_id, props, f)
-                                     for f in g.get("filters") or []) for g in groups):
-                hits.append((object_id, props))
-        key = sorts[0].get("propertyName", "hs_object_id") if sorts else "hs_object_id"
-        reverse = bool(sorts and sorts[0].get("direction") == "DESCENDING")
-        hits.sort(key=lambda h: (str(h[1].get(key) or ""), int(h[0])), reverse=reverse)
-        page = hits[after:after + limit]
-        names = body.get("properties") or None
-        results = []
-        for object_id, _ in page:
-            obj = self.objects[object_type].get(object_id)
-            if obj is not None:  # the index may lag a delete too; HubSpot then skips it
-                results.append(self._public(object_type, obj, names))
-        payload: dict[str, Any] = {"total": len(hits), "results": results}
-        if after + limit < len(hits):
-            payload["paging"] = {"next": {"after": str(after + limit)}}
-        return payload
-
-    def _match(self, object_type: str, object_id: str, props: dict[str, Any],
-               f: dict[str, Any]) -> bool:
-        name, op = f.get("propertyName", ""), f.get("operator", "EQ")
-        if name.startswith("associations."):
-            other = OBJECT_ALIASES_SAFE.get(name.split(".", 1)[1], "")
-            return any(a[0] == object_type and a[1] == object_id and a[2] == other
-                       and a[3] == str(f.get("value")) for a in self.associations)
-        stored = props.get(name)
-        text = None if stored is None else str(stored)
-        if op == "HAS_PROPERTY":
-            return bool(text)
-        if op == "NOT_HAS_PROPERTY":
-            return not text
-        if op in ("IN", "NOT_IN"):
-            # IN on strings only matches lower-case values (HubSpot docs); stored values are
-            # compared case-insensitively.
-            values = [str(v) for v in f.get("values") or []]
-            hit = text is not None and any(v == text.lower() for v in values if v == v.lower())
-            return hit if op == "IN" else not hit
-        value = str(f.get("value", ""))
-        if op == "EQ":
-            return text is not None and text.lower() == value.lower()
-        if op == "NEQ":
-            return text is None or text.lower() != value.lower()
-        if op == "CONTAINS_TOKEN":
-            return text is not None and value.lower().strip("*") in text.lower()
-        if op in ("GT", "GTE", "LT", "LTE"):
-            try:
-                a, b = float(text or "nan"), float(value)
-            except ValueError:
-                a, b = text or "", value  # type: ignore[assignment]
-            return {"GT": a > b, "GTE": a >= b, "LT": a < b, "LTE": a <= b}[op]
-        raise FakeError(400, f"Unsupported operator {op}", "VALIDATION_ERROR")
-
-    # -- associations ----------------------------------------------------------------------------
-
-    def _link(self, from_type: str, from_id: str, to_type: str, to_id: str, type_id: int) -> None:
-        self.associations.add((from_type, from_id, to_type, to_id, type_id))
-        inverse = DEFAULT_TYPE.get((to_type, from_type))
-        if type_id == 1:  # primary also creates the unlabelled row
-            self.associations.add((from_type, from_id, to_type, to_id, 279))
-        if inverse is not None:
-            self.associations.add((to_type, to_id, from_type, from_id, inverse))
-
-    def assoc_batch(self, from_type: str, to_type: str, op: str,
-                    body: dict[str, Any]) -> tuple[str, int, Any]:
-        name = f"assoc:{from_type}->{to_type}:{op}"
-        inputs = body.get("inputs") or []
-        limit = 1000 if op == "read" else BATCH_LIMIT
-        if len(inputs) > limit:
-            raise FakeError(400, f"Batch input size exceeds {limit}", "VALIDATION_ERROR", op=name)
-        results, errors = [], []
-        if op == "read":
-            for item in inputs:
-                rows = [a for a in self.associations
-                        if a[0] == from_type and a[1] == str(item.get("id")) and a[2] == to_type]
-                if rows:
-                    by_target: dict[str, list[int]] = {}
-                    for row in rows:
-                        by_target.setdefault(row[3], []).append(row[4])
-                    results.append({"from": {"id": str(item.get("id"))}, "to": [
-                        {"toObjectId": int(t), "associationTypes": [
-                            {"category": "HUBSPOT_DEFINED", "typeId": tid, "label": None}
-                            for tid in sorted(ids)]} for t, ids in sorted(by_target.items())]})
-            return name, 200, self._batch_payload(results, errors)
-        if op not in ("associate/default", "create"):
-            raise FakeError(404, f"{op} not served by the fake", None, op=name)
-        for item in inputs:
-            from_id = str((item.get("from") or {}).get("id"))
-            to_id = str((item.get("to") or {}).get("id"))
-            missing = [f"{t} {i}" for t, i in ((from_type, from_id), (to_type, to_id))
-                       if i not in self.objects.get(t, {})]
-            if missing:
-                errors.append({"status": "error", "category": "VALIDATION_ERROR",
-                               "message": f"No such objects: {', '.join(missing)}",
-                               "context": {"fromObjectId": [from_id], "toObjectId": [to_id]}})
-                continue
-            if op == "create":
-                type_ids = [int(t.get("associationTypeId", 0)) for t in item.get("types") or []]
-                for type_id in type_ids:
-                    if ASSOCIATION_TYPES.get(type_id) != (from_type, to_type):
-                        raise FakeError(400, f"association type {type_id} is not valid for "
-                                        f"{from_type} -> {to_type}", "VALIDATION_ERROR", op=name)
-                for type_id in type_ids:
-                    self._link(from_type, from_id, to_type, to_id, type_id)
-                results.append({"fromObjectTypeId": TYPE_IDS[from_type],
-                                "fromObjectId": int(from_id), "toObjectTypeId": TYPE_IDS[to_type],
-                                "toObjectId": int(to_id), "labels": []})
-            else:
-                type_id = DEFAULT_TYPE[(from_type, to_type)]
-                self._link(from_type, from_id, to_type, to_id, type_id)
-                results.append({"from": {"id": from_id}, "to": {"id": to_id}, "associationSpec": {
-                    "associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}})
-        # HubSpot has answered 200 where its spec says 201 here; the fake does the same.
-        return name, (207 if errors else 200), self._batch_payload(results, errors)
-
-    def assoc_record(self, args: list[str], method: str, body: Any) -> tuple[str, int, Any]:
-        from_type, from_id = args[0], args[1]
-        rest = args[2:]
-        default = rest[:1] == ["default"]
-        if default:
-            rest = rest[1:]
-        to_type = OBJECT_ALIASES_SAFE.get(rest[0], rest[0]) if rest else ""
-        name = f"assoc:{from_type}->{to_type}:{method.lower()}"
-        if len(rest) == 1 and method == "GET":
-            ids = sorted({a[3] for a in self.associations
-                          if a[:3] == (from_type, from_id, to_type)}, key=int)
-            return name, 200, {"results": [{"toObjectId": int(i), "associationTypes": []}
-                                           for i in ids]}
-        to_id = rest[1] if len(rest) > 1 else ""
-        if method == "DELETE":
-            self.associations = {a for a in self.associations
-                                 if not (a[:4] == (from_type, from_id, to_type, to_id)
-                                         or a[:4] == (to_type, to_id, from_type, from_id))}
-            return name, 204, None
-        for t, i in ((from_type, from_id), (to_type, to_id)):
-            if i not in self.objects.get(t, {}):
-                raise FakeError(404, f"{t} {i} not found", "OBJECT_NOT_FOUND", op=name)
-        if default:
-            self._link(from_type, from_id, to_type, to_id, DEFAULT_TYPE[(from_type, to_type)])
-        else:
-            for spec in body or []:
-                self._link(from_type, from_id, to_type, to_id, int(spec["associationTypeId"]))
-        return name, 200, {"status": "COMPLETE", "results": []}
 
     # -- owners, properties ---------------------------------------------------------------------
 
     def list_owners(self, fake: Any, params: dict[str, str]) -> dict[str, Any]:
         limit = int(params.get("limit", "100"))
         if limit > 500:
-            raise FakeError(400, "limit: Must be less than or equal to 500", "VALIDATION_ERROR",
-                            op="owners")
+            raise FakeError(
+                400, "limit: Must be less than or equal to 500", "VALIDATION_ERROR", op="owners"
+            )
         archived = params.get("archived", "false") == "true"
         owners = [o for o in fake.owners if o["archived"] == archived]
         start = int(params.get("after", "0"))
-        payload: dict[str, Any] = {"results": owners[start:start + limit]}
+        payload: dict[str, Any] = {"results": owners[start : start + limit]}
         if start + limit < len(owners):
             payload["paging"] = {"next": {"after": str(start + limit), "link": "..."}}
         return payload
 
-    def props(self, kind: str, args: list[str], method: str,
-              body: dict[str, Any]) -> tuple[str, int, Any]:
+    def props(
+        self, kind: str, args: list[str], method: str, body: dict[str, Any]
+    ) -> tuple[str, int, Any]:
         object_type = args[0]
         if object_type not in self.properties:
             raise FakeError(404, f"Unknown object type {object_type}", "OBJECT_NOT_FOUND")
@@ -643,26 +565,31 @@ class ObjectStore:
             self.groups[object_type].add(str(body.get("name")))
             return op, 201, {"name": body.get("name"), "label": body.get("label")}
         if method == "GET":
-            return f"properties:{object_type}", 200, {
-                "results": list(copy.deepcopy(self.properties[object_type]).values())}
+            return (
+                f"properties:{object_type}",
+                200,
+                {"results": list(copy.deepcopy(self.properties[object_type]).values())},
+            )
         op = f"properties.create:{object_type}"
         name = str(body.get("name") or "")
-        missing = [k for k in ("name", "label", "type", "fieldType", "groupName") if not body.get(k)]
+        missing = [
+            k for k in ("name", "label", "type", "fieldType", "groupName") if not body.get(k)
+        ]
         if missing:
             raise FakeError(400, f"Missing required fields: {missing}", "VALIDATION_ERROR", op=op)
         if name in self.properties[object_type]:
             raise FakeError(409, f"Property named '{name}' already exists.", "CONFLICT", op=op)
         if body["groupName"] not in self.groups[object_type]:
-            raise FakeError(400, f"Group {body['groupName']} does not exist", "VALIDATION_ERROR",
-                            op=op)
-        definition = {**body, "hubspotDefined": False, "options": body.get("options") or [],
-                      "hasUniqueValue": bool(body.get("hasUniqueValue")), "archived": False,
-                      "modificationMetadata": {"readOnlyValue": False, "archivable": True}}
+            raise FakeError(
+                400, f"Group {body['groupName']} does not exist", "VALIDATION_ERROR", op=op
+            )
+        definition = {
+            **body,
+            "hubspotDefined": False,
+            "options": body.get("options") or [],
+            "hasUniqueValue": bool(body.get("hasUniqueValue")),
+            "archived": False,
+            "modificationMetadata": {"readOnlyValue": False, "archivable": True},
+        }
         self.properties[object_type][name] = definition
         return op, 201, definition
-
-
-OBJECT_ALIASES_SAFE = {
-    "contacts": "contacts", "contact": "contacts", "companies": "companies", "company": "companies",
-    "tasks": "tasks", "emails": "emails", "notes": "notes", "communications": "communications",
-}

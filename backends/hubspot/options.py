@@ -92,4 +92,3 @@ class HubSpotOptions(DriverOptions):
         if not value.get_secret_value().strip():
             raise ValueError("must not be empty (set it from ${HUBSPOT_TOKEN})")
         return value
-

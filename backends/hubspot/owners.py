@@ -54,8 +54,9 @@ class OwnersMixin(HubSpotCore):
                 if after:
                     params["after"] = after
                 # No trailing slash: "/crm/v3/owners/" matches the {ownerId} route.
-                response = await self.client.request("GET", self.client.paths.owners(),
-                                                     params=params)
+                response = await self.client.request(
+                    "GET", self.client.paths.owners(), params=params
+                )
                 data = response.json_dict()
                 for owner in data.get("results") or []:
                     users.append(_to_user(owner))

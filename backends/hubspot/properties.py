@@ -13,7 +13,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Mapping
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from cachetools import TTLCache
@@ -43,8 +43,8 @@ def to_hubspot_value(value: Any) -> str:
         return str(int(value))
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+            value = value.replace(tzinfo=UTC)
+        return str(value.astimezone(UTC).isoformat()).replace("+00:00", "Z")
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, (list, tuple, set)):
@@ -157,8 +157,9 @@ class PropertyCatalog:
             response = await self._client.request(
                 "POST", self._client.paths.properties(object_type), json=body, accept=(409,)
             )
-            log.info("hubspot: created property %s.%s (status %s)", object_type, name,
-                     response.status)
+            log.info(
+                "hubspot: created property %s.%s (status %s)", object_type, name, response.status
+            )
             cached = self._cache.get(object_type)
             if response.ok and cached is not None:
                 # Add what HubSpot answered instead of re-reading every definition.

@@ -3,7 +3,7 @@
 Call budget for a batch of 100 (see ``bench/hubspot.py``): create = ``batch/read`` by the
 external-id property + ``batch/create``; find = one ``batch/read`` per key that HubSpot can read
 by (external id, contact email) and one search per other key; update = one ``batch/update``;
-associations = one ``batch/associate/default``.
+associations = one ``batch/associate/default`` (:mod:`.associations`).
 """
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ from typing import Any
 
 from backends.base import (
     EXTERNAL_ID,
-    AssociationPair,
     BackendError,
     Conflict,
     Entity,
-    InvalidRecord,
     ItemResult,
     MatchKey,
     NewRecord,
@@ -41,10 +39,6 @@ SEARCH_PAGE = 200
 SEARCH_MAX_RESULTS = 10_000
 #: IN values per search (each value counts against the body limit too).
 SEARCH_MAX_VALUES = 100
-
-#: Association type ids (HUBSPOT_DEFINED): contact → company unlabelled / primary.
-CONTACT_TO_COMPANY = 279
-CONTACT_TO_COMPANY_PRIMARY = 1
 
 
 def _key_kind(key_name: str) -> str:
@@ -186,8 +180,9 @@ class RecordsMixin(HubSpotCore):
         for obj in sorted(objects, key=lambda o: int(str(o.get("id", "0")) or 0)):
             value = (obj.get("properties") or {}).get(prop)
             if value:
-                by_value.setdefault(str(value).lower() if prop == "email" else str(value),
-                                    str(obj["id"]))
+                by_value.setdefault(
+                    str(value).lower() if prop == "email" else str(value), str(obj["id"])
+                )
                 self._known[(object_type, str(obj["id"]))] = True
         return by_value
 
@@ -260,8 +255,10 @@ class RecordsMixin(HubSpotCore):
             # A clash on the unique external id means a concurrent create won; an input with no
             # outcome at all (seen as a 207 with empty arrays) may or may not exist: read back.
             progress |= await self._resolve_conflicts(
-                object_type, [(r, p) for r, p in pending if r in clashes or r in unaccounted],
-                outcome, {},
+                object_type,
+                [(r, p) for r, p in pending if r in clashes or r in unaccounted],
+                outcome,
+                {},
             )
         return progress
 
@@ -287,8 +284,11 @@ class RecordsMixin(HubSpotCore):
             for record, props in left:
                 crm_id = by_email.get((props.get("email") or "").strip().lower())
                 if crm_id:
-                    log.info("hubspot: contact %s resolved to existing %s by email",
-                             record.external_id, crm_id)
+                    log.info(
+                        "hubspot: contact %s resolved to existing %s by email",
+                        record.external_id,
+                        crm_id,
+                    )
                     outcome[record.external_id] = ItemResult(crm_id=crm_id)
         named = existing_id(str(data.get("message") or ""))
         if len(outcome) == before and named and len(pending) == 1:
@@ -457,7 +457,9 @@ class RecordsMixin(HubSpotCore):
         with self.client.budget():
             for index, update in enumerate(updates):
                 if not is_record_id(update.crm_id):
-                    results[index] = ItemResult(error=NotFound(f"No record exists with ID: {update.crm_id}"))
+                    results[index] = ItemResult(
+                        error=NotFound(f"No record exists with ID: {update.crm_id}")
+                    )
                     continue
                 fields = dict(update.fields)
                 fields.pop(self.options.external_id_property, None)
@@ -503,11 +505,11 @@ class RecordsMixin(HubSpotCore):
         data = response.json_dict()
         if response.status in (400, 404):
             if len(batch) == 1:
-                index, crm_id, _ = batch[0]
+                position, crm_id, _ = batch[0]
                 error: BackendError = item_error(data)
                 if response.status == 404:
                     error = NotFound(f"No record exists with ID: {crm_id}")
-                results[index] = ItemResult(error=error)
+                results[position] = ItemResult(error=error)
                 return
             middle = len(batch) // 2
             await self._update_batch(object_type, batch[:middle], results)
@@ -516,7 +518,7 @@ class RecordsMixin(HubSpotCore):
         by_id = {crm_id: index for index, crm_id, _ in batch}
         for obj in data.get("results") or []:
             trace = traces.get(str(obj.get("objectWriteTraceId") or ""))
-            index = trace[0] if trace else by_id.get(str(obj.get("id")))
+            index: int | None = trace[0] if trace else by_id.get(str(obj.get("id")))
             if index is not None:
                 results[index] = ItemResult(crm_id=str(obj.get("id")))
         for item in data.get("errors") or []:
@@ -535,87 +537,3 @@ class RecordsMixin(HubSpotCore):
             if results[index] is None:
                 # HubSpot has answered 207 with neither a result nor an error for bad ids.
                 results[index] = ItemResult(error=NotFound(f"No record exists with ID: {crm_id}"))
-
-    # -- associations ---------------------------------------------------------------------------
-
-    async def create_associations(self, pairs: Sequence[AssociationPair]) -> list[ItemResult]:
-        """Link contacts to companies with v4 *default* (unlabelled, type 279) associations —
-        or primary (type 1) when ``primary_company`` is set — 100 pairs per call. Existing
-        pairs succeed again (idempotent); a pair naming a missing record gets ``NotFound``."""
-        results: list[ItemResult | None] = [None] * len(pairs)
-        valid: list[int] = []
-        for index, pair in enumerate(pairs):
-            if not (is_record_id(pair.contact_id) and is_record_id(pair.company_id)):
-                results[index] = ItemResult(error=self._missing_pair(pair, {}, {}))
-            else:
-                valid.append(index)
-        with self.client.budget():
-            unresolved: list[int] = []
-            for part in chunks(list(dict.fromkeys(valid))):
-                done = await self._associate(part, pairs)
-                for index in part:
-                    pair = pairs[index]
-                    if (pair.contact_id, pair.company_id) in done:
-                        results[index] = ItemResult(crm_id=pair.contact_id)
-                    else:
-                        unresolved.append(index)
-            if unresolved:
-                # The error items' shape is loosely specified: decide from the primary store
-                # which side is missing.
-                contacts = await self.batch_read(
-                    "contacts", [pairs[i].contact_id for i in unresolved], ["hs_object_id"])
-                companies = await self.batch_read(
-                    "companies", [pairs[i].company_id for i in unresolved], ["hs_object_id"])
-                have_contacts = {str(o["id"]): True for o in contacts}
-                have_companies = {str(o["id"]): True for o in companies}
-                for index in unresolved:
-                    results[index] = ItemResult(
-                        error=self._missing_pair(pairs[index], have_contacts, have_companies)
-                    )
-        return [r or ItemResult(error=InvalidRecord("no outcome")) for r in results]
-
-    @staticmethod
-    def _missing_pair(
-        pair: AssociationPair, contacts: Mapping[str, bool], companies: Mapping[str, bool]
-    ) -> BackendError:
-        missing = []
-        if pair.contact_id not in contacts:
-            missing.append(f"contact {pair.contact_id}")
-        if pair.company_id not in companies:
-            missing.append(f"company {pair.company_id}")
-        if not missing:
-            return InvalidRecord(f"HubSpot refused to link contact {pair.contact_id} to company "
-                                 f"{pair.company_id}")
-        return NotFound(f"No such {' and '.join(missing)}")
-
-    async def _associate(
-        self, part: Sequence[int], pairs: Sequence[AssociationPair]
-    ) -> set[tuple[str, str]]:
-        inputs: list[dict[str, Any]] = [
-            {"from": {"id": pairs[i].contact_id}, "to": {"id": pairs[i].company_id}} for i in part
-        ]
-        if self.options.primary_company:
-            op = "create"
-            for item in inputs:
-                item["types"] = [{"associationCategory": "HUBSPOT_DEFINED",
-                                  "associationTypeId": CONTACT_TO_COMPANY_PRIMARY}]
-        else:
-            op = "associate/default"
-        response = await self.client.request(
-            "POST",
-            self.client.paths.assoc_batch("contacts", "companies", op),
-            json={"inputs": inputs},
-            accept=(400, 404),
-        )
-        done: set[tuple[str, str]] = set()
-        for item in response.json_dict().get("results") or []:
-            source = item.get("from") or {}
-            target = item.get("to") or {}
-            from_id = str(source.get("id") or item.get("fromObjectId") or "")
-            to_id = target.get("id") if isinstance(target, dict) else None
-            if to_id is None and isinstance(item.get("to"), list):  # batch/create labels shape
-                to_id = (item["to"][0] or {}).get("toObjectId")
-            to_id = to_id or item.get("toObjectId")
-            done.add((from_id, str(to_id)))
-        return done
-

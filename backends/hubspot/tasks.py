@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from backends.base import InvalidRecord, NewTask, NotFound, Task, TaskChanges
@@ -22,10 +22,15 @@ __all__ = ["TasksMixin"]
 
 #: Enginy's usual task types → HubSpot ``hs_task_type`` (when the portal offers the value).
 TASK_TYPES = {
-    "call": "CALL", "email": "EMAIL", "todo": "TODO",
-    "linkedin": "LINKED_IN_MESSAGE", "linkedin_message": "LINKED_IN_MESSAGE",
-    "inmail": "LINKED_IN_MESSAGE", "linkedin_inmail": "LINKED_IN_MESSAGE",
-    "linkedin_connection": "LINKED_IN_CONNECT", "connection": "LINKED_IN_CONNECT",
+    "call": "CALL",
+    "email": "EMAIL",
+    "todo": "TODO",
+    "linkedin": "LINKED_IN_MESSAGE",
+    "linkedin_message": "LINKED_IN_MESSAGE",
+    "inmail": "LINKED_IN_MESSAGE",
+    "linkedin_inmail": "LINKED_IN_MESSAGE",
+    "linkedin_connection": "LINKED_IN_CONNECT",
+    "connection": "LINKED_IN_CONNECT",
 }
 OPEN_STATUS = "NOT_STARTED"
 DONE_STATUS = "COMPLETED"
@@ -35,9 +40,16 @@ class TasksMixin(EngagementsMixin, HubSpotCore):
     """Task methods of :class:`backends.hubspot.HubSpotBackend`."""
 
     def _task_properties(self) -> list[str]:
-        return ["hs_task_subject", "hs_task_body", "hs_task_status", "hs_task_type",
-                "hs_timestamp", "hubspot_owner_id", "hs_task_completion_date",
-                self.options.activity_data_property]
+        return [
+            "hs_task_subject",
+            "hs_task_body",
+            "hs_task_status",
+            "hs_task_type",
+            "hs_timestamp",
+            "hubspot_owner_id",
+            "hs_task_completion_date",
+            self.options.activity_data_property,
+        ]
 
     async def _task_type(self, value: str | None) -> str:
         options = await self.catalog.option_values("tasks", "hs_task_type")
@@ -52,12 +64,17 @@ class TasksMixin(EngagementsMixin, HubSpotCore):
         idempotent (the contract gives no key)."""
         with self.client.budget():
             await self._ensure_engagement_props("tasks")
-            await self.require_records({"contacts": [task.contact_id],
-                                        "companies": [task.company_id]})
-            data = {"type": task.type, "hasDueDate": task.due_date is not None,
-                    "contactId": task.contact_id, "companyId": task.company_id,
-                    "extra": dict(task.extra)}
-            due = task.due_date or datetime.now(timezone.utc)  # hs_timestamp is required
+            await self.require_records(
+                {"contacts": [task.contact_id], "companies": [task.company_id]}
+            )
+            data = {
+                "type": task.type,
+                "hasDueDate": task.due_date is not None,
+                "contactId": task.contact_id,
+                "companyId": task.company_id,
+                "extra": dict(task.extra),
+            }
+            due = task.due_date or datetime.now(UTC)  # hs_timestamp is required
             props = {
                 "hs_task_subject": task.subject,
                 "hs_task_body": task.description or "",
@@ -69,10 +86,13 @@ class TasksMixin(EngagementsMixin, HubSpotCore):
             if task.owner_id:
                 props["hubspot_owner_id"] = task.owner_id
             props = await self._only_known("tasks", props)
-            body = {"properties": props,
-                    "associations": self._associations("tasks", task.contact_id, task.company_id)}
-            response = await self.client.request("POST", self.client.paths.objects("tasks"),
-                                                 json=body)
+            body = {
+                "properties": props,
+                "associations": self._associations("tasks", task.contact_id, task.company_id),
+            }
+            response = await self.client.request(
+                "POST", self.client.paths.objects("tasks"), json=body
+            )
         return self._to_task(response.json_dict(), task.contact_id, task.company_id)
 
     async def _only_known(self, object_type: str, props: dict[str, str]) -> dict[str, str]:
@@ -90,8 +110,7 @@ class TasksMixin(EngagementsMixin, HubSpotCore):
             found = await self.batch_read("tasks", wanted, self._task_properties())
             links = await self._task_links([str(o["id"]) for o in found])
         by_id = {str(o["id"]): o for o in found}
-        return [self._to_task(by_id[i], *links.get(i, (None, None)))
-                for i in wanted if i in by_id]
+        return [self._to_task(by_id[i], *links.get(i, (None, None))) for i in wanted if i in by_id]
 
     async def _task_links(self, ids: Sequence[str]) -> dict[str, tuple[str | None, str | None]]:
         """``{task id: (contact id, company id)}`` from v4 ``batch/read`` (object batch reads
@@ -100,12 +119,16 @@ class TasksMixin(EngagementsMixin, HubSpotCore):
         for slot, target in enumerate(("contacts", "companies")):
             for part in chunks(list(ids), 1000):  # v4 batch read takes up to 1,000 ids
                 response = await self.client.request(
-                    "POST", self.client.paths.assoc_batch("tasks", target, "read"),
-                    json={"inputs": [{"id": i} for i in part]}, accept=(404,))
+                    "POST",
+                    self.client.paths.assoc_batch("tasks", target, "read"),
+                    json={"inputs": [{"id": i} for i in part]},
+                    accept=(404,),
+                )
                 for item in response.json_dict().get("results") or []:
                     source = str((item.get("from") or {}).get("id"))
-                    targets = sorted((str(t.get("toObjectId")) for t in item.get("to") or []),
-                                     key=int)
+                    targets = sorted(
+                        (str(t.get("toObjectId")) for t in item.get("to") or []), key=int
+                    )
                     if source in links and targets:
                         links[source][slot] = targets[0]
         return {k: (v[0], v[1]) for k, v in links.items()}
@@ -121,10 +144,14 @@ class TasksMixin(EngagementsMixin, HubSpotCore):
 
     async def _get_task_object(self, task_id: str) -> dict[str, Any]:
         response = await self.client.request(
-            "GET", self.client.paths.object("tasks", task_id),
-            params={"properties": ",".join(self._task_properties()),
-                    "associations": "contacts,companies"},
-            accept=(404,))
+            "GET",
+            self.client.paths.object("tasks", task_id),
+            params={
+                "properties": ",".join(self._task_properties()),
+                "associations": "contacts,companies",
+            },
+            accept=(404,),
+        )
         if response.status == 404:
             raise NotFound(f"No task exists with ID: {task_id}")
         return response.json_dict()
@@ -140,22 +167,26 @@ class TasksMixin(EngagementsMixin, HubSpotCore):
             contact_id, company_id = _links_of(current)
             props = await self._task_changes(current, changes)
             response = await self.client.request(
-                "PATCH", self.client.paths.object("tasks", task_id),
-                json={"properties": props}, accept=(400, 404))
+                "PATCH",
+                self.client.paths.object("tasks", task_id),
+                json={"properties": props},
+                accept=(400, 404),
+            )
             if response.status == 404:
                 raise NotFound(f"No task exists with ID: {task_id}")
             if response.status == 400:
                 raise item_error(response.json_dict())
-            contact_id, company_id = await self._relink(
-                task_id, changes, contact_id, company_id)
+            contact_id, company_id = await self._relink(task_id, changes, contact_id, company_id)
             updated = await self._get_task_object(task_id)
         return self._to_task(updated, contact_id, company_id)
 
-    async def _relink(self, task_id: str, changes: TaskChanges, contact_id: str | None,
-                      company_id: str | None) -> tuple[str | None, str | None]:
+    async def _relink(
+        self, task_id: str, changes: TaskChanges, contact_id: str | None, company_id: str | None
+    ) -> tuple[str | None, str | None]:
         result = [contact_id, company_id]
-        for slot, (name, target) in enumerate((("contact_id", "contacts"),
-                                               ("company_id", "companies"))):
+        for slot, (name, target) in enumerate(
+            (("contact_id", "contacts"), ("company_id", "companies"))
+        ):
             if name not in changes.fields:
                 continue
             new = changes.fields[name]
@@ -167,16 +198,20 @@ class TasksMixin(EngagementsMixin, HubSpotCore):
                 await self.require_records({target: [new]})
             if old:
                 await self.client.request(
-                    "DELETE", self.client.paths.assoc_record("tasks", task_id, target, old),
-                    accept=(404,))
+                    "DELETE",
+                    self.client.paths.assoc_record("tasks", task_id, target, old),
+                    accept=(404,),
+                )
             if new:
                 await self.client.request(
-                    "PUT", self.client.paths.assoc_default("tasks", task_id, target, new))
+                    "PUT", self.client.paths.assoc_default("tasks", task_id, target, new)
+                )
             result[slot] = new
         return result[0], result[1]
 
-    async def _task_changes(self, current: Mapping[str, Any], changes: TaskChanges
-                            ) -> dict[str, str]:
+    async def _task_changes(
+        self, current: Mapping[str, Any], changes: TaskChanges
+    ) -> dict[str, str]:
         props = current.get("properties") or {}
         data = _load(props.get(self.options.activity_data_property))
         out: dict[str, str] = {}
@@ -227,27 +262,38 @@ class TasksMixin(EngagementsMixin, HubSpotCore):
             await self._ensure_engagement_props("tasks")
             found = await self.batch_read("tasks", wanted, self._task_properties())
             by_id = {str(o["id"]): o for o in found}
-            inputs = [{"id": i, "properties": await self._task_changes(by_id[i], changes),
-                       "objectWriteTraceId": i} for i in wanted if i in by_id]
+            inputs = [
+                {
+                    "id": i,
+                    "properties": await self._task_changes(by_id[i], changes),
+                    "objectWriteTraceId": i,
+                }
+                for i in wanted
+                if i in by_id
+            ]
             for part in chunks(inputs):
-                await self.client.request("POST", self.client.paths.batch("tasks", "update"),
-                                          json={"inputs": list(part)})
+                await self.client.request(
+                    "POST", self.client.paths.batch("tasks", "update"), json={"inputs": list(part)}
+                )
             existing = [i for i in wanted if i in by_id]
             refreshed = await self.batch_read("tasks", existing, self._task_properties())
             links = await self._task_links(existing)
         fresh = {str(o["id"]): o for o in refreshed}
-        return [self._to_task(fresh[i], *links.get(i, (None, None)))
-                for i in existing if i in fresh]
+        return [
+            self._to_task(fresh[i], *links.get(i, (None, None))) for i in existing if i in fresh
+        ]
 
-    def _to_task(self, obj: Mapping[str, Any], contact_id: str | None,
-                 company_id: str | None) -> Task:
+    def _to_task(
+        self, obj: Mapping[str, Any], contact_id: str | None, company_id: str | None
+    ) -> Task:
         props = obj.get("properties") or {}
         data = _load(props.get(self.options.activity_data_property))
         completed = props.get("hs_task_status") == DONE_STATUS
         completed_at = None
         if completed:
             completed_at = parse_datetime(data.get("completedAt")) or parse_datetime(
-                props.get("hs_task_completion_date"))
+                props.get("hs_task_completion_date")
+            )
         hs_type = props.get("hs_task_type")
         return Task(
             id=str(obj.get("id")),
@@ -256,7 +302,8 @@ class TasksMixin(EngagementsMixin, HubSpotCore):
             type=data.get("type") or (hs_type.lower() if hs_type else None),
             owner_id=props.get("hubspot_owner_id") or None,
             due_date=parse_datetime(props.get("hs_timestamp"))
-            if data.get("hasDueDate", True) else None,
+            if data.get("hasDueDate", True)
+            else None,
             contact_id=contact_id,
             company_id=company_id,
             completed=completed,

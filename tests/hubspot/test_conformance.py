@@ -44,5 +44,4 @@ class TestHubSpotConformance(ConformanceSuite):
 
     @pytest.fixture
     def expected_users(self, fake: FakeHubSpot) -> list[User]:
-        return [User(o["id"], f"{o['firstName']} {o['lastName']}", o["email"])
-                for o in fake.owners]
+        return [User(o["id"], f"{o['firstName']} {o['lastName']}", o["email"]) for o in fake.owners]

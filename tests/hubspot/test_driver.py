@@ -90,7 +90,8 @@ async def test_same_email_twice_in_one_batch_gives_one_contact(
     backend: HubSpotBackend, fake: FakeHubSpot
 ) -> None:
     results = await backend.create_records(
-        Entity.CONTACT, [contact(1), NewRecord("twin", {"email": "p1@x.io"})])
+        Entity.CONTACT, [contact(1), NewRecord("twin", {"email": "p1@x.io"})]
+    )
     assert results[0].crm_id == results[1].crm_id
     assert len(fake.objects["contacts"]) == 1
 
@@ -98,15 +99,18 @@ async def test_same_email_twice_in_one_batch_gives_one_contact(
 async def test_one_bad_record_fails_alone_with_its_trace_id(
     backend: HubSpotBackend, fake: FakeHubSpot
 ) -> None:
-    records = [NewRecord("c1", {"name": "Good"}),
-               NewRecord("c2", {"name": "Bad", "numberofemployees": "lots"}),
-               NewRecord("c3", {"name": "Good too"})]
+    records = [
+        NewRecord("c1", {"name": "Good"}),
+        NewRecord("c2", {"name": "Bad", "numberofemployees": "lots"}),
+        NewRecord("c3", {"name": "Good too"}),
+    ]
     results = await backend.create_records(Entity.COMPANY, records)
     assert results[0].ok and results[2].ok
     assert isinstance(results[1].error, InvalidRecord)
     assert "objectWriteTraceId=" in results[1].error.message
-    assert "INVALID_INTEGER" in results[1].error.message or "valid number" in \
-        results[1].error.message
+    assert (
+        "INVALID_INTEGER" in results[1].error.message or "valid number" in results[1].error.message
+    )
     assert len(fake.objects["companies"]) == 2
 
 
@@ -115,8 +119,9 @@ async def test_whole_batch_400_is_split_to_isolate_the_bad_record(
 ) -> None:
     body = {"status": "error", "category": "VALIDATION_ERROR", "message": "Invalid input"}
     fake.fail_next(400, body, path_contains="batch/create")
-    results = await backend.create_records(Entity.COMPANY, [NewRecord(f"c{i}", {"name": f"N{i}"})
-                                                            for i in range(4)])
+    results = await backend.create_records(
+        Entity.COMPANY, [NewRecord(f"c{i}", {"name": f"N{i}"}) for i in range(4)]
+    )
     assert all(r.ok for r in results)  # the retried halves went through
     assert len(fake.objects["companies"]) == 4
 
@@ -124,9 +129,12 @@ async def test_whole_batch_400_is_split_to_isolate_the_bad_record(
 async def test_concurrent_creates_of_one_external_id_store_one_record(
     backend: HubSpotBackend, fake: FakeHubSpot
 ) -> None:
-    results = await asyncio.gather(*[
-        backend.create_records(Entity.COMPANY, [NewRecord("same", {"name": "Acme"})])
-        for _ in range(8)])
+    results = await asyncio.gather(
+        *[
+            backend.create_records(Entity.COMPANY, [NewRecord("same", {"name": "Acme"})])
+            for _ in range(8)
+        ]
+    )
     ids = {r[0].crm_id for r in results}
     assert len(ids) == 1 and None not in ids
     assert len(fake.objects["companies"]) == 1
@@ -135,15 +143,28 @@ async def test_concurrent_creates_of_one_external_id_store_one_record(
 async def test_find_falls_back_to_search_only_for_other_keys(
     backend: HubSpotBackend, fake: FakeHubSpot
 ) -> None:
-    await backend.create_records(Entity.COMPANY, [
-        NewRecord("c1", {"name": "Acme Inc", "domain": "www.acme.io",
-                         "linkedin_company_page": "https://www.linkedin.com/company/acme/"})])
+    await backend.create_records(
+        Entity.COMPANY,
+        [
+            NewRecord(
+                "c1",
+                {
+                    "name": "Acme Inc",
+                    "domain": "www.acme.io",
+                    "linkedin_company_page": "https://www.linkedin.com/company/acme/",
+                },
+            )
+        ],
+    )
     fake.calls.clear()
-    by_domain = await backend.find_records(Entity.COMPANY, MatchKey("domain", "domain"),
-                                           ["acme.io"])
+    by_domain = await backend.find_records(
+        Entity.COMPANY, MatchKey("domain", "domain"), ["acme.io"]
+    )
     by_url = await backend.find_records(
-        Entity.COMPANY, MatchKey("linkedinUrl", "linkedin_company_page"),
-        ["linkedin.com/company/acme"])
+        Entity.COMPANY,
+        MatchKey("linkedinUrl", "linkedin_company_page"),
+        ["linkedin.com/company/acme"],
+    )
     by_name = await backend.find_records(Entity.COMPANY, MatchKey("name", "name"), ["acme inc"])
     assert by_domain["acme.io"].external_id == "c1"
     assert by_url["linkedin.com/company/acme"].external_id == "c1"
@@ -157,8 +178,9 @@ async def test_find_by_external_id_and_email_never_search(
     await backend.create_records(Entity.CONTACT, [contact(1)])
     fake.calls.clear()
     assert "ext-1" in await backend.find_records(Entity.CONTACT, MatchKey(EXTERNAL_ID), ["ext-1"])
-    assert "p1@x.io" in await backend.find_records(Entity.CONTACT, MatchKey("email", "email"),
-                                                   ["p1@x.io"])
+    assert "p1@x.io" in await backend.find_records(
+        Entity.CONTACT, MatchKey("email", "email"), ["p1@x.io"]
+    )
     assert fake.count("search") == 0
 
 
@@ -167,10 +189,14 @@ async def test_update_unknown_id_is_a_per_item_not_found(
 ) -> None:
     (created,) = await backend.create_records(Entity.CONTACT, [contact(1)])
     fake.calls.clear()
-    results = await backend.update_records(Entity.CONTACT, [
-        RecordUpdate(created.crm_id or "", {"firstname": "New"}),
-        RecordUpdate("999999", {"firstname": "Ghost"}),
-        RecordUpdate("not-a-hubspot-id", {"firstname": "Ghost"})])
+    results = await backend.update_records(
+        Entity.CONTACT,
+        [
+            RecordUpdate(created.crm_id or "", {"firstname": "New"}),
+            RecordUpdate("999999", {"firstname": "Ghost"}),
+            RecordUpdate("not-a-hubspot-id", {"firstname": "Ghost"}),
+        ],
+    )
     assert results[0].ok
     assert isinstance(results[1].error, NotFound) and isinstance(results[2].error, NotFound)
     assert [c.op for c in fake.calls] == ["contacts.batch/update"]
@@ -183,8 +209,9 @@ async def test_drop_policy_warns_once_per_field(
     driver = make_backend(unknown_properties="drop")
     await driver.open()
     with caplog.at_level(logging.WARNING, "backends.hubspot"):
-        await driver.create_records(Entity.CONTACT, [contact(1, mystery="a"),
-                                                     contact(2, mystery="b")])
+        await driver.create_records(
+            Entity.CONTACT, [contact(1, mystery="a"), contact(2, mystery="b")]
+        )
         await driver.create_records(Entity.CONTACT, [contact(3, mystery="c")])
     assert sum("mystery" in r.getMessage() for r in caplog.records) == 1
     assert "mystery" not in fake.store.properties["contacts"]
@@ -239,9 +266,15 @@ async def test_activity_idempotency_under_concurrency(
     backend: HubSpotBackend, fake: FakeHubSpot
 ) -> None:
     (created,) = await backend.create_records(Entity.CONTACT, [contact(1)])
-    activity = NewActivity(type="EMAIL", direction="OUTBOUND", subject="Hi", body="Hello",
-                           contact_id=created.crm_id, idempotency_key="EMAIL|OUTBOUND|m-1",
-                           metadata={"messageId": "m-1"})
+    activity = NewActivity(
+        type="EMAIL",
+        direction="OUTBOUND",
+        subject="Hi",
+        body="Hello",
+        contact_id=created.crm_id,
+        idempotency_key="EMAIL|OUTBOUND|m-1",
+        metadata={"messageId": "m-1"},
+    )
     results = await asyncio.gather(*[backend.create_activity(activity) for _ in range(5)])
     assert len({a.id for a in results}) == 1
     assert len(fake.objects["emails"]) == 1
@@ -258,15 +291,18 @@ async def test_activity_with_a_non_owner_is_invalid(backend: HubSpotBackend) -> 
         await backend.create_activity(NewActivity(type="LINKEDIN", owner_id="31337"))
 
 
-@pytest.mark.parametrize(("choice", "object_type"), [("communication", "communications"),
-                                                     ("note", "notes"), ("task", "tasks")])
+@pytest.mark.parametrize(
+    ("choice", "object_type"),
+    [("communication", "communications"), ("note", "notes"), ("task", "tasks")],
+)
 async def test_linkedin_connection_destination_is_configurable(
     make_backend: MakeBackend, fake: FakeHubSpot, choice: str, object_type: str
 ) -> None:
     driver = make_backend(linkedin_connection_as=choice)
     await driver.open()
-    activity = await driver.create_activity(NewActivity(type="LINKEDIN_CONNECTION",
-                                                        direction="OUTBOUND"))
+    activity = await driver.create_activity(
+        NewActivity(type="LINKEDIN_CONNECTION", direction="OUTBOUND")
+    )
     assert activity.id in fake.objects[object_type]
     assert activity.type == "LINKEDIN_CONNECTION"
 
@@ -278,8 +314,7 @@ async def test_connection_task_falls_back_to_todo_when_the_portal_lacks_the_opti
     options[:] = [o for o in options if o["value"] != "LINKED_IN_CONNECT"]
     driver = make_backend(linkedin_connection_as="task")
     await driver.open()
-    activity = await driver.create_activity(NewActivity(type="LINKEDIN_CONNECTION",
-                                                        subject="Ada"))
+    activity = await driver.create_activity(NewActivity(type="LINKEDIN_CONNECTION", subject="Ada"))
     props = fake.objects["tasks"][activity.id]["properties"]
     assert props["hs_task_type"] == "TODO"
     assert props["hs_task_subject"] == "[LinkedIn connect] Ada"
@@ -289,8 +324,9 @@ async def test_bad_token_is_auth_failed_without_the_token(
     fake: FakeHubSpot, clock: VirtualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     secret = "pat-na1-this-must-never-leak"
-    driver = HubSpotBackend(HubSpotOptions(token=secret), transport=fake.transport(),
-                            sleep=clock.sleep, clock=clock)
+    driver = HubSpotBackend(
+        HubSpotOptions(token=secret), transport=fake.transport(), sleep=clock.sleep, clock=clock
+    )
     with caplog.at_level(logging.DEBUG), pytest.raises(AuthFailed) as info:
         await driver.open()
     assert secret not in str(info.value) and secret not in repr(info.value)
@@ -316,8 +352,10 @@ async def test_check_reports_scopes_and_link_templates(
     driver = make_backend()
     report = await driver.check()
     assert report.missing_scopes == ["crm.objects.owners.read"]
-    assert report.contact_link_template == \
-        f"https://app.hubspot.com/contacts/{fake.portal_id}/record/0-1/{{{{crmId}}}}"
+    assert (
+        report.contact_link_template
+        == f"https://app.hubspot.com/contacts/{fake.portal_id}/record/0-1/{{{{crmId}}}}"
+    )
     assert report.company_link_template.endswith("/record/0-2/{{crmId}}")  # type: ignore[union-attr]
     assert report.missing_properties == {"contacts": ["linkedin_profile_url"]}
     assert "enginy_external_id" in fake.store.properties["contacts"]
@@ -328,8 +366,10 @@ async def test_link_templates_use_configured_portal_without_a_call(
 ) -> None:
     driver = make_backend(portal_id="99", app_host="app-eu1.hubspot.com")
     links = await driver.link_templates()
-    assert links["companyLinkTemplate"] == \
-        "https://app-eu1.hubspot.com/contacts/99/record/0-2/{{crmId}}"
+    assert (
+        links["companyLinkTemplate"]
+        == "https://app-eu1.hubspot.com/contacts/99/record/0-2/{{crmId}}"
+    )
     assert fake.calls == []
 
 

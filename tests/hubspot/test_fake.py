@@ -16,12 +16,14 @@ V3 = "https://api.hubapi.com/crm/v3/objects"
 
 @pytest.fixture
 async def http(fake: FakeHubSpot) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=fake.transport(),
-                             headers={"Authorization": f"Bearer {TOKEN}"})
+    return httpx.AsyncClient(
+        transport=fake.transport(), headers={"Authorization": f"Bearer {TOKEN}"}
+    )
 
 
-async def create(http: httpx.AsyncClient, inputs: list[dict[str, object]],
-                 kind: str = "contacts") -> httpx.Response:
+async def create(
+    http: httpx.AsyncClient, inputs: list[dict[str, object]], kind: str = "contacts"
+) -> httpx.Response:
     return await http.post(f"{V3}/{kind}/batch/create", json={"inputs": inputs})
 
 
@@ -41,17 +43,23 @@ async def test_batch_limit_is_100(http: httpx.AsyncClient) -> None:
 async def test_unknown_property_fails_whole_batch_without_trace_ids(
     http: httpx.AsyncClient, fake: FakeHubSpot
 ) -> None:
-    response = await create(http, [{"properties": {"email": "a@x.io"}},
-                                   {"properties": {"email": "b@x.io", "nope": "1"}}])
+    response = await create(
+        http,
+        [{"properties": {"email": "a@x.io"}}, {"properties": {"email": "b@x.io", "nope": "1"}}],
+    )
     assert response.status_code == 400
     assert "PROPERTY_DOESNT_EXIST" in response.json()["message"]
     assert fake.objects["contacts"] == {}
 
 
 async def test_unknown_property_gives_207_with_trace_ids(http: httpx.AsyncClient) -> None:
-    response = await create(http, [
-        {"properties": {"email": "a@x.io"}, "objectWriteTraceId": "t1"},
-        {"properties": {"email": "b@x.io", "nope": "1"}, "objectWriteTraceId": "t2"}])
+    response = await create(
+        http,
+        [
+            {"properties": {"email": "a@x.io"}, "objectWriteTraceId": "t1"},
+            {"properties": {"email": "b@x.io", "nope": "1"}, "objectWriteTraceId": "t2"},
+        ],
+    )
     assert response.status_code == 207
     data = response.json()
     assert [r["objectWriteTraceId"] for r in data["results"]] == ["t1"]
@@ -62,8 +70,13 @@ async def test_duplicate_email_is_409_with_the_id_only_in_the_message(
     http: httpx.AsyncClient,
 ) -> None:
     first = (await create(http, [{"properties": {"email": "a@x.io"}}])).json()["results"][0]
-    response = await create(http, [{"properties": {"email": "z@x.io"}, "objectWriteTraceId": "1"},
-                                   {"properties": {"email": "A@x.io"}, "objectWriteTraceId": "2"}])
+    response = await create(
+        http,
+        [
+            {"properties": {"email": "z@x.io"}, "objectWriteTraceId": "1"},
+            {"properties": {"email": "A@x.io"}, "objectWriteTraceId": "2"},
+        ],
+    )
     assert response.status_code == 409
     body = response.json()
     assert body["message"] == f"Contact already exists. Existing ID: {first['id']}"
@@ -73,33 +86,54 @@ async def test_duplicate_email_is_409_with_the_id_only_in_the_message(
 
 async def test_batch_read_by_email_top_level_id_property(http: httpx.AsyncClient) -> None:
     await create(http, [{"properties": {"email": "a@x.io"}}])
-    response = await http.post(f"{V3}/contacts/batch/read", json={
-        "idProperty": "email", "inputs": [{"id": "a@x.io"}, {"id": "b@x.io"}],
-        "properties": ["email"]})
+    response = await http.post(
+        f"{V3}/contacts/batch/read",
+        json={
+            "idProperty": "email",
+            "inputs": [{"id": "a@x.io"}, {"id": "b@x.io"}],
+            "properties": ["email"],
+        },
+    )
     assert response.status_code == 207
     assert [r["properties"]["email"] for r in response.json()["results"]] == ["a@x.io"]
-    bad = await http.post(f"{V3}/contacts/batch/read", json={
-        "idProperty": "firstname", "inputs": [{"id": "x"}]})
+    bad = await http.post(
+        f"{V3}/contacts/batch/read", json={"idProperty": "firstname", "inputs": [{"id": "x"}]}
+    )
     assert bad.status_code == 400
 
 
 async def test_batch_update_by_email_is_refused(http: httpx.AsyncClient) -> None:
     await create(http, [{"properties": {"email": "a@x.io"}}])
-    response = await http.post(f"{V3}/contacts/batch/update", json={"inputs": [
-        {"id": "a@x.io", "idProperty": "email", "properties": {"firstname": "A"}}]})
+    response = await http.post(
+        f"{V3}/contacts/batch/update",
+        json={
+            "inputs": [{"id": "a@x.io", "idProperty": "email", "properties": {"firstname": "A"}}]
+        },
+    )
     assert response.status_code == 400
     assert "non-unique" in response.json()["message"]
 
 
 async def test_search_in_needs_lower_case_and_lags_writes(clock: VirtualClock) -> None:
     fake = FakeHubSpot(token=TOKEN, clock=clock, search_lag=5.0)
-    async with httpx.AsyncClient(transport=fake.transport(),
-                                 headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+    async with httpx.AsyncClient(
+        transport=fake.transport(), headers={"Authorization": f"Bearer {TOKEN}"}
+    ) as http:
         await create(http, [{"properties": {"email": "Ana@X.io"}}])
 
         async def search(value: str) -> int:
-            response = await http.post(f"{V3}/contacts/search", json={"filterGroups": [
-                {"filters": [{"propertyName": "email", "operator": "IN", "values": [value]}]}]})
+            response = await http.post(
+                f"{V3}/contacts/search",
+                json={
+                    "filterGroups": [
+                        {
+                            "filters": [
+                                {"propertyName": "email", "operator": "IN", "values": [value]}
+                            ]
+                        }
+                    ]
+                },
+            )
             return int(response.json()["total"])
 
         assert await search("ana@x.io") == 0  # not indexed yet
@@ -115,16 +149,23 @@ async def test_search_limits(http: httpx.AsyncClient, clock: VirtualClock) -> No
     too_many_total = {"filterGroups": [{"filters": [flt] * 6}] * 4}
     too_long = {"filterGroups": [{"filters": [{**flt, "value": "x" * 3000}]}]}
     past_10k = {"limit": 200, "after": "9900"}
-    for body in (too_many_groups, too_many_filters, too_many_total, too_long, past_10k,
-                 {"limit": 201}):
+    for body in (
+        too_many_groups,
+        too_many_filters,
+        too_many_total,
+        too_long,
+        past_10k,
+        {"limit": 201},
+    ):
         clock.now += 1  # stay under the 5/s search limit
         assert (await http.post(f"{V3}/contacts/search", json=body)).status_code == 400
 
 
 async def test_ten_secondly_limit(clock: VirtualClock) -> None:
     fake = FakeHubSpot(token=TOKEN, clock=clock, rate_limit=3)
-    async with httpx.AsyncClient(transport=fake.transport(),
-                                 headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+    async with httpx.AsyncClient(
+        transport=fake.transport(), headers={"Authorization": f"Bearer {TOKEN}"}
+    ) as http:
         statuses = [(await http.get(f"{V3}/contacts")).status_code for _ in range(4)]
         assert statuses == [200, 200, 200, 429]
         last = await http.get(f"{V3}/contacts")
@@ -136,8 +177,9 @@ async def test_ten_secondly_limit(clock: VirtualClock) -> None:
 
 async def test_search_secondly_and_daily_limits(clock: VirtualClock) -> None:
     fake = FakeHubSpot(token=TOKEN, clock=clock, search_per_second=1, daily_limit=3)
-    async with httpx.AsyncClient(transport=fake.transport(),
-                                 headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+    async with httpx.AsyncClient(
+        transport=fake.transport(), headers={"Authorization": f"Bearer {TOKEN}"}
+    ) as http:
         assert (await http.post(f"{V3}/contacts/search", json={})).status_code == 200
         second = await http.post(f"{V3}/contacts/search", json={})
         assert second.status_code == 429
@@ -149,27 +191,45 @@ async def test_search_secondly_and_daily_limits(clock: VirtualClock) -> None:
         assert daily.status_code == 429 and daily.json()["policyName"] == "DAILY"
 
 
-async def test_association_type_ids_and_direction(http: httpx.AsyncClient, fake: FakeHubSpot) -> None:
+async def test_association_type_ids_and_direction(
+    http: httpx.AsyncClient, fake: FakeHubSpot
+) -> None:
     contact = (await create(http, [{"properties": {"email": "a@x.io"}}])).json()["results"][0]
-    company = (await create(http, [{"properties": {"name": "Acme"}}], "companies")
-               ).json()["results"][0]
+    company = (await create(http, [{"properties": {"name": "Acme"}}], "companies")).json()[
+        "results"
+    ][0]
     wrong = await http.post(
         "https://api.hubapi.com/crm/v4/associations/contacts/companies/batch/create",
-        json={"inputs": [{"from": {"id": contact["id"]}, "to": {"id": company["id"]},
-                          "types": [{"associationCategory": "HUBSPOT_DEFINED",
-                                     "associationTypeId": 280}]}]})
+        json={
+            "inputs": [
+                {
+                    "from": {"id": contact["id"]},
+                    "to": {"id": company["id"]},
+                    "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 280}],
+                }
+            ]
+        },
+    )
     assert wrong.status_code == 400  # 280 is company → contact
     ok = await http.post(
         "https://api.hubapi.com/crm/v4/associations/contacts/companies/batch/associate/default",
-        json={"inputs": [{"from": {"id": contact["id"]}, "to": {"id": company["id"]}}]})
+        json={"inputs": [{"from": {"id": contact["id"]}, "to": {"id": company["id"]}}]},
+    )
     assert ok.status_code == 200
     assert ok.json()["results"][0]["associationSpec"]["associationTypeId"] == 279
-    assert ("companies", company["id"], "contacts", contact["id"], 280) in \
-        fake.store.associations
-    task = await http.post(f"{V3}/tasks", json={
-        "properties": {"hs_timestamp": "2026-01-01T00:00:00Z", "hs_task_subject": "x"},
-        "associations": [{"to": {"id": contact["id"]}, "types": [
-            {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 203}]}]})
+    assert ("companies", company["id"], "contacts", contact["id"], 280) in fake.store.associations
+    task = await http.post(
+        f"{V3}/tasks",
+        json={
+            "properties": {"hs_timestamp": "2026-01-01T00:00:00Z", "hs_task_subject": "x"},
+            "associations": [
+                {
+                    "to": {"id": contact["id"]},
+                    "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 203}],
+                }
+            ],
+        },
+    )
     assert task.status_code == 400  # 203 is contact → task; a task needs 204
 
 

@@ -26,13 +26,24 @@ pytestmark = pytest.mark.anyio
 API = "https://api.hubapi.com"
 PATH = "/crm/v3/objects/contacts/batch/read"
 
-TEN_SECONDLY = {"status": "error", "message": "You have reached your ten_secondly_rolling limit.",
-                "errorType": "RATE_LIMIT", "policyName": "TEN_SECONDLY_ROLLING",
-                "groupName": "publicapi:private_app-api-calls-ten-secondly:1"}
-DAILY = {"status": "error", "message": "You have reached your daily limit.",
-         "errorType": "RATE_LIMIT", "policyName": "DAILY"}
-SECONDLY = {"status": "error", "message": "You have reached your secondly limit.",
-            "errorType": "RATE_LIMIT"}
+TEN_SECONDLY = {
+    "status": "error",
+    "message": "You have reached your ten_secondly_rolling limit.",
+    "errorType": "RATE_LIMIT",
+    "policyName": "TEN_SECONDLY_ROLLING",
+    "groupName": "publicapi:private_app-api-calls-ten-secondly:1",
+}
+DAILY = {
+    "status": "error",
+    "message": "You have reached your daily limit.",
+    "errorType": "RATE_LIMIT",
+    "policyName": "DAILY",
+}
+SECONDLY = {
+    "status": "error",
+    "message": "You have reached your secondly limit.",
+    "errorType": "RATE_LIMIT",
+}
 OK = {"status": "COMPLETE", "results": []}
 
 
@@ -44,19 +55,28 @@ def api() -> Iterator[respx.MockRouter]:
 
 def client(clock: VirtualClock, **options: Any) -> HubSpotClient:
     # jitter pinned to 0 so waits are exact
-    return HubSpotClient(HubSpotOptions(token=TOKEN, **options), sleep=clock.sleep,
-                         clock=clock, jitter=lambda: 0.0)
+    return HubSpotClient(
+        HubSpotOptions(token=TOKEN, **options), sleep=clock.sleep, clock=clock, jitter=lambda: 0.0
+    )
 
 
 async def call(c: HubSpotClient, **kwargs: Any) -> Any:
     return await c.request("POST", PATH, json={"inputs": []}, **kwargs)
 
 
-async def test_ten_secondly_429_waits_the_window(api: respx.MockRouter, clock: VirtualClock) -> None:
-    route = api.post(PATH).mock(side_effect=[
-        httpx.Response(429, json=TEN_SECONDLY,
-                       headers={"X-HubSpot-RateLimit-Interval-Milliseconds": "10000"}),
-        httpx.Response(200, json=OK)])
+async def test_ten_secondly_429_waits_the_window(
+    api: respx.MockRouter, clock: VirtualClock
+) -> None:
+    route = api.post(PATH).mock(
+        side_effect=[
+            httpx.Response(
+                429,
+                json=TEN_SECONDLY,
+                headers={"X-HubSpot-RateLimit-Interval-Milliseconds": "10000"},
+            ),
+            httpx.Response(200, json=OK),
+        ]
+    )
     response = await call(client(clock))
     assert response.status == 200
     assert route.call_count == 2
@@ -66,10 +86,16 @@ async def test_ten_secondly_429_waits_the_window(api: respx.MockRouter, clock: V
 async def test_ten_secondly_window_comes_from_the_header(
     api: respx.MockRouter, clock: VirtualClock
 ) -> None:
-    api.post(PATH).mock(side_effect=[
-        httpx.Response(429, json=TEN_SECONDLY,
-                       headers={"X-HubSpot-RateLimit-Interval-Milliseconds": "3000"}),
-        httpx.Response(200, json=OK)])
+    api.post(PATH).mock(
+        side_effect=[
+            httpx.Response(
+                429,
+                json=TEN_SECONDLY,
+                headers={"X-HubSpot-RateLimit-Interval-Milliseconds": "3000"},
+            ),
+            httpx.Response(200, json=OK),
+        ]
+    )
     await call(client(clock))
     assert 3.0 <= sum(clock.sleeps) < 10.0
 
@@ -77,8 +103,9 @@ async def test_ten_secondly_window_comes_from_the_header(
 async def test_search_secondly_429_waits_about_a_second(
     api: respx.MockRouter, clock: VirtualClock
 ) -> None:
-    route = api.post(PATH).mock(side_effect=[httpx.Response(429, json=SECONDLY),
-                                             httpx.Response(200, json=OK)])
+    route = api.post(PATH).mock(
+        side_effect=[httpx.Response(429, json=SECONDLY), httpx.Response(200, json=OK)]
+    )
     await call(client(clock), search=True)
     assert route.call_count == 2
     assert 1.0 <= sum(clock.sleeps) < 3.0
@@ -93,16 +120,26 @@ async def test_daily_429_is_not_retried(api: respx.MockRouter, clock: VirtualClo
     assert clock.sleeps == []
 
 
-async def test_5xx_is_retried_with_growing_backoff(api: respx.MockRouter, clock: VirtualClock) -> None:
-    route = api.post(PATH).mock(side_effect=[httpx.Response(502), httpx.Response(503),
-                                             httpx.Response(500), httpx.Response(200, json=OK)])
+async def test_5xx_is_retried_with_growing_backoff(
+    api: respx.MockRouter, clock: VirtualClock
+) -> None:
+    route = api.post(PATH).mock(
+        side_effect=[
+            httpx.Response(502),
+            httpx.Response(503),
+            httpx.Response(500),
+            httpx.Response(200, json=OK),
+        ]
+    )
     await call(client(clock))
     assert route.call_count == 4
     assert clock.sleeps == sorted(clock.sleeps) and clock.sleeps[0] < clock.sleeps[-1]
 
 
-@pytest.mark.parametrize("error", [httpx.ReadTimeout("slow"), httpx.ConnectError("refused"),
-                                   httpx.RemoteProtocolError("eof")])
+@pytest.mark.parametrize(
+    "error",
+    [httpx.ReadTimeout("slow"), httpx.ConnectError("refused"), httpx.RemoteProtocolError("eof")],
+)
 async def test_timeouts_and_connection_errors_are_retried(
     api: respx.MockRouter, clock: VirtualClock, error: Exception
 ) -> None:
@@ -118,8 +155,12 @@ async def test_423_waits_at_least_two_seconds(api: respx.MockRouter, clock: Virt
 
 
 async def test_477_honours_retry_after(api: respx.MockRouter, clock: VirtualClock) -> None:
-    api.post(PATH).mock(side_effect=[httpx.Response(477, headers={"Retry-After": "7"}),
-                                     httpx.Response(200, json=OK)])
+    api.post(PATH).mock(
+        side_effect=[
+            httpx.Response(477, headers={"Retry-After": "7"}),
+            httpx.Response(200, json=OK),
+        ]
+    )
     await call(client(clock))
     assert clock.sleeps[0] == 7.0
 
@@ -134,20 +175,31 @@ async def test_477_longer_than_the_budget_fails_at_once_with_retry_after(
     assert info.value.retry_after == 3600.0
 
 
-@pytest.mark.parametrize(("status", "error"), [(400, InvalidRecord), (401, AuthFailed),
-                                               (403, AuthFailed), (404, NotFound),
-                                               (409, Conflict), (414, InvalidRecord)])
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (400, InvalidRecord),
+        (401, AuthFailed),
+        (403, AuthFailed),
+        (404, NotFound),
+        (409, Conflict),
+        (414, InvalidRecord),
+    ],
+)
 async def test_client_errors_are_not_retried(
     api: respx.MockRouter, clock: VirtualClock, status: int, error: type[Exception]
 ) -> None:
-    route = api.post(PATH).respond(status, json={"status": "error", "message": "nope",
-                                                 "category": "VALIDATION_ERROR"})
+    route = api.post(PATH).respond(
+        status, json={"status": "error", "message": "nope", "category": "VALIDATION_ERROR"}
+    )
     with pytest.raises(error):
         await call(client(clock))
     assert route.call_count == 1
 
 
-async def test_budget_exhaustion_gives_unavailable(api: respx.MockRouter, clock: VirtualClock) -> None:
+async def test_budget_exhaustion_gives_unavailable(
+    api: respx.MockRouter, clock: VirtualClock
+) -> None:
     route = api.post(PATH).respond(503)
     c = client(clock, budget_seconds=10, max_attempts=50)
     start = clock.now
