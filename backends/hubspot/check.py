@@ -5,12 +5,15 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from backends.base import AuthFailed, BackendError
 from backends.hubspot.core import OBJECT_TYPES, HubSpotCore
 
 __all__ = ["SetupMixin", "SetupReport"]
+
+log = logging.getLogger("backends.hubspot")
 
 #: What each probe needs (facts §1.2); a 403 on a probe names the scope to add.
 SCOPE_PROBES: tuple[tuple[str, str], ...] = (
@@ -68,24 +71,53 @@ class SetupReport:
 class SetupMixin(HubSpotCore):
     """``check()`` and ``link_templates()`` for the CLI."""
 
-    async def link_templates(self) -> dict[str, str]:
+    _portal_info: tuple[str, str] | None = None
+
+    def link_templates(self) -> dict[str, str] | None:
         """``{"contactLinkTemplate", "companyLinkTemplate"}``: the portal's record URLs with
-        Enginy's ``{{crmId}}`` placeholder."""
-        portal, host = await self._portal()
-        base = f"https://{host}/contacts/{portal}/record"
+        Enginy's ``{{crmId}}`` placeholder (the hook ``adapter/links.py`` calls after
+        :meth:`open`). ``None`` when the portal id is neither configured nor learnt."""
+        portal = self._portal_info or (
+            (self.options.portal_id, self.options.app_host or "app.hubspot.com")
+            if self.options.portal_id
+            else None
+        )
+        if portal is None:
+            return None
+        base = f"https://{portal[1]}/contacts/{portal[0]}/record"
         return {
             "contactLinkTemplate": f"{base}/0-1/{{{{crmId}}}}",
             "companyLinkTemplate": f"{base}/0-2/{{{{crmId}}}}",
         }
 
-    async def _portal(self) -> tuple[str, str]:
+    async def fetch_link_templates(self) -> dict[str, str] | None:
+        """Like :meth:`link_templates`, asking HubSpot for the portal id when needed."""
+        await self.learn_portal()
+        return self.link_templates()
+
+    async def learn_portal(self) -> None:
+        """Read the portal id and web host (``account-info``) unless configured."""
         portal, host = self.options.portal_id, self.options.app_host
         if portal is None or host is None:
             response = await self.client.request("GET", self.client.paths.account_details())
             data = response.json_dict()
-            portal = portal or str(data.get("portalId") or "")
+            portal = portal or str(data.get("portalId") or "") or None
             host = host or str(data.get("uiDomain") or "app.hubspot.com")
-        return portal, host
+        if portal:
+            self._portal_info = (portal, host)
+
+    async def open(self) -> None:
+        """As :meth:`HubSpotCore.open`, then learn the portal id for the record links (a
+        failure there only costs the links, and is logged)."""
+        await super().open()
+        try:
+            with self.client.budget(min(10.0, self.options.budget_seconds)):
+                await self.learn_portal()
+        except BackendError as exc:
+            log.warning(
+                "hubspot: portal id unknown, no record links (set backend.options.portal_id): %s",
+                exc.message,
+            )
 
     async def check(self, *, create: bool | None = None) -> SetupReport:
         """Verify the token and scopes, make sure the external-id property exists (creating it
@@ -97,7 +129,7 @@ class SetupMixin(HubSpotCore):
             for scope, probe in SCOPE_PROBES:
                 try:
                     if probe.startswith("properties:"):
-                        self.catalog._cache.pop(probe.split(":")[1], None)
+                        self.catalog.invalidate(probe.split(":")[1])
                         await self.catalog.definitions(probe.split(":")[1])
                     elif probe == "owners":
                         await self.client.request(
@@ -136,12 +168,12 @@ class SetupMixin(HubSpotCore):
                         missing_properties[object_type] = names
                 except BackendError as exc:
                     problems.append(f"{object_type} properties: {exc.message}")
+            links: dict[str, str] = {}
             try:
-                links = await self.link_templates()
-                portal = links["contactLinkTemplate"].split("/contacts/")[1].split("/")[0]
+                links = await self.fetch_link_templates() or {}
             except BackendError as exc:
-                links, portal = {}, None
                 problems.append(f"portal id: {exc.message} (set backend.options.portal_id)")
+            portal = self._portal_info[0] if self._portal_info else None
         return SetupReport(
             ok=not missing_scopes and not problems,
             portal_id=portal,

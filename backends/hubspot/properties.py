@@ -118,6 +118,10 @@ class PropertyCatalog:
         self._fetched_at[object_type] = self._timer()
         return found
 
+    def invalidate(self, object_type: str) -> None:
+        """Forget the cached definitions of ``object_type`` (the next use re-reads them)."""
+        self._cache.pop(object_type, None)
+
     async def option_values(self, object_type: str, name: str) -> list[str]:
         """The internal values of an enumeration property (e.g. ``hs_task_type``)."""
         definition = (await self.definitions(object_type)).get(name) or {}

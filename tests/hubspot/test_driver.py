@@ -365,12 +365,37 @@ async def test_link_templates_use_configured_portal_without_a_call(
     make_backend: MakeBackend, fake: FakeHubSpot
 ) -> None:
     driver = make_backend(portal_id="99", app_host="app-eu1.hubspot.com")
-    links = await driver.link_templates()
-    assert (
-        links["companyLinkTemplate"]
-        == "https://app-eu1.hubspot.com/contacts/99/record/0-2/{{crmId}}"
+    links = driver.link_templates()
+    assert links is not None
+    assert links["companyLinkTemplate"] == (
+        "https://app-eu1.hubspot.com/contacts/99/record/0-2/{{crmId}}"
     )
     assert fake.calls == []
+
+
+async def test_open_learns_the_portal_for_the_links_hook(
+    backend: HubSpotBackend, fake: FakeHubSpot
+) -> None:
+    from adapter.links import link_templates
+
+    links = link_templates(backend, "http://adapter")
+    assert links == {
+        "contactLinkTemplate": f"https://app.hubspot.com/contacts/{fake.portal_id}/record/0-1/{{{{crmId}}}}",
+        "companyLinkTemplate": f"https://app.hubspot.com/contacts/{fake.portal_id}/record/0-2/{{{{crmId}}}}",
+    }
+
+
+async def test_unknown_portal_means_no_links_but_open_succeeds(
+    make_backend: MakeBackend, fake: FakeHubSpot
+) -> None:
+    fake.fail_next(
+        403,
+        {"status": "error", "message": "no", "category": "MISSING_SCOPES"},
+        path_contains="account-info",
+    )
+    driver = make_backend()
+    await driver.open()
+    assert driver.link_templates() is None
 
 
 async def test_conflict_that_cannot_be_resolved_is_a_per_item_conflict(

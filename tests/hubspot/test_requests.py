@@ -91,6 +91,9 @@ def body(call: Any) -> Any:
 @pytest.fixture
 def api() -> Iterator[respx.MockRouter]:
     with respx.mock(base_url=API, assert_all_called=False) as router:
+        router.get("/account-info/v3/details").respond(
+            200, json={"portalId": 77, "uiDomain": "app-eu1.hubspot.com"}
+        )
         for object_type, props in PROPS.items():
             router.get(f"/crm/v3/properties/{object_type}").respond(200, json={"results": props})
             router.get(f"/crm/properties/2026-03/{object_type}").respond(
