@@ -10,9 +10,9 @@ Serves two applications with uvicorn over loopback, each in its own process:
   return a fixed answer: the floor that the framework, uvicorn and the client cost.
 
 Then drives each with ``--clients`` concurrent ``httpx.AsyncClient`` for ``--duration`` seconds
-per scenario (after a short warm-up) and prints requests/s and p50/p95 latency for
-``POST /contacts/sync`` and ``POST /contacts`` with ``--batch``-record bodies, and the ratio
-ours/bare (the target is >= 0.6).
+per scenario (after a short warm-up; ``--rounds`` times, ours and bare alternating) and prints
+requests/s and p50/p95 latency for ``POST /contacts/sync`` and ``POST /contacts`` with
+``--batch``-record bodies, and the ratio ours/bare (the target is >= 0.6).
 
 * ``POST /contacts`` sends new ``externalId`` values in every request, so every request creates
   ``--batch`` records (no idempotent short cut).
@@ -240,38 +240,56 @@ def run_scenarios(args: argparse.Namespace) -> list[Result]:
         (f"POST /contacts/sync ({batch})", "/contacts/sync", lambda: sync_body),
         (f"POST /contacts ({batch})", "/contacts", create_body),
     ]
-    for which in ("ours", "bare"):
-        with server(which, key) as url:
-            seeded = httpx.post(
-                f"{url}/contacts",
-                headers={HEADER: key},
-                json={"contacts": seed},
-                timeout=30,
-            )
-            seeded.raise_for_status()
-            if which == "ours":
-                check = httpx.post(
-                    f"{url}/contacts/sync",
-                    headers={HEADER: key, "Content-Type": "application/json"},
-                    content=sync_body,
-                    timeout=30,
-                )
-                check.raise_for_status()
-                matched = len(check.json()["results"])
-                if matched != batch:
-                    raise RuntimeError(f"sync matched {matched} of {batch} seeded contacts")
+    # Both servers run for the whole bench and each scenario drives ours then bare right after,
+    # so that a change in the machine's load affects both sides of a ratio alike.
+    with server("ours", key) as ours_url, server("bare", key) as bare_url:
+        urls = {"ours": ours_url, "bare": bare_url}
+        for url in urls.values():
+            httpx.post(
+                f"{url}/contacts", headers={HEADER: key}, json={"contacts": seed}, timeout=30
+            ).raise_for_status()
+        check = httpx.post(
+            f"{ours_url}/contacts/sync",
+            headers={HEADER: key, "Content-Type": "application/json"},
+            content=sync_body,
+            timeout=30,
+        )
+        check.raise_for_status()
+        matched = len(check.json()["results"])
+        if matched != batch:
+            raise RuntimeError(f"sync matched {matched} of {batch} seeded contacts")
+        for _ in range(args.rounds):
             for name, path, make_body in scenarios:
-                n, seconds, latencies, failures = asyncio.run(
-                    drive(url, key, path, make_body, args.clients, args.duration, args.warmup)
-                )
-                results.append(Result(name, which, n, seconds, latencies, failures))
-    return results
+                for which, url in urls.items():
+                    n, seconds, latencies, failures = asyncio.run(
+                        drive(url, key, path, make_body, args.clients, args.duration, args.warmup)
+                    )
+                    results.append(Result(name, which, n, seconds, latencies, failures))
+    return merge_rounds(results)
+
+
+def merge_rounds(results: list[Result]) -> list[Result]:
+    """One result per (scenario, server): the rounds' requests and latencies pooled."""
+    merged: dict[tuple[str, str], Result] = {}
+    for r in results:
+        m = merged.get((r.scenario, r.server))
+        if m is None:
+            merged[(r.scenario, r.server)] = Result(
+                r.scenario, r.server, r.requests, r.seconds, list(r.latencies), r.failures
+            )
+        else:
+            m.requests += r.requests
+            m.seconds += r.seconds
+            m.latencies.extend(r.latencies)
+            m.failures += r.failures
+    return list(merged.values())
 
 
 def print_table(results: list[Result], args: argparse.Namespace) -> None:
     print(
-        f"bench/front.py: {args.clients} clients, {args.duration:g}s per scenario after "
-        f"{args.warmup:g}s warm-up, memory driver, {os.cpu_count()} CPUs, "
+        f"bench/front.py: {args.clients} clients, {args.rounds} x {args.duration:g}s per "
+        f"scenario and server (after {args.warmup:g}s warm-up each), memory driver, "
+        f"{os.cpu_count()} CPUs, "
         f"Python {sys.version.split()[0]}"
     )
     header = f"{'scenario':<26} {'server':<6} {'req/s':>8} {'records/s':>10} "
@@ -298,14 +316,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds not counted")
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (1-64)")
     parser.add_argument("--batch", type=int, default=100, help="records per request")
+    parser.add_argument("--rounds", type=int, default=2, help="times each scenario runs (1-5)")
     parser.add_argument("--serve", choices=["ours", "bare"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
         _serve(args.serve, args.port)
         return 0
-    if not (1 <= args.clients <= 64 and 0 < args.duration <= 120 and 1 <= args.batch <= 1000):
-        parser.error("bounds: 1 <= --clients <= 64, 0 < --duration <= 120, 1 <= --batch <= 1000")
+    if not (
+        1 <= args.clients <= 64
+        and 0 < args.duration <= 120
+        and 1 <= args.batch <= 1000
+        and 1 <= args.rounds <= 5
+    ):
+        parser.error(
+            "bounds: 1 <= --clients <= 64, 0 < --duration <= 120, 1 <= --batch <= 1000, "
+            "1 <= --rounds <= 5"
+        )
     results = run_scenarios(args)
     print_table(results, args)
     failed = sum(r.failures for r in results)
