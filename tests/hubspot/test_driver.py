@@ -405,3 +405,76 @@ async def test_conflict_that_cannot_be_resolved_is_a_per_item_conflict(
     fake.fail_next(409, body, path_contains="batch/create", times=10)
     (result,) = await backend.create_records(Entity.COMPANY, [NewRecord("c1", {"name": "A"})])
     assert isinstance(result.error, Conflict)
+
+
+async def test_many_fallback_values_are_split_under_the_search_body_limit(
+    backend: HubSpotBackend, fake: FakeHubSpot
+) -> None:
+    records = [
+        NewRecord(
+            f"c{i}",
+            {
+                "name": f"Acme {i}",
+                "linkedin_company_page": f"https://www.linkedin.com/company/acme-number-{i}",
+            },
+        )
+        for i in range(60)
+    ]
+    await backend.create_records(Entity.COMPANY, records)
+    fake.calls.clear()
+    wanted = [f"linkedin.com/company/acme-number-{i}" for i in range(60)]
+    found = await backend.find_records(
+        Entity.COMPANY, MatchKey("linkedinUrl", "linkedin_company_page"), wanted
+    )
+    assert set(found) == set(wanted)
+    searches = [c for c in fake.calls if c.op.startswith("search")]
+    assert len(searches) > 1  # the fake rejects any body over 3,000 characters
+    assert all(c.status == 200 for c in searches)
+
+
+async def test_portal_with_many_custom_properties_searches_ids_then_reads(
+    backend: HubSpotBackend, fake: FakeHubSpot
+) -> None:
+    for i in range(150):
+        fake.add_property("companies", f"custom_property_number_{i}")
+    backend.catalog.invalidate("companies")
+    await backend.create_records(
+        Entity.COMPANY, [NewRecord("c1", {"name": "Acme", "custom_property_number_7": "seven"})]
+    )
+    fake.calls.clear()
+    found = await backend.find_records(Entity.COMPANY, MatchKey("name", "name"), ["acme"])
+    assert found["acme"].fields["custom_property_number_7"] == "seven"
+    assert [c.op for c in fake.calls] == ["search:companies", "companies.batch/read"]
+
+
+async def test_burst_under_a_rate_limited_portal_neither_fails_nor_duplicates(
+    clock: VirtualClock,
+) -> None:
+    fake = FakeHubSpot(token=TOKEN, clock=clock, rate_limit=100)
+    driver = HubSpotBackend(
+        HubSpotOptions(token=TOKEN), transport=fake.transport(), sleep=clock.sleep, clock=clock
+    )
+    await driver.open()
+    batches = [
+        [NewRecord(f"e{n}", {"name": f"N{n}"}) for n in range(i * 5, i * 5 + 10)] for i in range(50)
+    ]
+    results = await asyncio.gather(*[driver.create_records(Entity.COMPANY, b) for b in batches])
+    assert all(r.ok for batch in results for r in batch)
+    values = [o["properties"]["enginy_external_id"] for o in fake.objects["companies"].values()]
+    assert len(values) == len(set(values)) == 255
+    assert not [c for c in fake.calls if c.status == 429]
+
+
+async def test_hubspot_429_pauses_and_recovers(
+    backend: HubSpotBackend, fake: FakeHubSpot, clock: VirtualClock
+) -> None:
+    body = {
+        "status": "error",
+        "message": "You have reached your ten_secondly_rolling limit.",
+        "policyName": "TEN_SECONDLY_ROLLING",
+    }
+    fake.fail_next(429, body, headers={"X-HubSpot-RateLimit-Interval-Milliseconds": "10000"})
+    start = clock.now
+    results = await backend.create_records(Entity.COMPANY, [NewRecord("c1", {"name": "A"})])
+    assert results[0].ok
+    assert clock.now - start >= 10.0

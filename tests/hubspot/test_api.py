@@ -1,0 +1,130 @@
+"""The HTTP front on the HubSpot driver (served by the fake): the contract end to end."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+
+from adapter.app import create_app
+from adapter.config import Settings
+from adapter.mapping import build_mappers
+from backends.base import Entity
+from backends.hubspot import HubSpotBackend
+from backends.hubspot.fake import FakeHubSpot
+
+from .conftest import MakeBackend
+
+pytestmark = pytest.mark.anyio
+
+KEY = "test-key-hubspot"
+DAILY = {
+    "status": "error",
+    "message": "You have reached your daily limit.",
+    "errorType": "RATE_LIMIT",
+    "policyName": "DAILY",
+}
+
+
+@asynccontextmanager
+async def serve(backend: HubSpotBackend) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(Settings.model_validate({"auth": {"keys": [KEY]}}), backend)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app),
+            base_url="http://adapter",
+            headers={"X-API-Key": KEY},
+        ) as client,
+    ):
+        yield client
+
+
+@pytest.fixture
+async def client(make_backend: MakeBackend, fake: FakeHubSpot) -> AsyncIterator[httpx.AsyncClient]:
+    fake.add_property("contacts", "linkedin_profile_url")
+    async with serve(make_backend()) as client:
+        yield client
+
+
+def test_default_field_map_is_accepted_by_the_front() -> None:
+    from adapter.config import MappingConfig
+
+    mappers = build_mappers(MappingConfig(), HubSpotBackend.default_field_map)
+    contact = mappers[Entity.CONTACT].to_backend(
+        {"firstName": "Ana", "title": "CEO", "linkedinUrl": "x"}
+    )
+    assert contact == {"firstname": "Ana", "jobtitle": "CEO", "linkedin_profile_url": "x"}
+    company = mappers[Entity.COMPANY].to_backend({"employeeCount": 17})
+    assert company == {"numberofemployees": 17}
+
+
+async def test_export_then_sync_round_trip(client: httpx.AsyncClient, fake: FakeHubSpot) -> None:
+    lead = {
+        "externalId": "lead-1",
+        "email": "Ana@Acme.io",
+        "firstName": "Ana",
+        "title": "CEO",
+        "linkedinUrl": "https://www.linkedin.com/in/ana",
+    }
+    created = await client.post("/contacts", json={"contacts": [lead]})
+    assert created.status_code == 200, created.text
+    crm_id = created.json()["results"][0]["crmId"]
+    stored = fake.objects["contacts"][crm_id]["properties"]
+    assert stored["jobtitle"] == "CEO" and stored["enginy_external_id"] == "lead-1"
+    again = await client.post("/contacts", json={"contacts": [lead]})
+    assert again.json()["results"][0]["crmId"] == crm_id
+    assert len(fake.objects["contacts"]) == 1
+    synced = await client.post(
+        "/contacts/sync", json={"contacts": [{"externalId": "other", "email": "ana@acme.io"}]}
+    )
+    (match,) = synced.json()["results"]
+    assert match["crmId"] == crm_id
+    assert match["properties"]["firstName"] == "Ana"
+    assert match["properties"]["title"] == "CEO"
+
+
+async def test_daily_quota_is_503_to_enginy(client: httpx.AsyncClient, fake: FakeHubSpot) -> None:
+    fake.fail_next(429, DAILY)
+    response = await client.post(
+        "/companies", json={"companies": [{"externalId": "acct-1", "name": "Acme"}]}
+    )
+    assert response.status_code == 503
+    assert response.json()["error"] == "backend_rate_limited"
+
+
+async def test_outage_past_the_budget_is_503_with_retry_after(
+    make_backend: MakeBackend, fake: FakeHubSpot
+) -> None:
+    async with serve(make_backend(budget_seconds=5)) as client:
+        fake.fail_next(503, {"status": "error", "message": "down"}, times=100)
+        response = await client.post(
+            "/companies", json={"companies": [{"externalId": "acct-1", "name": "Acme"}]}
+        )
+    assert response.status_code == 503
+    assert response.json()["error"] == "backend_unavailable"
+    assert "retry-after" in response.headers
+
+
+async def test_users_are_owners(client: httpx.AsyncClient, fake: FakeHubSpot) -> None:
+    response = await client.get("/users")
+    assert response.json() == [
+        {"id": fake.owners[0]["id"], "name": "Ada Lovelace", "email": "ada@example.com"}
+    ]
+
+
+async def test_association_with_a_missing_company_is_reported(
+    client: httpx.AsyncClient,
+) -> None:
+    contact = await client.post(
+        "/contacts", json={"contacts": [{"externalId": "l1", "email": "a@x.io"}]}
+    )
+    crm_id = contact.json()["results"][0]["crmId"]
+    response = await client.post(
+        "/associations", json={"associations": [{"contactCRMId": crm_id, "companyCRMId": "424242"}]}
+    )
+    body = response.json()
+    assert body["success"] is False or body.get("errors")
+    assert "424242" in str(body)
