@@ -4,9 +4,13 @@ Names follow the contract exactly (``externalId``, ``crmId``, ``contactCRMId``..
 ``enginy-custom-crm.md`` Part A.1). Python attributes are snake_case; the wire names are aliases.
 
 Requests are validated straight from the raw body bytes (``model_validate_json``), which is the
-fast path in pydantic. Record objects accept any extra key (A.8): they land in ``model_extra``
-and the service carries them through. Activities and tasks also accept unknown keys and hand
-them to the driver in ``extra``.
+fast path in pydantic. Contact and company records are typed dicts that keep every extra key
+(A.8): a batch holds a hundred of them, and a typed dict validates in pydantic's core without
+building a model object per record. Activities and tasks also accept unknown keys (in
+``model_extra``) and hand them to the driver in ``extra``.
+
+Identifiers are strings on the wire; a number is accepted and kept as its text
+(``coerce_numbers_to_str``; Enginy's company ids look numeric) rather than failing a batch.
 
 Datetimes are read as ISO 8601 (an offset-less value is taken as UTC) and always written as UTC
 with a ``Z`` suffix, as in every example of the contract.
@@ -15,18 +19,18 @@ with a ``Z`` suffix, as in every example of the contract.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Required
 
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
     StringConstraints,
 )
 from pydantic.alias_generators import to_camel
+from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 __all__ = [
     "ActivityIn",
@@ -83,20 +87,12 @@ def format_datetime(value: datetime) -> str:
     return value.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
 
 
-def _id_text(value: object) -> object:
-    # Ids are strings on the wire; a numeric id (Enginy company ids look numeric) is accepted
-    # and kept as its decimal text rather than failing the whole batch.
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return value
-
-
 #: A datetime read from ISO 8601 (naive = UTC) and written as ``...Z``.
 UtcDateTime = Annotated[
     datetime, AfterValidator(_as_utc), PlainSerializer(format_datetime, return_type=str)
 ]
-#: A required identifier: a non-empty string (an integer is accepted and turned into text).
-Ident = Annotated[str, BeforeValidator(_id_text), StringConstraints(min_length=1)]
+#: A required identifier: a non-empty string. Models holding one set ``coerce_numbers_to_str``.
+Ident = Annotated[str, StringConstraints(min_length=1)]
 #: A required non-blank string (``type`` of an activity, ``subject`` of a task).
 NonBlank = Annotated[str, StringConstraints(strip_whitespace=False, min_length=1, pattern=r"\S")]
 
@@ -128,15 +124,23 @@ class _Closed(_Wire):
     model_config = ConfigDict(extra="ignore")
 
 
+class _Ids(_Closed):
+    """A closed wire object whose identifiers may arrive as numbers."""
+
+    model_config = ConfigDict(coerce_numbers_to_str=True)
+
+
 # --------------------------------------------------------------------------------------------
 # Contacts and companies
 # --------------------------------------------------------------------------------------------
 
 
-class RecordIn(_Open):
-    """A contact or company on create or sync: ``externalId`` plus any fields."""
+class RecordIn(TypedDict, total=False):
+    """A contact or company on create or sync: ``externalId`` plus any fields, kept as sent."""
 
-    external_id: Ident
+    __pydantic_config__ = ConfigDict(extra="allow", coerce_numbers_to_str=True)  # type: ignore[misc]
+
+    externalId: Required[Ident]
 
 
 class CreateContactsRequest(_Closed):
@@ -151,10 +155,12 @@ class CreateCompaniesRequest(_Closed):
     companies: list[RecordIn]
 
 
-class RecordUpdateIn(_Open):
+class RecordUpdateIn(TypedDict, total=False):
     """A contact or company on update: ``crmId`` plus the fields to change (A.6)."""
 
-    crm_id: Ident
+    __pydantic_config__ = ConfigDict(extra="allow", coerce_numbers_to_str=True)  # type: ignore[misc]
+
+    crmId: Required[Ident]
 
 
 class UpdateContactsRequest(_Closed):
@@ -217,7 +223,7 @@ class UpdateResponse(_Closed):
 # --------------------------------------------------------------------------------------------
 
 
-class AssociationIn(_Closed):
+class AssociationIn(_Ids):
     contact_crm_id: Ident = Field(alias="contactCRMId")
     company_crm_id: Ident = Field(alias="companyCRMId")
 
@@ -309,13 +315,13 @@ class TaskPatch(_Closed):
     company_id: str | None = None
 
 
-class TaskIds(_Closed):
+class TaskIds(_Ids):
     """``POST /tasks/batch``: ``{"ids": [...]}``."""
 
     ids: list[Ident]
 
 
-class TaskBatchPatch(_Closed):
+class TaskBatchPatch(_Ids):
     """``PATCH /tasks/batch``: ``{"ids": [...], "completed": bool, "completedAt"?}``."""
 
     ids: list[Ident]

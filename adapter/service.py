@@ -132,14 +132,6 @@ def _activity_out(activity: Activity) -> ActivityOut:
     )
 
 
-def _record_fields(item: RecordIn | RecordUpdateIn) -> dict[str, Any]:
-    """The record's fields in Enginy's vocabulary (everything but the envelope)."""
-    extra = item.model_extra or {}
-    if ENVELOPE_FIELDS.isdisjoint(extra):
-        return extra
-    return {k: v for k, v in extra.items() if k not in ENVELOPE_FIELDS}
-
-
 # --------------------------------------------------------------------------------------------
 # Health
 # --------------------------------------------------------------------------------------------
@@ -240,20 +232,21 @@ class Service:
         records: list[NewRecord] = []
         errors: list[CreateError] = []
         for item in items:
-            fields = _record_fields(item)
+            # The item is the record as sent, envelope included: the mapper leaves
+            # ``externalId``/``crmId`` out and the matcher reads only the key fields.
             try:
-                backend_fields = mapper.to_backend(fields)
+                backend_fields = mapper.to_backend(item)
             except UnmappedField as exc:
                 errors.append(
                     CreateError(
-                        external_id=item.external_id,
+                        external_id=item["externalId"],
                         error="unmapped_field",
                         message=f"no field mapping for: {', '.join(exc.fields)}",
                     )
                 )
                 continue
-            keys = self.matcher.match_keys(entity, fields)
-            records.append(NewRecord(item.external_id, backend_fields, keys))
+            keys = self.matcher.match_keys(entity, item)
+            records.append(NewRecord(item["externalId"], backend_fields, keys))
 
         outcomes = await self.backend.create_records(entity, records) if records else []
         results: list[CreateResult] = []
@@ -278,11 +271,11 @@ class Service:
         found: list[StoredRecord | None] = [None] * len(items)
 
         by_external = await self.backend.find_records(
-            entity, MatchKey(EXTERNAL_ID), list(dict.fromkeys(i.external_id for i in items))
+            entity, MatchKey(EXTERNAL_ID), list(dict.fromkeys(i["externalId"] for i in items))
         )
         pending: list[int] = []
         for index, item in enumerate(items):
-            record = by_external.get(item.external_id)
+            record = by_external.get(item["externalId"])
             if record is None:
                 pending.append(index)
             else:
@@ -293,7 +286,7 @@ class Service:
                 break
             wanted: dict[int, str] = {}
             for index in pending:
-                value = self.matcher.normalise(spec, _record_fields(items[index]).get(spec.field))
+                value = self.matcher.normalise(spec, items[index].get(spec.field))
                 if value is not None:
                     wanted[index] = value
             if not wanted:
@@ -314,7 +307,7 @@ class Service:
 
         results = [
             SyncResult(
-                external_id=item.external_id,
+                external_id=item["externalId"],
                 crm_id=record.crm_id,
                 properties=mapper.from_backend(record.fields),
             )
@@ -332,9 +325,9 @@ class Service:
         slots: list[UpdateResult | None] = []
         updates: list[RecordUpdate] = []
         for item in items:
-            fields = _record_fields(item)
-            values = {k: v for k, v in fields.items() if v is not None}
-            nulls = [k for k, v in fields.items() if v is None] if clear_nulls else []
+            crm_id = item["crmId"]
+            values = {k: v for k, v in item.items() if v is not None and k not in ENVELOPE_FIELDS}
+            nulls = [k for k, v in item.items() if v is None] if clear_nulls else []
             try:
                 backend_values = mapper.to_backend(values)
                 # The same policy applies to a field being cleared as to one being set.
@@ -342,7 +335,7 @@ class Service:
             except UnmappedField as exc:
                 slots.append(
                     UpdateResult(
-                        crm_id=item.crm_id,
+                        crm_id=crm_id,
                         success=False,
                         error="unmapped_field",
                         message=f"no field mapping for: {', '.join(exc.fields)}",
@@ -350,7 +343,7 @@ class Service:
                 )
                 continue
             keys = self.matcher.changed_match_keys(entity, values, nulls)
-            updates.append(RecordUpdate(item.crm_id, backend_values, cleared, keys))
+            updates.append(RecordUpdate(crm_id, backend_values, cleared, keys))
             slots.append(None)
 
         outcomes = iter(await self.backend.update_records(entity, updates) if updates else [])

@@ -173,7 +173,9 @@ async def test_a10_batch_get_returns_a_bare_array_skipping_unknown_ids(
     assert body[0] == b
 
 
-@pytest.mark.parametrize("body", [{}, {"ids": "task-1"}, {"ids": [1.5]}, {"ids": None}])
+@pytest.mark.parametrize(
+    "body", [{}, {"ids": "task-1"}, {"ids": [True]}, {"ids": [["a"]]}, {"ids": None}]
+)
 async def test_a10_batch_get_needs_an_array_of_ids(
     tasks_client: httpx.AsyncClient, body: dict[str, Any]
 ) -> None:
