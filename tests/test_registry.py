@@ -87,6 +87,13 @@ def test_builtin_name_loads_its_class() -> None:
     assert load_driver(" memory ") is MemoryBackend
 
 
+@pytest.mark.parametrize("name", sorted(BUILTIN_DRIVERS))
+def test_every_builtin_loads_a_driver_of_that_name(name: str) -> None:
+    driver = load_driver(name)
+    assert issubclass(driver, Backend)
+    assert driver.name == name
+
+
 def test_builtin_table_is_the_agreed_one() -> None:
     assert BUILTIN_DRIVERS == {
         "memory": "backends.memory:MemoryBackend",
