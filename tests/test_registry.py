@@ -61,12 +61,16 @@ def plugin_modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     for name, source in MODULES.items():
         (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
     monkeypatch.syspath_prepend(str(tmp_path))
-    # None in sys.modules makes "import asyncpg" fail as if it were not installed.
-    monkeypatch.setitem(sys.modules, "asyncpg", None)
-    monkeypatch.setitem(sys.modules, "aiomysql", None)
     yield
     for name in MODULES:
         sys.modules.pop(name, None)
+
+
+@pytest.fixture
+def without_db_drivers(monkeypatch: pytest.MonkeyPatch) -> None:
+    # None in sys.modules makes "import asyncpg" fail as if it were not installed.
+    monkeypatch.setitem(sys.modules, "asyncpg", None)
+    monkeypatch.setitem(sys.modules, "aiomysql", None)
 
 
 def use_entry_points(monkeypatch: pytest.MonkeyPatch, **drivers: str) -> None:
@@ -202,6 +206,7 @@ def test_bad_module_class_path_is_not_found(path: str, needle: str) -> None:
     ("path", "extra"),
     [("regtest_needs_pg:Driver", "postgresql"), ("regtest_needs_mysql:Driver", "mysql")],
 )
+@pytest.mark.usefixtures("without_db_drivers")
 def test_missing_optional_dependency_gives_pip_line(path: str, extra: str) -> None:
     with pytest.raises(DriverImportError) as caught:
         load_driver(path)
