@@ -467,28 +467,29 @@ def _interpolate_tree(node: Any, environ: Mapping[str, str], loc: list[int | str
     return node
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe loader that refuses duplicate keys: YAML would silently keep the last one."""
-
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if key in seen:
-            mark = key_node.start_mark
-            raise ConfigError(
-                f"duplicate key {key!r} (line {mark.line + 1})", path=str(loader.name)
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=True)
-
-
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,
-)
+def _check_duplicate_keys(node: yaml.Node, loc: list[int | str], seen: set[int]) -> None:
+    """Refuse duplicate keys, which YAML would silently resolve by keeping the last one."""
+    if id(node) in seen:  # an alias of a node already checked
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        lines: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            if key is None or key == "<<":
+                _check_duplicate_keys(value_node, loc, seen)
+                continue
+            line = key_node.start_mark.line + 1
+            if key in lines:
+                raise ConfigError(
+                    f"duplicate key (lines {lines[key]} and {line})",
+                    path=_format_loc([*loc, key]),
+                )
+            lines[key] = line
+            _check_duplicate_keys(value_node, [*loc, key], seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _check_duplicate_keys(item, [*loc, index], seen)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -500,10 +501,13 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read the file ({exc.strerror})", path=str(path)) from None
     except UnicodeDecodeError:
         raise ConfigError("the file is not UTF-8 text", path=str(path)) from None
-    loader = _UniqueKeyLoader(text)
-    loader.name = str(path)
+    loader = yaml.SafeLoader(text)
     try:
-        data = loader.get_single_data()
+        node = loader.get_single_node()
+        if node is None:
+            return {}
+        _check_duplicate_keys(node, [], set())
+        data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)

@@ -265,7 +265,24 @@ def test_invalid_yaml_names_file_and_line(tmp_path: Path) -> None:
 def test_duplicate_keys_are_rejected(tmp_path: Path) -> None:
     # Plain YAML keeps the last one silently; a duplicated port is almost always a mistake.
     message = error_of(tmp_path, "server:\n  port: 1\n  port: 2\n")
-    assert "duplicate key 'port'" in message
+    assert message == "server.port: duplicate key (lines 2 and 3)"
+    message = error_of(tmp_path, "users:\n  - {id: a, name: A, id: b}\n")
+    assert message.startswith("users[0].id: duplicate key")
+
+
+def test_anchors_and_merge_keys_still_work(tmp_path: Path) -> None:
+    settings = load(
+        tmp_path,
+        """
+        mapping:
+          contacts: &policy {unmapped: drop, nulls: clear}
+          companies:
+            <<: *policy
+            fields: {domain: website}
+        """,
+    )
+    assert settings.mapping.companies.unmapped is UnmappedPolicy.DROP
+    assert settings.mapping.companies.fields == {"domain": "website"}
 
 
 def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
