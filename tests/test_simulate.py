@@ -482,12 +482,14 @@ def _settings(**sections: Any) -> Any:
     return Settings.model_validate({"auth": {"keys": [KEY]}, **sections})
 
 
-async def _simulate_adapter(settings: Any, backend: Any = None, **options: Any) -> Report:
+async def _simulate_adapter(
+    settings: Any, backend: Any = None, base_url: str = "http://adapter", **options: Any
+) -> Report:
     from adapter.app import create_app
 
     app = create_app(settings, backend)
     async with app.router.lifespan_context(app):
-        report, _ = await simulate_against(app, "http://adapter", **options)
+        report, _ = await simulate_against(app, base_url, **options)
     return report
 
 
@@ -543,3 +545,43 @@ def test_the_command_fits_the_cli_table(closed_port: int) -> None:
     )
     assert (args.read_only, args.header, args.timeout, args.config) == (True, "X-API-Key", 10, None)
     assert args._run(args) == 1  # nothing listens there: connect.reachable fails
+
+
+async def test_our_adapter_under_a_root_path() -> None:
+    from backends.memory import MemoryBackend
+
+    settings = _settings(server={"root_path": "/enginy"})
+    report = await _simulate_adapter(settings, MemoryBackend(), "http://adapter/enginy")
+    assert failed(report) == {}, report.to_table()
+
+
+async def test_our_adapter_on_the_hubspot_driver_meets_every_must() -> None:
+    hubspot = pytest.importorskip("backends.hubspot")
+    from backends.hubspot.fake import FakeHubSpot
+
+    class Clock:
+        """Virtual time: the fake's search rate limit and the driver's waits cost nothing."""
+
+        now = 1000.0
+
+        def __call__(self) -> float:
+            return self.now
+
+        async def sleep(self, seconds: float) -> None:
+            self.now += max(0.0, seconds)
+            await asyncio.sleep(0)
+
+    clock = Clock()
+    token = "pat-na1-simulate-0000-token"
+    fake = FakeHubSpot(token=token, clock=clock)
+    fake.add_owner("Ada", "Lovelace", "ada@example.com")
+    options = hubspot.HubSpotOptions(token=token, unknown_properties="create")
+    backend = hubspot.HubSpotBackend(
+        options, transport=fake.transport(), sleep=clock.sleep, clock=clock
+    )
+    report = await _simulate_adapter(_settings(), backend)
+    assert report.exit_code == 0, report.to_table()
+    assert failed(report).keys() <= {
+        # HubSpot property names are lower-case: camelCase engagement fields need a mapping.
+        "engagement.synced_back",
+    }, report.to_table()
