@@ -237,21 +237,33 @@ class SQLBackend(EngagementMixin, Backend):
 
     @asynccontextmanager
     async def _tx(self, what: str, *, write: bool = True) -> AsyncIterator[AsyncConnection]:
-        """One transaction; database errors become backend errors (see ``errors.py``)."""
+        """One transaction; database errors become backend errors (see ``errors.py``).
+
+        Reads (``write=False``) skip the transaction where that saves round trips: PostgreSQL
+        runs them in autocommit (no BEGIN/COMMIT), SQLite without an explicit BEGIN.
+        """
         with db_errors(what):
             async with self.engine.connect() as conn:
                 if write:
                     await conn.execution_options(enginy_write=True)
-                async with conn.begin():
-                    yield conn
+                    async with conn.begin():
+                        yield conn
+                    return
+                if conn.dialect.name == "postgresql":
+                    await conn.execution_options(isolation_level="AUTOCOMMIT")
+                yield conn
 
     async def _retrying(self, run: Callable[[], Awaitable[T]]) -> T:
-        """Run a whole transaction again after a deadlock or serialization failure."""
+        """Run a whole transaction again after a deadlock, a serialization failure or a
+        connection that died in the pool (a database restart): each attempt is a complete
+        transaction, rolled back on failure, so a replay cannot half-apply anything."""
         for attempt in range(3):
             try:
                 return await run()
             except Unavailable as exc:
-                if attempt == 2 or not is_retryable_conflict(exc.__cause__):
+                cause = exc.__cause__
+                stale = isinstance(cause, sa_exc.DBAPIError) and cause.connection_invalidated
+                if attempt == 2 or not (stale or is_retryable_conflict(cause)):
                     raise
         raise AssertionError("unreachable")
 
@@ -269,6 +281,50 @@ class SQLBackend(EngagementMixin, Backend):
     def _lock(self, stmt: sa.Select[Any]) -> sa.Select[Any]:
         # SQLite's BEGIN IMMEDIATE already serialises writers.
         return stmt if self.engine.dialect.name == "sqlite" else stmt.with_for_update()
+
+    async def _write(
+        self,
+        conn: AsyncConnection,
+        table: sa.Table,
+        key: sa.Column[Any],
+        changes: Mapping[Any, Mapping[str, Any]],
+        *,
+        current: Mapping[Any, Mapping[str, Any]] | None = None,
+        where: Any = None,
+    ) -> None:
+        """Write per-row different values to the rows ``changes`` names, in one statement.
+
+        SQLite and PostgreSQL: one executemany ``UPDATE ... WHERE key = ?`` (asyncpg pipelines
+        it). Every row carries the union of the changed columns; a row that does not change a
+        column writes back its ``current`` value (the caller holds the row locks), so the
+        statement count does not depend on how the rows differ. MySQL: its driver runs an
+        executemany UPDATE row by row, so there it is one ``UPDATE ... SET c = CASE key ...``.
+        """
+        if not changes:
+            return
+        if conn.dialect.name in ("mysql", "mariadb"):
+            stmt = self._case_update(table, key, changes)
+            if stmt is not None:
+                await conn.execute(stmt if where is None else stmt.where(where))
+            return
+        union = sorted({c for row in changes.values() for c in row})
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for pk, row in changes.items():
+            full = dict(row)
+            if current is not None and pk in current:
+                for col in union:
+                    if col not in full:
+                        full[col] = current[pk].get(col)
+            params = {f"v_{c}": v for c, v in full.items()}
+            params["k_key"] = pk
+            groups.setdefault(tuple(sorted(full)), []).append(params)
+        for cols, rows in groups.items():
+            stmt = sa.update(table).where(key == sa.bindparam("k_key", type_=key.type)).values(
+                {c: sa.bindparam(f"v_{c}", type_=table.c[c].type) for c in cols}
+            )
+            if where is not None:
+                stmt = stmt.where(where)
+            await conn.execute(stmt, rows)
 
     @staticmethod
     def _case_update(
@@ -432,11 +488,11 @@ class SQLBackend(EngagementMixin, Backend):
                     links.c.entity == entity, links.c.external_id.in_(gone), links.c.claim == token
                 ))
             if not store.makes_ids and made:
-                stmt = self._case_update(links, links.c.external_id, {
-                    ext: {"crm_id": crm_id} for ext, crm_id in made.items()
-                })
-                assert stmt is not None
-                await conn.execute(stmt.where(links.c.entity == entity))
+                await self._write(
+                    conn, links, links.c.external_id,
+                    {ext: {"crm_id": crm_id} for ext, crm_id in made.items()},
+                    where=links.c.entity == entity,
+                )
             key_rows = [
                 {"entity": entity, "key_name": k, "value": v, "crm_id": made[p.external_id]}
                 for p in mine if p.external_id in made for k, v in p.keys.items()
@@ -600,9 +656,7 @@ class SQLBackend(EngagementMixin, Backend):
                 if diff and careful:
                     try:
                         async with conn.begin_nested():
-                            stmt = self._case_update(store.table, store.pk, {pk: diff})
-                            assert stmt is not None
-                            await conn.execute(stmt)
+                            await self._write(conn, store.table, store.pk, {pk: diff})
                     except sa_exc.DBAPIError as exc:
                         if not is_record_error(exc):
                             raise
@@ -619,9 +673,7 @@ class SQLBackend(EngagementMixin, Backend):
                 now = utcnow()
                 for row in changes.values():
                     row["updated_at"] = now
-            stmt = self._case_update(store.table, store.pk, changes)
-            if stmt is not None:
-                await conn.execute(stmt)
+            await self._write(conn, store.table, store.pk, changes, current=current)
             if keys:
                 mk = self.tables.match_keys
                 await conn.execute(
@@ -708,11 +760,9 @@ class SQLBackend(EngagementMixin, Backend):
                     await conn.execute(sa.insert(table), missing)
             else:
                 assert assoc.fk_column is not None
-                stmt = self._case_update(contacts.table, contacts.pk, {
+                await self._write(conn, contacts.table, contacts.pk, {
                     contacts.parse_id(c): {assoc.fk_column: companies.parse_id(k)} for c, k in good
                 })
-                assert stmt is not None
-                await conn.execute(stmt)
         return results
 
     async def _existing(

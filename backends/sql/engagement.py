@@ -83,9 +83,10 @@ class EngagementMixin:
                         ) -> dict[str, tuple[Any, StoredRecord]]: ...
         def _insert_ignore(self, table: sa.Table, *keys: str) -> sa.Insert: ...
         def _lock(self, stmt: sa.Select[Any]) -> sa.Select[Any]: ...
-        @staticmethod
-        def _case_update(table: sa.Table, key: sa.Column[Any],
-                         changes: Mapping[Any, Mapping[str, Any]]) -> sa.Update | None: ...
+        async def _write(self, conn: AsyncConnection, table: sa.Table, key: sa.Column[Any],
+                         changes: Mapping[Any, Mapping[str, Any]], *,
+                         current: Mapping[Any, Mapping[str, Any]] | None = None,
+                         where: Any = None) -> None: ...
         async def _retrying(self, run: Any) -> Any: ...
 
     async def _check_links(
@@ -207,6 +208,7 @@ class EngagementMixin:
                 self._lock(sa.select(table).where(table.c.id.in_(wanted)))
             )).mappings()
             current = {r["id"]: dict(r) for r in rows}
+            before = {k: dict(v) for k, v in current.items()}
             writes: dict[str, dict[str, Any]] = {}
             for task_id, row in current.items():
                 new = dict(fields)
@@ -222,9 +224,7 @@ class EngagementMixin:
                 new["updated_at"] = now
                 writes[task_id] = new
                 row.update(new)
-            stmt = self._case_update(table, table.c.id, writes)
-            if stmt is not None:
-                await conn.execute(stmt)
+            await self._write(conn, table, table.c.id, writes, current=before)
         return [self._task(current[i]) for i in wanted if i in current]
 
     # -- users ---------------------------------------------------------------------------------

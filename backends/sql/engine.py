@@ -33,7 +33,9 @@ def make_engine(options: SQLOptions) -> AsyncEngine:
             pool_size=options.pool_size,
             max_overflow=options.max_overflow,
             pool_timeout=options.pool_timeout,
-            pool_pre_ping=True,  # a server restart must not cost Enginy a failed batch
+            # No pool_pre_ping: it costs a round trip per request. A connection that died in
+            # the pool (database restart) fails its first statement and the driver replays
+            # the whole transaction on a fresh one (SQLBackend._retrying).
             # Under READ COMMITTED a create that waited on another transaction's claim of the
             # same external id sees that claim once it commits (MySQL defaults to REPEATABLE
             # READ, whose snapshot would hide it).
@@ -41,11 +43,10 @@ def make_engine(options: SQLOptions) -> AsyncEngine:
         )
         if dialect == "postgresql":
             connect_args["timeout"] = options.connect_timeout
+            settings = {"application_name": "enginy-crm-adapter"}
             if options.statement_timeout is not None:
-                connect_args["server_settings"] = {
-                    "statement_timeout": str(int(options.statement_timeout * 1000)),
-                    "application_name": "enginy-crm-adapter",
-                }
+                settings["statement_timeout"] = str(int(options.statement_timeout * 1000))
+            connect_args["server_settings"] = settings
         else:
             connect_args["connect_timeout"] = max(1, int(options.connect_timeout))
     engine = create_async_engine(url, connect_args=connect_args, **kwargs)
@@ -74,8 +75,9 @@ def _sqlite_session(engine: AsyncEngine, *, in_memory: bool) -> None:
     def _begin(conn: Any) -> None:
         # Writers take the lock up front: two deferred transactions that both read then write
         # would otherwise fail with "database is locked" instead of queueing.
-        write = conn.get_execution_options().get("enginy_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        # Reads run without BEGIN (each statement is its own implicit transaction).
+        if conn.get_execution_options().get("enginy_write", False):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _mysql_session(engine: AsyncEngine, timeout: float) -> None:

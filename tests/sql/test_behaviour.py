@@ -254,3 +254,25 @@ def test_records_survive_a_restart_of_serve(tmp_path: Path) -> None:
         assert found == {"lead-1": ids["lead-1"], "lead-9": ids["lead-2"]}
         again = client.post("/contacts", json={"contacts": [{"externalId": "lead-1"}]})
         assert again.json()["results"] == [{"externalId": "lead-1", "crmId": ids["lead-1"]}]
+
+
+@pytest.mark.postgres
+async def test_connections_killed_by_a_database_restart_are_replaced_transparently(
+    open_backend: OpenBackend, postgres_url: str
+) -> None:
+    async with open_backend(postgres_url, pool_size=2) as backend:
+        await backend.create_records(C, contacts(5, "a"))  # the pool now holds a connection
+        async with backend.engine.connect() as conn:
+            pid = (await conn.execute(sa.text("SELECT pg_backend_pid()"))).scalar()
+        # What a server restart does to the pooled connections.
+        killer = sa.ext.asyncio.create_async_engine(postgres_url)
+        async with killer.connect() as conn:
+            killed = (await conn.execute(sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = 'enginy-crm-adapter' AND pid = :pid"), {"pid": pid}
+            )).scalar()
+        await killer.dispose()
+        assert killed == 1
+        results = await backend.create_records(C, contacts(5, "b"))
+        assert all(r.created for r in results)
+        assert (await backend.counts())["contacts"] == 10
