@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import re
 import secrets
 import sys
@@ -229,6 +230,11 @@ def _check_arguments(parser: argparse.ArgumentParser) -> None:
         default=15.0,
         help="seconds to wait for the backend to open and answer (default: 15)",
     )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show the driver's log lines (retries, connection attempts)",
+    )
 
 
 async def _open_ping_close(backend: Backend, timeout: float) -> None:
@@ -243,6 +249,13 @@ async def _open_ping_close(backend: Backend, timeout: float) -> None:
 
 def _check(args: argparse.Namespace) -> int:
     out = sys.stdout
+    root = logging.getLogger()
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    elif not root.handlers:
+        # The answer is one line: drivers' warnings (retries...) would otherwise reach stderr
+        # through logging's last-resort handler. --verbose shows them.
+        root.addHandler(logging.NullHandler())
     settings: Settings | None = None
     try:
         settings = load_for_command(args)

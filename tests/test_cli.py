@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import subprocess
 import sys
 import textwrap
@@ -20,6 +21,7 @@ from adapter.cli import COMMANDS, Command, build_parser, ensure_api_key, main, r
 from adapter.config import Settings, load_settings
 
 SECRET = "pw-9f8e7d6c5b4a"
+ROOT = Path(__file__).resolve().parent.parent
 
 DRIVER_MODULE = """
 import asyncio
@@ -65,6 +67,16 @@ class Buggy(_Recording):
     async def ping(self) -> None:
         token = self.options.token.get_secret_value() if self.options.token else ""
         raise RuntimeError(f"boom at {self.options.url} with {token}\\nsecond line")
+
+
+class Noisy(_Recording):
+    name = "noisy"
+
+    async def ping(self) -> None:
+        import logging
+
+        logging.getLogger("noisy.driver").warning("attempt 1 failed: ConnectError")
+        raise Unavailable("still down after retries")
 
 
 class Slow(_Recording):
@@ -245,6 +257,22 @@ def test_check_times_out_on_a_silent_backend(
     assert code == 1
     assert "did not answer within 0.05s" in assert_one_line_error(err)
     assert drivers._Recording.events == ["open", "close"]
+
+
+def test_check_output_is_one_line_even_when_the_driver_logs(tmp_path: Path, drivers: Any) -> None:
+    # In a real process (pytest's own log handlers would hide logging's last-resort output).
+    path = config_file(tmp_path, "backend: {driver: 'cli_test_drivers:Noisy'}")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    command = [sys.executable, "-m", "adapter", "check", "--config", path]
+    quiet = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+    assert quiet.returncode == 1
+    assert quiet.stdout == ""
+    assert "backend_unavailable: still down after retries" in assert_one_line_error(quiet.stderr)
+    verbose = subprocess.run(
+        [*command, "--verbose"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert verbose.returncode == 1
+    assert "attempt 1 failed" in verbose.stderr
 
 
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
