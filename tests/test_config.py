@@ -3,18 +3,20 @@ and without secrets, building the driver (issue 2 §4)."""
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
 from adapter.config import (
     DEFAULT_BACKEND,
     DEFAULT_MAX_BODY_BYTES,
     ConfigError,
     Settings,
+    _find_model,
     build_backend,
     interpolate,
     load_settings,
@@ -122,6 +124,29 @@ def test_the_example_configuration_is_valid() -> None:
     settings = load_settings(example, {"ENGINY_API_KEY": SECRET})
     assert [k.get_secret_value() for k in settings.auth.keys] == [SECRET]
     build_backend(settings)
+
+
+def _option_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
+    paths: list[str] = []
+    for name, info in model.model_fields.items():
+        path = f"{prefix}.{name}" if prefix else name
+        paths.append(path)
+        inner = _find_model(info.annotation)
+        if inner is not None:
+            paths.extend(_option_paths(inner, path))
+    return paths
+
+
+def test_the_example_configuration_documents_every_option() -> None:
+    # Each option of every section (list items included) appears as a key in the example,
+    # written out or in a comment: adding an option means documenting it there.
+    text = (Path(__file__).resolve().parent.parent / "config.example.yaml").read_text("utf-8")
+    missing = [
+        path
+        for path in _option_paths(Settings)
+        if not re.search(rf"(^|[\s{{,#]){re.escape(path.rsplit('.', 1)[-1])}:", text, re.M)
+    ]
+    assert missing == []
 
 
 # -- matching ----------------------------------------------------------------------------------
