@@ -238,28 +238,23 @@ class RecordsMixin(HubSpotCore):
                 outcome[record.external_id] = ItemResult(crm_id=str(obj["id"]), created=True)
                 self._known[(object_type, str(obj["id"]))] = True
                 progress = True
-        clashes: list[NewRecord] = []
+        failures: dict[str, BackendError] = {}
         for item in data.get("errors") or []:
-            trace_ids = (item.get("context") or {}).get("objectWriteTraceId") or []
-            for trace in trace_ids:
+            for trace in (item.get("context") or {}).get("objectWriteTraceId") or []:
                 record = traces.get(str(trace))
-                if record is None:
-                    continue
-                if str(item.get("category")) == "CONFLICT" or existing_id(item.get("message")):
-                    clashes.append(record)
-                else:
-                    outcome[record.external_id] = ItemResult(error=item_error(item))
-                    progress = True
-        unaccounted = [r for r, _ in pending if r.external_id not in outcome and r not in clashes]
-        if clashes or unaccounted:
-            # A clash on the unique external id means a concurrent create won; an input with no
-            # outcome at all (seen as a 207 with empty arrays) may or may not exist: read back.
-            progress |= await self._resolve_conflicts(
-                object_type,
-                [(r, p) for r, p in pending if r in clashes or r in unaccounted],
-                outcome,
-                {},
-            )
+                if record is not None:
+                    failures[record.external_id] = item_error(item)
+        unresolved = [(r, p) for r, p in pending if r.external_id not in outcome]
+        if unresolved:
+            # Read back before reporting: a failed input may clash with a concurrent create
+            # of the same external id (HubSpot reports unique-value clashes as conflicts or as
+            # validation errors), and an input with no outcome at all (a 207 with empty
+            # arrays has been seen) may or may not exist.
+            progress |= await self._resolve_conflicts(object_type, unresolved, outcome, {})
+        for external_id, error in failures.items():
+            if external_id not in outcome:
+                outcome[external_id] = ItemResult(error=error)
+                progress = True
         return progress
 
     async def _resolve_conflicts(
@@ -305,7 +300,8 @@ class RecordsMixin(HubSpotCore):
         """A whole-batch 400 (HubSpot did not give per-input results): a single input gets the
         error; larger batches are halved until the bad record is alone."""
         if len(pending) == 1:
-            outcome[pending[0][0].external_id] = ItemResult(error=item_error(data))
+            if not await self._resolve_conflicts(object_type, pending, outcome, {}):
+                outcome[pending[0][0].external_id] = ItemResult(error=item_error(data))
             return True
         middle = len(pending) // 2
         progress = False

@@ -478,3 +478,26 @@ async def test_hubspot_429_pauses_and_recovers(
     results = await backend.create_records(Entity.COMPANY, [NewRecord("c1", {"name": "A"})])
     assert results[0].ok
     assert clock.now - start >= 10.0
+
+
+async def test_a_per_item_clash_with_a_concurrent_create_is_resolved_by_reading_back(
+    backend: HubSpotBackend, fake: FakeHubSpot
+) -> None:
+    (first,) = await backend.create_records(Entity.COMPANY, [NewRecord("c1", {"name": "A"})])
+    # The other request's create landed between our read and our create; HubSpot reports
+    # the unique-value clash as a validation error of that input.
+    fake.fail_next(200, {"status": "COMPLETE", "results": []}, path_contains="batch/read")
+    clash = {
+        "status": "error",
+        "category": "VALIDATION_ERROR",
+        "message": "enginy_external_id: a company already has the value c1",
+        "context": {"objectWriteTraceId": ["enginy-0"]},
+    }
+    fake.fail_next(
+        207,
+        {"status": "COMPLETE", "results": [], "numErrors": 1, "errors": [clash]},
+        path_contains="batch/create",
+    )
+    (again,) = await backend.create_records(Entity.COMPANY, [NewRecord("c1", {"name": "A"})])
+    assert again.ok and again.crm_id == first.crm_id and again.created is False
+    assert len(fake.objects["companies"]) == 1
