@@ -13,7 +13,6 @@ import httpx
 from cachetools import TTLCache
 
 from backends.base import (
-    EXTERNAL_ID,
     Backend,
     DriverOptions,
     Entity,
@@ -70,7 +69,7 @@ class HubSpotCore(Backend):
         if options is None:
             raise TypeError("HubSpotBackend needs options (at least a token)")
         if not isinstance(options, HubSpotOptions):
-            options = HubSpotOptions.model_validate(options.model_dump())
+            raise TypeError("HubSpotBackend needs HubSpotOptions (HubSpotBackend.Options)")
         super().__init__(options)
         self._clock = clock
         self.client = HubSpotClient(options, transport, sleep=sleep, clock=clock)
@@ -204,7 +203,3 @@ class HubSpotCore(Backend):
             if bad:
                 kind = "contact" if object_type == "contacts" else "company"
                 raise NotFound(f"No {kind} exists with ID: {', '.join(bad)}")
-
-    @staticmethod
-    def _key_field(key_name: str) -> str | None:
-        return None if key_name == EXTERNAL_ID else key_name

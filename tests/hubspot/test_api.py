@@ -128,3 +128,27 @@ async def test_association_with_a_missing_company_is_reported(
     body = response.json()
     assert body["success"] is False or body.get("errors")
     assert "424242" in str(body)
+
+
+def test_built_from_yaml_settings_with_the_token_from_the_environment(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from adapter.config import ConfigError, build_backend, load_settings
+
+    path = Path(str(tmp_path)) / "adapter.yaml"
+    path.write_text(
+        "auth: {keys: [k]}\nbackend:\n  driver: hubspot\n  options:\n"
+        "    token: ${HUBSPOT_TOKEN}\n    api_version: '2026-03'\n"
+    )
+    settings = load_settings(path, environ={"HUBSPOT_TOKEN": "pat-na1-from-env"})
+    backend = build_backend(settings)
+    assert isinstance(backend, HubSpotBackend)
+    assert backend.options.token.get_secret_value() == "pat-na1-from-env"
+    assert (
+        backend.client.paths.batch("contacts", "read") == "/crm/objects/2026-03/contacts/batch/read"
+    )
+    path.write_text(
+        "auth: {keys: [k]}\nbackend:\n  driver: hubspot\n  options:\n    token: x\n    tokne: y\n"
+    )
+    with pytest.raises(ConfigError, match="backend.options"):
+        build_backend(load_settings(path, environ={}))
