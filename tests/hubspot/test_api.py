@@ -150,5 +150,5 @@ def test_built_from_yaml_settings_with_the_token_from_the_environment(tmp_path: 
     path.write_text(
         "auth: {keys: [k]}\nbackend:\n  driver: hubspot\n  options:\n    token: x\n    tokne: y\n"
     )
-    with pytest.raises(ConfigError, match="backend.options"):
+    with pytest.raises(ConfigError, match=r"backend\.options"):
         build_backend(load_settings(path, environ={}))
