@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from backends.base import Activity, Conflict, NewActivity
+from backends.base import Activity, AuthFailed, Conflict, NewActivity
 from backends.hubspot.core import HubSpotCore
 
 __all__ = ["ASSOCIATION_TYPE_IDS", "EngagementsMixin", "parse_datetime"]
@@ -81,20 +81,28 @@ class EngagementsMixin(HubSpotCore):
         if object_type in ready:
             return
         create = self.options.create_properties
-        key_ok = await self.catalog.ensure(
-            object_type,
-            self.options.activity_key_property,
-            "Enginy activity key",
-            unique=True,
-            create=create,
-        )
-        data_ok = await self.catalog.ensure(
-            object_type,
-            self.options.activity_data_property,
-            "Enginy activity data",
-            field_type="textarea",
-            create=create,
-        )
+        try:
+            key_ok = await self.catalog.ensure(
+                object_type,
+                self.options.activity_key_property,
+                "Enginy activity key",
+                unique=True,
+                create=create,
+            )
+            data_ok = await self.catalog.ensure(
+                object_type,
+                self.options.activity_data_property,
+                "Enginy activity data",
+                field_type="textarea",
+                create=create,
+            )
+        except AuthFailed as exc:
+            # Without schema-write scope the activity is still logged, only not de-duplicated;
+            # an outage (Unavailable) still fails the request so Enginy retries it.
+            log.warning(
+                "hubspot: cannot create the Enginy properties on %s: %s", object_type, exc.message
+            )
+            key_ok = data_ok = False
         if not (key_ok and data_ok):
             log.warning(
                 "hubspot: %s lacks the Enginy properties; activities there are not idempotent",

@@ -200,7 +200,7 @@ class FakeHubSpot:
         if route is None:
             raise FakeError(404, f"Unknown path {request.url.path}", "OBJECT_NOT_FOUND")
         kind, args = route
-        self._check_scope(kind, args)
+        self._check_scope(kind, args, request.method)
         body: Any = json.loads(request.content) if request.content else None
         if kind == "search":
             self._limit_search()
@@ -221,10 +221,10 @@ class FakeHubSpot:
         )
         return op, response
 
-    def _check_scope(self, kind: str, args: list[str]) -> None:
+    def _check_scope(self, kind: str, args: list[str], method: str) -> None:
         needed = {"owners": "crm.objects.owners.read"}.get(kind)
-        if kind == "properties_create":
-            needed = f"crm.schemas.{args[0]}.write"
+        if kind in ("properties", "property_groups"):
+            needed = f"crm.schemas.{args[0]}.{'read' if method == 'GET' else 'write'}"
         if needed and needed in self.missing_scopes:
             error = FakeError(
                 403,

@@ -262,7 +262,7 @@ class TasksMixin(EngagementsMixin, HubSpotCore):
             await self._ensure_engagement_props("tasks")
             found = await self.batch_read("tasks", wanted, self._task_properties())
             by_id = {str(o["id"]): o for o in found}
-            inputs = [
+            inputs: list[dict[str, Any]] = [
                 {
                     "id": i,
                     "properties": await self._task_changes(by_id[i], changes),
@@ -271,17 +271,29 @@ class TasksMixin(EngagementsMixin, HubSpotCore):
                 for i in wanted
                 if i in by_id
             ]
+            answered: dict[str, dict[str, Any]] = {}
             for part in chunks(inputs):
-                await self.client.request(
+                response = await self.client.request(
                     "POST", self.client.paths.batch("tasks", "update"), json={"inputs": list(part)}
                 )
+                for obj in response.json_dict().get("results") or []:
+                    answered[str(obj.get("id"))] = obj
             existing = [i for i in wanted if i in by_id]
-            refreshed = await self.batch_read("tasks", existing, self._task_properties())
             links = await self._task_links(existing)
-        fresh = {str(o["id"]): o for o in refreshed}
-        return [
-            self._to_task(fresh[i], *links.get(i, (None, None))) for i in existing if i in fresh
-        ]
+        tasks = []
+        sent = {str(item["id"]): item["properties"] for item in inputs}
+        for task_id in existing:
+            # The state after the update is the state read before plus what was written (no
+            # re-read); HubSpot's answer supplies the new updatedAt.
+            before = by_id[task_id]
+            after = {
+                **before,
+                "properties": {**(before.get("properties") or {}), **sent.get(task_id, {})},
+            }
+            if task_id in answered and answered[task_id].get("updatedAt"):
+                after["updatedAt"] = answered[task_id]["updatedAt"]
+            tasks.append(self._to_task(after, *links.get(task_id, (None, None))))
+        return tasks
 
     def _to_task(
         self, obj: Mapping[str, Any], contact_id: str | None, company_id: str | None

@@ -501,3 +501,40 @@ async def test_a_per_item_clash_with_a_concurrent_create_is_resolved_by_reading_
     (again,) = await backend.create_records(Entity.COMPANY, [NewRecord("c1", {"name": "A"})])
     assert again.ok and again.crm_id == first.crm_id and again.created is False
     assert len(fake.objects["companies"]) == 1
+
+
+async def test_batch_complete_reads_once_and_updates_once(
+    backend: HubSpotBackend, fake: FakeHubSpot
+) -> None:
+    from datetime import UTC, datetime
+
+    from backends.base import NewTask, TaskChanges
+
+    (created,) = await backend.create_records(Entity.CONTACT, [contact(1)])
+    tasks = [
+        await backend.create_task(NewTask(subject=f"T{i}", contact_id=created.crm_id))
+        for i in range(3)
+    ]
+    fake.calls.clear()
+    now = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    done = await backend.update_tasks(
+        [t.id for t in tasks] + ["999999"], TaskChanges(now=now, completed=True)
+    )
+    assert [t.id for t in done] == [t.id for t in tasks]
+    assert all(
+        t.completed and t.completed_at == now and t.contact_id == created.crm_id for t in done
+    )
+    assert [c.op for c in fake.calls].count("tasks.batch/update") == 1
+    assert [c.op for c in fake.calls].count("tasks.batch/read") == 1
+    assert all(
+        fake.objects["tasks"][t.id]["properties"]["hs_task_status"] == "COMPLETED" for t in tasks
+    )
+
+
+async def test_activities_without_schema_scope_are_logged_but_not_deduplicated(
+    backend: HubSpotBackend, fake: FakeHubSpot
+) -> None:
+    fake.missing_scopes.add("crm.schemas.notes.write")
+    first = await backend.create_activity(NewActivity(type="OTHER", body="x", idempotency_key="k"))
+    assert first.id in fake.objects["notes"]
+    assert any(c.status == 403 and c.op == "property_groups" for c in fake.calls)
