@@ -51,6 +51,14 @@ class TasksMixin(EngagementsMixin, HubSpotCore):
             self.options.activity_data_property,
         ]
 
+    async def _open_status(self) -> str:
+        """``NOT_STARTED`` unless the portal's ``hs_task_status`` options lack it (portals
+        differ from the docs: some expose IN_PROGRESS, WAITING, DEFERRED too)."""
+        options = await self.catalog.option_values("tasks", "hs_task_status")
+        if not options or OPEN_STATUS in options:
+            return OPEN_STATUS
+        return next((o for o in options if o != DONE_STATUS), OPEN_STATUS)
+
     async def _task_type(self, value: str | None) -> str:
         options = await self.catalog.option_values("tasks", "hs_task_type")
         wanted = TASK_TYPES.get((value or "todo").strip().lower().replace(" ", "_"), "TODO")
@@ -78,7 +86,7 @@ class TasksMixin(EngagementsMixin, HubSpotCore):
             props = {
                 "hs_task_subject": task.subject,
                 "hs_task_body": task.description or "",
-                "hs_task_status": OPEN_STATUS,
+                "hs_task_status": await self._open_status(),
                 "hs_task_type": await self._task_type(task.type),
                 "hs_timestamp": iso(due),
                 self.options.activity_data_property: _dump(data),
@@ -245,7 +253,7 @@ class TasksMixin(EngagementsMixin, HubSpotCore):
             out["hs_task_status"] = DONE_STATUS
         elif changes.completed is False:
             data["completedAt"] = None
-            out["hs_task_status"] = OPEN_STATUS
+            out["hs_task_status"] = await self._open_status()
         out[self.options.activity_data_property] = _dump(data)
         return await self._only_known("tasks", out)
 

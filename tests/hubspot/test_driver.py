@@ -538,3 +538,20 @@ async def test_activities_without_schema_scope_are_logged_but_not_deduplicated(
     first = await backend.create_activity(NewActivity(type="OTHER", body="x", idempotency_key="k"))
     assert first.id in fake.objects["notes"]
     assert any(c.status == 403 and c.op == "property_groups" for c in fake.calls)
+
+
+async def test_task_type_and_status_follow_the_portal_options(
+    make_backend: MakeBackend, fake: FakeHubSpot
+) -> None:
+    from backends.base import NewTask
+
+    definitions = fake.store.properties["tasks"]
+    definitions["hs_task_type"]["options"] = [{"value": "TODO"}, {"value": "EMAIL"}]
+    definitions["hs_task_status"]["options"] = [{"value": "WAITING"}, {"value": "COMPLETED"}]
+    driver = make_backend()
+    await driver.open()
+    task = await driver.create_task(NewTask(subject="Ring", type="call"))
+    stored = fake.objects["tasks"][task.id]["properties"]
+    assert stored["hs_task_type"] == "TODO"  # the portal has no CALL option
+    assert stored["hs_task_status"] == "WAITING"
+    assert task.type == "call" and task.completed is False  # Enginy's value kept
