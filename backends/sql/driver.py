@@ -83,6 +83,13 @@ def utcnow() -> dt.datetime:
 
 
 @dataclass
+class _Claim:
+    external_id: str
+    crm_id: str | None
+    claim: str
+
+
+@dataclass
 class _Prepared:
     index: int
     external_id: str
@@ -349,33 +356,51 @@ class SQLBackend(EngagementMixin, Backend):
 
     # -- loading --------------------------------------------------------------------------
 
+    def _links_on(self, store: RecordStore, *, from_links: bool) -> Any:
+        """Join condition records ↔ ``<prefix>links``, indexable from the driving side.
+
+        Integer keys of a mapped table are compared to the text ``crm_id`` through a cast on
+        the side that is *not* looked up by index, so both directions stay index lookups.
+        """
+        links = self.tables.links
+        if not store.int_ids:
+            cond = links.c.crm_id == store.pk
+        elif from_links:
+            cond = store.pk == sa.cast(links.c.crm_id, store.pk.type)
+        else:
+            cond = links.c.crm_id == sa.cast(store.pk, links.c.crm_id.type)
+        return sa.and_(links.c.entity == store.entity.value, cond)
+
+    def _record_rows(
+        self, store: RecordStore, rows: Iterable[Any], value_label: str | None = None
+    ) -> list[tuple[Any, Any, StoredRecord]]:
+        """``(matched value, order value, record)`` per result row (see ``_load``)."""
+        out = []
+        for row in rows:
+            m = row._mapping
+            crm_id = store.format_id(m[store.pk])
+            fields = store.from_row({c.name: m[c] for c in store.table.c})
+            record = StoredRecord(crm_id, m["_enginy_ext"], fields)
+            out.append((m[value_label] if value_label else None, m[store.order], record))
+        return out
+
     async def _load(
-        self,
-        conn: AsyncConnection,
-        store: RecordStore,
-        crm_ids: Iterable[str],
-        external_ids: Mapping[str, str] | None = None,
+        self, conn: AsyncConnection, store: RecordStore, crm_ids: Iterable[str]
     ) -> dict[str, tuple[Any, StoredRecord]]:
-        """``{crm_id: (order value, record)}`` for the ids that exist: two statements (one
-        when the caller already knows the external ids, ``{crm_id: external_id}``)."""
+        """``{crm_id: (order value, record)}`` for the ids that exist: one statement."""
         pks = {pk for c in set(crm_ids) if (pk := store.parse_id(c)) is not None}
         if not pks:
             return {}
-        rows = (await conn.execute(sa.select(store.table).where(store.pk.in_(pks)))).mappings()
-        found = {store.format_id(r[store.pk.name]): r for r in rows}
-        if not found:
-            return {}
         links = self.tables.links
-        ext = dict(external_ids) if external_ids is not None else dict(
-            (await conn.execute(
-                sa.select(links.c.crm_id, links.c.external_id)
-                .where(links.c.entity == store.entity.value, links.c.crm_id.in_(list(found)))
-                .order_by(links.c.seq)
-            )).all()[::-1]  # reversed: the oldest link wins in dict()
+        stmt = (
+            sa.select(store.table, links.c.external_id.label("_enginy_ext"))
+            .select_from(store.table.outerjoin(links, self._links_on(store, from_links=False)))
+            .where(store.pk.in_(pks))
+            .order_by(links.c.seq.desc())  # several links: the oldest one, written last, wins
         )
         return {
-            crm_id: (row[store.order.name], StoredRecord(crm_id, ext.get(crm_id), store.from_row(row)))
-            for crm_id, row in found.items()
+            r.crm_id: (order, r)
+            for _, order, r in self._record_rows(store, await conn.execute(stmt))
         }
 
     # -- contacts and companies -----------------------------------------------------------
@@ -446,15 +471,24 @@ class SQLBackend(EngagementMixin, Backend):
                  "created_at": now}
                 for ext in sorted(new_ids)
             ]
-            await conn.execute(self._insert_ignore(links, "entity", "external_id"), claims)
-            held = {
-                r.external_id: r
+            claim = self._insert_ignore(links, "entity", "external_id")
+            held: dict[str, Any] = {}
+            if conn.dialect.name in ("postgresql", "sqlite"):
+                # RETURNING lists the claims that were inserted; only a conflict (an existing
+                # or concurrently created external id) needs the extra read below. (MariaDB's
+                # ON DUPLICATE KEY ... RETURNING also returns the duplicates: not usable.)
+                got = await conn.execute(claim.returning(links.c.external_id), claims)
+                held = {ext: _Claim(ext, new_ids[ext], token) for ext in got.scalars()}
+            else:
+                await conn.execute(claim, claims)
+            others = [ext for ext in new_ids if ext not in held]
+            if others:
                 for r in await conn.execute(
                     sa.select(links.c.external_id, links.c.crm_id, links.c.claim).where(
-                        links.c.entity == entity, links.c.external_id.in_(list(new_ids))
+                        links.c.entity == entity, links.c.external_id.in_(others)
                     )
-                )
-            }
+                ):
+                    held[r.external_id] = _Claim(r.external_id, r.crm_id, r.claim)
             mine: list[_Prepared] = []
             for p in prepared:
                 link = held.get(p.external_id)
@@ -550,54 +584,54 @@ class SQLBackend(EngagementMixin, Backend):
     async def find_records(
         self, entity: Entity, key: MatchKey, values: Sequence[str]
     ) -> dict[str, StoredRecord]:
-        """Find records by external id or by a normalised match key: a constant number of
-        indexed ``IN`` lookups. The oldest record wins when several hold a value."""
+        """Find records by external id or by a normalised match key: one indexed ``IN``
+        lookup joined to the records (mapped mode: a second one on the column itself for the
+        values not found). The oldest record wins when several hold a value."""
         store = self._store(entity)
         wanted = list({v for v in values if v and len(v) <= KEY_VALUE_LENGTH})
         if not wanted:
             return {}
+        links, mk = self.tables.links, self.tables.match_keys
+        if key.name == EXTERNAL_ID:
+            stmt = (
+                sa.select(store.table, links.c.external_id.label("_enginy_ext"),
+                          links.c.external_id.label("_enginy_value"))
+                .select_from(links.join(store.table, self._links_on(store, from_links=True)))
+                .where(links.c.entity == entity.value, links.c.external_id.in_(wanted))
+            )
+        else:
+            on_record = (
+                store.pk == sa.cast(mk.c.crm_id, store.pk.type) if store.int_ids
+                else store.pk == mk.c.crm_id
+            )
+            on_link = sa.and_(links.c.entity == entity.value, links.c.crm_id == mk.c.crm_id)
+            stmt = (
+                sa.select(store.table, links.c.external_id.label("_enginy_ext"),
+                          mk.c.value.label("_enginy_value"))
+                .select_from(mk.join(store.table, on_record).outerjoin(links, on_link))
+                .where(mk.c.entity == entity.value, mk.c.key_name == key.name,
+                       mk.c.value.in_(wanted))
+            )
         async with self._tx(f"find {entity.plural}", write=False) as conn:
-            candidates: dict[str, set[str]] = {}
-            known: dict[str, str] | None = None
-            if key.name == EXTERNAL_ID:
-                links = self.tables.links
-                rows = await conn.execute(
-                    sa.select(links.c.external_id, links.c.crm_id).where(
-                        links.c.entity == entity.value,
-                        links.c.external_id.in_(wanted),
-                        links.c.crm_id.is_not(None),
-                    )
-                )
-            else:
-                mk = self.tables.match_keys
-                rows = await conn.execute(
-                    sa.select(mk.c.value, mk.c.crm_id).where(
-                        mk.c.entity == entity.value, mk.c.key_name == key.name,
-                        mk.c.value.in_(wanted),
-                    )
-                )
-            for value, crm_id in rows:
-                candidates.setdefault(value, set()).add(crm_id)
-            if key.name == EXTERNAL_ID:
-                known = {next(iter(c)): v for v, c in candidates.items()}
+            hits = self._record_rows(store, await conn.execute(stmt), "_enginy_value")
             column = store.columns.get(key.field or "") if key.name != EXTERNAL_ID else None
-            rest = [v for v in wanted if v not in candidates]
+            rest = list(set(wanted) - {value for value, _, _ in hits})
             if not store.managed and column is not None and rest:
                 # Rows the adapter did not write have no key rows: compare the column itself.
                 expr = sa.func.lower(sa.func.trim(column))
-                for pk, value in await conn.execute(
-                    sa.select(store.pk, expr).where(expr.in_(rest))
-                ):
-                    candidates.setdefault(value, set()).add(store.format_id(pk))
-            loaded = await self._load(
-                conn, store, {c for s in candidates.values() for c in s}, known
-            )
-        found: dict[str, StoredRecord] = {}
-        for value, crm_ids in candidates.items():
-            present = [loaded[c] for c in crm_ids if c in loaded]
-            if present:
-                found[value] = min(present, key=lambda pair: pair[0])[1]
-        return found
+                fallback = (
+                    sa.select(store.table, links.c.external_id.label("_enginy_ext"),
+                              expr.label("_enginy_value"))
+                    .select_from(store.table.outerjoin(
+                        links, self._links_on(store, from_links=False)))
+                    .where(expr.in_(rest))
+                )
+                hits += self._record_rows(store, await conn.execute(fallback), "_enginy_value")
+        best: dict[str, tuple[Any, StoredRecord]] = {}
+        for value, order, record in hits:
+            if value not in best or order < best[value][0]:
+                best[value] = (order, record)
+        return {value: record for value, (_, record) in best.items()}
 
     async def get_records(self, entity: Entity, crm_ids: Sequence[str]) -> dict[str, StoredRecord]:
         """``{crm_id: record}`` for the ids that exist. Read-only."""
