@@ -148,8 +148,9 @@ class HubSpotCore(Backend):
         definitions = await self.catalog.definitions(object_type)
         props = obj.get("properties") or {}
         ext = self.options.external_id_property
+        originals = self.catalog.original_names(object_type)
         fields = {
-            name: from_hubspot_value(definitions.get(name), value)
+            originals.get(name, name): from_hubspot_value(definitions.get(name), value)
             for name, value in props.items()
             if value not in (None, "") and name not in SYSTEM_PROPERTIES and name != ext
         }

@@ -21,7 +21,7 @@ from cachetools import TTLCache
 from backends.base import InvalidRecord
 from backends.hubspot.client import HubSpotClient
 
-__all__ = ["PropertyCatalog", "from_hubspot_value", "to_hubspot_value"]
+__all__ = ["PropertyCatalog", "from_hubspot_value", "hubspot_name", "to_hubspot_value"]
 
 log = logging.getLogger("backends.hubspot")
 
@@ -137,6 +137,8 @@ class PropertyCatalog:
         field_type: str = "text",
         unique: bool = False,
         create: bool = True,
+        description: str | None = None,
+        options: list[dict[str, Any]] | None = None,
     ) -> bool:
         """Make sure ``name`` exists on ``object_type``; create it when allowed.
 
@@ -158,6 +160,10 @@ class PropertyCatalog:
                 "groupName": self.group,
                 "hasUniqueValue": unique,
             }
+            if description:
+                body["description"] = description
+            if options:
+                body["options"] = options
             response = await self._client.request(
                 "POST", self._client.paths.properties(object_type), json=body, accept=(409,)
             )
@@ -189,46 +195,125 @@ class PropertyCatalog:
             self._warned.add((object_type, name))
             log.warning("hubspot: dropping field %r on %s: %s", name, object_type, why)
 
+    def _alias(self, known: Mapping[str, Mapping[str, Any]], name: str) -> str | None:
+        """The property that stands for a field name HubSpot cannot use as is
+        (``campaignEngagementStatus`` → ``campaign_engagement_status``), when the driver made
+        it: in our group, labelled with the original name."""
+        alias = hubspot_name(name)
+        definition = known.get(alias)
+        if alias != name and definition is not None and _aliased(definition) == name:
+            return alias
+        return None
+
+    def original_names(self, object_type: str) -> dict[str, str]:
+        """``{HubSpot name: field name}`` for the aliased properties of ``object_type``
+        (from the cached definitions; empty before the first read)."""
+        known = self._cache.get(object_type) or {}
+        out = {}
+        for name, definition in known.items():
+            original = _aliased(definition)
+            if original and hubspot_name(original) == name:
+                out[name] = original
+        return out
+
     async def prepare(
         self, object_type: str, fields: Mapping[str, Any]
     ) -> tuple[dict[str, str], InvalidRecord | None]:
         """Translate ``fields`` to HubSpot property strings, applying the unknown-property
         policy. Returns ``(properties, error)``; ``error`` is set when the record must be
-        rejected (policy ``reject``)."""
+        rejected (policy ``reject``).
+
+        A field name HubSpot cannot take (camelCase engagement fields Enginy sends) is written
+        to its snake_case alias, created under policy ``create`` with the original name as
+        label, so that reads give it back under the original name."""
         known = await self.definitions(object_type)
-        unknown = [name for name in fields if name not in known]
-        if unknown and self._timer() - self._fetched_at.get(object_type, 0.0) > _REFRESH_AFTER:
+
+        def missing(name: str) -> bool:
+            return name not in known and self._alias(known, name) is None
+
+        if any(missing(n) for n in fields) and (
+            self._timer() - self._fetched_at.get(object_type, 0.0) > _REFRESH_AFTER
+        ):
             # Someone may have created them since we cached: refresh (at most once a minute)
             # before judging, so a property added in the portal is picked up without a restart.
             self._cache.pop(object_type, None)
             known = await self.definitions(object_type)
-            unknown = [name for name in fields if name not in known]
         out: dict[str, str] = {}
         rejected: list[str] = []
         for name, value in fields.items():
-            definition = known.get(name)
-            if definition is None:
+            target = name if name in known else self._alias(known, name)
+            if target is None:
                 if self.policy == "reject":
                     rejected.append(name)
                     continue
-                if self.policy == "create" and _VALID_NAME.match(name):
-                    await self.ensure(object_type, name, name.replace("_", " ").capitalize())
-                    known = await self.definitions(object_type)
-                else:
-                    why = (
+                if self.policy != "create":
+                    self._warn_once(
+                        object_type,
+                        name,
                         "no such HubSpot property (map it in mapping.*.fields, or set "
-                        "backend.options.unknown_properties: create)"
-                        if self.policy != "create"
-                        else "not a valid HubSpot property name (lower-case, digits, _)"
+                        "backend.options.unknown_properties: create)",
                     )
-                    self._warn_once(object_type, name, why)
                     continue
-            elif (definition.get("modificationMetadata") or {}).get("readOnlyValue"):
+                target = name if _VALID_NAME.match(name) else hubspot_name(name)
+                if target in known:  # the alias name is taken by an unrelated property
+                    self._warn_once(object_type, name, f"{target} exists for another field")
+                    continue
+                kind, field_type, options = _property_type(value)
+                await self.ensure(
+                    object_type,
+                    target,
+                    name if target != name else name.replace("_", " ").capitalize(),
+                    type=kind,
+                    field_type=field_type,
+                    options=options,
+                    description=f"{_ALIAS_MARK}{name}" if target != name else None,
+                )
+                known = await self.definitions(object_type)
+            definition = known.get(target) or {}
+            if (definition.get("modificationMetadata") or {}).get("readOnlyValue"):
                 self._warn_once(object_type, name, "read-only in HubSpot")
                 continue
-            out[name] = to_hubspot_value(value)
+            out[target] = to_hubspot_value(value)
         if rejected:
             return out, InvalidRecord(
                 f"unknown HubSpot {object_type} properties: {', '.join(sorted(rejected))}"
             )
         return out, None
+
+
+def _property_type(value: Any) -> tuple[str, str, list[dict[str, Any]] | None]:
+    """(type, fieldType, options) for a property created from the first value written, so
+    numbers and booleans read back as numbers and booleans."""
+    if isinstance(value, bool):
+        return (
+            "bool",
+            "booleancheckbox",
+            [
+                {"label": "Yes", "value": "true", "displayOrder": 0},
+                {"label": "No", "value": "false", "displayOrder": 1},
+            ],
+        )
+    if isinstance(value, (int, float)):
+        return "number", "number", None
+    return "string", "text", None
+
+
+#: Description prefix of a property standing for a field name HubSpot could not take.
+_ALIAS_MARK = "Enginy field: "
+
+
+def _aliased(definition: Mapping[str, Any]) -> str | None:
+    description = definition.get("description")
+    if isinstance(description, str) and description.startswith(_ALIAS_MARK):
+        return description[len(_ALIAS_MARK) :]
+    return None
+
+
+def hubspot_name(name: str) -> str:
+    """A valid HubSpot internal name for a field name: snake_case, lower-case, ``[a-z0-9_]``,
+    starting with a letter (``campaignEngagementStatus`` → ``campaign_engagement_status``)."""
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name.strip())
+    snake = re.sub(r"[^a-z0-9_]+", "_", snake.lower()).strip("_")
+    if not snake or not snake[0].isalpha():
+        snake = f"f_{snake}"
+    return snake[:100]

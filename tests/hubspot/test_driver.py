@@ -555,3 +555,25 @@ async def test_task_type_and_status_follow_the_portal_options(
     assert stored["hs_task_type"] == "TODO"  # the portal has no CALL option
     assert stored["hs_task_status"] == "WAITING"
     assert task.type == "call" and task.completed is False  # Enginy's value kept
+
+
+async def test_camel_case_engagement_fields_get_a_snake_case_property_and_come_back(
+    backend: HubSpotBackend, fake: FakeHubSpot
+) -> None:
+    (created,) = await backend.create_records(Entity.CONTACT, [contact(1)])
+    crm_id = created.crm_id or ""
+    (updated,) = await backend.update_records(
+        Entity.CONTACT, [RecordUpdate(crm_id, {"campaignEngagementStatus": "REPLIED"})]
+    )
+    assert updated.ok
+    definition = fake.store.properties["contacts"]["campaign_engagement_status"]
+    assert definition["groupName"] == "enginy"
+    assert fake.objects["contacts"][crm_id]["properties"]["campaign_engagement_status"] == "REPLIED"
+    record = (await backend.get_records(Entity.CONTACT, [crm_id]))[crm_id]
+    assert record.fields["campaignEngagementStatus"] == "REPLIED"
+    assert "campaign_engagement_status" not in record.fields
+    (cleared,) = await backend.update_records(
+        Entity.CONTACT, [RecordUpdate(crm_id, {}, clear=frozenset({"campaignEngagementStatus"}))]
+    )
+    assert cleared.ok
+    assert fake.objects["contacts"][crm_id]["properties"]["campaign_engagement_status"] is None
