@@ -563,15 +563,24 @@ async def test_camel_case_engagement_fields_get_a_snake_case_property_and_come_b
     (created,) = await backend.create_records(Entity.CONTACT, [contact(1)])
     crm_id = created.crm_id or ""
     (updated,) = await backend.update_records(
-        Entity.CONTACT, [RecordUpdate(crm_id, {"campaignEngagementStatus": "REPLIED"})]
+        Entity.CONTACT,
+        [
+            RecordUpdate(
+                crm_id,
+                {"campaignEngagementStatus": "REPLIED", "campaignOpens": 5, "bounced": False},
+            )
+        ],
     )
     assert updated.ok
+    assert fake.store.properties["contacts"]["campaign_opens"]["type"] == "number"
+    assert fake.store.properties["contacts"]["bounced"]["type"] == "bool"
     definition = fake.store.properties["contacts"]["campaign_engagement_status"]
     assert definition["groupName"] == "enginy"
     assert fake.objects["contacts"][crm_id]["properties"]["campaign_engagement_status"] == "REPLIED"
     record = (await backend.get_records(Entity.CONTACT, [crm_id]))[crm_id]
     assert record.fields["campaignEngagementStatus"] == "REPLIED"
     assert "campaign_engagement_status" not in record.fields
+    assert record.fields["campaignOpens"] == 5 and record.fields["bounced"] is False
     (cleared,) = await backend.update_records(
         Entity.CONTACT, [RecordUpdate(crm_id, {}, clear=frozenset({"campaignEngagementStatus"}))]
     )
