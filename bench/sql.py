@@ -19,7 +19,7 @@ For each database (an SQLite file in a temporary directory; PostgreSQL at
    unique external id, indexed e-mail): the 100-row insert in one transaction, the two ``IN``
    lookups, the 100-row executemany update. The ratio adapter/bare has a target of ≤ 3.
 2. bulk-loads ``--rows`` contacts under a second prefix, serves them, and times the same sync:
-   the latency with 1,000,000 stored contacts should be within 1.5× of that with 1,000.
+   the latency with 1,000,000 stored contacts should be within 1.5 times that with 1,000.
 
 Prints one table. Bounded: the bulk load is a few INSERT ... SELECT statements; the whole run
 takes a few minutes at most.
@@ -48,7 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backends.sql import SQLBackend, SQLOptions  # noqa: E402
+from backends.sql import SQLBackend, SQLOptions
 
 KEY = "bench-key"
 BATCH = 100
@@ -64,34 +64,49 @@ def _series(dialect: str, n: int) -> str:
     """A ``FROM`` clause yielding ``g`` = 1..n on the server."""
     if dialect == "postgresql":
         return f"generate_series(1, {n}) AS s(g)"
-    return f"(WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < {n}) SELECT g FROM s)"
+    return (
+        f"(WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < {n}) "
+        "SELECT g FROM s)"
+    )
 
 
 async def bulk_load(engine: AsyncEngine, prefix: str, n: int) -> None:
     """``n`` contacts as the adapter stores them: rows, external-id links, e-mail keys."""
     d = engine.dialect.name
-    cat = (lambda *p: " || ".join(p))
+
+    def cat(*parts: str) -> str:
+        return " || ".join(parts)
+
     cid = cat("'bulk-'", "CAST(g AS TEXT)" if d == "sqlite" else "g::text")
     email = cat("'bulk'", "CAST(g AS TEXT)" if d == "sqlite" else "g::text", "'@example.com'")
     now = "CURRENT_TIMESTAMP"
     src = _series(d, n)
     async with engine.begin() as conn:
-        await conn.execute(sa.text(
-            f"INSERT INTO {prefix}contacts (id, email, first_name, last_name, created_at, updated_at) "
-            f"SELECT {cid}, {email}, 'Bulk', 'Contact', {now}, {now} FROM {src}"
-        ))
-        await conn.execute(sa.text(
-            f"INSERT INTO {prefix}links (entity, external_id, crm_id, claim, created_at) "
-            f"SELECT 'contact', {cat(repr('ext-'), cid)}, {cid}, 'bulk', {now} FROM {src}"
-        ))
-        await conn.execute(sa.text(
-            f"INSERT INTO {prefix}match_keys (entity, key_name, value, crm_id) "
-            f"SELECT 'contact', 'email', {email}, {cid} FROM {src}"
-        ))
-        await conn.execute(sa.text(
-            f"INSERT INTO {prefix}bare (id, external_id, email, first_name, last_name) "
-            f"SELECT {cid}, {cat(repr('ext-'), cid)}, {email}, 'Bulk', 'Contact' FROM {src}"
-        ))
+        await conn.execute(
+            sa.text(
+                f"INSERT INTO {prefix}contacts "
+                "(id, email, first_name, last_name, created_at, updated_at) "
+                f"SELECT {cid}, {email}, 'Bulk', 'Contact', {now}, {now} FROM {src}"
+            )
+        )
+        await conn.execute(
+            sa.text(
+                f"INSERT INTO {prefix}links (entity, external_id, crm_id, claim, created_at) "
+                f"SELECT 'contact', {cat(repr('ext-'), cid)}, {cid}, 'bulk', {now} FROM {src}"
+            )
+        )
+        await conn.execute(
+            sa.text(
+                f"INSERT INTO {prefix}match_keys (entity, key_name, value, crm_id) "
+                f"SELECT 'contact', 'email', {email}, {cid} FROM {src}"
+            )
+        )
+        await conn.execute(
+            sa.text(
+                f"INSERT INTO {prefix}bare (id, external_id, email, first_name, last_name) "
+                f"SELECT {cid}, {cat(repr('ext-'), cid)}, {email}, 'Bulk', 'Contact' FROM {src}"
+            )
+        )
         if d == "postgresql":
             await conn.execute(sa.text("ANALYZE"))
         else:
@@ -102,7 +117,8 @@ def bare_table(prefix: str) -> sa.Table:
     """What a hand-written service would use: one table, unique external id, indexed email."""
     md = sa.MetaData()
     return sa.Table(
-        f"{prefix}bare", md,
+        f"{prefix}bare",
+        md,
         sa.Column("id", sa.String(36), primary_key=True),
         sa.Column("external_id", sa.String(255), nullable=False, unique=True),
         sa.Column("email", sa.Text, index=True),
@@ -161,7 +177,8 @@ def serve(url: str, prefix: str, workdir: Path) -> Iterator[str]:
     log = (workdir / f"{prefix}.log").open("wb")
     proc = subprocess.Popen(
         [str(exe), "serve", "--config", str(config), "--port", str(port), "--log-level", "warning"],
-        stdout=subprocess.DEVNULL, stderr=log,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -185,29 +202,46 @@ def serve(url: str, prefix: str, workdir: Path) -> Iterator[str]:
 # -- measuring ---------------------------------------------------------------------------------
 
 
-async def median_ms(run: Callable[[int], Awaitable[None]], repeat: int) -> float:
-    await run(-1)  # warm-up (connections, statement caches)
-    times = []
+async def paired_ms(
+    ours: Callable[[int], Awaitable[None]],
+    bare: Callable[[int], Awaitable[None]],
+    repeat: int,
+) -> tuple[float, float]:
+    """Median milliseconds of each, measured alternately so that both see the same machine
+    load (the ratio matters more than the absolute figures on a shared host)."""
+    await ours(-1)  # warm-up (connections, statement caches)
+    await bare(-1)
+    times: tuple[list[float], list[float]] = ([], [])
     for i in range(repeat):
-        start = time.perf_counter()
-        await run(i)
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+        for run, sink in ((ours, times[0]), (bare, times[1])):
+            start = time.perf_counter()
+            await run(i)
+            sink.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def new_contact(tag: str, i: int) -> dict[str, Any]:
-    return {"externalId": f"new-{tag}-{i}", "email": f"new.{tag}.{i}@example.com",
-            "firstName": "New", "lastName": f"Contact {i}", "title": "CTO",
-            "linkedinUrl": f"https://linkedin.com/in/new-{tag}-{i}", "company": "Acme"}
+    return {
+        "externalId": f"new-{tag}-{i}",
+        "email": f"new.{tag}.{i}@example.com",
+        "firstName": "New",
+        "lastName": f"Contact {i}",
+        "title": "CTO",
+        "linkedinUrl": f"https://linkedin.com/in/new-{tag}-{i}",
+        "company": "Acme",
+    }
 
 
 def sync_batch(stored: int, tag: str) -> list[dict[str, Any]]:
     step = max(1, stored // 60)
     out = [{"externalId": f"ext-bulk-{1 + i * step}"} for i in range(25)]
-    out += [{"externalId": f"s-{tag}-{i}", "email": f"bulk{1 + (i + 30) * step}@example.com"}
-            for i in range(25)]
-    out += [{"externalId": f"u-{tag}-{i}", "email": f"nobody.{tag}.{i}@example.com"}
-            for i in range(50)]
+    out += [
+        {"externalId": f"s-{tag}-{i}", "email": f"bulk{1 + (i + 30) * step}@example.com"}
+        for i in range(25)
+    ]
+    out += [
+        {"externalId": f"u-{tag}-{i}", "email": f"nobody.{tag}.{i}@example.com"} for i in range(50)
+    ]
     return out
 
 
@@ -218,24 +252,33 @@ async def measure(url: str, stored: int, repeat: int, workdir: Path, full: bool)
     out: dict[str, Any] = {}
     try:
         with serve(url, prefix, workdir) as base:
-            async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": KEY},
-                                         timeout=60) as client:
+            async with httpx.AsyncClient(
+                base_url=base, headers={"X-API-Key": KEY}, timeout=60
+            ) as client:
+
                 async def sync(i: int) -> None:
-                    r = await client.post("/contacts/sync",
-                                          json={"contacts": sync_batch(stored, f"{i}")})
+                    r = await client.post(
+                        "/contacts/sync", json={"contacts": sync_batch(stored, f"{i}")}
+                    )
                     assert r.status_code == 200 and len(r.json()["results"]) == 50, r.text
 
                 async def bare_sync(i: int) -> None:
                     batch = sync_batch(stored, f"b{i}")
                     async with engine.connect() as conn:
-                        found = (await conn.execute(sa.select(bare).where(
-                            bare.c.external_id.in_([c["externalId"] for c in batch])))).all()
+                        found = (
+                            await conn.execute(
+                                sa.select(bare).where(
+                                    bare.c.external_id.in_([c["externalId"] for c in batch])
+                                )
+                            )
+                        ).all()
                         emails = [c["email"] for c in batch[25:]]
-                        found += (await conn.execute(
-                            sa.select(bare).where(bare.c.email.in_(emails)))).all()
+                        found += (
+                            await conn.execute(sa.select(bare).where(bare.c.email.in_(emails)))
+                        ).all()
                     assert len(found) == 50
 
-                out["sync"] = (await median_ms(sync, repeat), await median_ms(bare_sync, repeat))
+                out["sync"] = await paired_ms(sync, bare_sync, repeat)
                 if not full:
                     return out
 
@@ -245,20 +288,30 @@ async def measure(url: str, stored: int, repeat: int, workdir: Path, full: bool)
                     batch = [new_contact(f"h{i}", j) for j in range(BATCH)]
                     r = await client.post("/contacts", json={"contacts": batch})
                     assert r.status_code == 200 and len(r.json()["results"]) == BATCH, r.text
-                    created[:] = [x["crmId"] for x in r.json()["results"]]
+                    if not created:
+                        created[:] = [x["crmId"] for x in r.json()["results"]]
 
                 async def bare_create(i: int) -> None:
                     rows = [new_contact(f"b{i}", j) for j in range(BATCH)]
                     async with engine.begin() as conn:
-                        await conn.execute(sa.insert(bare), [
-                            {"id": str(uuid.uuid4()), "external_id": c["externalId"],
-                             "email": c["email"], "first_name": c["firstName"],
-                             "last_name": c["lastName"], "title": c["title"],
-                             "linkedin_url": c["linkedinUrl"], "company": c["company"]}
-                            for c in rows])
+                        await conn.execute(
+                            sa.insert(bare),
+                            [
+                                {
+                                    "id": str(uuid.uuid4()),
+                                    "external_id": c["externalId"],
+                                    "email": c["email"],
+                                    "first_name": c["firstName"],
+                                    "last_name": c["lastName"],
+                                    "title": c["title"],
+                                    "linkedin_url": c["linkedinUrl"],
+                                    "company": c["company"],
+                                }
+                                for c in rows
+                            ],
+                        )
 
-                out["create"] = (await median_ms(create, repeat),
-                                 await median_ms(bare_create, repeat))
+                out["create"] = await paired_ms(create, bare_create, repeat)
 
                 async def update(i: int) -> None:
                     batch = [{"crmId": c, "title": f"VP {i}", "leadScore": i} for c in created]
@@ -270,12 +323,13 @@ async def measure(url: str, stored: int, repeat: int, workdir: Path, full: bool)
                 async def bare_update(i: int) -> None:
                     async with engine.begin() as conn:
                         await conn.execute(
-                            sa.update(bare).where(bare.c.id == sa.bindparam("b_id"))
+                            sa.update(bare)
+                            .where(bare.c.id == sa.bindparam("b_id"))
                             .values(title=sa.bindparam("b_title")),
-                            [{"b_id": c, "b_title": f"VP {i}"} for c in bare_ids])
+                            [{"b_id": c, "b_title": f"VP {i}"} for c in bare_ids],
+                        )
 
-                out["update"] = (await median_ms(update, repeat),
-                                 await median_ms(bare_update, repeat))
+                out["update"] = await paired_ms(update, bare_update, repeat)
         return out
     finally:
         await engine.dispose()
@@ -302,17 +356,25 @@ async def main() -> None:
             t1 = time.perf_counter()
             large = await measure(large_url, args.rows, args.repeat, workdir, full=False)
             t2 = time.perf_counter()
-            for op, label in (("create", "POST /contacts (100 new)"),
-                              ("sync", "POST /contacts/sync (100, half match)"),
-                              ("update", "PUT /contacts (100 updates)")):
+            for op, label in (
+                ("create", "POST /contacts (100 new)"),
+                ("sync", "POST /contacts/sync (100, half match)"),
+                ("update", "PUT /contacts (100 updates)"),
+            ):
                 ours, bare = small[op]
-                lines.append(f"{name:<9} {label:<38} {ours:>9.1f} {bare:>9.1f} "
-                             f"{ours / bare:>6.2f}  ≤ 3")
+                lines.append(
+                    f"{name:<9} {label:<38} {ours:>9.1f} {bare:>9.1f} {ours / bare:>6.2f}  ≤ 3"
+                )
             s1, s2 = small["sync"][0], large["sync"][0]
-            lines.append(f"{name:<9} {'sync @1k vs @' + format(args.rows, ',') + ' stored':<38} "
-                         f"{s1:>9.1f} {s2:>9.1f} {s2 / s1:>6.2f}  ≤ 1.5 (ms @1k, ms @large)")
-            print(f"# {name}: 1k scenario {t1 - t0:.0f}s, {args.rows:,}-row scenario "
-                  f"{t2 - t1:.0f}s (incl. load)", file=sys.stderr)
+            lines.append(
+                f"{name:<9} {'sync @1k vs @' + format(args.rows, ',') + ' stored':<38} "
+                f"{s1:>9.1f} {s2:>9.1f} {s2 / s1:>6.2f}  ≤ 1.5 (ms @1k, ms @large)"
+            )
+            print(
+                f"# {name}: 1k scenario {t1 - t0:.0f}s, {args.rows:,}-row scenario "
+                f"{t2 - t1:.0f}s (incl. load)",
+                file=sys.stderr,
+            )
     print(f"{'database':<9} {'operation':<38} {'adapter':>9} {'bare':>9} {'ratio':>6}  target")
     print(f"{'':<9} {'':<38} {'ms p50':>9} {'ms p50':>9}")
     for line in lines:

@@ -31,6 +31,7 @@ Limits and quirks:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -64,7 +65,15 @@ from backends.base import (
 from .engagement import EngagementMixin
 from .engine import make_engine
 from .errors import db_errors, is_record_error, is_retryable_conflict, reason
-from .mapped import RecordStore, ValueRejected, check_mapping, managed_store, mapped_store
+from .mapped import (
+    RecordStore,
+    ValueRejected,
+    check_mapping,
+    coerce,
+    fits_managed,
+    managed_store,
+    mapped_store,
+)
 from .options import SQLOptions
 from .schema import KEY_VALUE_LENGTH, ManagedTables, build_tables, migrate
 
@@ -72,8 +81,13 @@ __all__ = ["SQLBackend"]
 
 T = TypeVar("T")
 _ALL = frozenset(
-    {Capability.ASSOCIATIONS, Capability.ACTIVITIES, Capability.TASKS, Capability.USERS,
-     Capability.BROWSE}
+    {
+        Capability.ASSOCIATIONS,
+        Capability.ACTIVITIES,
+        Capability.TASKS,
+        Capability.USERS,
+        Capability.BROWSE,
+    }
 )
 
 
@@ -106,7 +120,7 @@ class SQLBackend(EngagementMixin, Backend):
 
     def __init__(self, options: SQLOptions | None = None) -> None:
         super().__init__(options)
-        self.options: SQLOptions = self.options  # type: ignore[assignment]
+        self.options: SQLOptions = self.options
         self.tables: ManagedTables = build_tables(self.options.table_prefix)
         self._engine: AsyncEngine | None = None
         self._stores: dict[Entity, RecordStore] = {}
@@ -154,10 +168,9 @@ class SQLBackend(EngagementMixin, Backend):
         """Dispose of the pool. Never raises."""
         engine, self._engine = self._engine, None
         if engine is not None:
-            try:
+            # Closing a dead connection must not break shutdown.
+            with contextlib.suppress(Exception):
                 await engine.dispose()
-            except Exception:  # closing a dead connection must not break shutdown
-                pass
 
     async def ping(self) -> None:
         """``SELECT 1``; raises :class:`Unavailable` or :class:`AuthFailed`."""
@@ -192,8 +205,10 @@ class SQLBackend(EngagementMixin, Backend):
                     from .schema import SCHEMA_VERSION
 
                     if version > SCHEMA_VERSION:
-                        return [f"database schema version {version} is newer than this "
-                                f"adapter's {SCHEMA_VERSION}"]
+                        return [
+                            f"database schema version {version} is newer than this "
+                            f"adapter's {SCHEMA_VERSION}"
+                        ]
                     return []
         finally:
             if own:
@@ -214,9 +229,7 @@ class SQLBackend(EngagementMixin, Backend):
         def reflect(sync: sa.Connection) -> dict[str, sa.Table]:
             md = sa.MetaData()
             inspector = sa.inspect(sync)
-            return {
-                n: sa.Table(n, md, autoload_with=sync) for n in names if inspector.has_table(n)
-            }
+            return {n: sa.Table(n, md, autoload_with=sync) for n in names if inspector.has_table(n)}
 
         self._reflected = await conn.run_sync(reflect)
 
@@ -326,8 +339,10 @@ class SQLBackend(EngagementMixin, Backend):
             params["k_key"] = pk
             groups.setdefault(tuple(sorted(full)), []).append(params)
         for cols, rows in groups.items():
-            stmt = sa.update(table).where(key == sa.bindparam("k_key", type_=key.type)).values(
-                {c: sa.bindparam(f"v_{c}", type_=table.c[c].type) for c in cols}
+            stmt = (
+                sa.update(table)
+                .where(key == sa.bindparam("k_key", type_=key.type))
+                .values({c: sa.bindparam(f"v_{c}", type_=table.c[c].type) for c in cols})
             )
             if where is not None:
                 stmt = stmt.where(where)
@@ -346,8 +361,10 @@ class SQLBackend(EngagementMixin, Backend):
             return None
         values = {
             col: sa.case(
-                *[(key == sa.literal(pk, key.type), sa.literal(v, table.c[col].type))
-                  for pk, v in pairs],
+                *[
+                    (key == sa.literal(pk, key.type), sa.literal(v, table.c[col].type))
+                    for pk, v in pairs
+                ],
                 else_=table.c[col],
             )
             for col, pairs in columns.items()
@@ -467,8 +484,13 @@ class SQLBackend(EngagementMixin, Backend):
         async with self._tx(what) as conn:
             # Sorted so that concurrent batches take their unique-index locks in one order.
             claims = [
-                {"entity": entity, "external_id": ext, "crm_id": new_ids[ext], "claim": token,
-                 "created_at": now}
+                {
+                    "entity": entity,
+                    "external_id": ext,
+                    "crm_id": new_ids[ext],
+                    "claim": token,
+                    "created_at": now,
+                }
                 for ext in sorted(new_ids)
             ]
             claim = self._insert_ignore(links, "entity", "external_id")
@@ -504,8 +526,11 @@ class SQLBackend(EngagementMixin, Backend):
                 return out
             stamps = {c: now for c in store.stamp_cols}
             rows = [
-                {**p.row, **stamps, **({store.pk.name: new_ids[p.external_id]}
-                                        if store.makes_ids else {})}
+                {
+                    **p.row,
+                    **stamps,
+                    **({store.pk.name: new_ids[p.external_id]} if store.makes_ids else {}),
+                }
                 for p in mine
             ]
             inserted = await self._insert_rows(conn, store, rows, careful)
@@ -518,18 +543,26 @@ class SQLBackend(EngagementMixin, Backend):
                     out[p.index] = ItemResult(crm_id=crm_id, created=True)
             gone = [p.external_id for p in mine if p.external_id not in made]
             if gone:
-                await conn.execute(sa.delete(links).where(
-                    links.c.entity == entity, links.c.external_id.in_(gone), links.c.claim == token
-                ))
+                await conn.execute(
+                    sa.delete(links).where(
+                        links.c.entity == entity,
+                        links.c.external_id.in_(gone),
+                        links.c.claim == token,
+                    )
+                )
             if not store.makes_ids and made:
                 await self._write(
-                    conn, links, links.c.external_id,
+                    conn,
+                    links,
+                    links.c.external_id,
                     {ext: {"crm_id": crm_id} for ext, crm_id in made.items()},
                     where=links.c.entity == entity,
                 )
             key_rows = [
                 {"entity": entity, "key_name": k, "value": v, "crm_id": made[p.external_id]}
-                for p in mine if p.external_id in made for k, v in p.keys.items()
+                for p in mine
+                if p.external_id in made
+                for k, v in p.keys.items()
             ]
             if key_rows:
                 await conn.execute(sa.insert(self.tables.match_keys), key_rows)
@@ -578,7 +611,9 @@ class SQLBackend(EngagementMixin, Backend):
             if store.makes_ids:
                 out.append((str(row[store.pk.name]), None))
             else:
-                out.append((store.format_id(result.inserted_primary_key[0]), None))
+                pk = result.inserted_primary_key
+                assert pk is not None
+                out.append((store.format_id(pk[0]), None))
         return out
 
     async def find_records(
@@ -594,23 +629,31 @@ class SQLBackend(EngagementMixin, Backend):
         links, mk = self.tables.links, self.tables.match_keys
         if key.name == EXTERNAL_ID:
             stmt = (
-                sa.select(store.table, links.c.external_id.label("_enginy_ext"),
-                          links.c.external_id.label("_enginy_value"))
+                sa.select(
+                    store.table,
+                    links.c.external_id.label("_enginy_ext"),
+                    links.c.external_id.label("_enginy_value"),
+                )
                 .select_from(links.join(store.table, self._links_on(store, from_links=True)))
                 .where(links.c.entity == entity.value, links.c.external_id.in_(wanted))
             )
         else:
             on_record = (
-                store.pk == sa.cast(mk.c.crm_id, store.pk.type) if store.int_ids
+                store.pk == sa.cast(mk.c.crm_id, store.pk.type)
+                if store.int_ids
                 else store.pk == mk.c.crm_id
             )
             on_link = sa.and_(links.c.entity == entity.value, links.c.crm_id == mk.c.crm_id)
             stmt = (
-                sa.select(store.table, links.c.external_id.label("_enginy_ext"),
-                          mk.c.value.label("_enginy_value"))
+                sa.select(
+                    store.table,
+                    links.c.external_id.label("_enginy_ext"),
+                    mk.c.value.label("_enginy_value"),
+                )
                 .select_from(mk.join(store.table, on_record).outerjoin(links, on_link))
-                .where(mk.c.entity == entity.value, mk.c.key_name == key.name,
-                       mk.c.value.in_(wanted))
+                .where(
+                    mk.c.entity == entity.value, mk.c.key_name == key.name, mk.c.value.in_(wanted)
+                )
             )
         async with self._tx(f"find {entity.plural}", write=False) as conn:
             hits = self._record_rows(store, await conn.execute(stmt), "_enginy_value")
@@ -620,10 +663,14 @@ class SQLBackend(EngagementMixin, Backend):
                 # Rows the adapter did not write have no key rows: compare the column itself.
                 expr = sa.func.lower(sa.func.trim(column))
                 fallback = (
-                    sa.select(store.table, links.c.external_id.label("_enginy_ext"),
-                              expr.label("_enginy_value"))
-                    .select_from(store.table.outerjoin(
-                        links, self._links_on(store, from_links=False)))
+                    sa.select(
+                        store.table,
+                        links.c.external_id.label("_enginy_ext"),
+                        expr.label("_enginy_value"),
+                    )
+                    .select_from(
+                        store.table.outerjoin(links, self._links_on(store, from_links=False))
+                    )
                     .where(expr.in_(rest))
                 )
                 hits += self._record_rows(store, await conn.execute(fallback), "_enginy_value")
@@ -669,16 +716,18 @@ class SQLBackend(EngagementMixin, Backend):
             wanted = {pk for pk in pks.values() if pk is not None}
             current: dict[Any, dict[str, Any]] = {}
             if wanted:
-                rows = await conn.execute(self._lock(
-                    sa.select(store.table).where(store.pk.in_(wanted))
-                ))
+                rows = await conn.execute(
+                    self._lock(sa.select(store.table).where(store.pk.in_(wanted)))
+                )
                 current = {r[store.pk.name]: dict(r) for r in rows.mappings()}
             changes: dict[Any, dict[str, Any]] = {}
             keys: dict[tuple[str, str], str | None] = {}
             for u in updates:
                 pk = pks[u.crm_id]
                 if pk is None or pk not in current:
-                    results.append(ItemResult(error=NotFound(f"No record exists with ID: {u.crm_id}")))
+                    results.append(
+                        ItemResult(error=NotFound(f"No record exists with ID: {u.crm_id}"))
+                    )
                     continue
                 old = current[pk]
                 try:
@@ -701,7 +750,9 @@ class SQLBackend(EngagementMixin, Backend):
                 old.update(new)
                 canonical = store.format_id(pk)
                 for name, value in u.match_keys.items():
-                    keys[(canonical, name)] = value if value and len(value) <= KEY_VALUE_LENGTH else None
+                    keys[(canonical, name)] = (
+                        value if value and len(value) <= KEY_VALUE_LENGTH else None
+                    )
                 results.append(ItemResult(crm_id=canonical))
             if store.stamp_cols:
                 now = utcnow()
@@ -713,13 +764,15 @@ class SQLBackend(EngagementMixin, Backend):
                 await conn.execute(
                     sa.delete(mk).where(
                         mk.c.entity == store.entity.value,
-                        mk.c.crm_id == sa.bindparam("c"), mk.c.key_name == sa.bindparam("k"),
+                        mk.c.crm_id == sa.bindparam("c"),
+                        mk.c.key_name == sa.bindparam("k"),
                     ),
                     [{"c": c, "k": k} for c, k in keys],
                 )
                 fresh = [
                     {"entity": store.entity.value, "key_name": k, "value": v, "crm_id": c}
-                    for (c, k), v in keys.items() if v is not None
+                    for (c, k), v in keys.items()
+                    if v is not None
                 ]
                 if fresh:
                     await conn.execute(sa.insert(mk), fresh)
@@ -729,22 +782,42 @@ class SQLBackend(EngagementMixin, Backend):
     def _merge(store: RecordStore, old: Mapping[str, Any], update: RecordUpdate) -> dict[str, Any]:
         """The column values after ``update`` (only columns it may change)."""
         if store.managed:
-            fields = store.from_row(old)
-            fields.update(update.fields)
+            # Typed column when the value has the column's type, else the extra JSON (see
+            # RecordStore.to_row); only the touched columns are returned.
+            new: dict[str, Any] = {}
+            extra = store.extra_of(old)
+            touched = False
+            for name, value in update.fields.items():
+                column = store.columns.get(name)
+                if column is not None and (value is None or fits_managed(column, value)):
+                    new[column.name] = value
+                    if name in extra:  # it was stored there when it had another type
+                        del extra[name]
+                        touched = True
+                else:
+                    if column is not None:
+                        new[column.name] = None
+                    extra[name] = value
+                    touched = True
             for name in update.clear:
-                fields.pop(name, None)
-            return store.to_row(fields)
+                column = store.columns.get(name)
+                if column is not None:
+                    new[column.name] = None
+                if name in extra:
+                    del extra[name]
+                    touched = True
+            if touched:
+                new["extra"] = extra or None
+            return new
         new = store.to_row(update.fields)
         json_col = store.json_col
-        if json_col is not None and json_col.name in new or update.clear:
+        if (json_col is not None and json_col.name in new) or update.clear:
             extra = store.extra_of(old)
             if json_col is not None and json_col.name in new:
                 extra.update(store.extra_of(new))
             for name in update.clear:
                 column = store.columns.get(name)
                 if column is not None:
-                    from .mapped import coerce
-
                     new[column.name] = coerce(column, None)
                 else:
                     extra.pop(name, None)
@@ -766,9 +839,13 @@ class SQLBackend(EngagementMixin, Backend):
             good: dict[tuple[str, str], None] = {}
             for p in pairs:
                 if p.contact_id not in have_contacts:
-                    results.append(ItemResult(error=NotFound(f"No contact exists with ID: {p.contact_id}")))
+                    results.append(
+                        ItemResult(error=NotFound(f"No contact exists with ID: {p.contact_id}"))
+                    )
                 elif p.company_id not in have_companies:
-                    results.append(ItemResult(error=NotFound(f"No company exists with ID: {p.company_id}")))
+                    results.append(
+                        ItemResult(error=NotFound(f"No company exists with ID: {p.company_id}"))
+                    )
                 else:
                     good[(p.contact_id, p.company_id)] = None
                     results.append(ItemResult(crm_id=p.contact_id))
@@ -785,18 +862,29 @@ class SQLBackend(EngagementMixin, Backend):
                 table = self._reflected[assoc.table]
                 ccol, kcol = table.c[assoc.contact_column], table.c[assoc.company_column]
                 wanted = {(contacts.parse_id(c), companies.parse_id(k)) for c, k in good}
-                there = set((await conn.execute(
-                    sa.select(ccol, kcol).where(ccol.in_({c for c, _ in wanted}),
-                                                kcol.in_({k for _, k in wanted}))
-                )).all())
+                there = set(
+                    (
+                        await conn.execute(
+                            sa.select(ccol, kcol).where(
+                                ccol.in_({c for c, _ in wanted}), kcol.in_({k for _, k in wanted})
+                            )
+                        )
+                    ).all()
+                )
                 missing = [{ccol.name: c, kcol.name: k} for c, k in wanted if (c, k) not in there]
                 if missing:
                     await conn.execute(sa.insert(table), missing)
             else:
                 assert assoc.fk_column is not None
-                await self._write(conn, contacts.table, contacts.pk, {
-                    contacts.parse_id(c): {assoc.fk_column: companies.parse_id(k)} for c, k in good
-                })
+                await self._write(
+                    conn,
+                    contacts.table,
+                    contacts.pk,
+                    {
+                        contacts.parse_id(c): {assoc.fk_column: companies.parse_id(k)}
+                        for c, k in good
+                    },
+                )
         return results
 
     async def _existing(

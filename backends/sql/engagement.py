@@ -50,9 +50,10 @@ def to_db(value: Any) -> dt.datetime | None:
             raise InvalidRecord("dates must be ISO 8601 date-times") from None
     if not isinstance(value, dt.datetime):
         raise InvalidRecord("dates must be ISO 8601 date-times")
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC).replace(tzinfo=None)
-    return value
+    moment: dt.datetime = value
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    return moment
 
 
 def from_db(value: dt.datetime | None) -> dt.datetime | None:
@@ -74,28 +75,35 @@ class EngagementMixin:
         tables: ManagedTables
         _reflected: dict[str, sa.Table]
 
-        def _tx(self, what: str, *, write: bool = True
-                ) -> AbstractAsyncContextManager[AsyncConnection]: ...
+        def _tx(
+            self, what: str, *, write: bool = True
+        ) -> AbstractAsyncContextManager[AsyncConnection]: ...
         def _store(self, entity: Entity) -> RecordStore: ...
-        async def _existing(self, conn: AsyncConnection, store: RecordStore,
-                            crm_ids: Iterable[str]) -> set[str]: ...
-        async def _load(self, conn: AsyncConnection, store: RecordStore, crm_ids: Iterable[str]
-                        ) -> dict[str, tuple[Any, StoredRecord]]: ...
+        async def _existing(
+            self, conn: AsyncConnection, store: RecordStore, crm_ids: Iterable[str]
+        ) -> set[str]: ...
+        async def _load(
+            self, conn: AsyncConnection, store: RecordStore, crm_ids: Iterable[str]
+        ) -> dict[str, tuple[Any, StoredRecord]]: ...
         def _insert_ignore(self, table: sa.Table, *keys: str) -> sa.Insert: ...
         def _lock(self, stmt: sa.Select[Any]) -> sa.Select[Any]: ...
-        async def _write(self, conn: AsyncConnection, table: sa.Table, key: sa.Column[Any],
-                         changes: Mapping[Any, Mapping[str, Any]], *,
-                         current: Mapping[Any, Mapping[str, Any]] | None = None,
-                         where: Any = None) -> None: ...
+        async def _write(
+            self,
+            conn: AsyncConnection,
+            table: sa.Table,
+            key: sa.Column[Any],
+            changes: Mapping[Any, Mapping[str, Any]],
+            *,
+            current: Mapping[Any, Mapping[str, Any]] | None = None,
+            where: Any = None,
+        ) -> None: ...
         async def _retrying(self, run: Any) -> Any: ...
 
     async def _check_links(
         self, conn: AsyncConnection, contact_id: str | None, company_id: str | None
     ) -> None:
         for entity, crm_id in ((Entity.CONTACT, contact_id), (Entity.COMPANY, company_id)):
-            if crm_id is not None and not await self._existing(
-                conn, self._store(entity), [crm_id]
-            ):
+            if crm_id is not None and not await self._existing(conn, self._store(entity), [crm_id]):
                 raise NotFound(f"No {entity.value} exists with ID: {crm_id}")
 
     # -- activities ----------------------------------------------------------------------------
@@ -108,19 +116,28 @@ class EngagementMixin:
         key = _idem(activity.idempotency_key)
         async with self._tx("create activity") as conn:
             if key is not None:
-                row = (await conn.execute(
-                    sa.select(table).where(table.c.idempotency_key == key)
-                )).mappings().first()
+                row = (
+                    (await conn.execute(sa.select(table).where(table.c.idempotency_key == key)))
+                    .mappings()
+                    .first()
+                )
                 if row is not None:
                     return self._activity(row)
             await self._check_links(conn, activity.contact_id, activity.company_id)
             new_id = str(uuid.uuid4())
             values = {
-                "id": new_id, "type": activity.type, "direction": activity.direction,
-                "subject": activity.subject, "body": activity.body, "owner_id": activity.owner_id,
-                "occurred_at": to_db(activity.occurred_at), "contact_id": activity.contact_id,
-                "company_id": activity.company_id, "metadata": dict(activity.metadata) or None,
-                "extra": dict(activity.extra) or None, "idempotency_key": key,
+                "id": new_id,
+                "type": activity.type,
+                "direction": activity.direction,
+                "subject": activity.subject,
+                "body": activity.body,
+                "owner_id": activity.owner_id,
+                "occurred_at": to_db(activity.occurred_at),
+                "contact_id": activity.contact_id,
+                "company_id": activity.company_id,
+                "metadata": dict(activity.metadata) or None,
+                "extra": dict(activity.extra) or None,
+                "idempotency_key": key,
                 "created_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
             }
             if key is None:
@@ -133,12 +150,19 @@ class EngagementMixin:
         return self._activity(row)
 
     @staticmethod
-    def _activity(row: Mapping[str, Any]) -> Activity:
+    def _activity(row: Mapping[Any, Any]) -> Activity:
         return Activity(
-            id=row["id"], type=row["type"], direction=row["direction"], subject=row["subject"],
-            body=row["body"], owner_id=row["owner_id"], occurred_at=from_db(row["occurred_at"]),
-            contact_id=row["contact_id"], company_id=row["company_id"],
-            metadata=row["metadata"] or {}, created_at=from_db(row["created_at"]),
+            id=row["id"],
+            type=row["type"],
+            direction=row["direction"],
+            subject=row["subject"],
+            body=row["body"],
+            owner_id=row["owner_id"],
+            occurred_at=from_db(row["occurred_at"]),
+            contact_id=row["contact_id"],
+            company_id=row["company_id"],
+            metadata=row["metadata"] or {},
+            created_at=from_db(row["created_at"]),
         )
 
     # -- tasks ---------------------------------------------------------------------------------
@@ -151,23 +175,38 @@ class EngagementMixin:
         async with self._tx("create task") as conn:
             await self._check_links(conn, task.contact_id, task.company_id)
             values = {
-                "id": str(uuid.uuid4()), "subject": task.subject, "description": task.description,
-                "type": task.type, "owner_id": task.owner_id, "due_date": to_db(task.due_date),
-                "contact_id": task.contact_id, "company_id": task.company_id, "completed": False,
-                "completed_at": None, "extra": dict(task.extra) or None, "created_at": now,
+                "id": str(uuid.uuid4()),
+                "subject": task.subject,
+                "description": task.description,
+                "type": task.type,
+                "owner_id": task.owner_id,
+                "due_date": to_db(task.due_date),
+                "contact_id": task.contact_id,
+                "company_id": task.company_id,
+                "completed": False,
+                "completed_at": None,
+                "extra": dict(task.extra) or None,
+                "created_at": now,
                 "updated_at": now,
             }
             await conn.execute(sa.insert(table).values(values))
         return self._task(values)
 
     @staticmethod
-    def _task(row: Mapping[str, Any]) -> Task:
+    def _task(row: Mapping[Any, Any]) -> Task:
         return Task(
-            id=row["id"], subject=row["subject"], description=row["description"],
-            type=row["type"], owner_id=row["owner_id"], due_date=from_db(row["due_date"]),
-            contact_id=row["contact_id"], company_id=row["company_id"],
-            completed=bool(row["completed"]), completed_at=from_db(row["completed_at"]),
-            created_at=from_db(row["created_at"]), updated_at=from_db(row["updated_at"]),
+            id=row["id"],
+            subject=row["subject"],
+            description=row["description"],
+            type=row["type"],
+            owner_id=row["owner_id"],
+            due_date=from_db(row["due_date"]),
+            contact_id=row["contact_id"],
+            company_id=row["company_id"],
+            completed=bool(row["completed"]),
+            completed_at=from_db(row["completed_at"]),
+            created_at=from_db(row["created_at"]),
+            updated_at=from_db(row["updated_at"]),
         )
 
     async def get_tasks(self, ids: Sequence[str]) -> list[Task]:
@@ -204,9 +243,9 @@ class EngagementMixin:
             contact = fields.get("contact_id")
             company = fields.get("company_id")
             await self._check_links(conn, contact, company)
-            rows = (await conn.execute(
-                self._lock(sa.select(table).where(table.c.id.in_(wanted)))
-            )).mappings()
+            rows = (
+                await conn.execute(self._lock(sa.select(table).where(table.c.id.in_(wanted))))
+            ).mappings()
             current = {r["id"]: dict(r) for r in rows}
             before = {k: dict(v) for k, v in current.items()}
             writes: dict[str, dict[str, Any]] = {}
@@ -232,6 +271,7 @@ class EngagementMixin:
     async def list_users(self) -> list[User]:
         """The users of the configured users table (or the adapter's ``<prefix>users``)."""
         config = self.options.users
+        cols: tuple[Any, Any, Any]
         if config is None:
             t = self.tables.users
             cols = (t.c.id, t.c.name, t.c.email)
@@ -279,8 +319,13 @@ class EngagementMixin:
         )
         async with self._tx("count", write=False) as conn:
             row = (await conn.execute(stmt)).one()
-        return dict(zip(("contacts", "companies", "associations", "activities", "tasks"),
-                        (int(v) for v in row), strict=True))
+        return dict(
+            zip(
+                ("contacts", "companies", "associations", "activities", "tasks"),
+                (int(v) for v in row),
+                strict=True,
+            )
+        )
 
     async def list_records(
         self, entity: Entity, *, limit: int = 50, offset: int = 0
@@ -288,27 +333,36 @@ class EngagementMixin:
         """Stored records, newest first."""
         store = self._store(entity)
         async with self._tx(f"list {entity.plural}", write=False) as conn:
-            ids = (await conn.execute(
-                sa.select(store.pk).order_by(store.order.desc()).limit(limit).offset(offset)
-            )).scalars().all()
+            ids = (
+                (
+                    await conn.execute(
+                        sa.select(store.pk).order_by(store.order.desc()).limit(limit).offset(offset)
+                    )
+                )
+                .scalars()
+                .all()
+            )
             crm_ids = [store.format_id(i) for i in ids]
             loaded = await self._load(conn, store, crm_ids)
         return [loaded[c][1] for c in crm_ids if c in loaded]
 
     async def list_associated(self, entity: Entity, crm_id: str) -> list[StoredRecord]:
         """A contact's companies (``CONTACT``) or a company's contacts (``COMPANY``)."""
-        table, contact_col, company_col = self._assoc_source()
+        _, contact_col, company_col = self._assoc_source()
         own = self._store(entity)
         other = self._store(Entity.COMPANY if entity is Entity.CONTACT else Entity.CONTACT)
         pk = own.parse_id(crm_id)
         if pk is None:
             return []
-        mine, theirs = (contact_col, company_col) if entity is Entity.CONTACT else (
-            company_col, contact_col)
+        mine, theirs = (
+            (contact_col, company_col) if entity is Entity.CONTACT else (company_col, contact_col)
+        )
         async with self._tx("list associations", write=False) as conn:
-            ids = (await conn.execute(
-                sa.select(theirs).where(mine == pk, theirs.is_not(None))
-            )).scalars().all()
+            ids = (
+                (await conn.execute(sa.select(theirs).where(mine == pk, theirs.is_not(None))))
+                .scalars()
+                .all()
+            )
             loaded = await self._load(conn, other, [other.format_id(i) for i in ids])
         return [r for _, r in sorted(loaded.values(), key=lambda p: p[0])]
 
@@ -317,9 +371,11 @@ class EngagementMixin:
     ) -> list[Activity]:
         """Activities, newest ``occurred_at`` first (then newest stored)."""
         t = self.tables.activities
-        stmt = sa.select(t).order_by(
-            t.c.occurred_at.is_(None), t.c.occurred_at.desc(), t.c.seq.desc()
-        ).limit(limit)
+        stmt = (
+            sa.select(t)
+            .order_by(t.c.occurred_at.is_(None), t.c.occurred_at.desc(), t.c.seq.desc())
+            .limit(limit)
+        )
         if contact_id is not None:
             stmt = stmt.where(t.c.contact_id == contact_id)
         if company_id is not None:
@@ -339,4 +395,3 @@ class EngagementMixin:
             stmt = stmt.where(t.c.company_id == company_id)
         async with self._tx("list tasks", write=False) as conn:
             return [self._task(r) for r in (await conn.execute(stmt)).mappings()]
-

@@ -26,8 +26,11 @@ def make_engine(options: SQLOptions) -> AsyncEngine:
             # Every connection to ":memory:" is a new, empty database; share one.
             kwargs["poolclass"] = pool.StaticPool
         else:
-            kwargs.update(pool_size=options.pool_size, max_overflow=options.max_overflow,
-                          pool_timeout=options.pool_timeout)
+            kwargs.update(
+                pool_size=options.pool_size,
+                max_overflow=options.max_overflow,
+                pool_timeout=options.pool_timeout,
+            )
     else:
         kwargs.update(
             pool_size=options.pool_size,

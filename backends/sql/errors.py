@@ -7,9 +7,9 @@ parameters or the connection URL's password.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import exc as sa_exc
 
@@ -43,7 +43,7 @@ def _sqlstate(exc: sa_exc.DBAPIError) -> str | None:
 
 
 def _mysql_code(exc: sa_exc.DBAPIError) -> int | None:
-    args = getattr(exc.orig, "args", ())
+    args: tuple[Any, ...] = getattr(exc.orig, "args", ())
     if args and isinstance(args[0], int):
         return args[0]
     return None
@@ -52,7 +52,7 @@ def _mysql_code(exc: sa_exc.DBAPIError) -> int | None:
 def reason(exc: BaseException) -> str:
     """The database's own first line of the error, without SQL or parameters."""
     orig = exc.orig if isinstance(exc, sa_exc.StatementError) and exc.orig is not None else exc
-    args = getattr(orig, "args", ())
+    args: tuple[Any, ...] = getattr(orig, "args", ())
     if len(args) >= 2 and isinstance(args[0], int) and isinstance(args[1], str):
         text = args[1]  # (1406, "Data too long for column 'name' at row 1")
     else:
@@ -77,7 +77,7 @@ def is_record_error(exc: BaseException) -> bool:
     return code in _MYSQL_RECORD_CODES
 
 
-def is_retryable_conflict(exc: BaseException) -> bool:
+def is_retryable_conflict(exc: BaseException | None) -> bool:
     """A deadlock or serialization failure: the same transaction may simply be run again."""
     if not isinstance(exc, sa_exc.DBAPIError):
         return False
@@ -114,11 +114,13 @@ def db_errors(what: str) -> Iterator[None]:
         raise Unavailable(f"{what}: no database connection free in time", retry_after=1) from exc
     except sa_exc.DBAPIError as exc:
         if _is_auth_error(exc):
-            raise AuthFailed(f"{what}: the database refused the credentials: {reason(exc)}") from exc
+            raise AuthFailed(
+                f"{what}: the database refused the credentials: {reason(exc)}"
+            ) from exc
         if is_record_error(exc):
             raise InvalidRecord(f"{what}: {reason(exc)}") from exc
         raise Unavailable(f"{what}: database error: {reason(exc)}", retry_after=1) from exc
-    except (OSError, asyncio.TimeoutError, ConnectionError) as exc:
+    except (TimeoutError, OSError, ConnectionError) as exc:
         raise Unavailable(f"{what}: database unreachable: {reason(exc)}", retry_after=1) from exc
     except sa_exc.SQLAlchemyError as exc:
         raise Unavailable(f"{what}: database error: {type(exc).__name__}", retry_after=1) from exc

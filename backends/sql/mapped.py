@@ -32,7 +32,16 @@ from backends.base import Entity
 from .options import AssociationsMapping, MappedTable, SQLOptions, UsersTable
 from .schema import COMPANY_COLUMNS, CONTACT_COLUMNS, ManagedTables
 
-__all__ = ["RecordStore", "check_mapping", "coerce", "jsonable", "managed_store", "mapped_store"]
+__all__ = [
+    "RecordStore",
+    "ValueRejected",
+    "check_mapping",
+    "coerce",
+    "fits_managed",
+    "jsonable",
+    "managed_store",
+    "mapped_store",
+]
 
 _INT_RE = re.compile(r"^[+-]?\d+$")
 #: Enginy fields whose values are numbers; every other known field is a string.
@@ -173,7 +182,7 @@ class RecordStore:
         if self.managed:
             for name, column in self.columns.items():
                 value = fields.get(name)
-                if value is None or _fits_managed(column, value):
+                if value is None or fits_managed(column, value):
                     row[column.name] = value
                 else:
                     row[column.name] = None
@@ -182,9 +191,9 @@ class RecordStore:
             row["extra"] = extra or None
             return row
         for name, value in fields.items():
-            column = self.columns.get(name)
-            if column is not None:
-                row[column.name] = coerce(column, value)
+            target = self.columns.get(name)
+            if target is not None:
+                row[target.name] = coerce(target, value)
             elif self.json_col is not None:
                 extra[name] = value
             else:
@@ -228,7 +237,7 @@ class RecordStore:
         return dict(value) if isinstance(value, dict) else {}
 
 
-def _fits_managed(column: sa.Column[Any], value: Any) -> bool:
+def fits_managed(column: sa.Column[Any], value: Any) -> bool:
     if isinstance(column.type, sa.Integer):
         return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63
     return isinstance(value, str)
@@ -368,7 +377,9 @@ def check_mapping(
             else:
                 for col in (assoc.contact_column, assoc.company_column):
                     if col not in table.c:
-                        problems.append(f"associations: table '{assoc.table}' has no column '{col}'")
+                        problems.append(
+                            f"associations: table '{assoc.table}' has no column '{col}'"
+                        )
         elif options.contacts is not None and assoc.fk_column is not None:
             table = reflected.get(options.contacts.table)
             if table is not None and assoc.fk_column not in table.c:
@@ -381,7 +392,7 @@ def check_mapping(
         if table is None:
             problems.append(f"users: table '{users.table}' does not exist")
         else:
-            for col in (users.id_column, users.name_column, users.email_column):
-                if col is not None and col not in table.c:
-                    problems.append(f"users: table '{users.table}' has no column '{col}'")
+            for wanted in (users.id_column, users.name_column, users.email_column):
+                if wanted is not None and wanted not in table.c:
+                    problems.append(f"users: table '{users.table}' has no column '{wanted}'")
     return problems

@@ -139,7 +139,9 @@ class SQLOptions(DriverOptions):
         try:
             url = make_url(value)
         except ArgumentError:
-            raise ValueError("not a database URL (e.g. postgresql+asyncpg://user@host/db)") from None
+            raise ValueError(
+                "not a database URL (e.g. postgresql+asyncpg://user@host/db)"
+            ) from None
         if url.drivername not in SUPPORTED_SCHEMES:
             raise ValueError(
                 f"unsupported driver {url.drivername!r}; use one of "

@@ -31,6 +31,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
@@ -79,8 +80,12 @@ class ManagedTables:
     def side_tables(self) -> list[sa.Table]:
         """The tables mapped mode needs besides the customer's."""
         return [
-            self.schema_version, self.links, self.match_keys, self.associations,
-            self.activities, self.tasks,
+            self.schema_version,
+            self.links,
+            self.match_keys,
+            self.associations,
+            self.activities,
+            self.tasks,
         ]
 
     def all_tables(self) -> list[sa.Table]:
@@ -88,7 +93,7 @@ class ManagedTables:
 
 
 #: Managed record tables: typed columns for the contract's common fields (field → column).
-CONTACT_COLUMNS: dict[str, tuple[str, sa.types.TypeEngine[object]]] = {
+CONTACT_COLUMNS: dict[str, tuple[str, Any]] = {
     "email": ("email", sa.Text()),
     "firstName": ("first_name", sa.Text()),
     "lastName": ("last_name", sa.Text()),
@@ -98,7 +103,7 @@ CONTACT_COLUMNS: dict[str, tuple[str, sa.types.TypeEngine[object]]] = {
     "linkedinUrl": ("linkedin_url", sa.Text()),
     "ownerId": ("owner_id", sa.Text()),
 }
-COMPANY_COLUMNS: dict[str, tuple[str, sa.types.TypeEngine[object]]] = {
+COMPANY_COLUMNS: dict[str, tuple[str, Any]] = {
     "name": ("name", sa.Text()),
     "domain": ("domain", sa.Text()),
     "industry": ("industry", sa.Text()),
@@ -108,9 +113,7 @@ COMPANY_COLUMNS: dict[str, tuple[str, sa.types.TypeEngine[object]]] = {
 }
 
 
-def _record_table(
-    md: sa.MetaData, name: str, columns: dict[str, tuple[str, sa.types.TypeEngine[object]]]
-) -> sa.Table:
+def _record_table(md: sa.MetaData, name: str, columns: dict[str, tuple[str, Any]]) -> sa.Table:
     return sa.Table(
         name,
         md,
@@ -131,13 +134,15 @@ def build_tables(prefix: str) -> ManagedTables:
         metadata=md,
         prefix=prefix,
         schema_version=sa.Table(
-            f"{p}schema_version", md,
+            f"{p}schema_version",
+            md,
             sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
             sa.Column("version", sa.Integer, nullable=False),
             sa.Column("applied_at", Timestamp, nullable=False),
         ),
         links=sa.Table(
-            f"{p}links", md,
+            f"{p}links",
+            md,
             _seq(),
             sa.Column("entity", sa.String(16), nullable=False),
             sa.Column("external_id", sa.String(255), nullable=False),
@@ -149,7 +154,8 @@ def build_tables(prefix: str) -> ManagedTables:
             sa.Index(f"{p}links_crm_ix", "entity", "crm_id"),
         ),
         match_keys=sa.Table(
-            f"{p}match_keys", md,
+            f"{p}match_keys",
+            md,
             _seq(),
             sa.Column("entity", sa.String(16), nullable=False),
             sa.Column("key_name", sa.String(64), nullable=False),
@@ -161,14 +167,16 @@ def build_tables(prefix: str) -> ManagedTables:
         contacts=_record_table(md, f"{p}contacts", CONTACT_COLUMNS),
         companies=_record_table(md, f"{p}companies", COMPANY_COLUMNS),
         associations=sa.Table(
-            f"{p}associations", md,
+            f"{p}associations",
+            md,
             sa.Column("contact_id", CrmId, primary_key=True),
             sa.Column("company_id", CrmId, primary_key=True),
             sa.Column("created_at", Timestamp, nullable=False),
             sa.Index(f"{p}assoc_company_ix", "company_id"),
         ),
         activities=sa.Table(
-            f"{p}activities", md,
+            f"{p}activities",
+            md,
             _seq(),
             sa.Column("id", sa.String(36), nullable=False, unique=True),
             sa.Column("type", sa.Text, nullable=False),
@@ -187,7 +195,8 @@ def build_tables(prefix: str) -> ManagedTables:
             sa.Index(f"{p}act_company_ix", "company_id"),
         ),
         tasks=sa.Table(
-            f"{p}tasks", md,
+            f"{p}tasks",
+            md,
             _seq(),
             sa.Column("id", sa.String(36), nullable=False, unique=True),
             sa.Column("subject", sa.Text, nullable=False),
@@ -206,7 +215,8 @@ def build_tables(prefix: str) -> ManagedTables:
             sa.Index(f"{p}task_company_ix", "company_id"),
         ),
         users=sa.Table(
-            f"{p}users", md,
+            f"{p}users",
+            md,
             sa.Column("id", sa.String(255), primary_key=True),
             sa.Column("name", sa.Text, nullable=False),
             sa.Column("email", sa.Text),
@@ -228,9 +238,7 @@ def _v1_create(conn: sa.Connection, tables: ManagedTables, mapped: bool) -> None
     tables.metadata.create_all(conn, tables=wanted, checkfirst=True)
 
 
-MIGRATIONS: tuple[Step, ...] = (
-    Step(1, "create the adapter's tables", _v1_create),
-)
+MIGRATIONS: tuple[Step, ...] = (Step(1, "create the adapter's tables", _v1_create),)
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
 
@@ -248,7 +256,9 @@ async def _unlock(conn: AsyncConnection, prefix: str) -> None:
         await conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": f"enginy-migrate:{prefix}"})
 
 
-async def migrate(conn: AsyncConnection, tables: ManagedTables, *, mapped: bool, now: object) -> int:
+async def migrate(
+    conn: AsyncConnection, tables: ManagedTables, *, mapped: bool, now: object
+) -> int:
     """Run the pending steps; return the version reached. ``conn`` is in a transaction."""
     await _lock(conn, tables.prefix)
     try:

@@ -35,13 +35,23 @@ class CRM:
             "url": self.url,
             "mode": "mapped",
             "table_prefix": f"{self.tag}enginy_",
-            "contacts": {"table": self.people.name, "primary_key": "person_id",
-                         "json_column": "custom_json"},
+            "contacts": {
+                "table": self.people.name,
+                "primary_key": "person_id",
+                "json_column": "custom_json",
+            },
             "companies": {"table": self.accounts.name, "primary_key": "account_id"},
-            "associations": {"table": self.links.name, "contact_column": "person_id",
-                             "company_column": "account_id"},
-            "users": {"table": self.users.name, "id_column": "user_id",
-                      "name_column": "full_name", "email_column": "email_address"},
+            "associations": {
+                "table": self.links.name,
+                "contact_column": "person_id",
+                "company_column": "account_id",
+            },
+            "users": {
+                "table": self.users.name,
+                "id_column": "user_id",
+                "name_column": "full_name",
+                "email_column": "email_address",
+            },
             **overrides,
         }
 
@@ -49,12 +59,19 @@ class CRM:
 #: The YAML ``mapping`` section: Enginy names → this CRM's columns.
 FIELD_MAP: dict[Entity, dict[str, str]] = {
     Entity.CONTACT: {
-        "firstName": "given_name", "lastName": "family_name", "email": "mail",
-        "phone": "phone_no", "title": "job_title", "linkedinUrl": "li_profile",
+        "firstName": "given_name",
+        "lastName": "family_name",
+        "email": "mail",
+        "phone": "phone_no",
+        "title": "job_title",
+        "linkedinUrl": "li_profile",
     },
     Entity.COMPANY: {
-        "name": "account_name", "domain": "website", "industry": "sector",
-        "numberOfEmployees": "headcount", "linkedinUrl": "li_page",
+        "name": "account_name",
+        "domain": "website",
+        "industry": "sector",
+        "numberOfEmployees": "headcount",
+        "linkedinUrl": "li_page",
     },
 }
 
@@ -62,7 +79,8 @@ FIELD_MAP: dict[Entity, dict[str, str]] = {
 def define(tag: str) -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Table, sa.Table]:
     md = sa.MetaData()
     accounts = sa.Table(
-        f"{tag}crm_accounts", md,
+        f"{tag}crm_accounts",
+        md,
         sa.Column("account_id", sa.Integer, sa.Identity(), primary_key=True),
         sa.Column("account_name", sa.String(200), nullable=False),
         sa.Column("website", sa.String(255)),
@@ -71,7 +89,8 @@ def define(tag: str) -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Table, sa.Tabl
         sa.Column("li_page", sa.String(255)),
     )
     people = sa.Table(
-        f"{tag}crm_people", md,
+        f"{tag}crm_people",
+        md,
         sa.Column("person_id", sa.Integer, sa.Identity(), primary_key=True),
         sa.Column("given_name", sa.String(100)),
         sa.Column("family_name", sa.String(100)),
@@ -83,13 +102,14 @@ def define(tag: str) -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Table, sa.Tabl
         sa.Column("status", sa.String(20), nullable=False, server_default="lead"),
     )
     links = sa.Table(
-        f"{tag}crm_people_accounts", md,
+        f"{tag}crm_people_accounts",
+        md,
         sa.Column("person_id", sa.Integer, sa.ForeignKey(people.c.person_id), primary_key=True),
-        sa.Column("account_id", sa.Integer, sa.ForeignKey(accounts.c.account_id),
-                  primary_key=True),
+        sa.Column("account_id", sa.Integer, sa.ForeignKey(accounts.c.account_id), primary_key=True),
     )
     users = sa.Table(
-        f"{tag}crm_users", md,
+        f"{tag}crm_users",
+        md,
         sa.Column("user_id", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("full_name", sa.String(100), nullable=False),
         sa.Column("email_address", sa.String(254)),
@@ -106,13 +126,20 @@ async def crm_schema(url: str) -> AsyncIterator[CRM]:
     try:
         async with engine.begin() as conn:
             await conn.run_sync(md.create_all)
-            await conn.execute(sa.insert(users), [
-                {"user_id": 1, "full_name": "Ada Lovelace", "email_address": "ada@example.com"},
-                {"user_id": 2, "full_name": "Grace Hopper", "email_address": None},
-            ])
-            await conn.execute(sa.insert(people).values(
-                given_name="Pre", family_name="Existing", mail="Pre.Existing@Acme.example",
-            ))
+            await conn.execute(
+                sa.insert(users),
+                [
+                    {"user_id": 1, "full_name": "Ada Lovelace", "email_address": "ada@example.com"},
+                    {"user_id": 2, "full_name": "Grace Hopper", "email_address": None},
+                ],
+            )
+            await conn.execute(
+                sa.insert(people).values(
+                    given_name="Pre",
+                    family_name="Existing",
+                    mail="Pre.Existing@Acme.example",
+                )
+            )
         yield CRM(url, tag, md, people, accounts, links, users)
     finally:
         async with engine.begin() as conn:

@@ -88,14 +88,21 @@ async def test_batches_use_a_constant_number_of_statements(
             values = [r.match_keys["email"] for r in records]
             # a sync: half by external id, half by email (half of those unknown)
             with statements(backend) as sync:
-                await backend.find_records(C, MatchKey(EXTERNAL_ID),
-                                           [r.external_id for r in records[: size // 2]])
+                await backend.find_records(
+                    C, MatchKey(EXTERNAL_ID), [r.external_id for r in records[: size // 2]]
+                )
                 hits = await backend.find_records(
-                    C, EMAIL, values[size // 2:] + [f"x{i}@nowhere" for i in range(size // 2)])
+                    C, EMAIL, values[size // 2 :] + [f"x{i}@nowhere" for i in range(size // 2)]
+                )
             assert len(hits) == size // 2
-            updates = [RecordUpdate(r.crm_id or "", {"firstName": f"Q{i}", "extra": i},
-                                    match_keys={"email": f"q{tag}{i}@example.com"})
-                       for i, r in enumerate(results)]
+            updates = [
+                RecordUpdate(
+                    r.crm_id or "",
+                    {"firstName": f"Q{i}", "extra": i},
+                    match_keys={"email": f"q{tag}{i}@example.com"},
+                )
+                for i, r in enumerate(results)
+            ]
             with statements(backend) as update:
                 outcome = await backend.update_records(C, updates)
             assert all(r.ok for r in outcome)
@@ -118,14 +125,16 @@ async def test_two_engines_racing_on_the_same_external_ids_make_no_duplicates(ur
     try:
         for round_ in range(3):
             records = contacts(100, f"r{round_}")
+            outcomes: dict[str, list[Any]] = {}
+
+            async def run(
+                name: str, backend: SQLBackend, batch: list[NewRecord], sink: dict[str, Any]
+            ) -> None:
+                sink[name] = await backend.create_records(C, batch)
+
             async with anyio.create_task_group() as tg:
-                outcomes: dict[str, list[Any]] = {}
-
-                async def run(name: str, backend: SQLBackend, batch: list[NewRecord]) -> None:
-                    outcomes[name] = await backend.create_records(C, batch)
-
-                tg.start_soon(run, "a", first, records)
-                tg.start_soon(run, "b", second, records[::-1])
+                tg.start_soon(run, "a", first, records, outcomes)
+                tg.start_soon(run, "b", second, records[::-1], outcomes)
             a, b = outcomes["a"], outcomes["b"][::-1]
             assert all(r.ok for r in a + b)
             assert [r.crm_id for r in a] == [r.crm_id for r in b]
@@ -146,9 +155,13 @@ async def test_a_connection_lost_mid_batch_is_unavailable_and_writes_nothing(
     open_backend: OpenBackend, url: str
 ) -> None:
     async with open_backend(url) as backend:
+
         def drop(_c: Any, _cur: Any, statement: str, *_args: Any) -> None:
-            if statement.lstrip().upper().startswith(f"INSERT INTO {backend.tables.prefix}CONTACTS"
-                                                     .upper()):
+            if (
+                statement.lstrip()
+                .upper()
+                .startswith(f"INSERT INTO {backend.tables.prefix}CONTACTS".upper())
+            ):
                 raise ConnectionResetError("connection reset by peer")
 
         event.listen(backend.engine.sync_engine, "before_cursor_execute", drop)
@@ -176,8 +189,11 @@ async def test_unreachable_server_is_unavailable_without_the_password() -> None:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    backend = SQLBackend(SQLOptions(
-        url=f"postgresql+asyncpg://enginy:s3cret-pw@127.0.0.1:{port}/crm", connect_timeout=2))
+    backend = SQLBackend(
+        SQLOptions(
+            url=f"postgresql+asyncpg://enginy:s3cret-pw@127.0.0.1:{port}/crm", connect_timeout=2
+        )
+    )
     with pytest.raises(Unavailable) as caught:
         await backend.open()
     assert "s3cret-pw" not in str(caught.value)
@@ -197,9 +213,19 @@ def serve_process(config: Path, port: int) -> Iterator[httpx.Client]:
     log = config.with_suffix(f".{port}.log")
     with log.open("wb") as sink:
         proc = subprocess.Popen(
-            [str(exe), "serve", "--config", str(config), "--port", str(port),
-             "--log-level", "warning"],
-            stdout=subprocess.DEVNULL, stderr=sink, env={**os.environ},
+            [
+                str(exe),
+                "serve",
+                "--config",
+                str(config),
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+            env={**os.environ},
         )
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": "restart-key"})
     try:
@@ -239,16 +265,28 @@ def test_records_survive_a_restart_of_serve(tmp_path: Path) -> None:
     )
     port = _free_port()
     with serve_process(config, port) as client:
-        created = client.post("/contacts", json={"contacts": [
-            {"externalId": "lead-1", "email": "Ada@Example.com", "firstName": "Ada"},
-            {"externalId": "lead-2", "email": "bob@example.com"},
-        ]})
+        created = client.post(
+            "/contacts",
+            json={
+                "contacts": [
+                    {"externalId": "lead-1", "email": "Ada@Example.com", "firstName": "Ada"},
+                    {"externalId": "lead-2", "email": "bob@example.com"},
+                ]
+            },
+        )
         assert created.status_code == 200, created.text
         ids = {r["externalId"]: r["crmId"] for r in created.json()["results"]}
     assert database.exists()
     with serve_process(config, _free_port()) as client:
-        synced = client.post("/contacts/sync", json={"contacts": [
-            {"externalId": "lead-1"}, {"externalId": "lead-9", "email": "bob@example.com"}]})
+        synced = client.post(
+            "/contacts/sync",
+            json={
+                "contacts": [
+                    {"externalId": "lead-1"},
+                    {"externalId": "lead-9", "email": "bob@example.com"},
+                ]
+            },
+        )
         assert synced.status_code == 200, synced.text
         found = {r["externalId"]: r["crmId"] for r in synced.json()["results"]}
         assert found == {"lead-1": ids["lead-1"], "lead-9": ids["lead-2"]}
@@ -267,12 +305,55 @@ async def test_connections_killed_by_a_database_restart_are_replaced_transparent
         # What a server restart does to the pooled connections.
         killer = sa.ext.asyncio.create_async_engine(postgres_url)
         async with killer.connect() as conn:
-            killed = (await conn.execute(sa.text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE application_name = 'enginy-crm-adapter' AND pid = :pid"), {"pid": pid}
-            )).scalar()
+            killed = (
+                await conn.execute(
+                    sa.text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE application_name = 'enginy-crm-adapter' AND pid = :pid"
+                    ),
+                    {"pid": pid},
+                )
+            ).scalar()
         await killer.dispose()
         assert killed == 1
         results = await backend.create_records(C, contacts(5, "b"))
         assert all(r.created for r in results)
         assert (await backend.counts())["contacts"] == 10
+
+
+async def test_managed_values_keep_their_json_type_across_updates(
+    open_backend: OpenBackend, url: str
+) -> None:
+    """A typed column holds a value only when it has the column's type; anything else goes to
+    the JSON column, so every value reads back exactly as Enginy sent it."""
+    K = Entity.COMPANY
+    async with open_backend(url) as backend:
+        [made] = await backend.create_records(
+            K,
+            [
+                NewRecord(
+                    "co-1", {"name": "Acme", "numberOfEmployees": "51-200", "tags": ["a", "b"]}
+                )
+            ],
+        )
+        assert made.crm_id
+        steps: list[tuple[dict[str, Any], frozenset[str], dict[str, Any]]] = [
+            (
+                {"numberOfEmployees": 150},
+                frozenset(),
+                {"name": "Acme", "numberOfEmployees": 150, "tags": ["a", "b"]},
+            ),
+            (
+                {"name": 7, "numberOfEmployees": "1k"},
+                frozenset({"tags"}),
+                {"name": 7, "numberOfEmployees": "1k"},
+            ),
+            ({"name": "Acme 2"}, frozenset({"numberOfEmployees"}), {"name": "Acme 2"}),
+        ]
+        for fields, clear, expected in steps:
+            [result] = await backend.update_records(
+                K, [RecordUpdate(made.crm_id, fields, clear=clear)]
+            )
+            assert result.ok, result.error
+            stored = (await backend.get_records(K, [made.crm_id]))[made.crm_id]
+            assert dict(stored.fields) == expected

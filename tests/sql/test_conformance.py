@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-
 import sqlalchemy as sa
 
 from backends.base import Backend, User
@@ -43,9 +42,7 @@ class TestSQLiteConformance(_Seeded):
 @pytest.mark.postgres
 class TestPostgresConformance(_Seeded):
     @pytest.fixture
-    async def backend(
-        self, open_backend: OpenBackend, postgres_url: str
-    ) -> AsyncIterator[Backend]:
+    async def backend(self, open_backend: OpenBackend, postgres_url: str) -> AsyncIterator[Backend]:
         async with open_backend(postgres_url) as driver:
             await seed_users(driver)
             yield driver

@@ -28,14 +28,16 @@ KEY = "mapped-test-key"
 
 
 def settings_for(crm: CRM, **options: Any) -> Settings:
-    return Settings.model_validate({
-        "auth": {"keys": [KEY]},
-        "backend": {"driver": "sql", "options": crm.options(**options)},
-        "mapping": {
-            "contacts": {"fields": FIELD_MAP[Entity.CONTACT]},
-            "companies": {"fields": FIELD_MAP[Entity.COMPANY]},
-        },
-    })
+    return Settings.model_validate(
+        {
+            "auth": {"keys": [KEY]},
+            "backend": {"driver": "sql", "options": crm.options(**options)},
+            "mapping": {
+                "contacts": {"fields": FIELD_MAP[Entity.CONTACT]},
+                "companies": {"fields": FIELD_MAP[Entity.COMPANY]},
+            },
+        }
+    )
 
 
 @asynccontextmanager
@@ -46,19 +48,24 @@ async def serve(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     try:
         async with (
             app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://adapter",
-                              headers={"X-API-Key": KEY}) as client,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app),
+                base_url="http://adapter",
+                headers={"X-API-Key": KEY},
+            ) as client,
         ):
             yield client
     finally:
         await drop_adapter_tables(backend)
 
 
-@pytest.fixture(params=[
-    "sqlite",
-    pytest.param("postgres", marks=pytest.mark.postgres),
-    pytest.param("mysql", marks=pytest.mark.mysql),
-])
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mysql", marks=pytest.mark.mysql),
+    ]
+)
 async def crm(request: pytest.FixtureRequest) -> AsyncIterator[CRM]:
     url = request.getfixturevalue(f"{request.param}_url")
     async with crm_schema(url) as schema:
@@ -80,23 +87,44 @@ async def test_whole_contract_on_the_customer_tables(crm: CRM) -> None:
         assert (await client.get("/health")).json() == {"status": "ok"}
 
         # companies: mapped columns, a number column
-        companies = await client.post("/companies", json={"companies": [
-            {"externalId": "co-1", "name": "Acme", "domain": "acme.example",
-             "numberOfEmployees": 150, "industry": "Tools"},
-            {"externalId": "co-2", "name": "Globex", "domain": "globex.example"},
-        ]})
+        companies = await client.post(
+            "/companies",
+            json={
+                "companies": [
+                    {
+                        "externalId": "co-1",
+                        "name": "Acme",
+                        "domain": "acme.example",
+                        "numberOfEmployees": 150,
+                        "industry": "Tools",
+                    },
+                    {"externalId": "co-2", "name": "Globex", "domain": "globex.example"},
+                ]
+            },
+        )
         assert companies.status_code == 200, companies.text
         co = {r["externalId"]: r["crmId"] for r in companies.json()["results"]}
         assert co["co-1"].isdigit()  # the CRM's own integer identity
 
         # contacts: one title overflows VARCHAR(50): that record fails, the rest land
         long_title = "Chief " + "Very " * 12 + "Important Officer"
-        contacts = await client.post("/contacts", json={"contacts": [
-            {"externalId": "lead-1", "email": "ada@acme.example", "firstName": "Ada",
-             "lastName": "Lovelace", "title": "CTO", "campaignEngagementStatus": "OPENED"},
-            {"externalId": "lead-2", "email": "bob@acme.example", "title": long_title},
-            {"externalId": "lead-3", "email": "cy@globex.example", "firstName": "Cy"},
-        ]})
+        contacts = await client.post(
+            "/contacts",
+            json={
+                "contacts": [
+                    {
+                        "externalId": "lead-1",
+                        "email": "ada@acme.example",
+                        "firstName": "Ada",
+                        "lastName": "Lovelace",
+                        "title": "CTO",
+                        "campaignEngagementStatus": "OPENED",
+                    },
+                    {"externalId": "lead-2", "email": "bob@acme.example", "title": long_title},
+                    {"externalId": "lead-3", "email": "cy@globex.example", "firstName": "Cy"},
+                ]
+            },
+        )
         assert contacts.status_code == 200, contacts.text
         body = contacts.json()
         ids = {r["externalId"]: r["crmId"] for r in body["results"]}
@@ -107,24 +135,35 @@ async def test_whole_contract_on_the_customer_tables(crm: CRM) -> None:
         people = {r["person_id"]: r for r in await rows(crm, crm.people)}
         ada = people[int(ids["lead-1"])]
         assert (ada["given_name"], ada["family_name"], ada["mail"], ada["job_title"]) == (
-            "Ada", "Lovelace", "ada@acme.example", "CTO")
+            "Ada",
+            "Lovelace",
+            "ada@acme.example",
+            "CTO",
+        )
         assert ada["status"] == "lead"  # the column's default was not overridden
         assert '"campaignEngagementStatus":"OPENED"' in ada["custom_json"]
         assert not any(p["mail"] == "bob@acme.example" for p in people.values())
 
         # idempotent create
-        again = await client.post("/contacts", json={"contacts": [
-            {"externalId": "lead-1", "email": "other@acme.example"}]})
+        again = await client.post(
+            "/contacts",
+            json={"contacts": [{"externalId": "lead-1", "email": "other@acme.example"}]},
+        )
         assert again.json()["results"] == [{"externalId": "lead-1", "crmId": ids["lead-1"]}]
         assert len(await rows(crm, crm.people)) == 3  # pre-existing + two
 
         # sync: by externalId, by email (also a row the adapter never wrote), unmatched left out
-        synced = await client.post("/contacts/sync", json={"contacts": [
-            {"externalId": "lead-1"},
-            {"externalId": "lead-9", "email": "CY@globex.example"},
-            {"externalId": "lead-7", "email": "pre.existing@acme.example"},
-            {"externalId": "lead-8", "email": "nobody@nowhere.example"},
-        ]})
+        synced = await client.post(
+            "/contacts/sync",
+            json={
+                "contacts": [
+                    {"externalId": "lead-1"},
+                    {"externalId": "lead-9", "email": "CY@globex.example"},
+                    {"externalId": "lead-7", "email": "pre.existing@acme.example"},
+                    {"externalId": "lead-8", "email": "nobody@nowhere.example"},
+                ]
+            },
+        )
         assert synced.status_code == 200, synced.text
         found = {r["externalId"]: r for r in synced.json()["results"]}
         assert set(found) == {"lead-1", "lead-9", "lead-7"}
@@ -135,11 +174,16 @@ async def test_whole_contract_on_the_customer_tables(crm: CRM) -> None:
         assert found["lead-7"]["crmId"] == str(pre["person_id"])
 
         # update: partial; an overflowing title is that record's failure
-        updated = await client.put("/contacts", json={"contacts": [
-            {"crmId": ids["lead-1"], "title": "CEO", "phone": "+1 555 0100"},
-            {"crmId": ids["lead-3"], "title": long_title},
-            {"crmId": "424242"},
-        ]})
+        updated = await client.put(
+            "/contacts",
+            json={
+                "contacts": [
+                    {"crmId": ids["lead-1"], "title": "CEO", "phone": "+1 555 0100"},
+                    {"crmId": ids["lead-3"], "title": long_title},
+                    {"crmId": "424242"},
+                ]
+            },
+        )
         assert updated.status_code == 200, updated.text
         outcome = {r["crmId"]: r for r in updated.json()["results"]}
         assert outcome[ids["lead-1"]]["success"] is True
@@ -147,41 +191,59 @@ async def test_whole_contract_on_the_customer_tables(crm: CRM) -> None:
         assert outcome[ids["lead-3"]]["error"] == "invalid_record"
         assert outcome["424242"]["error"] == "not_found"
         people = {r["person_id"]: r for r in await rows(crm, crm.people)}
-        assert (people[int(ids["lead-1"])]["job_title"], people[int(ids["lead-1"])]["phone_no"],
-                people[int(ids["lead-1"])]["given_name"]) == ("CEO", "+1 555 0100", "Ada")
+        assert (
+            people[int(ids["lead-1"])]["job_title"],
+            people[int(ids["lead-1"])]["phone_no"],
+            people[int(ids["lead-1"])]["given_name"],
+        ) == ("CEO", "+1 555 0100", "Ada")
         assert people[int(ids["lead-3"])]["job_title"] is None
 
         # a company field without a column (and no JSON column) is that record's error
-        bad = await client.post("/companies", json={"companies": [
-            {"externalId": "co-3", "name": "Initech", "revenue": "1-10M"}]})
+        bad = await client.post(
+            "/companies",
+            json={"companies": [{"externalId": "co-3", "name": "Initech", "revenue": "1-10M"}]},
+        )
         assert bad.status_code == 400
         assert "revenue" in bad.json()["errors"][0]["message"]
 
         # associations go to the customer's link table
-        linked = await client.post("/associations", json={"associations": [
-            {"contactCRMId": ids["lead-1"], "companyCRMId": co["co-1"]},
-            {"contactCRMId": ids["lead-3"], "companyCRMId": co["co-2"]},
-            {"contactCRMId": ids["lead-1"], "companyCRMId": co["co-1"]},
-        ]})
+        linked = await client.post(
+            "/associations",
+            json={
+                "associations": [
+                    {"contactCRMId": ids["lead-1"], "companyCRMId": co["co-1"]},
+                    {"contactCRMId": ids["lead-3"], "companyCRMId": co["co-2"]},
+                    {"contactCRMId": ids["lead-1"], "companyCRMId": co["co-1"]},
+                ]
+            },
+        )
         assert linked.status_code == 200, linked.text
         assert linked.json()["success"] is True
         assert {(r["person_id"], r["account_id"]) for r in await rows(crm, crm.links)} == {
-            (int(ids["lead-1"]), int(co["co-1"])), (int(ids["lead-3"]), int(co["co-2"]))}
+            (int(ids["lead-1"]), int(co["co-1"])),
+            (int(ids["lead-3"]), int(co["co-2"])),
+        }
 
         # activities and tasks live in the adapter's side tables
-        activity = {"type": "EMAIL", "direction": "OUTBOUND", "subject": "Hi",
-                    "contactId": ids["lead-1"], "companyId": co["co-1"],
-                    "metadata": {"messageId": "m-1"}}
+        activity = {
+            "type": "EMAIL",
+            "direction": "OUTBOUND",
+            "subject": "Hi",
+            "contactId": ids["lead-1"],
+            "companyId": co["co-1"],
+            "metadata": {"messageId": "m-1"},
+        }
         first = await client.post("/activities", json=activity)
         second = await client.post("/activities", json=activity)
         assert first.status_code == 200, first.text
         assert first.json()["id"] == second.json()["id"]
-        unknown = await client.post("/activities", json={**activity, "contactId": "777777",
-                                                         "metadata": {"messageId": "m-2"}})
+        unknown = await client.post(
+            "/activities",
+            json={**activity, "contactId": "777777", "metadata": {"messageId": "m-2"}},
+        )
         assert unknown.status_code == 404
 
-        task = await client.post("/tasks", json={"subject": "Call Ada",
-                                                 "contactId": ids["lead-1"]})
+        task = await client.post("/tasks", json={"subject": "Call Ada", "contactId": ids["lead-1"]})
         assert task.status_code in (200, 201), task.text
         task_id = task.json()["id"]
         done = await client.patch(f"/tasks/{task_id}", json={"completed": True})
@@ -191,8 +253,8 @@ async def test_whole_contract_on_the_customer_tables(crm: CRM) -> None:
         users = await client.get("/users")
         assert users.json() == [
             {"id": "1", "name": "Ada Lovelace", "email": "ada@example.com"},
-            {"id": "2", "name": "Grace Hopper"} | ({"email": None}
-                                                  if "email" in users.json()[1] else {}),
+            {"id": "2", "name": "Grace Hopper"}
+            | ({"email": None} if "email" in users.json()[1] else {}),
         ]
 
 
@@ -200,7 +262,8 @@ async def test_fk_column_associations(crm: CRM, open_backend: Any) -> None:
     """Associations onto a foreign-key column of the contacts table."""
     async with crm_schema(crm.url) as schema:
         fk_people = sa.Table(
-            f"{schema.tag}fk_people", sa.MetaData(),
+            f"{schema.tag}fk_people",
+            sa.MetaData(),
             sa.Column("id", sa.String(36), primary_key=True),
             sa.Column("mail", sa.String(254)),
             sa.Column("account_id", sa.Integer),
@@ -217,13 +280,17 @@ async def test_fk_column_associations(crm: CRM, open_backend: Any) -> None:
                 from backends.base import AssociationPair, NewRecord
 
                 person = await backend.create_record(
-                    Entity.CONTACT, NewRecord("p-1", {"mail": "x@y.example"}, {"email": "x@y.example"}))
+                    Entity.CONTACT,
+                    NewRecord("p-1", {"mail": "x@y.example"}, {"email": "x@y.example"}),
+                )
                 account = await backend.create_record(
-                    Entity.COMPANY, NewRecord("a-1", {"account_name": "Acme"}))
+                    Entity.COMPANY, NewRecord("a-1", {"account_name": "Acme"})
+                )
                 assert person.crm_id and len(person.crm_id) == 36  # adapter-made UUID
                 assert person.crm_id and account.crm_id
                 result = await backend.create_associations(
-                    [AssociationPair(person.crm_id, account.crm_id)])
+                    [AssociationPair(person.crm_id, account.crm_id)]
+                )
                 assert result[0].ok
                 got = await backend.get_records(Entity.CONTACT, [person.crm_id])
                 assert got[person.crm_id].fields["account_id"] == int(account.crm_id)
@@ -236,10 +303,15 @@ async def test_fk_column_associations(crm: CRM, open_backend: Any) -> None:
 
 
 async def test_check_schema_reports_missing_columns_and_types(crm: CRM) -> None:
-    options = SQLOptions.model_validate(crm.options(
-        companies={"table": crm.accounts.name, "primary_key": "account_id",
-                   "json_column": "nope"},
-    ))
+    options = SQLOptions.model_validate(
+        crm.options(
+            companies={
+                "table": crm.accounts.name,
+                "primary_key": "account_id",
+                "json_column": "nope",
+            },
+        )
+    )
     backend = SQLBackend(options)
     field_maps = {
         Entity.CONTACT: {**FIELD_MAP[Entity.CONTACT], "email": "email_addr"},
@@ -256,8 +328,15 @@ async def test_check_schema_reports_missing_columns_and_types(crm: CRM) -> None:
     assert "account_name' is NOT NULL" in text  # nothing fills the required column
     assert len(problems) == 4, problems
     # the healthy configuration has no problems, and a missing table is named
-    assert await SQLBackend(SQLOptions.model_validate(crm.options())).check_schema(
-        {e: FIELD_MAP[e] for e in Entity}) == []
-    missing = SQLBackend(SQLOptions.model_validate(crm.options(
-        contacts={"table": "no_such_table", "primary_key": "id"})))
+    assert (
+        await SQLBackend(SQLOptions.model_validate(crm.options())).check_schema(
+            {e: FIELD_MAP[e] for e in Entity}
+        )
+        == []
+    )
+    missing = SQLBackend(
+        SQLOptions.model_validate(
+            crm.options(contacts={"table": "no_such_table", "primary_key": "id"})
+        )
+    )
     assert await missing.check_schema() == ["contacts: table 'no_such_table' does not exist"]
