@@ -64,6 +64,8 @@ class Command:
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
+    #: Whether the command reads the configuration (gets ``--config FILE``).
+    uses_config: bool = True
 
 
 #: Sub-command name → command, in the order ``--help`` lists them.
@@ -310,6 +312,29 @@ register(
 )
 
 
+def _simulate_arguments(parser: argparse.ArgumentParser) -> None:
+    from adapter.simulate import command  # helper SIM; imported only for this command
+
+    command.add_arguments(parser)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from adapter.simulate import command
+
+    return command.run(args)
+
+
+register(
+    "simulate",
+    Command(
+        help="play Enginy's side of the contract against a running server and report",
+        add_arguments=_simulate_arguments,
+        run=_simulate,
+        uses_config=False,  # it talks to a server by URL, whatever its configuration
+    ),
+)
+
+
 # --------------------------------------------------------------------------------------------
 # Entry point
 # --------------------------------------------------------------------------------------------
@@ -331,7 +356,8 @@ def build_parser(commands: Mapping[str, Command] | None = None) -> argparse.Argu
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, command in table.items():
-        child = sub.add_parser(name, help=command.help, description=command.help, parents=[common])
+        parents = [common] if command.uses_config else []
+        child = sub.add_parser(name, help=command.help, description=command.help, parents=parents)
         command.add_arguments(child)
         child.set_defaults(_run=command.run)
     return parser

@@ -421,6 +421,22 @@ def test_a_registered_command_gets_config_and_its_own_arguments(tmp_path: Path) 
     assert (seen[0].config, seen[0].base_url) == ("c.yaml", "u")
 
 
+def test_a_command_may_do_without_the_configuration_option() -> None:
+    table = {"ping": Command("ping", lambda p: None, lambda a: 0, uses_config=False)}
+    args = build_parser(table).parse_args(["ping"])
+    assert not hasattr(args, "config")
+    with pytest.raises(SystemExit):
+        build_parser(table).parse_args(["ping", "--config", "x.yaml"])
+
+
+def test_simulate_is_wired_in_without_config(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["simulate", "--help"])
+    assert info.value.code == 0
+    usage = capsys.readouterr().out
+    assert "--url" in usage and "--config" not in usage
+
+
 def test_register_adds_to_the_cli(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cli, "COMMANDS", dict(COMMANDS))
     cli.register("hello", Command("say hello", lambda p: None, lambda a: 5))
