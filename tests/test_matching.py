@@ -143,7 +143,7 @@ def test_domain_without_host_is_not_a_key(raw: str) -> None:
         ("  ACME   Inc  ", "acme inc"),
         ("Acme\tInc\n", "acme inc"),
         ("Acme\u00a0Inc", "acme inc"),  # non-breaking space
-        ("ＡＣＭＥ Inc", "acme inc"),  # full-width letters
+        ("\uff21\uff23\uff2d\uff25 Inc", "acme inc"),  # full-width letters
         ("Straße GmbH", "strasse gmbh"),
     ],
 )
