@@ -413,7 +413,6 @@ class SQLBackend(EngagementMixin, Backend):
             sa.select(store.table, links.c.external_id.label("_enginy_ext"))
             .select_from(store.table.outerjoin(links, self._links_on(store, from_links=False)))
             .where(store.pk.in_(pks))
-            .order_by(links.c.seq.desc())  # several links: the oldest one, written last, wins
         )
         return {
             r.crm_id: (order, r)

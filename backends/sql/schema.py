@@ -143,25 +143,24 @@ def build_tables(prefix: str) -> ManagedTables:
         links=sa.Table(
             f"{p}links",
             md,
-            _seq(),
-            sa.Column("entity", sa.String(16), nullable=False),
-            sa.Column("external_id", sa.String(255), nullable=False),
+            # The primary key is the unique (entity, external_id): one index fewer to
+            # maintain per created record than a surrogate key plus a unique constraint.
+            sa.Column("entity", sa.String(16), primary_key=True),
+            sa.Column("external_id", sa.String(255), primary_key=True),
             sa.Column("crm_id", CrmId, nullable=True),
             # A random token per claiming transaction: whoever's claim survives creates the row.
             sa.Column("claim", sa.String(36), nullable=False),
             sa.Column("created_at", Timestamp, nullable=False),
-            sa.UniqueConstraint("entity", "external_id", name=f"{p}links_ext_uq"),
             sa.Index(f"{p}links_crm_ix", "entity", "crm_id"),
         ),
         match_keys=sa.Table(
             f"{p}match_keys",
             md,
-            _seq(),
-            sa.Column("entity", sa.String(16), nullable=False),
-            sa.Column("key_name", sa.String(64), nullable=False),
-            sa.Column("value", sa.String(KEY_VALUE_LENGTH), nullable=False),
-            sa.Column("crm_id", CrmId, nullable=False),
-            sa.Index(f"{p}keys_value_ix", "entity", "key_name", "value"),
+            # The lookup index is the primary key (a record holds a value of a key once).
+            sa.Column("entity", sa.String(16), primary_key=True),
+            sa.Column("key_name", sa.String(64), primary_key=True),
+            sa.Column("value", sa.String(KEY_VALUE_LENGTH), primary_key=True),
+            sa.Column("crm_id", CrmId, primary_key=True),
             sa.Index(f"{p}keys_crm_ix", "entity", "crm_id"),
         ),
         contacts=_record_table(md, f"{p}contacts", CONTACT_COLUMNS),
