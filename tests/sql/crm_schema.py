@@ -118,8 +118,9 @@ def define(tag: str) -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Table, sa.Tabl
 
 
 @asynccontextmanager
-async def crm_schema(url: str) -> AsyncIterator[CRM]:
-    """Create the CRM's tables (with two users and one pre-existing person), drop them after."""
+async def crm_schema(url: str, *, pre_existing: bool = True) -> AsyncIterator[CRM]:
+    """Create the CRM's tables (with two users and, unless told not to, one person the adapter
+    did not write), drop them after."""
     tag = f"t{uuid.uuid4().hex[:6]}_"
     md, people, accounts, links, users = define(tag)
     engine: AsyncEngine = create_async_engine(url)
@@ -133,13 +134,14 @@ async def crm_schema(url: str) -> AsyncIterator[CRM]:
                     {"user_id": 2, "full_name": "Grace Hopper", "email_address": None},
                 ],
             )
-            await conn.execute(
-                sa.insert(people).values(
-                    given_name="Pre",
-                    family_name="Existing",
-                    mail="Pre.Existing@Acme.example",
+            if pre_existing:
+                await conn.execute(
+                    sa.insert(people).values(
+                        given_name="Pre",
+                        family_name="Existing",
+                        mail="Pre.Existing@Acme.example",
+                    )
                 )
-            )
         yield CRM(url, tag, md, people, accounts, links, users)
     finally:
         async with engine.begin() as conn:
