@@ -200,23 +200,20 @@ def _serve(args: argparse.Namespace) -> int:
     settings = ensure_api_key(settings, sys.stderr)
 
     # Imported here: `check` and `--help` must not pay for (or fail on) the web stack.
-    import uvicorn
-
     from adapter.app import create_app
 
     try:
         app = create_app(settings, backend)
     except ConfigError as exc:
         return _fail(str(exc))
-    uvicorn.run(
-        app,
-        host=settings.server.host,
-        port=settings.server.port,
-        log_level=args.log_level,
-        # The root path is handled by the app's own mount (server.root_path); passing it to
-        # uvicorn too would strip it twice.
-        server_header=False,
-    )
+    # Logging format, workers and graceful shutdown (helper OPS: adapter/ops.py). The root
+    # path is handled by the app's own mount (server.root_path), never passed to uvicorn.
+    from adapter.ops import WorkersRefused, run_server
+
+    try:
+        run_server(settings, app, backend, log_level=args.log_level, config_path=args.config)
+    except WorkersRefused as exc:
+        return _fail(str(exc))
     return 0
 
 
@@ -308,6 +305,28 @@ register(
         help="validate the configuration and check that the backend is reachable",
         add_arguments=_check_arguments,
         run=_check,
+    ),
+)
+
+
+def _links_arguments(parser: argparse.ArgumentParser) -> None:
+    from adapter.links import add_arguments  # helper OPS
+
+    add_arguments(parser)
+
+
+def _links(args: argparse.Namespace) -> int:
+    from adapter.links import run
+
+    return run(args)
+
+
+register(
+    "links",
+    Command(
+        help="print the record-link templates to paste into Enginy",
+        add_arguments=_links_arguments,
+        run=_links,
     ),
 )
 

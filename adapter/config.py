@@ -123,6 +123,11 @@ class ServerConfig(_Section):
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
     #: How long a ``/health`` backend check is reused, so probes never hammer the CRM.
     health_cache_seconds: float = Field(default=5.0, ge=0)
+    #: Worker processes. More than one needs a backend shared between processes (SQL on a
+    #: database server, HubSpot); the memory driver refuses (helper OPS, docs/operations.md).
+    workers: int = Field(default=1, ge=1, le=64)
+    #: After SIGTERM, seconds in-flight requests get to finish before connections are closed.
+    graceful_shutdown_seconds: float = Field(default=25.0, ge=0)
 
     @field_validator("root_path")
     @classmethod

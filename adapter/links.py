@@ -16,8 +16,9 @@ record by replacing ``{{crmId}}``. Where those links point depends on the driver
 from __future__ import annotations
 
 import argparse
+import io
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, TextIO
 
 from backends.base import Backend, BackendError, Capability
@@ -28,9 +29,10 @@ if TYPE_CHECKING:
 __all__ = [
     "COMPANY_KEY",
     "CONTACT_KEY",
-    "add_links_parser",
+    "PLACEHOLDER",
+    "add_arguments",
     "link_templates",
-    "main",
+    "run",
     "run_links",
     "service_base_url",
 ]
@@ -103,35 +105,29 @@ async def run_links(settings: Settings, backend: Backend, out: TextIO,
     return 0
 
 
-def add_links_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
-                     ) -> argparse.ArgumentParser:
-    """Register ``links`` on the CLI's sub-command parser (``--config`` is the CLI's)."""
-    parser = subparsers.add_parser(
-        "links", help="print the record-link templates to paste into Enginy")
-    parser.add_argument("--base-url", help="public URL of this service (default: "
-                        "ui.public_base_url, else built from server.host/port/root_path)")
-    return parser
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``links`` sub-command's own arguments (``--config`` is the CLI's)."""
+    parser.add_argument(
+        "--base-url",
+        help="public URL Enginy reaches this service at (default: ui.public_base_url, else "
+        "built from server.host/port/root_path)",
+    )
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    """Stand-alone entry: ``python -m adapter.links [--config PATH] [--base-url URL]``."""
+def run(args: argparse.Namespace) -> int:
+    """``enginy-adapter links``: 0 with the templates printed, 1 otherwise."""
     import asyncio
 
-    from adapter.config import ConfigError, build_backend, load_settings
+    from adapter.cli import _fail, load_for_command, redact
+    from adapter.config import ConfigError, build_backend
 
-    parser = argparse.ArgumentParser(prog="enginy-adapter links")
-    parser.add_argument("--config", help="YAML file (default: $ENGINY_ADAPTER_CONFIG)")
-    parser.add_argument("--base-url")
-    args = parser.parse_args(argv)
-    stream = out if out is not None else sys.stdout
     try:
-        settings = load_settings(args.config)
+        settings = load_for_command(args)
         backend = build_backend(settings)
     except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
-    return asyncio.run(run_links(settings, backend, stream, args.base_url))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+        return _fail(str(exc))
+    out = io.StringIO()
+    code = asyncio.run(run_links(settings, backend, out, getattr(args, "base_url", None)))
+    # The driver's error message passes the same secret filter as `check`'s.
+    sys.stdout.write(redact(out.getvalue(), settings))
+    return code

@@ -41,7 +41,16 @@ from backends.base import Backend
 if TYPE_CHECKING:
     from adapter.config import Settings
 
-__all__ = ["OPENAPI_PATH", "UIDispatch", "install"]
+__all__ = [
+    "OPENAPI_PATH",
+    "UIDispatch",
+    "WorkersRefused",
+    "check_workers",
+    "install",
+    "is_process_local",
+    "run_server",
+    "worker_app",
+]
 
 OPENAPI_PATH = "/openapi.json"
 _log = logging.getLogger(__name__)
@@ -107,6 +116,93 @@ def install(app: Starlette, settings: Settings, backend: Backend) -> Telemetry:
     if obs.metrics.enabled and obs.metrics.listen is not None:
         _serve_metrics_separately(app, telemetry, obs.metrics.listen)
     return telemetry
+
+
+# --------------------------------------------------------------------------------------------
+# Serving: logging, workers, graceful shutdown (called by ``enginy-adapter serve``)
+# --------------------------------------------------------------------------------------------
+
+
+class WorkersRefused(Exception):
+    """``server.workers`` > 1 with a driver whose data lives in one process."""
+
+
+def is_process_local(backend: Backend) -> bool:
+    """Whether the driver's data lives in this process only (several workers would each see
+    their own copy). Drivers say so with a ``process_local = True`` class attribute; the
+    memory driver is process-local whether or not it declares it."""
+    declared = getattr(backend, "process_local", None)
+    if declared is not None:
+        return bool(declared)
+    from backends.memory import MemoryBackend
+
+    return isinstance(backend, MemoryBackend)
+
+
+def check_workers(settings: Settings, backend: Backend) -> None:
+    """Raise :class:`WorkersRefused` when ``server.workers`` cannot work with ``backend``."""
+    workers = settings.server.workers
+    if workers > 1 and is_process_local(backend):
+        raise WorkersRefused(
+            f"server.workers: {workers} workers with the {backend.name} driver would split its "
+            "data between processes (each worker would see only the records it stored); use "
+            "1 worker, or a shared backend (sql on PostgreSQL/MySQL, hubspot)")
+
+
+def run_server(settings: Settings, app: Starlette, backend: Backend, *, log_level: str,
+               config_path: str | None) -> None:
+    """Configure logging and run uvicorn: in-process with one worker, else ``workers``
+    processes that each rebuild the app from the same configuration.
+
+    SIGTERM/SIGINT: uvicorn stops accepting, lets in-flight requests finish for up to
+    ``server.graceful_shutdown_seconds``, then runs the lifespan shutdown (driver close).
+    """
+    import os
+
+    import uvicorn
+
+    from adapter.telemetry import configure_logging
+
+    check_workers(settings, backend)
+    configure_logging(settings.observability.logs)
+    common: dict[str, Any] = {
+        "host": settings.server.host,
+        "port": settings.server.port,
+        "log_level": log_level,
+        "log_config": None,  # configure_logging above owns the handlers and format
+        "access_log": False,  # the telemetry middleware writes one line per request
+        "server_header": False,
+        "timeout_graceful_shutdown": settings.server.graceful_shutdown_seconds or None,
+    }
+    if settings.server.workers == 1:
+        uvicorn.run(app, **common)
+        return
+    # Worker processes are spawned fresh and load the settings again: hand them the same
+    # inputs through the variables load_settings already reads (never on a command line).
+    from adapter.config import ENV_API_KEY, ENV_CONFIG, ENV_HOST, ENV_PORT
+
+    if config_path:
+        os.environ[ENV_CONFIG] = os.path.abspath(config_path)
+    os.environ[ENV_HOST] = settings.server.host
+    os.environ[ENV_PORT] = str(settings.server.port)
+    keys = settings.auth.keys
+    if keys and not os.environ.get(ENV_API_KEY):
+        # A key generated for this run (ensure_api_key) exists only in memory; the workers
+        # must accept it too. A configured key is already in the file or the environment.
+        os.environ[ENV_API_KEY] = keys[-1].get_secret_value()
+    uvicorn.run("adapter.ops:worker_app", factory=True, workers=settings.server.workers,
+                **common)
+
+
+def worker_app() -> Starlette:
+    """The app of one worker process (``uvicorn --factory adapter.ops:worker_app``)."""
+    from adapter.app import create_app
+    from adapter.config import load_settings
+    from adapter.telemetry import configure_logging
+
+    settings = load_settings(None)
+    configure_logging(settings.observability.logs)
+    return create_app(settings)
 
 
 def _add_routes(app: Starlette, root_path: str, routes: list[BaseRoute]) -> None:
