@@ -85,24 +85,30 @@ class _Mapped(ConformanceSuite):
 class TestSQLiteMappedConformance(_Mapped):
     @pytest.fixture
     async def backend(self, open_backend: OpenBackend, sqlite_url: str) -> AsyncIterator[Backend]:
-        async with crm_schema(sqlite_url, pre_existing=False) as crm:
-            async with open_backend(**crm.options()) as driver:
-                yield driver
+        async with (
+            crm_schema(sqlite_url, pre_existing=False) as crm,
+            open_backend(**crm.options()) as driver,
+        ):
+            yield driver
 
 
 @pytest.mark.postgres
 class TestPostgresMappedConformance(_Mapped):
     @pytest.fixture
     async def backend(self, open_backend: OpenBackend, postgres_url: str) -> AsyncIterator[Backend]:
-        async with crm_schema(postgres_url, pre_existing=False) as crm:
-            async with open_backend(**crm.options()) as driver:
-                yield driver
+        async with (
+            crm_schema(postgres_url, pre_existing=False) as crm,
+            open_backend(**crm.options()) as driver,
+        ):
+            yield driver
 
 
 @pytest.mark.mysql
 class TestMariaDBMappedConformance(_Mapped):
     @pytest.fixture
     async def backend(self, open_backend: OpenBackend, mysql_url: str) -> AsyncIterator[Backend]:
-        async with crm_schema(mysql_url, pre_existing=False) as crm:
-            async with open_backend(**crm.options()) as driver:
-                yield driver
+        async with (
+            crm_schema(mysql_url, pre_existing=False) as crm,
+            open_backend(**crm.options()) as driver,
+        ):
+            yield driver
