@@ -70,6 +70,7 @@ from .mapped import (
     ValueRejected,
     check_mapping,
     coerce,
+    column_is_text,
     fits_managed,
     managed_store,
     mapped_store,
@@ -658,7 +659,7 @@ class SQLBackend(EngagementMixin, Backend):
             hits = self._record_rows(store, await conn.execute(stmt), "_enginy_value")
             column = store.columns.get(key.field or "") if key.name != EXTERNAL_ID else None
             rest = list(set(wanted) - {value for value, _, _ in hits})
-            if not store.managed and column is not None and rest:
+            if not store.managed and column is not None and rest and column_is_text(column):
                 # Rows the adapter did not write have no key rows: compare the column itself.
                 expr = sa.func.lower(sa.func.trim(column))
                 fallback = (

@@ -37,6 +37,7 @@ __all__ = [
     "ValueRejected",
     "check_mapping",
     "coerce",
+    "column_is_text",
     "fits_managed",
     "jsonable",
     "managed_store",
@@ -162,8 +163,18 @@ class RecordStore:
     def parse_id(self, crm_id: str) -> Any | None:
         """The primary-key value for ``crm_id``; ``None`` when it cannot be one."""
         if self.int_ids:
-            return int(crm_id) if _INT_RE.match(crm_id) and len(crm_id) < 19 else None
-        return crm_id if len(crm_id) <= 255 else None
+            if not _INT_RE.match(crm_id) or len(crm_id) > 20:
+                return None
+            value = int(crm_id)
+            # Out of the column's range is "no such record", not a database error.
+            bits = (
+                16
+                if isinstance(self.pk.type, sa.SmallInteger)
+                else (64 if isinstance(self.pk.type, sa.BigInteger) else 32)
+            )
+            return value if -(2 ** (bits - 1)) <= value < 2 ** (bits - 1) else None
+        length = getattr(self.pk.type, "length", None) or 255
+        return crm_id if len(crm_id) <= length else None
 
     @staticmethod
     def format_id(value: Any) -> str:
@@ -276,6 +287,11 @@ def mapped_store(entity: Entity, table: sa.Table, config: MappedTable) -> Record
 
 
 # -- check ------------------------------------------------------------------------------------
+
+
+def column_is_text(column: sa.Column[Any]) -> bool:
+    """Whether ``column`` holds text (where a normalised match-key value can be compared)."""
+    return isinstance(column.type, sa.String)
 
 
 def _is_text(column: sa.Column[Any]) -> bool:

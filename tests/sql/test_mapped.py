@@ -340,3 +340,19 @@ async def test_check_schema_reports_missing_columns_and_types(crm: CRM) -> None:
         )
     )
     assert await missing.check_schema() == ["contacts: table 'no_such_table' does not exist"]
+
+
+async def test_ids_out_of_the_key_range_are_simply_unknown(crm: CRM, open_backend: Any) -> None:
+    """``crm_people.person_id`` is a 32-bit integer: a larger or non-numeric crmId is "not
+    found", never a database error."""
+    from backends.base import NewActivity, NotFound, RecordUpdate
+
+    async with open_backend(**crm.options()) as backend:
+        odd = ["99999999999", "abc", "-1", "1" * 30]
+        assert await backend.get_records(Entity.CONTACT, odd) == {}
+        results = await backend.update_records(
+            Entity.CONTACT, [RecordUpdate(i, {"mail": "x@y.example"}) for i in odd]
+        )
+        assert all(isinstance(r.error, NotFound) for r in results)
+        with pytest.raises(NotFound):
+            await backend.create_activity(NewActivity("EMAIL", contact_id="99999999999"))
