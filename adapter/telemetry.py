@@ -347,6 +347,7 @@ class Telemetry:
             ["driver", "reason"], registry=r,
         )
         self.calls: deque[CallRecord] = deque(maxlen=max(self.recent_calls, 1))
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     # -- hooks for the service and drivers ---------------------------------------------------
 
@@ -387,8 +388,16 @@ class Telemetry:
         route_obj = scope.get("route")
         route = getattr(route_obj, "path", None) or UNMATCHED
         method = scope.get("method", "")
-        self.requests.labels(route, method, str(status)).inc()
-        self.request_seconds.labels(route, method).observe(seconds)
+        # Label lookups take a lock and build a tuple each time; the set of (route, method,
+        # status) is small and bounded (route templates, not paths), so cache the children.
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (self.requests.labels(route, method, str(status)),
+                        self.request_seconds.labels(route, method))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
         latency_ms = round(seconds * 1000, 2)
         access: dict[str, Any] = {
             "request_id": ctx.request_id, "method": method, "route": route, "status": status,
@@ -402,7 +411,12 @@ class Telemetry:
                                          status, latency_ms, ctx.records, error))
         level = logging.ERROR if status >= 500 else logging.INFO
         if _access_log.isEnabledFor(level):
-            _access_log.log(level, "%s %s %s", method, route, status, extra={"access": access})
+            # makeRecord + handle instead of .log(): skips the stack walk that finds the
+            # caller's file and line, which this line does not need (a third of its cost).
+            record = _access_log.makeRecord(
+                ACCESS_LOGGER, level, "", 0, "%s %s %s", (method, route, status), None,
+                extra={"access": access})
+            _access_log.handle(record)
 
 
 # --------------------------------------------------------------------------------------------

@@ -259,3 +259,22 @@ async def test_recent_calls_skip_dashboard_traffic_under_a_root_path(serve: Serv
         await c.get("/enginy/metrics")
         telemetry = c.app.state.telemetry  # type: ignore[attr-defined]
         assert [call.route for call in telemetry.recent()] == ["/health"]
+
+
+async def test_record_pages_on_the_sql_driver(serve: Serve, tmp_path: Any) -> None:
+    """The same pages over the SQL driver (SQLite file): it has BROWSE too."""
+    from adapter.config import build_backend
+
+    settings = make_settings(backend={"driver": "sql", "options": {
+        "url": f"sqlite+aiosqlite:///{tmp_path}/ui.db"}})
+    async with serve(settings, build_backend(settings)) as c:
+        ids = await seed(c)
+        overview = (await c.get("/ui", auth=AUTH)).text
+        assert 'id="counts"' in overview and "/ui/contacts/{{crmId}}" in overview
+        page = (await c.get(f"/ui/contacts/{ids['contact']}", auth=AUTH)).text
+        timeline = page.split('id="timeline"')[1].split("</ol>")[0]
+        assert re.findall(r'class="activity dir-(\w+)"', timeline) == [
+            "inbound", "outbound", "outbound"]
+        assert "<script" not in page.lower() and "&lt;script&gt;" in page
+        assert f'/ui/companies/{ids["company"]}' in page
+        assert "Call Jane" in page
