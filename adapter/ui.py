@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -228,8 +228,7 @@ def build_ui_app(settings: Settings, backend: Backend, telemetry: Telemetry,
             "capabilities": sorted(c.value for c in backend.capabilities),
         })
 
-    async def record_list(request: Request) -> Response:
-        entity = Entity.CONTACT if request.url.path.endswith("/contacts") else Entity.COMPANY
+    async def record_list(request: Request, entity: Entity) -> Response:
         page = _page(request)
         if not browse:
             return render(request, "no_browse.html", {"title": entity.plural.title()})
@@ -244,8 +243,7 @@ def build_ui_app(settings: Settings, backend: Backend, telemetry: Telemetry,
             "more": len(records) > cfg.page_size,
         })
 
-    async def record_page(request: Request) -> Response:
-        entity = Entity.CONTACT if "/contacts/" in request.url.path else Entity.COMPANY
+    async def record_page(request: Request, entity: Entity) -> Response:
         crm_id = request.path_params["crm_id"]
         try:
             found = await backend.get_records(entity, [crm_id])
@@ -300,10 +298,10 @@ def build_ui_app(settings: Settings, backend: Backend, telemetry: Telemetry,
     routes = [
         Route(UI_PREFIX, overview, name="ui"),
         Route(f"{UI_PREFIX}/", overview),
-        Route(f"{UI_PREFIX}/contacts", record_list),
-        Route(f"{UI_PREFIX}/companies", record_list),
-        Route(f"{UI_PREFIX}/contacts/{{crm_id}}", record_page),
-        Route(f"{UI_PREFIX}/companies/{{crm_id}}", record_page),
+        Route(f"{UI_PREFIX}/contacts", _bind(record_list, Entity.CONTACT)),
+        Route(f"{UI_PREFIX}/companies", _bind(record_list, Entity.COMPANY)),
+        Route(f"{UI_PREFIX}/contacts/{{crm_id}}", _bind(record_page, Entity.CONTACT)),
+        Route(f"{UI_PREFIX}/companies/{{crm_id}}", _bind(record_page, Entity.COMPANY)),
         Route(f"{UI_PREFIX}/tasks", task_list),
         Route(f"{UI_PREFIX}/tasks/{{task_id}}", task_page),
         Mount(f"{UI_PREFIX}/static", StaticFiles(directory=_HERE / "static"), name="ui-static"),
@@ -316,6 +314,14 @@ def build_ui_app(settings: Settings, backend: Backend, telemetry: Telemetry,
         return [k.get_secret_value() for k in settings.auth.keys]
 
     return BasicAuthGuard(app, passwords)
+
+
+def _bind(endpoint: Callable[[Request, Entity], Awaitable[Response]], entity: Entity
+          ) -> Callable[[Request], Awaitable[Response]]:
+    async def bound(request: Request) -> Response:
+        return await endpoint(request, entity)
+
+    return bound
 
 
 def _page(request: Request) -> int:
