@@ -29,10 +29,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from adapter.instrument import instrument_backend
 from adapter.telemetry import (
     Telemetry,
     TelemetryMiddleware,
-    instrument_backend,
     metrics_endpoint,
 )
 from adapter.ui import UI_PREFIX, build_ui_app

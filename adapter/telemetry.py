@@ -7,11 +7,10 @@
   no task, no body buffering on the hot path). Per request it takes the id from
   ``X-Request-ID`` or makes one, returns it in the response header, counts the request by
   route *template* and status, observes its latency and writes ONE log line.
-* :func:`instrument_backend` times every public method of a driver instance (backend call
-  latency and errors) and counts records processed per operation and outcome from the
-  per-item results, so drivers and the service need no telemetry code of their own. Drivers
-  that retry upstream calls report each retry through ``backend.on_upstream_retry(reason)``
-  when that attribute is set (see :func:`install`).
+* :func:`adapter.instrument.instrument_backend` times every public method of a driver
+  instance and counts records processed per operation and outcome; drivers that retry
+  upstream calls report each retry through ``backend.on_upstream_retry(reason)`` (set by
+  :func:`adapter.ops.install`).
 * :func:`configure_logging` sets up the JSON (default) or text log format for the process.
 
 By default nothing from a body is logged, nor any header; ``logs.bodies: true`` (debug only)
@@ -21,9 +20,7 @@ logs request and response bodies with secrets redacted and e-mail addresses mask
 from __future__ import annotations
 
 import contextvars
-import functools
 import hmac
-import inspect
 import json
 import logging
 import re
@@ -42,8 +39,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from backends.base import Backend, BackendError, Entity, ItemResult
-
 __all__ = [
     "ACCESS_LOGGER",
     "CallRecord",
@@ -56,9 +51,9 @@ __all__ = [
     "TextFormatter",
     "configure_logging",
     "current_request_id",
-    "instrument_backend",
     "key_matches",
     "mask_emails",
+    "note_records",
     "redact",
 ]
 
@@ -284,6 +279,14 @@ def current_request_id() -> str | None:
     return ctx.request_id if ctx is not None else None
 
 
+def note_records(count: int, *, largest: bool = False) -> None:
+    """Add ``count`` to the current request's record count (or keep the larger of the two
+    with ``largest``); no-op outside a request."""
+    ctx = _current.get()
+    if ctx is not None:
+        ctx.records = max(ctx.records or 0, count) if largest else (ctx.records or 0) + count
+
+
 @dataclass(frozen=True, slots=True)
 class CallRecord:
     """One entry of the recent-calls ring buffer (what the dashboard lists)."""
@@ -359,9 +362,7 @@ class Telemetry:
         for outcome, n in counts.items():
             if n:
                 self.records.labels(operation, outcome).inc(n)
-        ctx = _current.get()
-        if ctx is not None:
-            ctx.records = (ctx.records or 0) + sum(counts.values())
+        note_records(sum(counts.values()))
 
     def observe_backend(self, method: str, seconds: float, error: str | None = None) -> None:
         """Observe one backend call's latency; ``error`` is the error code when it raised."""
@@ -521,111 +522,6 @@ def _error_code(chunks: list[bytes]) -> str | None:
     code = body.get("error") if isinstance(body, dict) else None
     # Only a short token: this lands in logs and the dashboard.
     return code[:64] if isinstance(code, str) else None
-
-
-# --------------------------------------------------------------------------------------------
-# Backend instrumentation
-# --------------------------------------------------------------------------------------------
-
-_BACKEND_METHODS = (
-    "ping", "create_record", "create_records", "find_records", "get_records", "update_record",
-    "update_records", "create_associations", "create_activity", "create_task", "get_tasks",
-    "get_task", "update_task", "update_tasks", "list_users", "counts", "list_records",
-    "list_associated", "list_activities", "list_tasks",
-)
-# Batch methods whose per-item results count as "records processed" and the operation they
-# belong to. The single-item primitives are not counted: the base class's batch defaults call
-# them, and counting both would count each record twice.
-_RECORD_OPS: dict[str, str] = {
-    "create_records": "{entity}.create",
-    "update_records": "{entity}.update",
-    "create_associations": "associations.create",
-}
-
-
-def _entity_of(args: tuple[Any, ...]) -> str:
-    return args[0].plural if args and isinstance(args[0], Entity) else "records"
-
-
-def instrument_backend(backend: Backend, telemetry: Telemetry) -> Backend:
-    """Time every public driver method of ``backend`` *in place* and count processed records.
-
-    Patching the instance (rather than wrapping it in a proxy) keeps the object the service
-    holds, its class, ``capabilities`` and ``isinstance`` checks intact, and needs no change to
-    drivers or to how the app passes the backend around. Calls made by a method to another one
-    (a batch default looping over its primitive) are timed too, each under its own name.
-    Idempotent per instance: a second call only re-targets the telemetry.
-    """
-    if getattr(backend, "_enginy_telemetry", None) is not None:
-        backend._enginy_telemetry = telemetry  # type: ignore[attr-defined]
-        return backend
-    backend._enginy_telemetry = telemetry  # type: ignore[attr-defined]
-    for name in _BACKEND_METHODS:
-        original = getattr(backend, name, None)
-        if original is None or not inspect.iscoroutinefunction(original):
-            continue
-        setattr(backend, name, _timed(backend, name, original))
-    return backend
-
-
-def _timed(backend: Backend, name: str, original: Callable[..., Awaitable[Any]]
-           ) -> Callable[..., Awaitable[Any]]:
-    op_template = _RECORD_OPS.get(name)
-
-    @functools.wraps(original)
-    async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        telemetry: Telemetry = backend._enginy_telemetry  # type: ignore[attr-defined]
-        start = time.perf_counter()
-        try:
-            result = await original(*args, **kwargs)
-        except BackendError as exc:
-            telemetry.observe_backend(name, time.perf_counter() - start, exc.code)
-            raise
-        except Exception:
-            telemetry.observe_backend(name, time.perf_counter() - start, "exception")
-            raise
-        telemetry.observe_backend(name, time.perf_counter() - start)
-        if op_template is not None and isinstance(result, list):
-            _count_results(telemetry, op_template.format(entity=_entity_of(args)), result)
-        elif name == "find_records" and isinstance(result, dict) and len(args) >= 3:
-            _count_find(telemetry, _entity_of(args), len(set(args[2])), len(result))
-        elif name == "create_activity":
-            telemetry.record_batch("activities.create", 1)
-        elif name == "create_task":
-            telemetry.record_batch("tasks.create", 1)
-        elif name == "update_tasks" and isinstance(result, list):
-            telemetry.record_batch("tasks.update", len(result))
-        return result
-
-    return wrapper
-
-
-def _count_find(telemetry: Telemetry, entity: str, asked: int, matched: int) -> None:
-    operation = f"{entity}.find"
-    if matched:
-        telemetry.records.labels(operation, "matched").inc(matched)
-    if asked > matched:
-        telemetry.records.labels(operation, "unmatched").inc(asked - matched)
-    # A sync looks records up once per match key, each time for those still unmatched, so the
-    # request's record count is the largest lookup, not the sum of them.
-    ctx = _current.get()
-    if ctx is not None:
-        ctx.records = max(ctx.records or 0, asked)
-
-
-def _count_results(telemetry: Telemetry, operation: str, results: list[Any]) -> None:
-    created = existing = failed = 0
-    for item in results:
-        if not isinstance(item, ItemResult) or not item.ok:
-            failed += 1
-        elif operation.endswith(".create") and not item.created:
-            existing += 1
-        else:
-            created += 1
-    if operation.endswith(".create") and not operation.startswith("associations"):
-        telemetry.record_batch(operation, created, failed, existing=existing)
-    else:
-        telemetry.record_batch(operation, created + existing, failed)
 
 
 # --------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from adapter.instrument import instrument_backend
 from adapter.telemetry import (
     ACCESS_LOGGER,
     JsonFormatter,
@@ -23,7 +24,6 @@ from adapter.telemetry import (
     TelemetryMiddleware,
     TextFormatter,
     configure_logging,
-    instrument_backend,
     mask_emails,
     metrics_endpoint,
     redact,
