@@ -21,6 +21,10 @@ For each database (an SQLite file in a temporary directory; PostgreSQL at
 2. bulk-loads ``--rows`` contacts under a second prefix, serves them, and times the same sync:
    the latency with 1,000,000 stored contacts should be within 1.5 times that with 1,000.
 
+Also times the same requests on the memory driver ("front": HTTP, validation, mapping and
+matching without a database) and prints ``(adapter - front) / bare``: the SQL driver's own
+cost against the bare Core work.
+
 Prints one table. Bounded: the bulk load is a few INSERT ... SELECT statements; the whole run
 takes a few minutes at most.
 """
@@ -166,12 +170,15 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serve(url: str, prefix: str, workdir: Path) -> Iterator[str]:
+def serve(url: str | None, prefix: str, workdir: Path) -> Iterator[str]:
+    """``enginy-adapter serve`` on the SQL driver (or the memory driver when ``url`` is None)."""
     config = workdir / f"{prefix}.yaml"
-    config.write_text(
-        f"auth:\n  keys: [{KEY}]\n"
+    backend = (
         f"backend:\n  driver: sql\n  options:\n    url: {url}\n    table_prefix: {prefix}\n"
+        if url is not None
+        else "backend:\n  driver: memory\n"
     )
+    config.write_text(f"auth:\n  keys: [{KEY}]\n{backend}")
     port = _free_port()
     exe = Path(sys.executable).with_name("enginy-adapter")
     log = (workdir / f"{prefix}.log").open("wb")
@@ -336,6 +343,45 @@ async def measure(url: str, stored: int, repeat: int, workdir: Path, full: bool)
         await drop(url, prefix)
 
 
+async def measure_front(repeat: int, workdir: Path) -> dict[str, float]:
+    """The same requests on the memory driver: what HTTP and the front cost without a
+    database (the floor under the adapter's figures)."""
+    out: dict[str, float] = {}
+    with serve(None, "memory", workdir) as base:
+        async with httpx.AsyncClient(
+            base_url=base, headers={"X-API-Key": KEY}, timeout=60
+        ) as client:
+            for start in range(1, 1001, BATCH):  # the same 1,000 stored contacts
+                batch = [
+                    {"externalId": f"ext-bulk-{g}", "email": f"bulk{g}@example.com"}
+                    for g in range(start, start + BATCH)
+                ]
+                await client.post("/contacts", json={"contacts": batch})
+            created: list[str] = []
+
+            async def create(i: int) -> None:
+                r = await client.post(
+                    "/contacts", json={"contacts": [new_contact(f"m{i}", j) for j in range(BATCH)]}
+                )
+                if not created:
+                    created[:] = [x["crmId"] for x in r.json()["results"]]
+
+            async def sync(i: int) -> None:
+                r = await client.post("/contacts/sync", json={"contacts": sync_batch(1000, f"{i}")})
+                assert len(r.json()["results"]) == 50, r.text
+
+            async def update(i: int) -> None:
+                batch = [{"crmId": c, "title": f"VP {i}", "leadScore": i} for c in created]
+                await client.put("/contacts", json={"contacts": batch})
+
+            async def nothing(i: int) -> None:
+                return None
+
+            for name, run in (("create", create), ("sync", sync), ("update", update)):
+                out[name] = (await paired_ms(run, nothing, repeat))[0]
+    return out
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--databases", default="sqlite,postgres")
@@ -345,6 +391,7 @@ async def main() -> None:
     lines = []
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
+        front = await measure_front(args.repeat, workdir)
         for name in args.databases.split(","):
             if name == "sqlite":
                 small_url = f"sqlite+aiosqlite:///{workdir / 'small.db'}"
@@ -364,6 +411,7 @@ async def main() -> None:
                 ours, bare = small[op]
                 lines.append(
                     f"{name:<9} {label:<38} {ours:>9.1f} {bare:>9.1f} {ours / bare:>6.2f}  ≤ 3"
+                    f"   {front[op]:>7.1f} {(ours - front[op]) / bare:>8.2f}"
                 )
             s1, s2 = small["sync"][0], large["sync"][0]
             lines.append(
@@ -375,8 +423,11 @@ async def main() -> None:
                 f"{t2 - t1:.0f}s (incl. load)",
                 file=sys.stderr,
             )
-    print(f"{'database':<9} {'operation':<38} {'adapter':>9} {'bare':>9} {'ratio':>6}  target")
-    print(f"{'':<9} {'':<38} {'ms p50':>9} {'ms p50':>9}")
+    print(
+        f"{'database':<9} {'operation':<38} {'adapter':>9} {'bare':>9} {'ratio':>6}  target"
+        f"   {'front':>7} {'(a-f)/b':>8}"
+    )
+    print(f"{'':<9} {'':<38} {'ms p50':>9} {'ms p50':>9} {'':>6}  {'':6}   {'ms p50':>7}")
     for line in lines:
         print(line)
 
