@@ -87,6 +87,8 @@ def define(tag: str) -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Table, sa.Tabl
         sa.Column("sector", sa.String(100)),
         sa.Column("headcount", sa.Integer),
         sa.Column("li_page", sa.String(255)),
+        # A rule only the database knows: the up-front checks pass, the INSERT fails.
+        sa.CheckConstraint("headcount IS NULL OR headcount >= 0", name=f"{tag}headcount_ck"),
     )
     people = sa.Table(
         f"{tag}crm_people",

@@ -17,7 +17,17 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from adapter.app import create_app
 from adapter.config import Settings, build_backend
-from backends.base import Entity
+from backends.base import (
+    EXTERNAL_ID,
+    AssociationPair,
+    Entity,
+    InvalidRecord,
+    MatchKey,
+    NewActivity,
+    NewRecord,
+    NotFound,
+    RecordUpdate,
+)
 from backends.sql import SQLBackend, SQLOptions
 
 from .conftest import drop_adapter_tables
@@ -277,8 +287,6 @@ async def test_fk_column_associations(crm: CRM, open_backend: Any) -> None:
                 associations={"fk_column": "account_id"},
             )
             async with open_backend(**options) as backend:
-                from backends.base import AssociationPair, NewRecord
-
                 person = await backend.create_record(
                     Entity.CONTACT,
                     NewRecord("p-1", {"mail": "x@y.example"}, {"email": "x@y.example"}),
@@ -345,8 +353,6 @@ async def test_check_schema_reports_missing_columns_and_types(crm: CRM) -> None:
 async def test_ids_out_of_the_key_range_are_simply_unknown(crm: CRM, open_backend: Any) -> None:
     """``crm_people.person_id`` is a 32-bit integer: a larger or non-numeric crmId is "not
     found", never a database error."""
-    from backends.base import NewActivity, NotFound, RecordUpdate
-
     async with open_backend(**crm.options()) as backend:
         odd = ["99999999999", "abc", "-1", "1" * 30]
         assert await backend.get_records(Entity.CONTACT, odd) == {}
@@ -356,3 +362,37 @@ async def test_ids_out_of_the_key_range_are_simply_unknown(crm: CRM, open_backen
         assert all(isinstance(r.error, NotFound) for r in results)
         with pytest.raises(NotFound):
             await backend.create_activity(NewActivity("EMAIL", contact_id="99999999999"))
+
+
+async def test_a_row_only_the_database_rejects_fails_alone(crm: CRM, open_backend: Any) -> None:
+    """``crm_accounts`` has a CHECK constraint the adapter cannot know: the batch statement
+    fails, the batch is replayed row by row in savepoints, and only the guilty record fails."""
+    async with open_backend(**crm.options()) as backend:
+        batch = [
+            NewRecord(f"co-{i}", {"account_name": f"Co {i}", "headcount": n})
+            for i, n in enumerate([10, -5, 20])
+        ]
+        results = await backend.create_records(Entity.COMPANY, batch)
+        assert [r.ok for r in results] == [True, False, True]
+        assert isinstance(results[1].error, InvalidRecord)
+        assert "headcount_ck" in results[1].error.message or "check" in (
+            results[1].error.message.lower()
+        )
+        stored = await backend.find_records(
+            Entity.COMPANY, MatchKey(EXTERNAL_ID), ["co-0", "co-1", "co-2"]
+        )
+        assert sorted(stored) == ["co-0", "co-2"]  # co-1's claim was released
+        assert (await backend.counts())["companies"] == 2
+        ids = [r.crm_id or "" for r in results]
+        updates = await backend.update_records(
+            Entity.COMPANY,
+            [RecordUpdate(ids[0], {"headcount": -1}), RecordUpdate(ids[2], {"headcount": 30})],
+        )
+        assert [u.ok for u in updates] == [False, True]
+        got = await backend.get_records(Entity.COMPANY, [ids[0], ids[2]])
+        assert (got[ids[0]].fields["headcount"], got[ids[2]].fields["headcount"]) == (10, 30)
+        # a retry with a valid value creates the record that failed
+        [retry] = await backend.create_records(
+            Entity.COMPANY, [NewRecord("co-1", {"account_name": "Co 1", "headcount": 5})]
+        )
+        assert retry.created
