@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -81,6 +82,7 @@ from .schema import KEY_VALUE_LENGTH, ManagedTables, build_tables, migrate
 __all__ = ["SQLBackend"]
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 _ALL = frozenset(
     {
         Capability.ASSOCIATIONS,
@@ -151,7 +153,9 @@ class SQLBackend(EngagementMixin, Backend):
                 async with self.engine.connect() as conn:
                     await conn.execution_options(enginy_write=True)
                     async with conn.begin():
-                        await migrate(conn, self.tables, mapped=self._mapped, now=utcnow())
+                        version = await migrate(
+                            conn, self.tables, mapped=self._mapped, now=utcnow()
+                        )
                     if self._mapped:
                         await self._reflect(conn)
             if self._mapped:
@@ -161,6 +165,14 @@ class SQLBackend(EngagementMixin, Backend):
                         "mapped schema problems: " + "; ".join(problems), code="schema_mismatch"
                     )
             self._build_stores()
+            # The URL is logged with its password masked, never as configured.
+            logger.info(
+                "sql backend ready: %s, %s schema, adapter tables %s* at version %d",
+                self.options.safe_url,
+                self.options.mode,
+                self.options.table_prefix,
+                version,
+            )
         except BaseException:
             await self.close()
             raise

@@ -357,3 +357,22 @@ async def test_managed_values_keep_their_json_type_across_updates(
             assert result.ok, result.error
             stored = (await backend.get_records(K, [made.crm_id]))[made.crm_id]
             assert dict(stored.fields) == expected
+
+
+@pytest.mark.postgres
+async def test_the_password_never_reaches_the_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, postgres_url: str
+) -> None:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(postgres_url).set(password="s3cret-pw")  # trust auth ignores it
+    backend = SQLBackend(
+        SQLOptions(url=url.render_as_string(hide_password=False), table_prefix=unique_prefix())
+    )
+    with caplog.at_level("DEBUG"):
+        await backend.open()
+        await backend.close()
+    await drop_adapter_tables(backend)
+    assert "sql backend ready" in caplog.text
+    assert "***" in caplog.text
+    assert "s3cret-pw" not in caplog.text
