@@ -57,8 +57,8 @@ def test_link_templates_per_driver() -> None:
     assert link_templates(MemoryBackend(), "https://a.example/enginy/") == {
         CONTACT_KEY: "https://a.example/enginy/ui/contacts/{{crmId}}",
         COMPANY_KEY: "https://a.example/enginy/ui/companies/{{crmId}}"}
-    assert link_templates(PortalBackend(), "https://a.example")[CONTACT_KEY] == (
-        "https://crm.example/c/{{crmId}}")
+    portal = link_templates(PortalBackend(), "https://a.example")
+    assert portal is not None and portal[CONTACT_KEY] == "https://crm.example/c/{{crmId}}"
     assert Capability.BROWSE not in Plain.capabilities
     assert link_templates(Plain(), "https://a.example") is None
 
