@@ -376,3 +376,37 @@ async def test_the_password_never_reaches_the_log(
     assert "sql backend ready" in caplog.text
     assert "***" in caplog.text
     assert "s3cret-pw" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "server",
+    [
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mysql", marks=pytest.mark.mysql),
+    ],
+)
+async def test_statement_timeout_is_unavailable_and_rolls_back(
+    open_backend: OpenBackend, request: pytest.FixtureRequest, server: str
+) -> None:
+    """A statement stuck behind another transaction's row lock is cut at statement_timeout."""
+    url = str(request.getfixturevalue(f"{server}_url"))
+    async with open_backend(url, statement_timeout=0.5) as backend:
+        [made] = await backend.create_records(C, contacts(1))
+        assert made.crm_id
+        table = backend.tables.contacts
+        blocker = sa.ext.asyncio.create_async_engine(url)
+        try:
+            async with blocker.connect() as conn, conn.begin():
+                await conn.execute(
+                    sa.select(table.c.id).where(table.c.id == made.crm_id).with_for_update()
+                )
+                started = time.monotonic()
+                with pytest.raises(Unavailable):
+                    await backend.update_records(
+                        C, [RecordUpdate(made.crm_id, {"firstName": "Late"})]
+                    )
+                assert time.monotonic() - started < 10
+        finally:
+            await blocker.dispose()
+        stored = await backend.get_records(C, [made.crm_id])
+        assert stored[made.crm_id].fields["firstName"] == "P0"
