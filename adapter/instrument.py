@@ -7,6 +7,7 @@ telemetry code of their own.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import time
@@ -35,6 +36,12 @@ _RECORD_OPS: dict[str, str] = {
 }
 
 
+# Set while a driver method runs, so calls it makes to other public methods (a batch default
+# looping over its primitive) are not timed again: once per record would cost more than the
+# record itself on a fast driver, and the outer call's latency already includes them.
+_inside_call: contextvars.ContextVar[bool] = contextvars.ContextVar("_inside_call", default=False)
+
+
 def _entity_of(args: tuple[Any, ...]) -> str:
     return args[0].plural if args and isinstance(args[0], Entity) else "records"
 
@@ -45,7 +52,7 @@ def instrument_backend(backend: Backend, telemetry: Telemetry) -> Backend:
     Patching the instance (rather than wrapping it in a proxy) keeps the object the service
     holds, its class, ``capabilities`` and ``isinstance`` checks intact, and needs no change to
     drivers or to how the app passes the backend around. Calls made by a method to another one
-    (a batch default looping over its primitive) are timed too, each under its own name.
+    (a batch default looping over its primitive) are not timed again: only the outer call is.
     Idempotent per instance: a second call only re-targets the telemetry.
     """
     if getattr(backend, "_enginy_telemetry", None) is not None:
@@ -66,8 +73,11 @@ def _timed(backend: Backend, name: str, original: Callable[..., Awaitable[Any]]
 
     @functools.wraps(original)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if _inside_call.get():
+            return await original(*args, **kwargs)
         telemetry: Telemetry = backend._enginy_telemetry  # type: ignore[attr-defined]
         start = time.perf_counter()
+        token = _inside_call.set(True)
         try:
             result = await original(*args, **kwargs)
         except BackendError as exc:
@@ -76,6 +86,8 @@ def _timed(backend: Backend, name: str, original: Callable[..., Awaitable[Any]]
         except Exception:
             telemetry.observe_backend(name, time.perf_counter() - start, "exception")
             raise
+        finally:
+            _inside_call.reset(token)
         telemetry.observe_backend(name, time.perf_counter() - start)
         if op_template is not None and isinstance(result, list):
             _count_results(telemetry, op_template.format(entity=_entity_of(args)), result)

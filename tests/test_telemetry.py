@@ -290,9 +290,10 @@ async def test_instrumented_backend_times_calls_and_counts_records() -> None:
         await backend.ping()
     assert sample(t, "enginy_adapter_backend_call_duration_seconds_count",
                   method="create_records") == 1
-    # The base class's batch default loops over the primitive: each call is timed by name ...
+    # The base class's batch default loops over the primitive: only the outer call is timed
+    # (nested calls are part of its latency, and timing each record would dominate) ...
     assert sample(t, "enginy_adapter_backend_call_duration_seconds_count",
-                  method="create_record") == 3
+                  method="create_record") == 0
     # ... but records are counted once, from the batch's per-item results.
     assert sample(t, "enginy_adapter_records_total", operation="contacts.create",
                   outcome="ok") == 1
