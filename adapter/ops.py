@@ -94,8 +94,7 @@ def install(app: Starlette, settings: Settings, backend: Backend) -> Telemetry:
     app.state.telemetry = telemetry
     instrument_backend(backend, telemetry)
     # Drivers that retry upstream calls report each retry here (see docs/operations.md).
-    backend.on_upstream_retry = (  # type: ignore[attr-defined]
-        lambda reason: telemetry.upstream_retry(backend.name, str(reason)))
+    backend.on_upstream_retry = lambda reason: telemetry.upstream_retry(backend.name, reason)
 
     keys = [k.get_secret_value() for k in settings.auth.keys]
     routes: list[BaseRoute] = [Route(OPENAPI_PATH, _openapi_endpoint(settings), methods=["GET"])]
@@ -129,14 +128,8 @@ class WorkersRefused(Exception):
 
 def is_process_local(backend: Backend) -> bool:
     """Whether the driver's data lives in this process only (several workers would each see
-    their own copy). Drivers say so with a ``process_local = True`` class attribute; the
-    memory driver is process-local whether or not it declares it."""
-    declared = getattr(backend, "process_local", None)
-    if declared is not None:
-        return bool(declared)
-    from backends.memory import MemoryBackend
-
-    return isinstance(backend, MemoryBackend)
+    their own copy): drivers say so with :attr:`Backend.process_local`."""
+    return backend.process_local
 
 
 def check_workers(settings: Settings, backend: Backend) -> None:

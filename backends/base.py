@@ -28,7 +28,7 @@ Exceptions are raised only when the *whole* call failed (auth, outage, rate limi
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
@@ -408,6 +408,13 @@ class Backend:
     Options: ClassVar[type[DriverOptions]] = DriverOptions
     #: Default Enginy-name → backend-name field mapping per entity; the YAML overrides it.
     default_field_map: ClassVar[Mapping[Entity, Mapping[str, str]]] = {}
+    #: Whether the data lives in this process only (several server workers would each see
+    #: their own copy, so the front refuses to start more than one).
+    process_local: ClassVar[bool] = False
+
+    #: Set by the front: a driver that retries upstream calls reports each retry through it,
+    #: with a short reason (``"429"``, ``"5xx"``, ``"network"``...), for the retry metric.
+    on_upstream_retry: Callable[[str], None] | None = None
 
     def __init__(self, options: DriverOptions | None = None) -> None:
         self.options = options if options is not None else self.Options()

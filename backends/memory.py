@@ -109,6 +109,7 @@ class MemoryBackend(Backend):
     name: ClassVar[str] = "memory"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability)
     Options: ClassVar[type[DriverOptions]] = MemoryOptions
+    process_local: ClassVar[bool] = True
 
     def __init__(self, options: DriverOptions | None = None) -> None:
         super().__init__(options)

@@ -149,6 +149,8 @@ class HubSpotClient:
         self.search_limiter = SlidingWindowLimiter(options.searches_per_second, 1.0, clock, sleep)
         #: Number of HTTP attempts sent (for logs and the bench).
         self.attempts = 0
+        #: Called with the failure's kind before each retry (the front's retry metric).
+        self.on_retry: Callable[[str], None] | None = None
 
     async def aclose(self) -> None:
         with contextlib.suppress(Exception):
@@ -204,10 +206,16 @@ class HubSpotClient:
                 exc = state.outcome.exception() if state.outcome else None
                 return exc.wait if isinstance(exc, _Retry) else 0.0
 
+            def before_sleep(state: RetryCallState) -> None:
+                exc = state.outcome.exception() if state.outcome else None
+                if self.on_retry is not None and isinstance(exc, _Retry):
+                    self.on_retry(exc.kind)
+
             retrying = AsyncRetrying(
                 retry=retry_if_exception_type(_Retry),
                 stop=stop,
                 wait=wait,
+                before_sleep=before_sleep,
                 sleep=self._sleep,
                 reraise=True,
             )

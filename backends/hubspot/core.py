@@ -73,6 +73,8 @@ class HubSpotCore(Backend):
         super().__init__(options)
         self._clock = clock
         self.client = HubSpotClient(options, transport, sleep=sleep, clock=clock)
+        # The front sets on_upstream_retry after construction, so look it up at retry time.
+        self.client.on_retry = self._report_retry
         self.catalog = PropertyCatalog(
             self.client,
             policy=options.unknown_properties,
@@ -86,6 +88,10 @@ class HubSpotCore(Backend):
             maxsize=10_000, ttl=600, timer=clock
         )
         self._opened = False
+
+    def _report_retry(self, kind: str) -> None:
+        if self.on_upstream_retry is not None:
+            self.on_upstream_retry(kind)
 
     # -- lifecycle ------------------------------------------------------------------------------
 

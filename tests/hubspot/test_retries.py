@@ -254,3 +254,20 @@ async def test_search_limiter_is_separate(api: respx.MockRouter, clock: VirtualC
     for _ in range(4):
         await call(c)  # non-search calls are not held by the search limiter
     assert clock.now == before
+
+
+async def test_each_retry_is_reported_to_the_driver_hook(clock: VirtualClock) -> None:
+    # The front points Backend.on_upstream_retry at its retry metric after building the driver.
+    from backends.hubspot import HubSpotBackend
+
+    backend = HubSpotBackend(HubSpotOptions(token=TOKEN), sleep=clock.sleep, clock=clock)
+    reported: list[str] = []
+    backend.on_upstream_retry = reported.append
+    with respx.mock(base_url=API) as router:
+        router.post(PATH).mock(
+            side_effect=[httpx.Response(502), httpx.Response(429, json=SECONDLY),
+                         httpx.Response(200, json=OK)]
+        )
+        await backend.client.request("POST", PATH, json={"inputs": []})
+    await backend.client.aclose()
+    assert len(reported) == 2 and all(reported)
