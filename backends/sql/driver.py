@@ -32,12 +32,9 @@ Limits and quirks:
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import logging
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -51,33 +48,27 @@ from backends.base import (
     Backend,
     BackendError,
     Capability,
-    Conflict,
     Entity,
-    InvalidRecord,
     ItemResult,
     MatchKey,
-    NewRecord,
     NotFound,
-    RecordUpdate,
     StoredRecord,
     Unavailable,
 )
 
 from .engagement import EngagementMixin
 from .engine import make_engine
-from .errors import db_errors, is_record_error, is_retryable_conflict, reason
+from .errors import db_errors, is_retryable_conflict
 from .mapped import (
     RecordStore,
-    ValueRejected,
     check_mapping,
-    coerce,
     column_is_text,
-    fits_managed,
     managed_store,
     mapped_store,
 )
 from .options import SQLOptions
 from .schema import KEY_VALUE_LENGTH, ManagedTables, build_tables, migrate
+from .writes import RecordWritesMixin, utcnow
 
 __all__ = ["SQLBackend"]
 
@@ -94,27 +85,7 @@ _ALL = frozenset(
 )
 
 
-def utcnow() -> dt.datetime:
-    """Naive UTC, as every timestamp column stores it."""
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
-@dataclass
-class _Claim:
-    external_id: str
-    crm_id: str | None
-    claim: str
-
-
-@dataclass
-class _Prepared:
-    index: int
-    external_id: str
-    row: dict[str, Any]
-    keys: dict[str, str]
-
-
-class SQLBackend(EngagementMixin, Backend):
+class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
     """Contacts, companies, associations, activities, tasks and users in a SQL database."""
 
     name = "sql"
@@ -315,75 +286,6 @@ class SQLBackend(EngagementMixin, Backend):
         # SQLite's BEGIN IMMEDIATE already serialises writers.
         return stmt if self.engine.dialect.name == "sqlite" else stmt.with_for_update()
 
-    async def _write(
-        self,
-        conn: AsyncConnection,
-        table: sa.Table,
-        key: sa.Column[Any],
-        changes: Mapping[Any, Mapping[str, Any]],
-        *,
-        current: Mapping[Any, Mapping[str, Any]] | None = None,
-        where: Any = None,
-    ) -> None:
-        """Write per-row different values to the rows ``changes`` names, in one statement.
-
-        SQLite and PostgreSQL: one executemany ``UPDATE ... WHERE key = ?`` (asyncpg pipelines
-        it). Every row carries the union of the changed columns; a row that does not change a
-        column writes back its ``current`` value (the caller holds the row locks), so the
-        statement count does not depend on how the rows differ. MySQL: its driver runs an
-        executemany UPDATE row by row, so there it is one ``UPDATE ... SET c = CASE key ...``.
-        """
-        if not changes:
-            return
-        if conn.dialect.name in ("mysql", "mariadb"):
-            stmt = self._case_update(table, key, changes)
-            if stmt is not None:
-                await conn.execute(stmt if where is None else stmt.where(where))
-            return
-        union = sorted({c for row in changes.values() for c in row})
-        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        for pk, row in changes.items():
-            full = dict(row)
-            if current is not None and pk in current:
-                for col in union:
-                    if col not in full:
-                        full[col] = current[pk].get(col)
-            params = {f"v_{c}": v for c, v in full.items()}
-            params["k_key"] = pk
-            groups.setdefault(tuple(sorted(full)), []).append(params)
-        for cols, rows in groups.items():
-            stmt = (
-                sa.update(table)
-                .where(key == sa.bindparam("k_key", type_=key.type))
-                .values({c: sa.bindparam(f"v_{c}", type_=table.c[c].type) for c in cols})
-            )
-            if where is not None:
-                stmt = stmt.where(where)
-            await conn.execute(stmt, rows)
-
-    @staticmethod
-    def _case_update(
-        table: sa.Table, key: sa.Column[Any], changes: Mapping[Any, Mapping[str, Any]]
-    ) -> sa.Update | None:
-        """One ``UPDATE ... SET col = CASE key WHEN ... END`` for per-row different values."""
-        columns: dict[str, list[tuple[Any, Any]]] = {}
-        for pk, row in changes.items():
-            for col, value in row.items():
-                columns.setdefault(col, []).append((pk, value))
-        if not columns:
-            return None
-        values = {
-            col: sa.case(
-                *[
-                    (key == sa.literal(pk, key.type), sa.literal(v, table.c[col].type))
-                    for pk, v in pairs
-                ],
-                else_=table.c[col],
-            )
-            for col, pairs in columns.items()
-        }
-        return sa.update(table).where(key.in_(list(changes))).values(values)
-
     # -- loading --------------------------------------------------------------------------
 
     def _links_on(self, store: RecordStore, *, from_links: bool) -> Any:
@@ -433,200 +335,6 @@ class SQLBackend(EngagementMixin, Backend):
         }
 
     # -- contacts and companies -----------------------------------------------------------
-
-    async def create_record(self, entity: Entity, record: NewRecord) -> ItemResult:
-        """Create one record idempotently (see :meth:`create_records`)."""
-        return (await self.create_records(entity, [record]))[0]
-
-    async def create_records(
-        self, entity: Entity, records: Sequence[NewRecord]
-    ) -> list[ItemResult]:
-        """Create records in one transaction, idempotently on ``external_id``.
-
-        Returns one :class:`ItemResult` per input (``created=False`` for an external id that
-        already had a record, or a repeat within the batch). A value the table rejects is that
-        record's ``InvalidRecord``; the others land. Raises :class:`Unavailable` when the
-        database fails (the transaction is rolled back: nothing is half-written).
-        """
-        store = self._store(entity)
-        results: list[ItemResult | None] = [None] * len(records)
-        first: dict[str, int] = {}
-        repeats: list[tuple[int, int]] = []
-        prepared: list[_Prepared] = []
-        for i, record in enumerate(records):
-            ext = record.external_id
-            if ext in first:
-                repeats.append((i, first[ext]))
-                continue
-            if not ext or len(ext) > 255:
-                results[i] = ItemResult(error=InvalidRecord("externalId must be 1-255 characters"))
-                continue
-            try:
-                row = store.to_row(record.fields)
-            except ValueRejected as exc:
-                results[i] = ItemResult(error=InvalidRecord(str(exc)))
-                continue
-            first[ext] = i
-            keys = {k: v for k, v in record.match_keys.items() if v and len(v) <= KEY_VALUE_LENGTH}
-            prepared.append(_Prepared(i, ext, row, keys))
-        if prepared:
-            what = f"create {entity.plural}"
-            try:
-                outcome = await self._retrying(lambda: self._create(what, store, prepared, False))
-            except InvalidRecord:
-                # Some row broke the batch statement: replay row by row to isolate it.
-                outcome = await self._retrying(lambda: self._create(what, store, prepared, True))
-            for index, result in outcome.items():
-                results[index] = result
-        for i, j in repeats:
-            done = results[j]
-            assert done is not None
-            results[i] = ItemResult(crm_id=done.crm_id, error=done.error, created=False)
-        return [r if r is not None else ItemResult(error=InvalidRecord()) for r in results]
-
-    async def _create(
-        self, what: str, store: RecordStore, prepared: list[_Prepared], careful: bool
-    ) -> dict[int, ItemResult]:
-        entity = store.entity.value
-        links = self.tables.links
-        now = utcnow()
-        token = str(uuid.uuid4())
-        new_ids = {p.external_id: store.new_id() if store.makes_ids else None for p in prepared}
-        out: dict[int, ItemResult] = {}
-        async with self._tx(what) as conn:
-            # Sorted so that concurrent batches take their unique-index locks in one order.
-            claims = [
-                {
-                    "entity": entity,
-                    "external_id": ext,
-                    "crm_id": new_ids[ext],
-                    "claim": token,
-                    "created_at": now,
-                }
-                for ext in sorted(new_ids)
-            ]
-            claim = self._insert_ignore(links, "entity", "external_id")
-            held: dict[str, Any] = {}
-            if conn.dialect.name in ("postgresql", "sqlite"):
-                # RETURNING lists the claims that were inserted; only a conflict (an existing
-                # or concurrently created external id) needs the extra read below. (MariaDB's
-                # ON DUPLICATE KEY ... RETURNING also returns the duplicates: not usable.)
-                got = await conn.execute(claim.returning(links.c.external_id), claims)
-                held = {ext: _Claim(ext, new_ids[ext], token) for ext in got.scalars()}
-            else:
-                await conn.execute(claim, claims)
-            others = [ext for ext in new_ids if ext not in held]
-            if others:
-                for r in await conn.execute(
-                    sa.select(links.c.external_id, links.c.crm_id, links.c.claim).where(
-                        links.c.entity == entity, links.c.external_id.in_(others)
-                    )
-                ):
-                    held[r.external_id] = _Claim(r.external_id, r.crm_id, r.claim)
-            mine: list[_Prepared] = []
-            for p in prepared:
-                link = held.get(p.external_id)
-                if link is not None and link.claim == token:
-                    mine.append(p)
-                elif link is not None and link.crm_id is not None:
-                    out[p.index] = ItemResult(crm_id=link.crm_id, created=False)
-                else:
-                    out[p.index] = ItemResult(
-                        error=Conflict(f"externalId {p.external_id!r} is being created elsewhere")
-                    )
-            if not mine:
-                return out
-            stamps = {c: now for c in store.stamp_cols}
-            rows = [
-                {
-                    **p.row,
-                    **stamps,
-                    **({store.pk.name: new_ids[p.external_id]} if store.makes_ids else {}),
-                }
-                for p in mine
-            ]
-            inserted = await self._insert_rows(conn, store, rows, careful)
-            made: dict[str, str] = {}
-            for p, (crm_id, why) in zip(mine, inserted, strict=True):
-                if crm_id is None:
-                    out[p.index] = ItemResult(error=InvalidRecord(why or "rejected"))
-                else:
-                    made[p.external_id] = crm_id
-                    out[p.index] = ItemResult(crm_id=crm_id, created=True)
-            gone = [p.external_id for p in mine if p.external_id not in made]
-            if gone:
-                await conn.execute(
-                    sa.delete(links).where(
-                        links.c.entity == entity,
-                        links.c.external_id.in_(gone),
-                        links.c.claim == token,
-                    )
-                )
-            if not store.makes_ids and made:
-                await self._write(
-                    conn,
-                    links,
-                    links.c.external_id,
-                    {ext: {"crm_id": crm_id} for ext, crm_id in made.items()},
-                    where=links.c.entity == entity,
-                )
-            key_rows = [
-                {"entity": entity, "key_name": k, "value": v, "crm_id": made[p.external_id]}
-                for p in mine
-                if p.external_id in made
-                for k, v in p.keys.items()
-            ]
-            if key_rows:
-                await conn.execute(sa.insert(self.tables.match_keys), key_rows)
-        return out
-
-    async def _insert_rows(
-        self, conn: AsyncConnection, store: RecordStore, rows: list[dict[str, Any]], careful: bool
-    ) -> list[tuple[str | None, str | None]]:
-        """Insert ``rows``; return ``(crm_id, None)`` per row, or ``(None, reason)`` for a row
-        the database rejected (only in ``careful`` mode, where each row has a savepoint)."""
-        table = store.table
-        returning = conn.dialect.insert_returning and conn.dialect.use_insertmanyvalues
-        if not careful and (store.makes_ids or returning):
-            # Rows with different column sets go in separate statements: an explicit NULL
-            # would override a mapped column's database default.
-            groups: dict[tuple[str, ...], list[int]] = {}
-            for i, row in enumerate(rows):
-                groups.setdefault(tuple(sorted(row)), []).append(i)
-            ids: list[str | None] = [None] * len(rows)
-            for positions in groups.values():
-                batch = [rows[i] for i in positions]
-                if store.makes_ids:
-                    await conn.execute(sa.insert(table), batch)
-                    for i in positions:
-                        ids[i] = str(rows[i][store.pk.name])
-                else:
-                    stmt = sa.insert(table).returning(store.pk, sort_by_parameter_order=True)
-                    result = await conn.execute(stmt, batch)
-                    for i, pk in zip(positions, result.scalars().all(), strict=True):
-                        ids[i] = store.format_id(pk)
-            return [(i, None) for i in ids]
-        # Row by row: the careful replay (each in a savepoint), or MySQL without RETURNING.
-        out: list[tuple[str | None, str | None]] = []
-        for row in rows:
-            try:
-                if careful:
-                    async with conn.begin_nested():
-                        result = await conn.execute(sa.insert(table).values(row))
-                else:
-                    result = await conn.execute(sa.insert(table).values(row))
-            except sa_exc.DBAPIError as exc:
-                if not (careful and is_record_error(exc)):
-                    raise
-                out.append((None, reason(exc)))
-                continue
-            if store.makes_ids:
-                out.append((str(row[store.pk.name]), None))
-            else:
-                pk = result.inserted_primary_key
-                assert pk is not None
-                out.append((store.format_id(pk[0]), None))
-        return out
 
     async def find_records(
         self, entity: Entity, key: MatchKey, values: Sequence[str]
@@ -698,144 +406,6 @@ class SQLBackend(EngagementMixin, Backend):
         async with self._tx(f"get {entity.plural}", write=False) as conn:
             loaded = await self._load(conn, store, crm_ids)
         return {crm_id: record for crm_id, (_, record) in loaded.items()}
-
-    async def update_record(self, entity: Entity, update: RecordUpdate) -> ItemResult:
-        """Apply one partial update (see :meth:`update_records`)."""
-        return (await self.update_records(entity, [update]))[0]
-
-    async def update_records(
-        self, entity: Entity, updates: Sequence[RecordUpdate]
-    ) -> list[ItemResult]:
-        """Apply partial updates in one transaction: the rows are read (locked), merged, and
-        written back with one ``UPDATE ... CASE`` holding only the changed columns.
-
-        Unknown ``crm_id`` → ``NotFound``; a rejected value → ``InvalidRecord`` for that
-        update only. Idempotent.
-        """
-        store = self._store(entity)
-        what = f"update {entity.plural}"
-        try:
-            return await self._retrying(lambda: self._update(what, store, updates, False))
-        except InvalidRecord:
-            return await self._retrying(lambda: self._update(what, store, updates, True))
-
-    async def _update(
-        self, what: str, store: RecordStore, updates: Sequence[RecordUpdate], careful: bool
-    ) -> list[ItemResult]:
-        results: list[ItemResult] = []
-        pks = {u.crm_id: store.parse_id(u.crm_id) for u in updates}
-        async with self._tx(what) as conn:
-            wanted = {pk for pk in pks.values() if pk is not None}
-            current: dict[Any, dict[str, Any]] = {}
-            if wanted:
-                rows = await conn.execute(
-                    self._lock(sa.select(store.table).where(store.pk.in_(wanted)))
-                )
-                current = {r[store.pk.name]: dict(r) for r in rows.mappings()}
-            changes: dict[Any, dict[str, Any]] = {}
-            keys: dict[tuple[str, str], str | None] = {}
-            for u in updates:
-                pk = pks[u.crm_id]
-                if pk is None or pk not in current:
-                    results.append(
-                        ItemResult(error=NotFound(f"No record exists with ID: {u.crm_id}"))
-                    )
-                    continue
-                old = current[pk]
-                try:
-                    new = self._merge(store, old, u)
-                except ValueRejected as exc:
-                    results.append(ItemResult(error=InvalidRecord(str(exc))))
-                    continue
-                diff = {c: v for c, v in new.items() if old.get(c) != v}
-                if diff and careful:
-                    try:
-                        async with conn.begin_nested():
-                            await self._write(conn, store.table, store.pk, {pk: diff})
-                    except sa_exc.DBAPIError as exc:
-                        if not is_record_error(exc):
-                            raise
-                        results.append(ItemResult(error=InvalidRecord(reason(exc))))
-                        continue
-                elif diff:
-                    changes.setdefault(pk, {}).update(diff)
-                old.update(new)
-                canonical = store.format_id(pk)
-                for name, value in u.match_keys.items():
-                    keys[(canonical, name)] = (
-                        value if value and len(value) <= KEY_VALUE_LENGTH else None
-                    )
-                results.append(ItemResult(crm_id=canonical))
-            if store.stamp_cols:
-                now = utcnow()
-                for row in changes.values():
-                    row["updated_at"] = now
-            await self._write(conn, store.table, store.pk, changes, current=current)
-            if keys:
-                mk = self.tables.match_keys
-                await conn.execute(
-                    sa.delete(mk).where(
-                        mk.c.entity == store.entity.value,
-                        mk.c.crm_id == sa.bindparam("c"),
-                        mk.c.key_name == sa.bindparam("k"),
-                    ),
-                    [{"c": c, "k": k} for c, k in keys],
-                )
-                fresh = [
-                    {"entity": store.entity.value, "key_name": k, "value": v, "crm_id": c}
-                    for (c, k), v in keys.items()
-                    if v is not None
-                ]
-                if fresh:
-                    await conn.execute(sa.insert(mk), fresh)
-        return results
-
-    @staticmethod
-    def _merge(store: RecordStore, old: Mapping[str, Any], update: RecordUpdate) -> dict[str, Any]:
-        """The column values after ``update`` (only columns it may change)."""
-        if store.managed:
-            # Typed column when the value has the column's type, else the extra JSON (see
-            # RecordStore.to_row); only the touched columns are returned.
-            new: dict[str, Any] = {}
-            extra = store.extra_of(old)
-            touched = False
-            for name, value in update.fields.items():
-                column = store.columns.get(name)
-                if column is not None and (value is None or fits_managed(column, value)):
-                    new[column.name] = value
-                    if name in extra:  # it was stored there when it had another type
-                        del extra[name]
-                        touched = True
-                else:
-                    if column is not None:
-                        new[column.name] = None
-                    extra[name] = value
-                    touched = True
-            for name in update.clear:
-                column = store.columns.get(name)
-                if column is not None:
-                    new[column.name] = None
-                if name in extra:
-                    del extra[name]
-                    touched = True
-            if touched:
-                new["extra"] = extra or None
-            return new
-        new = store.to_row(update.fields)
-        json_col = store.json_col
-        if (json_col is not None and json_col.name in new) or update.clear:
-            extra = store.extra_of(old)
-            if json_col is not None and json_col.name in new:
-                extra.update(store.extra_of(new))
-            for name in update.clear:
-                column = store.columns.get(name)
-                if column is not None:
-                    new[column.name] = coerce(column, None)
-                else:
-                    extra.pop(name, None)
-            if json_col is not None:
-                new[json_col.name] = store._encode_json(extra) if extra else None
-        return new
 
     # -- associations -----------------------------------------------------------------------
 
