@@ -365,8 +365,16 @@ class RecordWritesMixin:
             wanted = {pk for pk in pks.values() if pk is not None}
             current: dict[Any, dict[str, Any]] = {}
             if wanted:
+                # Only the columns the batch can change (and the JSON column it merges into):
+                # decoding whole rows would cost more than the update itself.
+                names = {n for u in updates for n in (*u.fields, *u.clear)}
+                cols = {store.pk, *(c for n, c in store.columns.items() if n in names)}
+                if store.json_col is not None:
+                    cols.add(store.json_col)
                 rows = await conn.execute(
-                    self._lock(sa.select(store.table).where(store.pk.in_(wanted)))
+                    self._lock(
+                        sa.select(*sorted(cols, key=lambda c: c.name)).where(store.pk.in_(wanted))
+                    )
                 )
                 current = {r[store.pk.name]: dict(r) for r in rows.mappings()}
             changes: dict[Any, dict[str, Any]] = {}
