@@ -6,7 +6,7 @@ For each database (an SQLite file in a temporary directory; PostgreSQL at
 ``$ENGINY_TEST_POSTGRES_URL``, default the local CI server) it:
 
 1. creates the adapter's managed tables under a fresh prefix, bulk-loads 1,000 contacts
-   (server-side ``generate_series`` / recursive CTE: contacts, their external-id links and their
+   (server-side ``generate_series`` / recursive CTE: contacts with their external ids, and their
    e-mail keys), starts ``enginy-adapter serve`` (uvicorn, one process, loopback) on them, and
    times over HTTP, ``--repeat`` times each (median reported):
 
@@ -75,7 +75,8 @@ def _series(dialect: str, n: int) -> str:
 
 
 async def bulk_load(engine: AsyncEngine, prefix: str, n: int) -> None:
-    """``n`` contacts as the adapter stores them: rows, external-id links, e-mail keys."""
+    """``n`` contacts as the adapter stores them (rows with their external ids, e-mail keys),
+    and the same rows in the bare table."""
     d = engine.dialect.name
 
     def cat(*parts: str) -> str:
@@ -89,14 +90,9 @@ async def bulk_load(engine: AsyncEngine, prefix: str, n: int) -> None:
         await conn.execute(
             sa.text(
                 f"INSERT INTO {prefix}contacts "
-                "(id, email, first_name, last_name, created_at, updated_at) "
-                f"SELECT {cid}, {email}, 'Bulk', 'Contact', {now}, {now} FROM {src}"
-            )
-        )
-        await conn.execute(
-            sa.text(
-                f"INSERT INTO {prefix}links (entity, external_id, crm_id, claim, created_at) "
-                f"SELECT 'contact', {cat(repr('ext-'), cid)}, {cid}, 'bulk', {now} FROM {src}"
+                "(id, external_id, email, first_name, last_name, created_at, updated_at) "
+                f"SELECT {cid}, {cat(repr('ext-'), cid)}, {email}, 'Bulk', 'Contact', {now}, {now} "
+                f"FROM {src}"
             )
         )
         await conn.execute(

@@ -303,6 +303,16 @@ class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
             cond = links.c.crm_id == sa.cast(store.pk, links.c.crm_id.type)
         return sa.and_(links.c.entity == store.entity.value, cond)
 
+    def _with_ext(self, store: RecordStore, *extra: Any) -> sa.Select[Any]:
+        """``SELECT`` of whole records plus their external id as ``_enginy_ext`` (joined from
+        ``<prefix>links`` in mapped mode)."""
+        if store.ext_col is not None:
+            return sa.select(store.table, store.ext_col.label("_enginy_ext"), *extra)
+        links = self.tables.links
+        return sa.select(store.table, links.c.external_id.label("_enginy_ext"), *extra).select_from(
+            store.table.outerjoin(links, self._links_on(store, from_links=False))
+        )
+
     def _record_rows(
         self, store: RecordStore, rows: Iterable[Any], value_label: str | None = None
     ) -> list[tuple[Any, Any, StoredRecord]]:
@@ -323,12 +333,7 @@ class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
         pks = {pk for c in set(crm_ids) if (pk := store.parse_id(c)) is not None}
         if not pks:
             return {}
-        links = self.tables.links
-        stmt = (
-            sa.select(store.table, links.c.external_id.label("_enginy_ext"))
-            .select_from(store.table.outerjoin(links, self._links_on(store, from_links=False)))
-            .where(store.pk.in_(pks))
-        )
+        stmt = self._with_ext(store).where(store.pk.in_(pks))
         return {
             r.crm_id: (order, r)
             for _, order, r in self._record_rows(store, await conn.execute(stmt))
@@ -347,7 +352,11 @@ class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
         if not wanted:
             return {}
         links, mk = self.tables.links, self.tables.match_keys
-        if key.name == EXTERNAL_ID:
+        if key.name == EXTERNAL_ID and store.ext_col is not None:
+            stmt = self._with_ext(store, store.ext_col.label("_enginy_value")).where(
+                store.ext_col.in_(wanted)
+            )
+        elif key.name == EXTERNAL_ID:
             stmt = (
                 sa.select(
                     store.table,
@@ -363,16 +372,20 @@ class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
                 if store.int_ids
                 else store.pk == mk.c.crm_id
             )
-            on_link = sa.and_(links.c.entity == entity.value, links.c.crm_id == mk.c.crm_id)
+            joined = mk.join(store.table, on_record)
+            if store.ext_col is not None:
+                ext = store.ext_col.label("_enginy_ext")
+            else:
+                on_link = sa.and_(links.c.entity == entity.value, links.c.crm_id == mk.c.crm_id)
+                joined = joined.outerjoin(links, on_link)
+                ext = links.c.external_id.label("_enginy_ext")
             stmt = (
-                sa.select(
-                    store.table,
-                    links.c.external_id.label("_enginy_ext"),
-                    mk.c.value.label("_enginy_value"),
-                )
-                .select_from(mk.join(store.table, on_record).outerjoin(links, on_link))
+                sa.select(store.table, ext, mk.c.value.label("_enginy_value"))
+                .select_from(joined)
                 .where(
-                    mk.c.entity == entity.value, mk.c.key_name == key.name, mk.c.value.in_(wanted)
+                    mk.c.entity == entity.value,
+                    mk.c.key_name == key.name,
+                    mk.c.value.in_(wanted),
                 )
             )
         async with self._tx(f"find {entity.plural}", write=False) as conn:

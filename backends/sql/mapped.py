@@ -152,6 +152,8 @@ class RecordStore:
     columns: dict[str, sa.Column[Any]] = field(default_factory=dict)
     #: managed only: columns stamped on insert/update.
     stamp_cols: tuple[str, ...] = ()
+    #: managed only: the record's own unique external-id column (mapped: ``<prefix>links``).
+    ext_col: sa.Column[Any] | None = None
 
     @property
     def int_ids(self) -> bool:
@@ -267,6 +269,7 @@ def managed_store(entity: Entity, tables: ManagedTables) -> RecordStore:
         json_col=table.c.extra,
         columns={name: table.c[col] for name, (col, _) in spec.items()},
         stamp_cols=("created_at", "updated_at"),
+        ext_col=table.c.external_id,
     )
 
 

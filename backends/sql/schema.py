@@ -4,9 +4,10 @@ Every table name starts with the configured ``table_prefix`` (default ``enginy_`
 
 =====================  ==========================================================================
 ``<p>schema_version``  one row: the schema version this database is at
-``<p>links``           external id ↔ crm id, unique per entity (the idempotency of creates)
+``<p>links``           mapped mode: external id ↔ crm id, unique per entity (idempotent creates)
 ``<p>match_keys``      normalised match keys ``(entity, key_name, value) → crm_id``, indexed
-``<p>contacts``        managed mode: contacts (typed common columns + ``extra`` JSON)
+``<p>contacts``        managed mode: contacts (unique external id, typed common columns +
+                       ``extra`` JSON)
 ``<p>companies``       managed mode: companies (same)
 ``<p>associations``    contact ↔ company links (unless mapped onto the customer's tables)
 ``<p>activities``      activities, unique on their idempotency key
@@ -119,6 +120,9 @@ def _record_table(md: sa.MetaData, name: str, columns: dict[str, tuple[str, Any]
         md,
         _seq(),
         sa.Column("id", sa.String(36), nullable=False, unique=True),
+        # Unique: what makes creates idempotent in managed mode (mapped mode keeps the
+        # external ids in <prefix>links instead, since it cannot add a column).
+        sa.Column("external_id", sa.String(255), nullable=False, unique=True),
         *(sa.Column(col, type_) for col, type_ in columns.values()),
         sa.Column("extra", Json, nullable=True),
         sa.Column("created_at", Timestamp, nullable=False),

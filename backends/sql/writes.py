@@ -179,11 +179,12 @@ class RecordWritesMixin:
             prepared.append(_Prepared(i, ext, row, keys))
         if prepared:
             what = f"create {entity.plural}"
+            create = self._create_direct if store.ext_col is not None else self._create
             try:
-                outcome = await self._retrying(lambda: self._create(what, store, prepared, False))
+                outcome = await self._retrying(lambda: create(what, store, prepared, False))
             except InvalidRecord:
                 # Some row broke the batch statement: replay row by row to isolate it.
-                outcome = await self._retrying(lambda: self._create(what, store, prepared, True))
+                outcome = await self._retrying(lambda: create(what, store, prepared, True))
             for index, result in outcome.items():
                 results[index] = result
         for i, j in repeats:
@@ -192,9 +193,84 @@ class RecordWritesMixin:
             results[i] = ItemResult(crm_id=done.crm_id, error=done.error, created=False)
         return [r if r is not None else ItemResult(error=InvalidRecord()) for r in results]
 
+    async def _create_direct(
+        self, what: str, store: RecordStore, prepared: list[_Prepared], careful: bool
+    ) -> dict[int, ItemResult]:
+        """Managed mode: the record row itself carries the unique external id.
+
+        ``INSERT ... ON CONFLICT (external_id) DO NOTHING RETURNING external_id`` (PostgreSQL,
+        SQLite) names the rows this transaction created; the others (already there, or
+        created concurrently: the insert waited on the unique index) are read back. MySQL
+        has no usable RETURNING here, so there every id is read back and compared with the
+        one this transaction generated.
+        """
+        ext_col = store.ext_col
+        assert ext_col is not None
+        now = utcnow()
+        new_ids = {p.external_id: store.new_id() for p in prepared}
+        by_ext = {p.external_id: p for p in prepared}
+        insert = self._insert_ignore(store.table, ext_col.name)
+        out: dict[int, ItemResult] = {}
+        async with self._tx(what) as conn:
+            returning = conn.dialect.name in ("postgresql", "sqlite")
+            # Sorted so that concurrent batches take their unique-index locks in one order.
+            rows = [
+                {
+                    **by_ext[ext].row,
+                    store.pk.name: new_ids[ext],
+                    ext_col.name: ext,
+                    **{c: now for c in store.stamp_cols},
+                }
+                for ext in sorted(by_ext)
+            ]
+            made: set[str] = set()
+            failed: dict[str, str] = {}
+            if careful:
+                for row in rows:
+                    try:
+                        async with conn.begin_nested():
+                            await conn.execute(insert.values(row))
+                    except sa_exc.DBAPIError as exc:
+                        if not is_record_error(exc):
+                            raise
+                        failed[row[ext_col.name]] = reason(exc)
+            elif returning:
+                got = await conn.execute(insert.returning(ext_col), rows)
+                made = set(got.scalars())
+            else:
+                await conn.execute(insert, rows)
+            others = [ext for ext in by_ext if ext not in made and ext not in failed]
+            held: dict[str, str] = {}
+            if others:
+                result = await conn.execute(sa.select(ext_col, store.pk).where(ext_col.in_(others)))
+                held = {ext: str(pk) for ext, pk in result}
+            for ext, p in by_ext.items():
+                if ext in failed:
+                    out[p.index] = ItemResult(error=InvalidRecord(failed[ext]))
+                elif ext in made or held.get(ext) == new_ids[ext]:
+                    made.add(ext)
+                    out[p.index] = ItemResult(crm_id=new_ids[ext], created=True)
+                elif ext in held:
+                    out[p.index] = ItemResult(crm_id=held[ext], created=False)
+                else:  # rolled back by its creator between our insert and our read
+                    out[p.index] = ItemResult(
+                        error=Conflict(f"externalId {ext!r} is being created elsewhere")
+                    )
+            key_rows = [
+                {"entity": store.entity.value, "key_name": k, "value": v, "crm_id": new_ids[ext]}
+                for ext in made
+                for k, v in by_ext[ext].keys.items()
+            ]
+            if key_rows:
+                await conn.execute(sa.insert(self.tables.match_keys), key_rows)
+        return out
+
     async def _create(
         self, what: str, store: RecordStore, prepared: list[_Prepared], careful: bool
     ) -> dict[int, ItemResult]:
+        """Mapped mode: claim each external id in ``<prefix>links`` first (the customer's
+        table has no column for it), then create the rows whose claims this transaction
+        won."""
         entity = store.entity.value
         links = self.tables.links
         now = utcnow()
