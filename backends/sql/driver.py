@@ -11,10 +11,11 @@ pool_size, max_overflow, pool_timeout, connect_timeout, statement_timeout, conta
 associations, users).
 
 How it writes: every batch is one transaction with a constant number of statements (multi-row
-inserts, ``IN`` lookups, one ``UPDATE ... CASE`` per batch), whatever the batch size. Creates
-are idempotent under concurrency: each external id is first *claimed* in ``<prefix>links``
-(unique per entity) with ``ON CONFLICT DO NOTHING`` / ``ON DUPLICATE KEY UPDATE``; only the
-transaction whose claim survived creates the record, the others return its id.
+inserts, ``IN`` lookups, one executemany ``UPDATE``), whatever the batch size (see
+:mod:`backends.sql.writes`). Creates are idempotent under concurrency through a unique
+external id (``ON CONFLICT DO NOTHING`` / ``ON DUPLICATE KEY UPDATE``): on the managed record
+row itself, or, in mapped mode, *claimed* in ``<prefix>links`` before the customer's row is
+inserted; only the transaction whose row or claim survived creates the record.
 
 Limits and quirks:
 
