@@ -494,13 +494,13 @@ class RecordWritesMixin:
             await self._write(conn, store.table, store.pk, changes, current=current)
             if keys:
                 mk = self.tables.match_keys
+                # One statement with a row-value IN: MySQL's driver would run an executemany
+                # DELETE row by row.
                 await conn.execute(
                     sa.delete(mk).where(
                         mk.c.entity == store.entity.value,
-                        mk.c.crm_id == sa.bindparam("c"),
-                        mk.c.key_name == sa.bindparam("k"),
-                    ),
-                    [{"c": c, "k": k} for c, k in keys],
+                        sa.tuple_(mk.c.crm_id, mk.c.key_name).in_(list(keys)),
+                    )
                 )
                 fresh = [
                     {"entity": store.entity.value, "key_name": k, "value": v, "crm_id": c}
