@@ -38,7 +38,7 @@ from adapter.config import (
     format_validation_error,
     load_settings,
 )
-from backends.base import Backend, BackendError
+from backends.base import Backend, BackendError, Entity, SetupReport
 
 __all__ = [
     "COMMANDS",
@@ -236,10 +236,13 @@ def _check_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-async def _open_ping_close(backend: Backend, timeout: float) -> None:
+async def _open_ping_close(
+    backend: Backend, timeout: float, field_maps: Mapping[Entity, Mapping[str, str]]
+) -> SetupReport:
     try:
         await asyncio.wait_for(backend.open(), timeout)
         await asyncio.wait_for(backend.ping(), timeout)
+        return await asyncio.wait_for(backend.check_setup(field_maps), timeout)
     finally:
         # close() must not hide the real outcome (and must not raise, per the interface).
         with contextlib.suppress(Exception):
@@ -263,7 +266,7 @@ def _check(args: argparse.Namespace) -> int:
         from adapter.mapping import build_mappers
         from adapter.matching import Matcher
 
-        build_mappers(settings.mapping, backend.default_field_map)
+        mappers = build_mappers(settings.mapping, backend.default_field_map)
         Matcher(settings.matching.keys())
     except ConfigError as exc:
         return _fail(str(exc))
@@ -272,7 +275,8 @@ def _check(args: argparse.Namespace) -> int:
 
     label = _driver_label(backend)
     try:
-        asyncio.run(_open_ping_close(backend, args.timeout))
+        field_maps = {entity: mapper.fields for entity, mapper in mappers.items()}
+        report = asyncio.run(_open_ping_close(backend, args.timeout, field_maps))
     except TimeoutError:
         return _fail(f"backend {label} did not answer within {args.timeout:g}s")
     except BackendError as exc:
@@ -280,6 +284,12 @@ def _check(args: argparse.Namespace) -> int:
     except Exception as exc:  # a driver bug must still give one line, no traceback
         first = (str(exc).strip().splitlines() or [""])[0]
         return _fail(redact(f"backend {label} failed: {type(exc).__name__}: {first}", settings))
+
+    for note in report.notes:
+        print(redact(f"note: {note}", settings), file=out)
+    if report.problems:
+        listed = "; ".join(report.problems)
+        return _fail(redact(f"backend {label} is reachable but not set up: {listed}", settings))
 
     keys = len(settings.auth.keys)
     key_note = (

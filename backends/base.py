@@ -55,6 +55,7 @@ __all__ = [
     "NotFound",
     "RateLimited",
     "RecordUpdate",
+    "SetupReport",
     "StoredRecord",
     "Task",
     "TaskChanges",
@@ -373,6 +374,19 @@ class User:
     email: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class SetupReport:
+    """What :meth:`Backend.check_setup` found, for ``enginy-adapter check``.
+
+    ``problems`` would stop the service from working as configured (a missing column, a
+    missing scope); ``notes`` are information for the operator (the portal, the record-link
+    templates, a mapped field that will be dropped).
+    """
+
+    problems: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
 # --------------------------------------------------------------------------------------------
 # Options
 # --------------------------------------------------------------------------------------------
@@ -434,6 +448,17 @@ class Backend:
         Returns ``None``; raises :class:`Unavailable` or :class:`AuthFailed`. Must be cheap:
         the front caches its result for a few seconds.
         """
+
+    async def check_setup(self, field_maps: Mapping[Entity, Mapping[str, str]]) -> SetupReport:
+        """Deeper set-up checks for ``enginy-adapter check``, run after :meth:`open` and
+        :meth:`ping`: does the backend have what the configuration needs?
+
+        ``field_maps`` is the effective Enginy-name → backend-field mapping per entity (the
+        driver's defaults with the YAML's overrides). Returns a :class:`SetupReport`; raises
+        only when the backend cannot be reached. Read-only unless the driver's options allow
+        it to create what is missing. This default finds nothing to report.
+        """
+        return SetupReport()
 
     # -- contacts and companies (required) ----------------------------------------------------
 

@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from adapter import cli
 from adapter.cli import COMMANDS, Command, build_parser, ensure_api_key, main, redact
 from adapter.config import Settings, load_settings
+from backends.base import Entity
 
 SECRET = "pw-9f8e7d6c5b4a"
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DRIVER_MODULE = """
 import asyncio
 
-from backends.base import AuthFailed, Backend, DriverOptions, Unavailable
+from backends.base import AuthFailed, Backend, DriverOptions, SetupReport, Unavailable
 from pydantic import SecretStr
 
 
@@ -77,6 +78,23 @@ class Noisy(_Recording):
 
         logging.getLogger("noisy.driver").warning("attempt 1 failed: ConnectError")
         raise Unavailable("still down after retries")
+
+
+class MissingColumn(_Recording):
+    name = "missingcolumn"
+    seen_maps = None
+
+    async def check_setup(self, field_maps):
+        type(self).seen_maps = field_maps
+        return SetupReport(problems=("crm_people.email_address: no such column",),
+                           notes=("portal 42",))
+
+
+class Noted(_Recording):
+    name = "noted"
+
+    async def check_setup(self, field_maps):
+        return SetupReport(notes=("contactLinkTemplate: https://crm.example/c/{{crmId}}",))
 
 
 class Slow(_Recording):
@@ -216,6 +234,37 @@ def test_check_unreachable_backend_exits_1_and_closes_it(
     assert "'unreachable'" in reason
     assert "backend_unavailable: cannot connect to db.internal:5432" in reason
     assert drivers._Recording.events == ["open", "close"]
+
+
+def test_check_reports_setup_problems_with_the_effective_mapping(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], drivers: Any
+) -> None:
+    path = config_file(
+        tmp_path,
+        """
+        backend: {driver: 'cli_test_drivers:MissingColumn'}
+        mapping: {contacts: {fields: {email: email_address}}}
+        """,
+    )
+    code, out, err = run(["check", "--config", path], capsys)
+    assert code == 1
+    assert out == "note: portal 42\n"
+    reason = assert_one_line_error(err)
+    assert "not set up: crm_people.email_address: no such column" in reason
+    maps = drivers.MissingColumn.seen_maps
+    assert maps[Entity.CONTACT]["email"] == "email_address"
+    assert drivers._Recording.events == ["open", "close"]
+
+
+def test_check_prints_setup_notes_and_passes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], drivers: Any
+) -> None:
+    path = config_file(tmp_path, "backend: {driver: 'cli_test_drivers:Noted'}")
+    code, out, err = run(["check", "--config", path], capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "note: contactLinkTemplate: https://crm.example/c/{{crmId}}"
+    assert lines[1].startswith("ok: ")
 
 
 def test_check_backend_refusing_credentials(

@@ -6,9 +6,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from backends.base import AuthFailed, BackendError
+from backends.base import AuthFailed, BackendError, Entity
+from backends.base import SetupReport as CheckSummary
 from backends.hubspot.core import OBJECT_TYPES, HubSpotCore
 
 __all__ = ["SetupMixin", "SetupReport"]
@@ -119,10 +121,37 @@ class SetupMixin(HubSpotCore):
                 exc.message,
             )
 
-    async def check(self, *, create: bool | None = None) -> SetupReport:
+    async def check_setup(self, field_maps: Mapping[Entity, Mapping[str, str]]) -> CheckSummary:
+        """:meth:`check`, in the interface's terms: missing scopes and problems stop the set-up;
+        mapped properties missing in the portal do too under ``unknown_properties: reject``,
+        else they are notes (dropped, or created on first write)."""
+        report = await self.check(field_maps=field_maps)
+        problems = [f"missing scope: {s}" for s in report.missing_scopes] + report.problems
+        notes = [f"HubSpot portal: {report.portal_id or 'unknown'}"]
+        policy = self.options.unknown_properties
+        for object_type, names in report.missing_properties.items():
+            line = f"{object_type}: mapped properties missing in the portal: {', '.join(names)}"
+            if policy == "reject":
+                problems.append(f"{line} (unknown_properties: reject refuses such records)")
+            else:
+                fate = "dropped" if policy == "drop" else "created on first write"
+                notes.append(f"{line} (will be {fate})")
+        if report.contact_link_template:
+            notes.append(f"contactLinkTemplate: {report.contact_link_template}")
+            notes.append(f"companyLinkTemplate: {report.company_link_template}")
+        return CheckSummary(problems=tuple(problems), notes=tuple(notes))
+
+    async def check(
+        self,
+        *,
+        create: bool | None = None,
+        field_maps: Mapping[Entity, Mapping[str, str]] | None = None,
+    ) -> SetupReport:
         """Verify the token and scopes, make sure the external-id property exists (creating it
-        when allowed), list mapped properties missing in the portal, and compute the link
-        templates. Never raises for a missing scope: the report lists it."""
+        when allowed), list mapped properties (``field_maps``, default: the driver's default
+        mapping) missing in the portal, and compute the link templates. Never raises for a
+        missing scope: the report lists it."""
+        maps = self.default_field_map if field_maps is None else field_maps
         missing_scopes: list[str] = []
         problems: list[str] = []
         with self.client.budget():
@@ -162,7 +191,7 @@ class SetupMixin(HubSpotCore):
                         )
                     known = await self.catalog.definitions(object_type)
                     names = [
-                        n for n in self.default_field_map.get(entity, {}).values() if n not in known
+                        n for n in maps.get(entity, {}).values() if n not in known
                     ]
                     if names:
                         missing_properties[object_type] = names

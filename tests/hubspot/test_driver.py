@@ -586,3 +586,18 @@ async def test_camel_case_engagement_fields_get_a_snake_case_property_and_come_b
     )
     assert cleared.ok
     assert fake.objects["contacts"][crm_id]["properties"]["campaign_engagement_status"] is None
+
+
+@pytest.mark.parametrize(("policy", "is_problem"), [("drop", False), ("reject", True)])
+async def test_check_setup_weighs_missing_mapped_properties_by_policy(
+    make_backend: MakeBackend, fake: FakeHubSpot, policy: str, is_problem: bool
+) -> None:
+    from backends.base import Entity
+
+    driver = make_backend(unknown_properties=policy)
+    maps = {Entity.CONTACT: {"email": "email", "campaignStatus": "enginy_campaign_status"}}
+    report = await driver.check_setup(maps)
+    line = "contacts: mapped properties missing in the portal: enginy_campaign_status"
+    assert any(line in p for p in report.problems) is is_problem
+    assert any(line in n for n in report.notes) is not is_problem
+    assert any(n.startswith("contactLinkTemplate: https://") for n in report.notes)
