@@ -53,6 +53,7 @@ from backends.base import (
     ItemResult,
     MatchKey,
     NotFound,
+    SetupReport,
     StoredRecord,
     Unavailable,
 )
@@ -162,6 +163,13 @@ class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
         with db_errors("ping"):
             async with self.engine.connect() as conn:
                 await conn.execute(sa.text("SELECT 1"))
+
+    async def check_setup(self, field_maps: Mapping[Entity, Mapping[str, str]]) -> SetupReport:
+        """The interface's set-up check: :meth:`check_schema`'s problems, and where data goes."""
+        problems = await self.check_schema(field_maps)
+        mode = "mapped (customer tables)" if self._mapped else "managed (adapter tables)"
+        note = f"database {self.options.safe_url}, schema {mode}"
+        return SetupReport(problems=tuple(problems), notes=(note,))
 
     async def check_schema(
         self, field_maps: Mapping[Entity, Mapping[str, str]] | None = None

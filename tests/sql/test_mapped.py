@@ -350,6 +350,17 @@ async def test_check_schema_reports_missing_columns_and_types(crm: CRM) -> None:
     assert await missing.check_schema() == ["contacts: table 'no_such_table' does not exist"]
 
 
+async def test_check_setup_reports_the_schema_problems_and_the_mode(crm: CRM) -> None:
+    backend = SQLBackend(SQLOptions.model_validate(crm.options()))
+    field_maps = {**{e: FIELD_MAP[e] for e in Entity},
+                  Entity.CONTACT: {**FIELD_MAP[Entity.CONTACT], "email": "email_addr"}}
+    report = await backend.check_setup(field_maps)
+    assert any("column 'email_addr'" in p for p in report.problems)
+    assert report.notes and "mapped" in report.notes[0]
+    healthy = await backend.check_setup({e: FIELD_MAP[e] for e in Entity})
+    assert healthy.problems == ()
+
+
 async def test_ids_out_of_the_key_range_are_simply_unknown(crm: CRM, open_backend: Any) -> None:
     """``crm_people.person_id`` is a 32-bit integer: a larger or non-numeric crmId is "not
     found", never a database error."""
