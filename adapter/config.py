@@ -81,8 +81,11 @@ __all__ = [
 ]
 
 #: The embedded default backend: what ``serve`` runs on when the configuration names no driver.
-#: The single place to change it.
-DEFAULT_BACKEND: Final[Mapping[str, Any]] = MappingProxyType({"driver": "memory", "options": {}})
+#: The single place to change it. An SQLite file in the working directory, so data survives a
+#: restart (the SQL driver's ``url`` option moves it).
+DEFAULT_BACKEND: Final[Mapping[str, Any]] = MappingProxyType(
+    {"driver": "sql", "options": {"url": "sqlite+aiosqlite:///./enginy-adapter.db"}}
+)
 
 DEFAULT_MAX_BODY_BYTES: Final = 10 * 1024 * 1024
 

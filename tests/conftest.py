@@ -64,6 +64,13 @@ async def serve_app(
         yield c
 
 
+@pytest.fixture(autouse=True)
+def _isolated_working_directory(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run every test in its own directory: the embedded default backend is an SQLite file in
+    the working directory, and no test may leave one in the checkout (or share one)."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def settings_for() -> MakeSettings:
     return make_settings

@@ -399,8 +399,13 @@ def fake_uvicorn(monkeypatch: pytest.MonkeyPatch) -> _FakeUvicorn:
 
 @pytest.mark.anyio
 async def test_serve_without_configuration_generates_a_key_and_requires_it(
-    capsys: pytest.CaptureFixture[str], fake_uvicorn: _FakeUvicorn
+    capsys: pytest.CaptureFixture[str],
+    fake_uvicorn: _FakeUvicorn,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # The embedded default is an SQLite file in the working directory.
+    monkeypatch.chdir(tmp_path)
     code, out, err = run(["serve", "--host", "0.0.0.0", "--port", "9911"], capsys)
     assert code == 0
     [call] = fake_uvicorn.calls
@@ -411,13 +416,18 @@ async def test_serve_without_configuration_generates_a_key_and_requires_it(
     assert f"curl -H 'X-API-Key: {key}' http://127.0.0.1:9911/health" in err
     assert key not in out
 
-    transport = httpx.ASGITransport(app=call["app"])
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    app = call["app"]
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://t") as client,
+    ):
         assert (await client.get("/health")).status_code == 401
         assert (await client.get("/health", headers={"X-API-Key": "wrong"})).status_code == 401
         response = await client.get("/health", headers={"x-api-key": key})
         assert response.status_code == 200
         assert response.json()["status"] == "ok"
+    assert (tmp_path / "enginy-adapter.db").is_file()
 
 
 def test_serve_with_a_configured_key_prints_no_key(

@@ -447,7 +447,7 @@ def test_build_backend_reports_bad_options_with_their_path(tmp_path: Path) -> No
 
 
 def test_build_backend_reports_nested_option_errors(tmp_path: Path) -> None:
-    settings = load(tmp_path, "backend: {options: {users: [{id: u1}]}}")
+    settings = load(tmp_path, "backend: {driver: memory, options: {users: [{id: u1}]}}")
     with pytest.raises(ConfigError) as info:
         build_backend(settings)
     assert str(info.value).startswith("backend.options.users[0].name: ")

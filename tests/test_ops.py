@@ -105,7 +105,9 @@ def test_memory_driver_refuses_several_workers(
     check_workers(make_settings(server={"workers": 1}), MemoryBackend())
     check_workers(make_settings(server={"workers": 4}), SlowPing())
     config = tmp_path / "c.yaml"
-    config.write_text(f"server: {{workers: 3}}\nauth: {{keys: [{API_KEY}]}}\n")
+    config.write_text(
+        f"server: {{workers: 3}}\nauth: {{keys: [{API_KEY}]}}\nbackend: {{driver: memory}}\n"
+    )
     assert main(["serve", "--config", str(config)]) == 1
     err = capsys.readouterr().err
     assert "error: server.workers: 3 workers with the memory driver" in err
