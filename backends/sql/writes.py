@@ -26,6 +26,7 @@ from backends.base import (
 
 from .errors import is_record_error, reason
 from .mapped import RecordStore, ValueRejected, coerce, fits_managed
+from .patch import PatchPlan, patch_statement, plan_patch, supports_patch
 from .schema import KEY_VALUE_LENGTH
 
 if TYPE_CHECKING:
@@ -62,6 +63,8 @@ class RecordWritesMixin:
 
     if TYPE_CHECKING:
         tables: ManagedTables
+        engine: Any
+        _patch_statements: dict[Entity, sa.TextClause]
 
         def _tx(
             self, what: str, *, write: bool = True
@@ -427,10 +430,73 @@ class RecordWritesMixin:
         """
         store = self._store(entity)
         what = f"update {entity.plural}"
+        dialect = self.engine.dialect
+        plan = (
+            plan_patch(store, updates, dialect.name)
+            if supports_patch(store, dialect.name)
+            else None
+        )
         try:
+            if plan is not None:
+                return await self._retrying(lambda: self._patch(what, store, updates, plan))
             return await self._retrying(lambda: self._update(what, store, updates, False))
         except InvalidRecord:
             return await self._retrying(lambda: self._update(what, store, updates, True))
+
+    async def _patch(
+        self, what: str, store: RecordStore, updates: Sequence[RecordUpdate], plan: PatchPlan
+    ) -> list[ItemResult]:
+        """Managed mode on PostgreSQL and SQLite: the batch is one ``UPDATE ... RETURNING``
+        (see :mod:`backends.sql.patch`), plus the changed match keys."""
+        statement = self._patch_statements.get(store.entity)
+        if statement is None:
+            statement = self._patch_statements[store.entity] = patch_statement(
+                store, self.engine.dialect
+            )
+        # Without match keys to change, the one UPDATE is atomic by itself: no BEGIN/COMMIT
+        # round trips (PostgreSQL autocommit; SQLite runs it as its own write transaction).
+        keyed = any(u.match_keys for u in updates)
+        async with self._tx(what, write=keyed) as conn:
+            result = await conn.execute(statement, {"payload": plan.payload, "now": utcnow()})
+            found = set(result.scalars())
+            results: list[ItemResult] = []
+            keys: dict[tuple[str, str], str | None] = {}
+            for u, pk in zip(updates, plan.pks, strict=True):
+                if pk is None or pk not in found:
+                    results.append(
+                        ItemResult(error=NotFound(f"No record exists with ID: {u.crm_id}"))
+                    )
+                    continue
+                canonical = store.format_id(pk)
+                for name, value in u.match_keys.items():
+                    keys[(canonical, name)] = (
+                        value if value and len(value) <= KEY_VALUE_LENGTH else None
+                    )
+                results.append(ItemResult(crm_id=canonical))
+            if keys:
+                await self._replace_keys(conn, store, keys)
+        return results
+
+    async def _replace_keys(
+        self, conn: AsyncConnection, store: RecordStore, keys: Mapping[tuple[str, str], str | None]
+    ) -> None:
+        """Replace the ``(crm_id, key name)`` match keys with their new values (``None``: gone)."""
+        mk = self.tables.match_keys
+        # One statement with a row-value IN: MySQL's driver would run an executemany DELETE
+        # row by row.
+        await conn.execute(
+            sa.delete(mk).where(
+                mk.c.entity == store.entity.value,
+                sa.tuple_(mk.c.crm_id, mk.c.key_name).in_(list(keys)),
+            )
+        )
+        fresh = [
+            {"entity": store.entity.value, "key_name": k, "value": v, "crm_id": c}
+            for (c, k), v in keys.items()
+            if v is not None
+        ]
+        if fresh:
+            await conn.execute(sa.insert(mk), fresh)
 
     async def _update(
         self, what: str, store: RecordStore, updates: Sequence[RecordUpdate], careful: bool
@@ -493,22 +559,7 @@ class RecordWritesMixin:
                     row["updated_at"] = now
             await self._write(conn, store.table, store.pk, changes, current=current)
             if keys:
-                mk = self.tables.match_keys
-                # One statement with a row-value IN: MySQL's driver would run an executemany
-                # DELETE row by row.
-                await conn.execute(
-                    sa.delete(mk).where(
-                        mk.c.entity == store.entity.value,
-                        sa.tuple_(mk.c.crm_id, mk.c.key_name).in_(list(keys)),
-                    )
-                )
-                fresh = [
-                    {"entity": store.entity.value, "key_name": k, "value": v, "crm_id": c}
-                    for (c, k), v in keys.items()
-                    if v is not None
-                ]
-                if fresh:
-                    await conn.execute(sa.insert(mk), fresh)
+                await self._replace_keys(conn, store, keys)
         return results
 
     @staticmethod
