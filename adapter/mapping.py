@@ -131,6 +131,13 @@ class FieldMapper:
         # ... and back towards Enginy, the Enginy names that are mapped to another backend name.
         self._shadowed_in_enginy = frozenset(self._to_backend) - frozenset(self._to_enginy)
         self._keep = self.unmapped is UnmappedPolicy.KEEP
+        # The Enginy names that to_backend does not copy verbatim under ``keep``: aliases,
+        # renamed fields and kept names that would overwrite a mapped field.
+        self._not_verbatim = (
+            frozenset(FIELD_ALIASES)
+            | self._taken_in_backend
+            | {name for name, backend in self._to_backend.items() if name != backend}
+        )
 
     @property
     def fields(self) -> Mapping[str, str]:
@@ -156,9 +163,16 @@ class FieldMapper:
         overwrite that field, and read back as it. Returns a new dict; ``fields`` is not
         modified.
         """
-        to_backend = self._to_backend
         keep = self._keep
-        out: dict[str, Any] = {}
+        if keep and self._not_verbatim.isdisjoint(fields):
+            # The usual record (no mapping, or none that touches its fields) comes out as it
+            # went in, envelope aside: one copy at C speed instead of a pass over its fields.
+            out = dict(fields)
+            for name in ENVELOPE_FIELDS:
+                out.pop(name, None)
+            return out
+        to_backend = self._to_backend
+        out = {}
         unmapped: list[str] = []
         for name, value in fields.items():
             if name in ENVELOPE_FIELDS:
