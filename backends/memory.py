@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-import secrets
+import os
 from bisect import insort
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -84,9 +84,6 @@ class _Record:
         return StoredRecord(self.crm_id, self.external_id, fields)
 
 
-_CONTAINERS = (dict, list, tuple)
-
-
 def _copy(value: Any) -> Any:
     """Copy a JSON value. Only containers are copied: scalars are immutable, and a recursive
     walk over plain dicts and lists is several times cheaper than ``copy.deepcopy``."""
@@ -97,13 +94,18 @@ def _copy(value: Any) -> Any:
     return value
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _has_containers(fields: Mapping[str, Any]) -> bool:
-    return any(isinstance(v, _CONTAINERS) for v in fields.values())
+    # Exact types: a value of any other type (a list, a dict, a subclass of either) counts as
+    # a container, and takes the copying walk.
+    return not _SCALARS.issuperset(map(type, fields.values()))
 
 
 def _new_id(prefix: str) -> str:
-    # 128 random bits like a uuid4, for a quarter of its cost (no UUID object is built).
-    return f"{prefix}_{secrets.token_hex(16)}"
+    # 128 random bits like a uuid4 (what secrets.token_hex reads), without building a UUID.
+    return f"{prefix}_{os.urandom(16).hex()}"
 
 
 def _when(activity: Activity) -> datetime:
@@ -147,9 +149,13 @@ class MemoryBackend(Backend):
 
     def _index(self, entity: Entity, record: _Record, name: str, value: str) -> None:
         ids = self._by_key[entity].setdefault(name, {}).setdefault(value, [])
-        # An update may give an old record a value newer records already hold: keep creation
-        # order so that the oldest holder still wins.
-        insort(ids, record.crm_id, key=lambda crm_id: self._records[entity][crm_id].seq)
+        records = self._records[entity]
+        if ids and records[ids[-1]].seq > record.seq:
+            # An update may give an old record a value newer records already hold: keep
+            # creation order so that the oldest holder still wins.
+            insort(ids, record.crm_id, key=lambda crm_id: records[crm_id].seq)
+        else:
+            ids.append(record.crm_id)  # a new record is the newest holder
 
     def _unindex(self, entity: Entity, record: _Record, name: str) -> None:
         old = record.match_keys.pop(name, None)
@@ -166,19 +172,19 @@ class MemoryBackend(Backend):
         existing = self._by_external[entity].get(record.external_id)
         if existing is not None:
             return ItemResult(crm_id=existing, created=False)
+        fields = dict(record.fields)
+        nested = _has_containers(fields)
         stored = _Record(
             crm_id=_new_id(_PREFIX[entity]),
             external_id=record.external_id,
             seq=self._next_seq(),
-            fields=dict(record.fields),
+            fields=_copy(fields) if nested else fields,
+            match_keys=dict(record.match_keys),
+            nested=nested,
         )
-        if _has_containers(stored.fields):
-            stored.nested = True
-            stored.fields = _copy(stored.fields)
         self._records[entity][stored.crm_id] = stored
         self._by_external[entity][record.external_id] = stored.crm_id
-        for name, value in record.match_keys.items():
-            stored.match_keys[name] = value
+        for name, value in stored.match_keys.items():
             self._index(entity, stored, name, value)
         return ItemResult(crm_id=stored.crm_id, created=True)
 
