@@ -74,6 +74,18 @@ def _sqlite_session(engine: AsyncEngine, *, in_memory: bool) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
+    dialect = engine.sync_engine.dialect
+    rollback = dialect.do_rollback
+
+    def do_rollback(dbapi_conn: Any) -> None:
+        # A read runs without BEGIN (sqlite3 in autocommit mode), so the rollback that ends it
+        # has nothing to undo; aiosqlite would still spend a round trip to its thread on it.
+        # in_transaction is a plain attribute read, safe from the event loop's thread.
+        if dbapi_conn.driver_connection.in_transaction:
+            rollback(dbapi_conn)
+
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign,assignment]
+
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(conn: Any) -> None:
         # Writers take the lock up front: two deferred transactions that both read then write
