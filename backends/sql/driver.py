@@ -103,6 +103,8 @@ class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
         self._reflected: dict[str, sa.Table] = {}
         #: One-statement update per entity (managed mode, PostgreSQL/SQLite), built on first use.
         self._patch_statements: dict[Entity, sa.TextClause] = {}
+        #: One-statement create per entity (managed mode, PostgreSQL), built on first use.
+        self._create_statements: dict[Entity, sa.TextClause] = {}
         if self.options.mode == "mapped" and self.options.users is None:
             # Instance-level: whether users exist depends on the configuration.
             self.capabilities = _ALL - {Capability.USERS}  # type: ignore[misc]

@@ -25,6 +25,7 @@ from backends.base import (
 )
 
 from .errors import is_record_error, reason
+from .insert import create_payload, create_statement
 from .mapped import RecordStore, ValueRejected, coerce, fits_managed
 from .patch import PatchPlan, patch_statement, plan_patch, supports_patch
 from .schema import KEY_VALUE_LENGTH
@@ -65,6 +66,7 @@ class RecordWritesMixin:
         tables: ManagedTables
         engine: Any
         _patch_statements: dict[Entity, sa.TextClause]
+        _create_statements: dict[Entity, sa.TextClause]
 
         def _tx(
             self, what: str, *, write: bool = True
@@ -212,6 +214,8 @@ class RecordWritesMixin:
         now = utcnow()
         new_ids = {p.external_id: store.new_id() for p in prepared}
         by_ext = {p.external_id: p for p in prepared}
+        if not careful and self._creates_at_once():
+            return await self._create_at_once(what, store, by_ext, new_ids, now)
         insert = self._insert_ignore(store.table, ext_col.name)
         out: dict[int, ItemResult] = {}
         async with self._tx(what) as conn:
@@ -266,6 +270,51 @@ class RecordWritesMixin:
             ]
             if key_rows:
                 await conn.execute(sa.insert(self.tables.match_keys), key_rows)
+        return out
+
+    def _creates_at_once(self) -> bool:
+        """Whether managed creates run as one statement (PostgreSQL: data-modifying CTEs)."""
+        return bool(self.engine.dialect.name == "postgresql")
+
+    async def _create_at_once(
+        self,
+        what: str,
+        store: RecordStore,
+        by_ext: Mapping[str, _Prepared],
+        new_ids: Mapping[str, str],
+        now: dt.datetime,
+    ) -> dict[int, ItemResult]:
+        """Managed mode on PostgreSQL: rows and keys in one statement, outside a transaction
+        (see :mod:`backends.sql.insert`); then, only when some external id already had a
+        record, one read of their ids."""
+        ext_col = store.ext_col
+        assert ext_col is not None
+        statement = self._create_statements.get(store.entity)
+        if statement is None:
+            statement = self._create_statements[store.entity] = create_statement(
+                store, self.tables.match_keys, self.engine.dialect
+            )
+        rows = [{**p.row, "id": new_ids[ext], "external_id": ext} for ext, p in by_ext.items()]
+        keys = [(ext, k, v) for ext, p in by_ext.items() for k, v in p.keys.items()]
+        rows_doc, keys_doc = create_payload(rows, keys)
+        params = {"rows": rows_doc, "keys": keys_doc, "now": now, "entity": store.entity.value}
+        out: dict[int, ItemResult] = {}
+        async with self._tx(what, write=False) as conn:
+            made = set((await conn.execute(statement, params)).scalars())
+            others = [ext for ext in by_ext if ext not in made]
+            held: dict[str, str] = {}
+            if others:
+                result = await conn.execute(sa.select(ext_col, store.pk).where(ext_col.in_(others)))
+                held = {ext: str(pk) for ext, pk in result}
+        for ext, p in by_ext.items():
+            if ext in made:
+                out[p.index] = ItemResult(crm_id=new_ids[ext], created=True)
+            elif ext in held:
+                out[p.index] = ItemResult(crm_id=held[ext], created=False)
+            else:  # rolled back by its creator between our insert and our read
+                out[p.index] = ItemResult(
+                    error=Conflict(f"externalId {ext!r} is being created elsewhere")
+                )
         return out
 
     async def _create(

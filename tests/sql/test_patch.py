@@ -1,5 +1,6 @@
-"""Managed-mode updates as one ``UPDATE ... RETURNING`` (``backends/sql/patch.py``) give exactly
-what the read-merge-write path gives, record by record, and send one statement."""
+"""Managed-mode one-statement writes give exactly what the statement-per-step paths give,
+record by record: updates as one ``UPDATE ... RETURNING`` (``backends/sql/patch.py``), creates
+on PostgreSQL as one ``WITH ... INSERT`` (``backends/sql/insert.py``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from sqlalchemy import event
 
 import backends.sql.writes as writes
-from backends.base import Entity, NewRecord, RecordUpdate
+from backends.base import EXTERNAL_ID, Entity, MatchKey, NewRecord, RecordUpdate
 from backends.sql import SQLBackend
 
 from .conftest import OpenBackend
@@ -81,9 +82,7 @@ async def run(backend: SQLBackend, entity: Entity) -> list[Any]:
     seen: list[Any] = []
     for batch in batches(ids):
         results = await backend.update_records(entity, batch)
-        seen.append(
-            [(ids.index(r.crm_id) if r.crm_id else None, repr(r.error)) for r in results]
-        )
+        seen.append([(ids.index(r.crm_id) if r.crm_id else None, repr(r.error)) for r in results])
         stored = await backend.get_records(entity, ids)
         seen.append([dict(stored[i].fields) for i in ids])
     return seen
@@ -123,3 +122,52 @@ async def test_an_update_without_key_changes_is_one_statement(
         assert seen == ["UPDATE"], seen
         stored = await backend.get_records(C, [m.crm_id or "" for m in made])
         assert all(r.fields == {"title": "VP", "score": 9} for r in stored.values())
+
+
+def new(ext: str, fields: dict[str, Any], email: str | None = None) -> NewRecord:
+    return NewRecord(ext, fields, {"email": email} if email else {})
+
+
+CREATES = [
+    [
+        new("n1", {"email": "n1@x.io", "firstName": "N", "score": 1}, "n1@x.io"),
+        new("n2", {"title": 7, "tags": ["a", None], "addr": {"c": None}}, "n2@x.io"),
+        new("n3", {}),
+        new("n1", {"firstName": "repeat"}, "other@x.io"),
+    ],
+    [
+        new("n2", {"firstName": "again"}, "again@x.io"),  # exists: not created, keys untouched
+        new("n4", {"lastName": "Four", "numberOfEmployees": 3}, "n4@x.io"),
+        new("n4", {"lastName": "dup"}),
+    ],
+]
+
+
+async def run_creates(backend: SQLBackend) -> list[Any]:
+    seen: list[Any] = []
+    ids: dict[str, str] = {}
+    for batch in CREATES:
+        results = await backend.create_records(C, batch)
+        for r, record in zip(results, batch, strict=True):
+            if r.created and r.crm_id:
+                ids[r.crm_id] = record.external_id
+        seen.append([(ids.get(r.crm_id or ""), r.created, repr(r.error)) for r in results])
+    exts = ["n1", "n2", "n3", "n4"]
+    found = await backend.find_records(C, MatchKey(EXTERNAL_ID), exts)
+    seen.append({e: (r.external_id, dict(r.fields)) for e, r in found.items()})
+    emails = ["n1@x.io", "n2@x.io", "n4@x.io", "other@x.io", "again@x.io"]
+    by_email = await backend.find_records(C, MatchKey("email", field="email"), emails)
+    seen.append({e: r.external_id for e, r in by_email.items()})
+    return seen
+
+
+async def test_one_statement_create_matches_the_multi_row_path(
+    open_backend: OpenBackend, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with open_backend(url) as backend:
+        at_once = await run_creates(backend)
+    monkeypatch.setattr(SQLBackend, "_creates_at_once", lambda self: False)
+    async with open_backend(url) as backend:
+        multi_row = await run_creates(backend)
+    assert at_once == multi_row
+    assert multi_row[-1] == {"n1@x.io": "n1", "n2@x.io": "n2", "n4@x.io": "n4"}
