@@ -327,17 +327,23 @@ class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
         )
 
     def _record_rows(
-        self, store: RecordStore, rows: Iterable[Any], value_label: str | None = None
+        self, store: RecordStore, rows: sa.CursorResult[Any], value_label: str | None = None
     ) -> list[tuple[Any, Any, StoredRecord]]:
-        """``(matched value, order value, record)`` per result row (see ``_load``)."""
-        out = []
-        for row in rows:
-            m = row._mapping
-            crm_id = store.format_id(m[store.pk])
-            fields = store.from_row({c.name: m[c] for c in store.table.c})
-            record = StoredRecord(crm_id, m["_enginy_ext"], fields)
-            out.append((m[value_label] if value_label else None, m[store.order], record))
-        return out
+        """``(matched value, order value, record)`` per result row (see ``_load``) of a
+        ``SELECT <table>, <labels>``: read by position."""
+        names = list(rows.keys())
+        ext_at = names.index("_enginy_ext")
+        value_at = names.index(value_label) if value_label else None
+        pk_at, order_at = store.positions[store.pk.name], store.positions[store.order.name]
+        fmt, fields_at = store.format_id, store.fields_at
+        return [
+            (
+                row[value_at] if value_at is not None else None,
+                row[order_at],
+                StoredRecord(fmt(row[pk_at]), row[ext_at], fields_at(row)),
+            )
+            for row in rows
+        ]
 
     async def _load(
         self, conn: AsyncConnection, store: RecordStore, crm_ids: Iterable[str]

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import functools
 import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,8 @@ __all__ = [
 ]
 
 _INT_RE = re.compile(r"^[+-]?\d+$")
+#: Values that travel in JSON as they come from the database (see :func:`jsonable`).
+_PLAIN = frozenset({str, int, float, bool})
 #: Enginy fields whose values are numbers; every other known field is a string.
 NUMBER_FIELDS = frozenset({"numberOfEmployees", "employeeCount", "foundedYear"})
 
@@ -228,6 +231,29 @@ class RecordStore:
             value = row.get(column.name)
             if value is not None:
                 fields[name] = jsonable(value)
+        return fields
+
+    @functools.cached_property
+    def positions(self) -> dict[str, int]:
+        """Column name → its position among the table's columns (and in a result row of
+        ``SELECT <table>, ...``)."""
+        return {c.name: i for i, c in enumerate(self.table.c)}
+
+    @functools.cached_property
+    def _layout(self) -> tuple[int | None, tuple[tuple[str, int], ...]]:
+        at = self.positions
+        json_at = at[self.json_col.name] if self.json_col is not None else None
+        return json_at, tuple((name, at[column.name]) for name, column in self.columns.items())
+
+    def fields_at(self, row: Sequence[Any]) -> dict[str, Any]:
+        """:meth:`from_row` for a result row that starts with the table's columns in order,
+        by position (per-name lookups in a row mapping cost more than the rest of a read)."""
+        json_at, typed = self._layout
+        fields = self._decode_json(row[json_at]) if json_at is not None else {}
+        for name, at in typed:
+            value = row[at]
+            if value is not None:
+                fields[name] = value if type(value) in _PLAIN else jsonable(value)
         return fields
 
     def extra_of(self, row: Mapping[str, Any]) -> dict[str, Any]:
