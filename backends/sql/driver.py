@@ -105,6 +105,8 @@ class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
         self._patch_statements: dict[Entity, sa.TextClause] = {}
         #: One-statement create per entity (managed mode, PostgreSQL), built on first use.
         self._create_statements: dict[Entity, sa.TextClause] = {}
+        #: find_records' lookups by (entity, key or column name, fallback), built on first use.
+        self._find_statements: dict[tuple[Entity, str, bool], Any] = {}
         if self.options.mode == "mapped" and self.options.users is None:
             # Instance-level: whether users exist depends on the configuration.
             self.capabilities = _ALL - {Capability.USERS}  # type: ignore[misc]
@@ -232,6 +234,10 @@ class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
 
     def _build_stores(self) -> None:
         o = self.options
+        # Statements built for the previous tables (a re-open reflects them again).
+        self._find_statements.clear()
+        self._patch_statements.clear()
+        self._create_statements.clear()
         if self._mapped:
             assert o.contacts is not None and o.companies is not None
             self._stores = {
@@ -360,22 +366,38 @@ class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
 
     # -- contacts and companies -----------------------------------------------------------
 
-    async def find_records(
-        self, entity: Entity, key: MatchKey, values: Sequence[str]
-    ) -> dict[str, StoredRecord]:
-        """Find records by external id or by a normalised match key: one indexed ``IN``
-        lookup joined to the records (mapped mode: a second one on the column itself for the
-        values not found). The oldest record wins when several hold a value."""
-        store = self._store(entity)
-        wanted = list({v for v in values if v and len(v) <= KEY_VALUE_LENGTH})
-        if not wanted:
-            return {}
+    def _wanted(self, expr: Any) -> Any:
+        """``expr IN :wanted``. PostgreSQL: ``= ANY(:wanted)`` with an array, so the statement
+        text (and asyncpg's prepared statement) is the same whatever the number of values."""
+        if self.engine.dialect.name == "postgresql":
+            return expr == sa.any_(sa.bindparam("wanted", type_=postgresql.ARRAY(sa.String())))
+        return expr.in_(sa.bindparam("wanted", expanding=True))
+
+    def _find_statement(self, store: RecordStore, name: str, *, fallback: bool) -> Any:
+        """The lookup of :meth:`find_records` for key ``name`` (or, ``fallback``, of mapped
+        column ``name`` itself), built once: values come as the ``wanted`` parameter."""
+        cache_key = (store.entity, name, fallback)
+        stmt = self._find_statements.get(cache_key)
+        if stmt is not None:
+            return stmt
+        entity = store.entity
         links, mk = self.tables.links, self.tables.match_keys
-        if key.name == EXTERNAL_ID and store.ext_col is not None:
-            stmt = self._with_ext(store, store.ext_col.label("_enginy_value")).where(
-                store.ext_col.in_(wanted)
+        if fallback:
+            expr = sa.func.lower(sa.func.trim(store.table.c[name]))
+            stmt = (
+                sa.select(
+                    store.table,
+                    links.c.external_id.label("_enginy_ext"),
+                    expr.label("_enginy_value"),
+                )
+                .select_from(store.table.outerjoin(links, self._links_on(store, from_links=False)))
+                .where(self._wanted(expr))
             )
-        elif key.name == EXTERNAL_ID:
+        elif name == EXTERNAL_ID and store.ext_col is not None:
+            stmt = self._with_ext(store, store.ext_col.label("_enginy_value")).where(
+                self._wanted(store.ext_col)
+            )
+        elif name == EXTERNAL_ID:
             stmt = (
                 sa.select(
                     store.table,
@@ -383,7 +405,7 @@ class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
                     links.c.external_id.label("_enginy_value"),
                 )
                 .select_from(links.join(store.table, self._links_on(store, from_links=True)))
-                .where(links.c.entity == entity.value, links.c.external_id.in_(wanted))
+                .where(links.c.entity == entity.value, self._wanted(links.c.external_id))
             )
         else:
             on_record = (
@@ -403,29 +425,34 @@ class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
                 .select_from(joined)
                 .where(
                     mk.c.entity == entity.value,
-                    mk.c.key_name == key.name,
-                    mk.c.value.in_(wanted),
+                    mk.c.key_name == name,
+                    self._wanted(mk.c.value),
                 )
             )
+        self._find_statements[cache_key] = stmt
+        return stmt
+
+    async def find_records(
+        self, entity: Entity, key: MatchKey, values: Sequence[str]
+    ) -> dict[str, StoredRecord]:
+        """Find records by external id or by a normalised match key: one indexed ``IN``
+        lookup joined to the records (mapped mode: a second one on the column itself for the
+        values not found). The oldest record wins when several hold a value."""
+        store = self._store(entity)
+        wanted = list({v for v in values if v and len(v) <= KEY_VALUE_LENGTH})
+        if not wanted:
+            return {}
         async with self._tx(f"find {entity.plural}", write=False) as conn:
-            hits = self._record_rows(store, await conn.execute(stmt), "_enginy_value")
+            stmt = self._find_statement(store, key.name, fallback=False)
+            found = await conn.execute(stmt, {"wanted": wanted})
+            hits = self._record_rows(store, found, "_enginy_value")
             column = store.columns.get(key.field or "") if key.name != EXTERNAL_ID else None
             rest = list(set(wanted) - {value for value, _, _ in hits})
             if not store.managed and column is not None and rest and column_is_text(column):
                 # Rows the adapter did not write have no key rows: compare the column itself.
-                expr = sa.func.lower(sa.func.trim(column))
-                fallback = (
-                    sa.select(
-                        store.table,
-                        links.c.external_id.label("_enginy_ext"),
-                        expr.label("_enginy_value"),
-                    )
-                    .select_from(
-                        store.table.outerjoin(links, self._links_on(store, from_links=False))
-                    )
-                    .where(expr.in_(rest))
-                )
-                hits += self._record_rows(store, await conn.execute(fallback), "_enginy_value")
+                stmt = self._find_statement(store, column.name, fallback=True)
+                found = await conn.execute(stmt, {"wanted": rest})
+                hits += self._record_rows(store, found, "_enginy_value")
         best: dict[str, tuple[Any, StoredRecord]] = {}
         for value, order, record in hits:
             if value not in best or order < best[value][0]:
