@@ -1,4 +1,4 @@
-"""Enginy's Custom CRM wire format: one pydantic model per request and response body.
+"""Enginy's Custom CRM wire format: one pydantic type per request and response body.
 
 Names follow the contract exactly (``externalId``, ``crmId``, ``contactCRMId``...; see
 ``enginy-custom-crm.md`` Part A.1). Python attributes are snake_case; the wire names are aliases.
@@ -6,7 +6,8 @@ Names follow the contract exactly (``externalId``, ``crmId``, ``contactCRMId``..
 Requests are validated straight from the raw body bytes (``model_validate_json``), which is the
 fast path in pydantic. Contact and company records are typed dicts that keep every extra key
 (A.8): a batch holds a hundred of them, and a typed dict validates in pydantic's core without
-building a model object per record. Activities and tasks also accept unknown keys (in
+building a model object per record. For the same reason the responses to those batches are
+typed dicts, serialised by a ``TypeAdapter``. Activities and tasks also accept unknown keys (in
 ``model_extra``) and hand them to the driver in ``extra``.
 
 Identifiers are strings on the wire; a number is accepted and kept as its text
@@ -19,7 +20,7 @@ with a ``Z`` suffix, as in every example of the contract.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Required
+from typing import Annotated, Any, NotRequired, Required
 
 from pydantic import (
     AfterValidator,
@@ -28,11 +29,15 @@ from pydantic import (
     Field,
     PlainSerializer,
     StringConstraints,
+    TypeAdapter,
 )
 from pydantic.alias_generators import to_camel
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 __all__ = [
+    "CREATE_RESPONSE",
+    "SYNC_RESPONSE",
+    "UPDATE_RESPONSE",
     "ActivityIn",
     "ActivityOut",
     "AssociationError",
@@ -175,47 +180,60 @@ class UpdateCompaniesRequest(_Closed):
     companies: list[RecordUpdateIn]
 
 
-class CreateResult(_Closed):
-    external_id: str
-    crm_id: str
+# The responses about record batches are typed dicts too, keyed by their wire names: the
+# service builds plain dicts and pydantic serialises them straight to JSON (the adapters
+# below), where a model object per record cost as much to build as to serialise.
 
 
-class CreateError(_Closed):
+class CreateResult(TypedDict):
+    externalId: str
+    crmId: str
+
+
+class CreateError(TypedDict):
     """A record of a create batch that failed for a permanent reason (A.5)."""
 
-    external_id: str
+    externalId: str
     error: str
     message: str
 
 
-class CreateResponse(_Closed):
+class CreateResponse(TypedDict):
     """``{"results": [...], "errors": [...]}``; ``errors`` is left out when empty."""
 
     results: list[CreateResult]
-    errors: list[CreateError] | None = None
+    errors: NotRequired[list[CreateError]]
 
 
-class SyncResult(_Closed):
-    external_id: str
-    crm_id: str
-    properties: dict[str, Any] = Field(default_factory=dict)
+class SyncResult(TypedDict):
+    externalId: str
+    crmId: str
+    properties: dict[str, Any]
 
 
-class SyncResponse(_Closed):
+class SyncResponse(TypedDict):
     """Only the matches (A.7)."""
 
     results: list[SyncResult]
 
 
-class UpdateResult(_Closed):
-    crm_id: str
+class UpdateResult(TypedDict):
+    """``error`` and ``message`` only when ``success`` is false."""
+
+    crmId: str
     success: bool
-    error: str | None = None
-    message: str | None = None
+    error: NotRequired[str]
+    message: NotRequired[str]
 
 
-class UpdateResponse(_Closed):
+class UpdateResponse(TypedDict):
     results: list[UpdateResult]
+
+
+#: Serialisers of the typed-dict responses, built once.
+CREATE_RESPONSE: TypeAdapter[CreateResponse] = TypeAdapter(CreateResponse)
+SYNC_RESPONSE: TypeAdapter[SyncResponse] = TypeAdapter(SyncResponse)
+UPDATE_RESPONSE: TypeAdapter[UpdateResponse] = TypeAdapter(UpdateResponse)
 
 
 # --------------------------------------------------------------------------------------------

@@ -18,6 +18,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from adapter.contract import (
+    CREATE_RESPONSE,
+    SYNC_RESPONSE,
+    UPDATE_RESPONSE,
     ActivityIn,
     AssociationsRequest,
     CreateCompaniesRequest,
@@ -89,7 +92,7 @@ def _json(content: bytes, status: int = 200) -> Response:
 
 
 def _model(model: BaseModel) -> Response:
-    # exclude_none: optional keys (``errors``, per-item ``error``) are left out, not null.
+    # exclude_none: optional keys (``errors`` of an associations answer) are left out.
     return _json(model.model_dump_json(exclude_none=True).encode())
 
 
@@ -108,29 +111,35 @@ class Endpoints:
 
     async def create_contacts(self, request: Request) -> Response:
         body = await read_json(request, CreateContactsRequest, self.max_body_bytes)
-        return _model(await self.service.create_records(Entity.CONTACT, body.contacts))
+        response = await self.service.create_records(Entity.CONTACT, body.contacts)
+        return _json(CREATE_RESPONSE.dump_json(response))
 
     async def sync_contacts(self, request: Request) -> Response:
         body = await read_json(request, CreateContactsRequest, self.max_body_bytes)
-        return _model(await self.service.sync_records(Entity.CONTACT, body.contacts))
+        response = await self.service.sync_records(Entity.CONTACT, body.contacts)
+        return _json(SYNC_RESPONSE.dump_json(response))
 
     async def update_contacts(self, request: Request) -> Response:
         body = await read_json(request, UpdateContactsRequest, self.max_body_bytes)
-        return _model(await self.service.update_records(Entity.CONTACT, body.contacts))
+        response = await self.service.update_records(Entity.CONTACT, body.contacts)
+        return _json(UPDATE_RESPONSE.dump_json(response))
 
     # -- companies ----------------------------------------------------------------------------
 
     async def create_companies(self, request: Request) -> Response:
         body = await read_json(request, CreateCompaniesRequest, self.max_body_bytes)
-        return _model(await self.service.create_records(Entity.COMPANY, body.companies))
+        response = await self.service.create_records(Entity.COMPANY, body.companies)
+        return _json(CREATE_RESPONSE.dump_json(response))
 
     async def sync_companies(self, request: Request) -> Response:
         body = await read_json(request, CreateCompaniesRequest, self.max_body_bytes)
-        return _model(await self.service.sync_records(Entity.COMPANY, body.companies))
+        response = await self.service.sync_records(Entity.COMPANY, body.companies)
+        return _json(SYNC_RESPONSE.dump_json(response))
 
     async def update_companies(self, request: Request) -> Response:
         body = await read_json(request, UpdateCompaniesRequest, self.max_body_bytes)
-        return _model(await self.service.update_records(Entity.COMPANY, body.companies))
+        response = await self.service.update_records(Entity.COMPANY, body.companies)
+        return _json(UPDATE_RESPONSE.dump_json(response))
 
     # -- associations and activities ----------------------------------------------------------
 

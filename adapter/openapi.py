@@ -10,11 +10,12 @@ Served at ``/openapi.json`` behind the API key, like the rest.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
-from pydantic import BaseModel
-from pydantic.json_schema import JsonSchemaMode, models_json_schema
+from pydantic import TypeAdapter
+from pydantic.json_schema import JsonSchemaMode
 
 from adapter import contract as c
 
@@ -28,16 +29,16 @@ _REF = "#/components/schemas/{model}"
 
 @dataclass(frozen=True)
 class Operation:
-    """One documented route. ``response`` is a model, ``[Model]`` for a bare array, or a raw
-    media type (``text/plain``) for the operational routes."""
+    """One documented route. ``response`` is a model or typed dict, ``[Model]`` for a bare
+    array, or a raw media type (``text/plain``) for the operational routes."""
 
     method: Literal["GET", "POST", "PUT", "PATCH"]
     path: str
     operation_id: str
     summary: str
     tag: str
-    response: type[BaseModel] | list[type[BaseModel]] | str
-    request: type[BaseModel] | None = None
+    response: type[Any] | list[type[Any]] | str
+    request: type[Any] | None = None
     errors: tuple[int, ...] = ()
     description: str = ""
     extra_responses: dict[int, str] = field(default_factory=dict)
@@ -135,7 +136,7 @@ def _error_schema() -> dict[str, Any]:
 
 
 def _model_schemas() -> tuple[dict[Any, Any], dict[str, Any]]:
-    pairs: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {}
+    pairs: dict[tuple[type[Any], JsonSchemaMode], None] = {}
     for op in OPERATIONS:
         if op.request is not None:
             pairs[(op.request, "validation")] = None
@@ -143,7 +144,10 @@ def _model_schemas() -> tuple[dict[Any, Any], dict[str, Any]]:
         for model in models:
             if isinstance(model, type):
                 pairs[(model, "serialization")] = None
-    refs, defs = models_json_schema(list(pairs), ref_template=_REF)
+    # TypeAdapter rather than models_json_schema: some bodies are typed dicts, not models.
+    # (a type is hashable; mypy's stub for the key type variable does not see it)
+    inputs = [(cast(Hashable, model), mode, TypeAdapter(model)) for model, mode in pairs]
+    refs, defs = TypeAdapter.json_schemas(inputs, ref_template=_REF)
     return refs, defs.get("$defs", {})
 
 

@@ -238,11 +238,11 @@ class Service:
                 backend_fields = mapper.to_backend(item)
             except UnmappedField as exc:
                 errors.append(
-                    CreateError(
-                        external_id=item["externalId"],
-                        error="unmapped_field",
-                        message=f"no field mapping for: {', '.join(exc.fields)}",
-                    )
+                    {
+                        "externalId": item["externalId"],
+                        "error": "unmapped_field",
+                        "message": f"no field mapping for: {', '.join(exc.fields)}",
+                    }
                 )
                 continue
             keys = self.matcher.match_keys(entity, item)
@@ -252,17 +252,22 @@ class Service:
         results: list[CreateResult] = []
         for record, outcome in zip(records, outcomes, strict=True):
             if outcome.error is None and outcome.crm_id is not None:
-                results.append(CreateResult(external_id=record.external_id, crm_id=outcome.crm_id))
+                results.append({"externalId": record.external_id, "crmId": outcome.crm_id})
             else:
                 error = outcome.error or BackendError("the backend returned no id")
                 errors.append(
-                    CreateError(
-                        external_id=record.external_id, error=error.code, message=error.message
-                    )
+                    {
+                        "externalId": record.external_id,
+                        "error": error.code,
+                        "message": error.message,
+                    }
                 )
         if errors and not results:
-            raise BatchFailed([e.model_dump() for e in errors])
-        return CreateResponse(results=results, errors=errors or None)
+            raise BatchFailed(errors)
+        response: CreateResponse = {"results": results}
+        if errors:
+            response["errors"] = errors
+        return response
 
     async def sync_records(self, entity: Entity, items: Sequence[RecordIn]) -> SyncResponse:
         """Find existing records: ``externalId`` first, then each configured key in priority
@@ -305,16 +310,16 @@ class Service:
                     found[index] = record
             pending = still
 
-        results = [
-            SyncResult(
-                external_id=item["externalId"],
-                crm_id=record.crm_id,
-                properties=mapper.from_backend(record.fields),
-            )
+        results: list[SyncResult] = [
+            {
+                "externalId": item["externalId"],
+                "crmId": record.crm_id,
+                "properties": mapper.from_backend(record.fields),
+            }
             for item, record in zip(items, found, strict=True)
             if record is not None
         ]
-        return SyncResponse(results=results)
+        return {"results": results}
 
     async def update_records(
         self, entity: Entity, items: Sequence[RecordUpdateIn]
@@ -334,12 +339,12 @@ class Service:
                 cleared = frozenset(mapper.to_backend(dict.fromkeys(nulls)))
             except UnmappedField as exc:
                 slots.append(
-                    UpdateResult(
-                        crm_id=crm_id,
-                        success=False,
-                        error="unmapped_field",
-                        message=f"no field mapping for: {', '.join(exc.fields)}",
-                    )
+                    {
+                        "crmId": crm_id,
+                        "success": False,
+                        "error": "unmapped_field",
+                        "message": f"no field mapping for: {', '.join(exc.fields)}",
+                    }
                 )
                 continue
             keys = self.matcher.changed_match_keys(entity, values, nulls)
@@ -355,17 +360,17 @@ class Service:
                 continue
             update, outcome = next(update_iter), next(outcomes)
             if outcome.error is None:
-                results.append(UpdateResult(crm_id=update.crm_id, success=True))
+                results.append({"crmId": update.crm_id, "success": True})
             else:
                 results.append(
-                    UpdateResult(
-                        crm_id=update.crm_id,
-                        success=False,
-                        error=outcome.error.code,
-                        message=outcome.error.message,
-                    )
+                    {
+                        "crmId": update.crm_id,
+                        "success": False,
+                        "error": outcome.error.code,
+                        "message": outcome.error.message,
+                    }
                 )
-        return UpdateResponse(results=results)
+        return {"results": results}
 
     # -- associations -------------------------------------------------------------------------
 
