@@ -12,7 +12,8 @@ Serves two applications with uvicorn over loopback, each in its own process:
 Then drives each with ``--clients`` concurrent ``httpx.AsyncClient`` for ``--duration`` seconds
 per scenario (after a short warm-up; ``--rounds`` times, ours and bare alternating) and prints
 requests/s and p50/p95 latency for ``POST /contacts/sync`` and ``POST /contacts`` with
-``--batch``-record bodies, and the ratio ours/bare (the target is >= 0.6).
+``--batch``-record bodies, and the ratio ours/bare (the target is >= 0.6) with its spread over
+the rounds.
 
 * ``POST /contacts`` sends new ``externalId`` values in every request, so every request creates
   ``--batch`` records (no idempotent short cut).
@@ -22,7 +23,9 @@ requests/s and p50/p95 latency for ``POST /contacts/sync`` and ``POST /contacts`
 
 Bounded on purpose: a fixed number of clients and seconds. The client runs in this process and
 is itself a cost: with few CPUs, both servers share the machine with it, so compare the ratio
-more than the absolute figures.
+more than the absolute figures. The ``srv ms/req`` column is the server process's own CPU time
+per request (from ``/proc``, Linux only), read over the same window as the requests: it does
+not depend on what else runs on the machine, so it is the figure to compare between runs.
 """
 
 from __future__ import annotations
@@ -108,9 +111,27 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class Server:
+    url: str
+    pid: int
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) used so far by process ``pid``; ``None`` without ``/proc``."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Fields after the command name (which may hold spaces, hence the last ")"): utime and
+    # stime are the 14th and 15th of the whole line, in clock ticks.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def server(which: str, key: str) -> Iterator[str]:
-    """Start one server process; yield its base URL; stop it."""
+def server(which: str, key: str) -> Iterator[Server]:
+    """Start one server process; yield its URL and pid; stop it."""
     port = _free_port()
     env = {**os.environ, KEY_ENV: key}
     proc = subprocess.Popen(
@@ -131,7 +152,7 @@ def server(which: str, key: str) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the {which} server did not start within 30 s")
             time.sleep(0.1)
-        yield url
+        yield Server(url, proc.pid)
     finally:
         proc.terminate()
         try:
@@ -168,10 +189,19 @@ class Result:
     seconds: float
     latencies: list[float]
     failures: int
+    cpu: float | None  # the server's CPU seconds over the measured window
+    round_rps: list[float]
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_ms(self) -> float:
+        """Server CPU milliseconds per request (NaN without ``/proc``)."""
+        if self.cpu is None or not self.requests:
+            return float("nan")
+        return self.cpu / self.requests * 1000
 
     def pct(self, q: int) -> float:
         if len(self.latencies) < 2:
@@ -180,18 +210,21 @@ class Result:
 
 
 async def drive(
-    url: str,
+    target: Server,
     key: str,
     path: str,
     make_body: Callable[[], bytes],
     clients: int,
     duration: float,
     warmup: float,
-) -> tuple[int, float, list[float], int]:
+) -> tuple[int, float, list[float], int, float | None]:
     """``clients`` concurrent clients, each sending requests back to back until the deadline;
-    only requests started after the warm-up are counted."""
+    only requests started after the warm-up are counted, and the server's CPU time is read
+    from the end of the warm-up to the last answer."""
+    url = target.url
     latencies: list[float] = []
     failures = 0
+    cpu_from: float | None = None
     headers = {HEADER: key, "Content-Type": "application/json", "Accept": "application/json"}
     start = time.perf_counter()
     measure_from = start + warmup
@@ -213,9 +246,16 @@ async def drive(
                 if t0 >= measure_from:
                     latencies.append(t1 - t0)
 
-    await asyncio.gather(*(one_client() for _ in range(clients)))
+    async def cpu_at_measure_start() -> None:
+        nonlocal cpu_from
+        await asyncio.sleep(max(measure_from - time.perf_counter(), 0))
+        cpu_from = cpu_seconds(target.pid)
+
+    await asyncio.gather(cpu_at_measure_start(), *(one_client() for _ in range(clients)))
     elapsed = min(time.perf_counter(), stop + 10) - measure_from
-    return len(latencies), elapsed, latencies, failures
+    cpu_to = cpu_seconds(target.pid)
+    cpu = cpu_to - cpu_from if cpu_to is not None and cpu_from is not None else None
+    return len(latencies), elapsed, latencies, failures, cpu
 
 
 def run_scenarios(args: argparse.Namespace) -> list[Result]:
@@ -242,14 +282,14 @@ def run_scenarios(args: argparse.Namespace) -> list[Result]:
     ]
     # Both servers run for the whole bench and each scenario drives ours then bare right after,
     # so that a change in the machine's load affects both sides of a ratio alike.
-    with server("ours", key) as ours_url, server("bare", key) as bare_url:
-        urls = {"ours": ours_url, "bare": bare_url}
-        for url in urls.values():
+    with server("ours", key) as ours, server("bare", key) as bare:
+        servers = {"ours": ours, "bare": bare}
+        for target in servers.values():
             httpx.post(
-                f"{url}/contacts", headers={HEADER: key}, json={"contacts": seed}, timeout=30
+                f"{target.url}/contacts", headers={HEADER: key}, json={"contacts": seed}, timeout=30
             ).raise_for_status()
         check = httpx.post(
-            f"{ours_url}/contacts/sync",
+            f"{ours.url}/contacts/sync",
             headers={HEADER: key, "Content-Type": "application/json"},
             content=sync_body,
             timeout=30,
@@ -260,28 +300,35 @@ def run_scenarios(args: argparse.Namespace) -> list[Result]:
             raise RuntimeError(f"sync matched {matched} of {batch} seeded contacts")
         for _ in range(args.rounds):
             for name, path, make_body in scenarios:
-                for which, url in urls.items():
-                    n, seconds, latencies, failures = asyncio.run(
-                        drive(url, key, path, make_body, args.clients, args.duration, args.warmup)
+                for which, target in servers.items():
+                    n, seconds, latencies, failures, cpu = asyncio.run(
+                        drive(
+                            target, key, path, make_body, args.clients, args.duration, args.warmup
+                        )
                     )
-                    results.append(Result(name, which, n, seconds, latencies, failures))
+                    rps = n / seconds if seconds else 0.0
+                    results.append(Result(name, which, n, seconds, latencies, failures, cpu, [rps]))
     return merge_rounds(results)
 
 
 def merge_rounds(results: list[Result]) -> list[Result]:
-    """One result per (scenario, server): the rounds' requests and latencies pooled."""
+    """One result per (scenario, server): the rounds' requests and latencies pooled, each
+    round's requests/s kept for the spread."""
     merged: dict[tuple[str, str], Result] = {}
     for r in results:
         m = merged.get((r.scenario, r.server))
         if m is None:
             merged[(r.scenario, r.server)] = Result(
-                r.scenario, r.server, r.requests, r.seconds, list(r.latencies), r.failures
+                r.scenario, r.server, r.requests, r.seconds, list(r.latencies), r.failures,
+                r.cpu, list(r.round_rps),
             )
         else:
             m.requests += r.requests
             m.seconds += r.seconds
             m.latencies.extend(r.latencies)
             m.failures += r.failures
+            m.cpu = m.cpu + r.cpu if m.cpu is not None and r.cpu is not None else None
+            m.round_rps.extend(r.round_rps)
     return list(merged.values())
 
 
@@ -293,13 +340,14 @@ def print_table(results: list[Result], args: argparse.Namespace) -> None:
         f"Python {sys.version.split()[0]}"
     )
     header = f"{'scenario':<26} {'server':<6} {'req/s':>8} {'records/s':>10} "
-    header += f"{'p50 ms':>8} {'p95 ms':>8} {'requests':>9} {'non-200':>8}"
+    header += f"{'p50 ms':>8} {'p95 ms':>8} {'srv ms/req':>10} {'requests':>9} {'non-200':>8}"
     print(header)
     print("-" * len(header))
     for r in results:
         print(
             f"{r.scenario:<26} {r.server:<6} {r.rps:>8.1f} {r.rps * args.batch:>10.0f} "
-            f"{r.pct(50):>8.2f} {r.pct(95):>8.2f} {r.requests:>9} {r.failures:>8}"
+            f"{r.pct(50):>8.2f} {r.pct(95):>8.2f} {r.cpu_ms:>10.2f} {r.requests:>9} "
+            f"{r.failures:>8}"
         )
     print()
     by_key = {(r.scenario, r.server): r for r in results}
@@ -307,7 +355,13 @@ def print_table(results: list[Result], args: argparse.Namespace) -> None:
         ours, bare = by_key[(scenario, "ours")], by_key[(scenario, "bare")]
         ratio = ours.rps / bare.rps if bare.rps else float("nan")
         verdict = "ok" if ratio >= 0.6 else "BELOW TARGET"
-        print(f"ratio ours/bare  {scenario:<26} {ratio:5.2f}  (target >= 0.60: {verdict})")
+        # Each round's ours and bare ran back to back: their ratio shows how steady it is.
+        rounds = [o / b for o, b in zip(ours.round_rps, bare.round_rps, strict=True) if b]
+        spread = f"rounds {min(rounds):.2f}-{max(rounds):.2f}" if rounds else "no rounds"
+        print(
+            f"ratio ours/bare  {scenario:<26} {ratio:5.2f}  ({spread}; "
+            f"target >= 0.60: {verdict})"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
