@@ -369,8 +369,15 @@ class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
     def _wanted(self, expr: Any) -> Any:
         """``expr IN :wanted``. PostgreSQL: ``= ANY(:wanted)`` with an array, so the statement
         text (and asyncpg's prepared statement) is the same whatever the number of values."""
-        if self.engine.dialect.name == "postgresql":
+        name = self.engine.dialect.name
+        if name == "postgresql":
             return expr == sa.any_(sa.bindparam("wanted", type_=postgresql.ARRAY(sa.String())))
+        if name == "sqlite":
+            # The values as one JSON array: no per-call rendering of an IN list.
+            values = sa.func.json_each(sa.bindparam("wanted", type_=sa.JSON())).table_valued(
+                "value"
+            )
+            return expr.in_(sa.select(values.c.value))
         return expr.in_(sa.bindparam("wanted", expanding=True))
 
     def _find_statement(self, store: RecordStore, name: str, *, fallback: bool) -> Any:
