@@ -585,3 +585,10 @@ async def test_our_adapter_on_the_hubspot_driver_meets_every_must() -> None:
         # HubSpot property names are lower-case: camelCase engagement fields need a mapping.
         "engagement.synced_back",
     }, report.to_table()
+
+
+def test_a_very_short_key_does_not_garble_the_output() -> None:
+    from adapter.simulate.report import scrub_secret
+
+    assert scrub_secret("--read-only: export, campaign", "e") == "--read-only: export, campaign"
+    assert "s3cret-key-123" not in scrub_secret("got s3cret-key-123 back", "s3cret-key-123")

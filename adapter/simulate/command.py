@@ -19,7 +19,7 @@ from typing import TextIO
 
 import httpx
 
-from adapter.simulate.report import mask_secret
+from adapter.simulate.report import mask_secret, scrub_secret
 from adapter.simulate.runner import DEFAULT_MAX_REQUESTS, simulate
 
 __all__ = ["API_KEY_ENV", "EXIT_USAGE", "add_arguments", "run", "run_async"]
@@ -99,7 +99,7 @@ async def run_async(
     if url.scheme not in ("http", "https") or not url.host:
         print("simulate: --url must be an http(s) URL with a host", file=sys.stderr)
         return EXIT_USAGE
-    shown = str(url.copy_with(username=None, password=None)).replace(api_key, mask_secret(api_key))
+    shown = scrub_secret(str(url.copy_with(username=None, password=None)), api_key)
     if not args.json:
         print(
             f"Simulating Enginy against {shown} (header {args.header}, key "
@@ -124,7 +124,7 @@ async def run_async(
             url=shown,
         )
     text = report.to_json() if args.json else report.to_table()
-    print(text.replace(api_key, mask_secret(api_key)), file=out)
+    print(scrub_secret(text, api_key), file=out)
     return report.exit_code
 
 

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import anyio
 import httpx
 
-from adapter.simulate.report import mask_secret
+from adapter.simulate.report import scrub_secret
 
 __all__ = ["Auth", "BudgetExhausted", "Reply", "SimHttp", "Unreachable"]
 
@@ -101,7 +101,7 @@ class SimHttp:
     def sanitise(self, text: str) -> str:
         """``text`` with the API key replaced; applied to everything that may be printed."""
         if self.api_key:
-            text = text.replace(self.api_key, mask_secret(self.api_key))
+            text = scrub_secret(text, self.api_key)
         return text
 
     async def call(

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-__all__ = ["Check", "Level", "Report", "Status", "mask_secret"]
+__all__ = ["Check", "Level", "Report", "Status", "mask_secret", "scrub_secret"]
 
 
 class Level(enum.StrEnum):
@@ -46,6 +46,18 @@ class Check:
             "detail": self.detail,
             "observations": self.observations,
         }
+
+
+#: Shorter keys are not replaced inside other text: a one- or two-letter key would garble every
+#: word containing those letters, and a key that short is no secret to protect anyway.
+MIN_SCRUBBED_LENGTH = 6
+
+
+def scrub_secret(text: str, secret: str) -> str:
+    """``text`` with every occurrence of ``secret`` masked (see :data:`MIN_SCRUBBED_LENGTH`)."""
+    if len(secret) < MIN_SCRUBBED_LENGTH:
+        return text
+    return text.replace(secret, mask_secret(secret))
 
 
 def mask_secret(secret: str) -> str:
