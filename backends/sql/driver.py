@@ -105,6 +105,7 @@ class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
         self._patch_statements: dict[Entity, sa.TextClause] = {}
         #: One-statement create per entity (managed mode, PostgreSQL), built on first use.
         self._create_statements: dict[Entity, sa.TextClause] = {}
+        self._sqlite_create_statements: dict[Entity, tuple[sa.TextClause, sa.TextClause]] = {}
         #: find_records' lookups by (entity, key or column name, fallback), built on first use.
         self._find_statements: dict[tuple[Entity, str, bool], Any] = {}
         if self.options.mode == "mapped" and self.options.users is None:
@@ -238,6 +239,7 @@ class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
         self._find_statements.clear()
         self._patch_statements.clear()
         self._create_statements.clear()
+        self._sqlite_create_statements.clear()
         if self._mapped:
             assert o.contacts is not None and o.companies is not None
             self._stores = {

@@ -1,4 +1,4 @@
-"""Managed-mode creates on PostgreSQL in one statement.
+"""Managed-mode creates on PostgreSQL in one statement (SQLite: two, same idea).
 
 A create batch inserts the record rows (``ON CONFLICT (external_id) DO NOTHING``: idempotent)
 and the match-key rows of the records it made. Sent as two multi-row ``INSERT`` statements in
@@ -15,6 +15,11 @@ as **two JSON parameters** and one statement with data-modifying CTEs inserts bo
 One statement is atomic on its own, so it runs without ``BEGIN``/``COMMIT``: one round trip,
 and its text does not depend on the batch (one prepared statement per entity). Rows come out
 in external-id order, as in the multi-row path, so concurrent batches lock in one order.
+
+SQLite has no data-modifying CTEs: there the rows are one ``INSERT ... SELECT ... FROM
+json_each(:rows) ... ON CONFLICT DO NOTHING RETURNING external_id`` and the keys of the records
+it made a second ``INSERT ... SELECT ... FROM json_each(:keys)``, in one transaction; still no
+per-row parameter sets to build.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from sqlalchemy.engine import Dialect
 
 from .mapped import RecordStore
 
-__all__ = ["create_payload", "create_statement"]
+__all__ = ["create_payload", "create_statement", "sqlite_create_statements"]
 
 
 def _sql_type(column: sa.Column[Any]) -> str:
@@ -88,3 +93,37 @@ def create_payload(
     key_docs = [{"ext": ext, "key_name": name, "value": value} for ext, name, value in keys]
     dumps = json.JSONEncoder(separators=(",", ":")).encode
     return dumps(list(rows)), dumps(key_docs)
+
+
+def sqlite_create_statements(
+    store: RecordStore, match_keys: sa.Table, dialect: Dialect
+) -> tuple[sa.TextClause, sa.TextClause]:
+    """SQLite: the rows statement (``rows``, ``now``; returns the external ids it created)
+    and the keys statement (``keys``: ``[crm id, key name, value]`` triples, ``entity``)."""
+    q = dialect.identifier_preparer.quote
+    typed = list(store.columns.values())
+    names = ["id", "external_id", *(c.name for c in typed)]
+    picked = [f"json_extract(e.value, '$.{n}')" for n in names]
+    # A record without extra fields stores JSON null there, as the multi-row path does.
+    extra = "COALESCE(json_extract(e.value, '$.extra'), 'null')"
+    columns = ", ".join([*(q(n) for n in names), "extra", "created_at", "updated_at"])
+    rows = (
+        f"INSERT INTO {q(store.table.name)} ({columns}) "
+        f"SELECT {', '.join([*picked, extra, ':now', ':now'])} FROM json_each(:rows) AS e "
+        # WHERE true: SQLite's parser needs it before an upsert clause on INSERT ... SELECT.
+        "WHERE true ORDER BY 2 ON CONFLICT (external_id) DO NOTHING RETURNING external_id"
+    )
+    keys = (
+        f"INSERT INTO {q(match_keys.name)} (entity, key_name, value, crm_id) "
+        "SELECT :entity, json_extract(e.value, '$[1]'), json_extract(e.value, '$[2]'), "
+        "json_extract(e.value, '$[0]') FROM json_each(:keys) AS e"
+    )
+    return (
+        sa.text(rows).bindparams(
+            sa.bindparam("rows", type_=sa.Text()),
+            sa.bindparam("now", type_=store.table.c.created_at.type),
+        ),
+        sa.text(keys).bindparams(
+            sa.bindparam("keys", type_=sa.Text()), sa.bindparam("entity", type_=sa.String())
+        ),
+    )

@@ -4,6 +4,7 @@ partial updates, each one transaction with a constant number of statements."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -25,7 +26,7 @@ from backends.base import (
 )
 
 from .errors import is_record_error, reason
-from .insert import create_payload, create_statement
+from .insert import create_payload, create_statement, sqlite_create_statements
 from .mapped import RecordStore, ValueRejected, coerce, fits_managed
 from .patch import PatchPlan, patch_statement, plan_patch, supports_patch
 from .schema import KEY_VALUE_LENGTH
@@ -67,6 +68,7 @@ class RecordWritesMixin:
         engine: Any
         _patch_statements: dict[Entity, sa.TextClause]
         _create_statements: dict[Entity, sa.TextClause]
+        _sqlite_create_statements: dict[Entity, tuple[sa.TextClause, sa.TextClause]]
 
         def _tx(
             self, what: str, *, write: bool = True
@@ -273,8 +275,9 @@ class RecordWritesMixin:
         return out
 
     def _creates_at_once(self) -> bool:
-        """Whether managed creates run as one statement (PostgreSQL: data-modifying CTEs)."""
-        return bool(self.engine.dialect.name == "postgresql")
+        """Whether managed creates take their rows from JSON parameters (PostgreSQL: one
+        statement with data-modifying CTEs; SQLite: two ``INSERT ... SELECT``)."""
+        return bool(self.engine.dialect.name in ("postgresql", "sqlite"))
 
     async def _create_at_once(
         self,
@@ -289,18 +292,23 @@ class RecordWritesMixin:
         record, one read of their ids."""
         ext_col = store.ext_col
         assert ext_col is not None
-        statement = self._create_statements.get(store.entity)
-        if statement is None:
-            statement = self._create_statements[store.entity] = create_statement(
-                store, self.tables.match_keys, self.engine.dialect
-            )
         rows = [{**p.row, "id": new_ids[ext], "external_id": ext} for ext, p in by_ext.items()]
-        keys = [(ext, k, v) for ext, p in by_ext.items() for k, v in p.keys.items()]
-        rows_doc, keys_doc = create_payload(rows, keys)
-        params = {"rows": rows_doc, "keys": keys_doc, "now": now, "entity": store.entity.value}
         out: dict[int, ItemResult] = {}
-        async with self._tx(what, write=False) as conn:
-            made = set((await conn.execute(statement, params)).scalars())
+        sqlite = self.engine.dialect.name == "sqlite"
+        async with self._tx(what, write=sqlite) as conn:
+            if sqlite:
+                made = await self._create_sqlite(conn, store, by_ext, rows, new_ids, now)
+            else:
+                statement = self._create_statements.get(store.entity)
+                if statement is None:
+                    statement = self._create_statements[store.entity] = create_statement(
+                        store, self.tables.match_keys, self.engine.dialect
+                    )
+                keys = [(ext, k, v) for ext, p in by_ext.items() for k, v in p.keys.items()]
+                rows_doc, keys_doc = create_payload(rows, keys)
+                params = {"rows": rows_doc, "keys": keys_doc, "now": now}
+                params["entity"] = store.entity.value
+                made = set((await conn.execute(statement, params)).scalars())
             others = [ext for ext in by_ext if ext not in made]
             held: dict[str, str] = {}
             if others:
@@ -316,6 +324,29 @@ class RecordWritesMixin:
                     error=Conflict(f"externalId {ext!r} is being created elsewhere")
                 )
         return out
+
+    async def _create_sqlite(
+        self,
+        conn: AsyncConnection,
+        store: RecordStore,
+        by_ext: Mapping[str, _Prepared],
+        rows: list[dict[str, Any]],
+        new_ids: Mapping[str, str],
+        now: dt.datetime,
+    ) -> set[str]:
+        """SQLite's half of :meth:`_create_at_once`: the rows, then the keys of those made."""
+        pair = self._sqlite_create_statements.get(store.entity)
+        if pair is None:
+            pair = self._sqlite_create_statements[store.entity] = sqlite_create_statements(
+                store, self.tables.match_keys, self.engine.dialect
+            )
+        rows_doc, _ = create_payload(rows, [])
+        made = set((await conn.execute(pair[0], {"rows": rows_doc, "now": now})).scalars())
+        keys = [[new_ids[ext], k, v] for ext in made for k, v in by_ext[ext].keys.items()]
+        if keys:
+            keys_doc = json.dumps(keys, separators=(",", ":"))
+            await conn.execute(pair[1], {"keys": keys_doc, "entity": store.entity.value})
+        return made
 
     async def _create(
         self, what: str, store: RecordStore, prepared: list[_Prepared], careful: bool
