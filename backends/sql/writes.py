@@ -3,8 +3,6 @@ partial updates, each one transaction with a constant number of statements."""
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -26,9 +24,9 @@ from backends.base import (
 )
 
 from .errors import is_record_error, reason
-from .insert import create_payload, create_statement, sqlite_create_statements
+from .fastwrites import OneStatementWritesMixin, _Prepared, utcnow
 from .mapped import RecordStore, ValueRejected, coerce, fits_managed
-from .patch import PatchPlan, patch_statement, plan_patch, supports_patch
+from .patch import plan_patch, supports_patch
 from .schema import KEY_VALUE_LENGTH
 
 if TYPE_CHECKING:
@@ -39,11 +37,6 @@ __all__ = ["RecordWritesMixin", "utcnow"]
 T = TypeVar("T")
 
 
-def utcnow() -> dt.datetime:
-    """Naive UTC, as every timestamp column stores it."""
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
 @dataclass
 class _Claim:
     external_id: str
@@ -51,24 +44,13 @@ class _Claim:
     claim: str
 
 
-@dataclass
-class _Prepared:
-    index: int
-    external_id: str
-    row: dict[str, Any]
-    keys: dict[str, str]
-
-
-class RecordWritesMixin:
+class RecordWritesMixin(OneStatementWritesMixin):
     """``create_records`` / ``update_records`` and the helpers they share. Mixed into
     :class:`SQLBackend`."""
 
     if TYPE_CHECKING:
         tables: ManagedTables
         engine: Any
-        _patch_statements: dict[Entity, sa.TextClause]
-        _create_statements: dict[Entity, sa.TextClause]
-        _sqlite_create_statements: dict[Entity, tuple[sa.TextClause, sa.TextClause]]
 
         def _tx(
             self, what: str, *, write: bool = True
@@ -274,80 +256,6 @@ class RecordWritesMixin:
                 await conn.execute(sa.insert(self.tables.match_keys), key_rows)
         return out
 
-    def _creates_at_once(self) -> bool:
-        """Whether managed creates take their rows from JSON parameters (PostgreSQL: one
-        statement with data-modifying CTEs; SQLite: two ``INSERT ... SELECT``)."""
-        return bool(self.engine.dialect.name in ("postgresql", "sqlite"))
-
-    async def _create_at_once(
-        self,
-        what: str,
-        store: RecordStore,
-        by_ext: Mapping[str, _Prepared],
-        new_ids: Mapping[str, str],
-        now: dt.datetime,
-    ) -> dict[int, ItemResult]:
-        """Managed mode on PostgreSQL: rows and keys in one statement, outside a transaction
-        (see :mod:`backends.sql.insert`); then, only when some external id already had a
-        record, one read of their ids."""
-        ext_col = store.ext_col
-        assert ext_col is not None
-        rows = [{**p.row, "id": new_ids[ext], "external_id": ext} for ext, p in by_ext.items()]
-        out: dict[int, ItemResult] = {}
-        sqlite = self.engine.dialect.name == "sqlite"
-        async with self._tx(what, write=sqlite) as conn:
-            if sqlite:
-                made = await self._create_sqlite(conn, store, by_ext, rows, new_ids, now)
-            else:
-                statement = self._create_statements.get(store.entity)
-                if statement is None:
-                    statement = self._create_statements[store.entity] = create_statement(
-                        store, self.tables.match_keys, self.engine.dialect
-                    )
-                keys = [(ext, k, v) for ext, p in by_ext.items() for k, v in p.keys.items()]
-                rows_doc, keys_doc = create_payload(rows, keys)
-                params = {"rows": rows_doc, "keys": keys_doc, "now": now}
-                params["entity"] = store.entity.value
-                made = set((await conn.execute(statement, params)).scalars())
-            others = [ext for ext in by_ext if ext not in made]
-            held: dict[str, str] = {}
-            if others:
-                result = await conn.execute(sa.select(ext_col, store.pk).where(ext_col.in_(others)))
-                held = {ext: str(pk) for ext, pk in result}
-        for ext, p in by_ext.items():
-            if ext in made:
-                out[p.index] = ItemResult(crm_id=new_ids[ext], created=True)
-            elif ext in held:
-                out[p.index] = ItemResult(crm_id=held[ext], created=False)
-            else:  # rolled back by its creator between our insert and our read
-                out[p.index] = ItemResult(
-                    error=Conflict(f"externalId {ext!r} is being created elsewhere")
-                )
-        return out
-
-    async def _create_sqlite(
-        self,
-        conn: AsyncConnection,
-        store: RecordStore,
-        by_ext: Mapping[str, _Prepared],
-        rows: list[dict[str, Any]],
-        new_ids: Mapping[str, str],
-        now: dt.datetime,
-    ) -> set[str]:
-        """SQLite's half of :meth:`_create_at_once`: the rows, then the keys of those made."""
-        pair = self._sqlite_create_statements.get(store.entity)
-        if pair is None:
-            pair = self._sqlite_create_statements[store.entity] = sqlite_create_statements(
-                store, self.tables.match_keys, self.engine.dialect
-            )
-        rows_doc, _ = create_payload(rows, [])
-        made = set((await conn.execute(pair[0], {"rows": rows_doc, "now": now})).scalars())
-        keys = [[new_ids[ext], k, v] for ext in made for k, v in by_ext[ext].keys.items()]
-        if keys:
-            keys_doc = json.dumps(keys, separators=(",", ":"))
-            await conn.execute(pair[1], {"keys": keys_doc, "entity": store.entity.value})
-        return made
-
     async def _create(
         self, what: str, store: RecordStore, prepared: list[_Prepared], careful: bool
     ) -> dict[int, ItemResult]:
@@ -522,61 +430,6 @@ class RecordWritesMixin:
             return await self._retrying(lambda: self._update(what, store, updates, False))
         except InvalidRecord:
             return await self._retrying(lambda: self._update(what, store, updates, True))
-
-    async def _patch(
-        self, what: str, store: RecordStore, updates: Sequence[RecordUpdate], plan: PatchPlan
-    ) -> list[ItemResult]:
-        """Managed mode on PostgreSQL and SQLite: the batch is one ``UPDATE ... RETURNING``
-        (see :mod:`backends.sql.patch`), plus the changed match keys."""
-        statement = self._patch_statements.get(store.entity)
-        if statement is None:
-            statement = self._patch_statements[store.entity] = patch_statement(
-                store, self.engine.dialect
-            )
-        # Without match keys to change, the one UPDATE is atomic by itself: no BEGIN/COMMIT
-        # round trips (PostgreSQL autocommit; SQLite runs it as its own write transaction).
-        keyed = any(u.match_keys for u in updates)
-        async with self._tx(what, write=keyed) as conn:
-            result = await conn.execute(statement, {"payload": plan.payload, "now": utcnow()})
-            found = set(result.scalars())
-            results: list[ItemResult] = []
-            keys: dict[tuple[str, str], str | None] = {}
-            for u, pk in zip(updates, plan.pks, strict=True):
-                if pk is None or pk not in found:
-                    results.append(
-                        ItemResult(error=NotFound(f"No record exists with ID: {u.crm_id}"))
-                    )
-                    continue
-                canonical = store.format_id(pk)
-                for name, value in u.match_keys.items():
-                    keys[(canonical, name)] = (
-                        value if value and len(value) <= KEY_VALUE_LENGTH else None
-                    )
-                results.append(ItemResult(crm_id=canonical))
-            if keys:
-                await self._replace_keys(conn, store, keys)
-        return results
-
-    async def _replace_keys(
-        self, conn: AsyncConnection, store: RecordStore, keys: Mapping[tuple[str, str], str | None]
-    ) -> None:
-        """Replace the ``(crm_id, key name)`` match keys with their new values (``None``: gone)."""
-        mk = self.tables.match_keys
-        # One statement with a row-value IN: MySQL's driver would run an executemany DELETE
-        # row by row.
-        await conn.execute(
-            sa.delete(mk).where(
-                mk.c.entity == store.entity.value,
-                sa.tuple_(mk.c.crm_id, mk.c.key_name).in_(list(keys)),
-            )
-        )
-        fresh = [
-            {"entity": store.entity.value, "key_name": k, "value": v, "crm_id": c}
-            for (c, k), v in keys.items()
-            if v is not None
-        ]
-        if fresh:
-            await conn.execute(sa.insert(mk), fresh)
 
     async def _update(
         self, what: str, store: RecordStore, updates: Sequence[RecordUpdate], careful: bool
