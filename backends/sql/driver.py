@@ -12,10 +12,15 @@ associations, users).
 
 How it writes: every batch is one transaction with a constant number of statements (multi-row
 inserts, ``IN`` lookups, one executemany ``UPDATE``), whatever the batch size (see
-:mod:`backends.sql.writes`). Creates are idempotent under concurrency through a unique
-external id (``ON CONFLICT DO NOTHING`` / ``ON DUPLICATE KEY UPDATE``): on the managed record
-row itself, or, in mapped mode, *claimed* in ``<prefix>links`` before the customer's row is
-inserted; only the transaction whose row or claim survived creates the record.
+:mod:`backends.sql.writes`); managed records on PostgreSQL and SQLite take the batch as JSON
+parameters of statements whose text never changes: a create is one ``WITH ... INSERT``
+(SQLite: two ``INSERT ... SELECT``), an update one ``UPDATE ... FROM ... RETURNING`` merging
+the JSON column in SQL (see :mod:`backends.sql.fastwrites`).
+
+Creates are idempotent under concurrency through a unique external id (``ON CONFLICT DO
+NOTHING`` / ``ON DUPLICATE KEY UPDATE``): on the managed record row itself, or, in mapped mode,
+*claimed* in ``<prefix>links`` before the customer's row is inserted; only the transaction
+whose row or claim survived creates the record.
 
 Limits and quirks:
 
