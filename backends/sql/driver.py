@@ -6,9 +6,9 @@ Connects to: any database SQLAlchemy 2 reaches asynchronously through ``sqlite+a
 Capabilities: associations, activities, tasks, browse; users when a users table is configured
 (mapped mode) or always in managed mode (the adapter's ``<prefix>users`` table).
 
-Options: see :class:`backends.sql.options.SQLOptions` (url, mode managed|mapped, table_prefix,
-pool_size, max_overflow, pool_timeout, connect_timeout, statement_timeout, contacts, companies,
-associations, users).
+Options: see :class:`backends.sql.options.SQLOptions` (url, password, mode managed|mapped,
+table_prefix, pool_size, max_overflow, pool_timeout, connect_timeout, statement_timeout,
+contacts, companies, associations, users).
 
 How it writes: every batch is one transaction with a constant number of statements (multi-row
 inserts, ``IN`` lookups, one executemany ``UPDATE``), whatever the batch size (see
@@ -103,6 +103,8 @@ class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
         super().__init__(options)
         self.options: SQLOptions = self.options
         self.tables: ManagedTables = build_tables(self.options.table_prefix)
+        #: Every spelling of the password: scrubbed from the database's error messages.
+        self._secrets: tuple[str, ...] = self.options.secrets
         self._engine: AsyncEngine | None = None
         self._stores: dict[Entity, RecordStore] = {}
         self._reflected: dict[str, sa.Table] = {}
@@ -134,7 +136,7 @@ class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
         """
         self._engine = make_engine(self.options)
         try:
-            with db_errors(f"open {self.options.safe_url}"):
+            with db_errors(f"open {self.options.safe_url}", self._secrets):
                 async with self.engine.connect() as conn:
                     await conn.execution_options(enginy_write=True)
                     async with conn.begin():
@@ -172,7 +174,7 @@ class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
 
     async def ping(self) -> None:
         """``SELECT 1``; raises :class:`Unavailable` or :class:`AuthFailed`."""
-        with db_errors("ping"):
+        with db_errors("ping", self._secrets):
             async with self.engine.connect() as conn:
                 await conn.execute(sa.text("SELECT 1"))
 
@@ -197,7 +199,7 @@ class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
         own = self._engine is None
         engine = make_engine(self.options) if own else self.engine
         try:
-            with db_errors(f"check {self.options.safe_url}"):
+            with db_errors(f"check {self.options.safe_url}", self._secrets):
                 async with engine.connect() as conn:
                     if self._mapped:
                         await self._reflect(conn)
@@ -272,7 +274,7 @@ class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
         Reads (``write=False``) skip the transaction where that saves round trips: PostgreSQL
         runs them in autocommit (no BEGIN/COMMIT), SQLite without an explicit BEGIN.
         """
-        with db_errors(what):
+        with db_errors(what, self._secrets):
             async with self.engine.connect() as conn:
                 if write:
                     await conn.execution_options(enginy_write=True)

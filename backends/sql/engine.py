@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import event, pool
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from .options import SQLOptions
@@ -15,7 +14,7 @@ __all__ = ["make_engine"]
 
 def make_engine(options: SQLOptions) -> AsyncEngine:
     """An async engine for ``options.url`` with the pool and timeout options applied."""
-    url = make_url(options.url)
+    url = options.engine_url
     dialect = options.dialect
     connect_args: dict[str, Any] = {}
     kwargs: dict[str, Any] = {}

@@ -7,7 +7,8 @@ parameters or the connection URL's password.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -15,7 +16,19 @@ from sqlalchemy import exc as sa_exc
 
 from backends.base import AuthFailed, BackendError, InvalidRecord, Unavailable
 
-__all__ = ["RecordRejected", "db_errors", "is_record_error", "is_retryable_conflict", "reason"]
+from .options import safe_url
+
+__all__ = [
+    "RecordRejected",
+    "db_errors",
+    "is_record_error",
+    "is_retryable_conflict",
+    "reason",
+    "scrub",
+]
+
+#: A URL with credentials inside a message (up to white space or a quote).
+_DSN = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"]*@[^\s'\"]*")
 
 # SQLSTATE classes / MySQL error numbers that mean "this row's values", not "the database".
 _PG_RECORD_STATES = ("22", "23")  # data exception, integrity constraint violation
@@ -49,8 +62,17 @@ def _mysql_code(exc: sa_exc.DBAPIError) -> int | None:
     return None
 
 
-def reason(exc: BaseException) -> str:
-    """The database's own first line of the error, without SQL or parameters."""
+def scrub(text: str, secrets: Sequence[str] = ()) -> str:
+    """``text`` without the password: every spelling in ``secrets`` (see
+    :attr:`SQLOptions.secrets`) and the credentials of any URL in it (a DBAPI's message may
+    echo its DSN) are replaced by ``***``."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return _DSN.sub(lambda m: safe_url(m.group(0)), text)
+
+
+def reason(exc: BaseException, secrets: Sequence[str] = ()) -> str:
+    """The database's own first line of the error, without SQL, parameters or password."""
     orig = exc.orig if isinstance(exc, sa_exc.StatementError) and exc.orig is not None else exc
     args: tuple[Any, ...] = getattr(orig, "args", ())
     if len(args) >= 2 and isinstance(args[0], int) and isinstance(args[1], str):
@@ -61,7 +83,8 @@ def reason(exc: BaseException) -> str:
     # asyncpg's adapter prefixes "<class '...'>: "; drop it.
     if text.startswith("<class '") and ">: " in text:
         text = text.split(">: ", 1)[1]
-    return text[:300]
+    # Scrubbed before cutting, so that a cut cannot leave part of a password behind.
+    return scrub(text, secrets)[:300]
 
 
 def is_record_error(exc: BaseException) -> bool:
@@ -95,10 +118,11 @@ def _is_auth_error(exc: sa_exc.DBAPIError) -> bool:
 
 
 @contextmanager
-def db_errors(what: str) -> Iterator[None]:
+def db_errors(what: str, secrets: Sequence[str] = ()) -> Iterator[None]:
     """Translate database exceptions raised inside the block.
 
-    ``what`` says what the driver was doing ("create contacts") and starts the message.
+    ``what`` says what the driver was doing ("create contacts") and starts the message;
+    ``secrets`` are scrubbed from the database's text (:func:`scrub`).
 
     * pool exhausted, connection lost or refused, statement timeout → :class:`Unavailable`
       (retryable; the transaction was rolled back, nothing is half-written);
@@ -115,12 +139,14 @@ def db_errors(what: str) -> Iterator[None]:
     except sa_exc.DBAPIError as exc:
         if _is_auth_error(exc):
             raise AuthFailed(
-                f"{what}: the database refused the credentials: {reason(exc)}"
+                f"{what}: the database refused the credentials: {reason(exc, secrets)}"
             ) from exc
         if is_record_error(exc):
-            raise InvalidRecord(f"{what}: {reason(exc)}") from exc
-        raise Unavailable(f"{what}: database error: {reason(exc)}", retry_after=1) from exc
+            raise InvalidRecord(f"{what}: {reason(exc, secrets)}") from exc
+        raise Unavailable(f"{what}: database error: {reason(exc, secrets)}", retry_after=1) from exc
     except (TimeoutError, OSError, ConnectionError) as exc:
-        raise Unavailable(f"{what}: database unreachable: {reason(exc)}", retry_after=1) from exc
+        raise Unavailable(
+            f"{what}: database unreachable: {reason(exc, secrets)}", retry_after=1
+        ) from exc
     except sa_exc.SQLAlchemyError as exc:
         raise Unavailable(f"{what}: database error: {type(exc).__name__}", retry_after=1) from exc

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import re
 from typing import Literal
+from urllib.parse import quote, unquote
 
-from pydantic import Field, field_validator, model_validator
-from sqlalchemy.engine import make_url
+from pydantic import Field, SecretStr, field_validator, model_validator
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from backends.base import DriverOptions
@@ -29,6 +30,7 @@ __all__ = [
     "SQLOptions",
     "UsersTable",
     "safe_url",
+    "url_secrets",
 ]
 
 #: The embedded default: an SQLite file in the working directory.
@@ -42,6 +44,8 @@ SUPPORTED_SCHEMES = {
     "mariadb+aiomysql": "mysql",
 }
 
+_QUERY_SECRET = re.compile(r"([?&][^=&#]*(?:pass|secret|token)[^=&#]*=)[^&#]*", re.IGNORECASE)
+
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 
 
@@ -53,12 +57,72 @@ def _identifier(value: str) -> str:
     return value
 
 
-def safe_url(url: str) -> str:
-    """``url`` with its password masked, for logs and error messages."""
+def _split_credentials(url: str) -> tuple[str, str, str, str] | None:
+    """``(scheme://, user, password, rest)`` when ``url`` has an ``@`` after ``://``.
+
+    The credentials end at the **last** ``@`` of the URL: a password holding a raw ``@``,
+    ``/``, ``?`` or ``#`` then stays on the masked side, whereas SQLAlchemy's parser ends the
+    password at the first ``@``. (An ``@`` in the query string makes more than the credentials
+    masked: harmless.)
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or rest.startswith("/"):  # no authority (an SQLite path)
+        return None
+    at = rest.rfind("@")
+    if at < 0:
+        return None
+    user, colon, password = rest[:at].partition(":")
+    if not colon and any(c in user for c in "/?#"):
+        # Not a plain user name: the split point is not trustworthy; show nothing of it.
+        user, password = "", user
+    return scheme + sep, user, password, rest[at + 1 :]
+
+
+def safe_url(url: str, *, password: bool = False) -> str:
+    """``url`` with its password masked, for logs and error messages.
+
+    Nothing between ``://`` and the last ``@`` (see :func:`_split_credentials`) but the user
+    name is shown, whatever characters the password holds, so a value that is not
+    percent-encoded cannot leak through a wrong parse. ``password``: a password is configured
+    separately (the ``password`` option); show it masked too.
+    """
+    parts = _split_credentials(url)
+    if parts is None:
+        try:
+            make_url(url)
+        except (ArgumentError, ValueError):
+            return "<unparsable database URL>"
+        shown = url
+        if password and "://" in url and not url.split("://", 1)[1].startswith("/"):
+            scheme, rest = url.split("://", 1)
+            shown = f"{scheme}://***@{rest}"
+    else:
+        scheme, user, secret, rest = parts
+        shown = f"{scheme}{user}:***@{rest}" if secret or password else f"{scheme}{user}@{rest}"
+    # A password passed as a query argument (``?password=...``) is masked too.
+    return _QUERY_SECRET.sub(r"\g<1>***", shown)
+
+
+def url_secrets(url: str, password: str | None = None) -> tuple[str, ...]:
+    """Every spelling of the password(s) in ``url`` (raw, percent-decoded, as SQLAlchemy
+    parsed it) and ``password``: what error messages must never contain."""
+    found: set[str] = set()
+    if password:
+        found.add(password)
+    parts = _split_credentials(url)
+    if parts is not None and parts[2]:
+        found.add(parts[2])
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparsable database URL>"
+        parsed = make_url(url).password
+    except (ArgumentError, ValueError):
+        parsed = None
+    if parsed:
+        found.add(str(parsed))
+    found.update(m.group(0).split("=", 1)[1] for m in _QUERY_SECRET.finditer(url))
+    for value in list(found):
+        found.update({unquote(value), quote(value, safe="")})
+    # Very short values (a one-letter password parsed from a bad URL) would mask every word.
+    return tuple(sorted((v for v in found if len(v) >= 3), key=len, reverse=True))
 
 
 class MappedTable(DriverOptions):
@@ -112,8 +176,12 @@ class UsersTable(DriverOptions):
 class SQLOptions(DriverOptions):
     """Options of :class:`backends.sql.SQLBackend`."""
 
-    #: SQLAlchemy async URL; put the password in an environment variable: ``${DB_PASSWORD}``.
+    #: SQLAlchemy async URL. A password written inside it must be URL-safe or
+    #: percent-encoded (``@`` → ``%40``); better leave it out and use ``password``.
     url: str = Field(default=DEFAULT_URL, repr=False)
+    #: The database password (``${DB_PASSWORD}``), set on the parsed URL as is: any
+    #: character works, no encoding needed. Never logged.
+    password: SecretStr | None = None
     mode: Literal["managed", "mapped"] = "managed"
     #: Prefix of every table the adapter owns (managed tables and mapped-mode side tables).
     table_prefix: str = "enginy_"
@@ -138,7 +206,7 @@ class SQLOptions(DriverOptions):
     def _check_url(cls, value: str) -> str:
         try:
             url = make_url(value)
-        except ArgumentError:
+        except (ArgumentError, ValueError):  # ValueError: a port that is not a number
             raise ValueError(
                 "not a database URL (e.g. postgresql+asyncpg://user@host/db)"
             ) from None
@@ -146,6 +214,13 @@ class SQLOptions(DriverOptions):
             raise ValueError(
                 f"unsupported driver {url.drivername!r}; use one of "
                 + ", ".join(sorted(SUPPORTED_SCHEMES))
+            )
+        # SQLAlchemy ends the password at the first "@": a raw "@" in it moves the rest into
+        # the host name (the wrong server would be contacted, the password shown as a host).
+        if url.get_backend_name() != "sqlite" and "@" in f"{url.host or ''}{url.database or ''}":
+            raise ValueError(
+                "the URL holds an '@' after its credentials: a password containing '@' must be "
+                "percent-encoded (%40), or given in the 'password' option instead"
             )
         return value
 
@@ -155,6 +230,12 @@ class SQLOptions(DriverOptions):
         if not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,23}$", value):
             raise ValueError("letters, digits and _ only, starting with a letter or _, ≤24 chars")
         return value
+
+    @model_validator(mode="after")
+    def _one_password(self) -> SQLOptions:
+        if self.password is not None and make_url(self.url).password is not None:
+            raise ValueError("give the password either inside 'url' or as 'password', not both")
+        return self
 
     @model_validator(mode="after")
     def _mapped_needs_tables(self) -> SQLOptions:
@@ -171,5 +252,20 @@ class SQLOptions(DriverOptions):
 
     @property
     def safe_url(self) -> str:
-        """The URL with its password masked."""
-        return safe_url(self.url)
+        """The URL with its password masked (also a ``password`` given as an option)."""
+        return safe_url(self.url, password=self.password is not None)
+
+    @property
+    def engine_url(self) -> URL:
+        """The URL to connect to: ``url`` with the ``password`` option set on it (no
+        percent-encoding involved). Never log it: it holds the password."""
+        url = make_url(self.url)
+        if self.password is not None:
+            url = url.set(password=self.password.get_secret_value())
+        return url
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every spelling of the password, for scrubbing messages (see :func:`url_secrets`)."""
+        password = self.password.get_secret_value() if self.password is not None else None
+        return url_secrets(self.url, password)

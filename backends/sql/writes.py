@@ -51,6 +51,7 @@ class RecordWritesMixin(OneStatementWritesMixin):
     if TYPE_CHECKING:
         tables: ManagedTables
         engine: Any
+        _secrets: tuple[str, ...]
 
         def _tx(
             self, what: str, *, write: bool = True
@@ -224,7 +225,7 @@ class RecordWritesMixin(OneStatementWritesMixin):
                     except sa_exc.DBAPIError as exc:
                         if not is_record_error(exc):
                             raise
-                        failed[row[ext_col.name]] = reason(exc)
+                        failed[row[ext_col.name]] = reason(exc, self._secrets)
             elif returning:
                 got = await conn.execute(insert.returning(ext_col), rows)
                 made = set(got.scalars())
@@ -393,7 +394,7 @@ class RecordWritesMixin(OneStatementWritesMixin):
             except sa_exc.DBAPIError as exc:
                 if not (careful and is_record_error(exc)):
                     raise
-                out.append((None, reason(exc)))
+                out.append((None, reason(exc, self._secrets)))
                 continue
             if store.makes_ids:
                 out.append((str(row[store.pk.name]), None))
@@ -475,7 +476,7 @@ class RecordWritesMixin(OneStatementWritesMixin):
                     except sa_exc.DBAPIError as exc:
                         if not is_record_error(exc):
                             raise
-                        results.append(ItemResult(error=InvalidRecord(reason(exc))))
+                        results.append(ItemResult(error=InvalidRecord(reason(exc, self._secrets))))
                         continue
                 elif diff:
                     changes.setdefault(pk, {}).update(diff)
