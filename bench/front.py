@@ -5,12 +5,13 @@
 Serves two applications with uvicorn over loopback, each in its own process:
 
 * **ours**: ``adapter.app.create_app`` on the memory driver (API-key middleware, pydantic
-  envelope validation, field mapping, match keys, the driver, the response model);
+  envelope validation, field mapping, match keys, the driver, the response);
 * **bare**: a Starlette app whose routes read the same body, parse it with ``json.loads`` and
   return a fixed answer: the floor that the framework, uvicorn and the client cost.
 
 Then drives each with ``--clients`` concurrent ``httpx.AsyncClient`` for ``--duration`` seconds
-per scenario (after a short warm-up; ``--rounds`` times, ours and bare alternating) and prints
+per scenario (after a short warm-up; ``--rounds`` times, both servers started afresh for each
+round, ours and bare alternating) and prints
 requests/s and p50/p95 latency for ``POST /contacts/sync`` and ``POST /contacts`` with
 ``--batch``-record bodies, and the ratio ours/bare (the target is >= 0.6) with its spread over
 the rounds.
@@ -24,8 +25,9 @@ the rounds.
 Bounded on purpose: a fixed number of clients and seconds. The client runs in this process and
 is itself a cost: with few CPUs, both servers share the machine with it, so compare the ratio
 more than the absolute figures. The ``srv ms/req`` column is the server process's own CPU time
-per request (from ``/proc``, Linux only), read over the same window as the requests: it does
-not depend on what else runs on the machine, so it is the figure to compare between runs.
+per request (from ``/proc``, Linux only), read over the same window as the requests: it
+depends much less on what else runs on the machine, so it is the figure to compare between
+runs.
 """
 
 from __future__ import annotations
@@ -258,6 +260,26 @@ async def drive(
     return len(latencies), elapsed, latencies, failures, cpu
 
 
+def seed_servers(
+    servers: dict[str, Server], key: str, seed: list[dict[str, Any]], sync_body: bytes, batch: int
+) -> None:
+    """Create the contacts the sync scenario looks up, and check that ours finds them all."""
+    for target in servers.values():
+        httpx.post(
+            f"{target.url}/contacts", headers={HEADER: key}, json={"contacts": seed}, timeout=30
+        ).raise_for_status()
+    check = httpx.post(
+        f"{servers['ours'].url}/contacts/sync",
+        headers={HEADER: key, "Content-Type": "application/json"},
+        content=sync_body,
+        timeout=30,
+    )
+    check.raise_for_status()
+    matched = len(check.json()["results"])
+    if matched != batch:
+        raise RuntimeError(f"sync matched {matched} of {batch} seeded contacts")
+
+
 def run_scenarios(args: argparse.Namespace) -> list[Result]:
     key = "bench-" + os.urandom(16).hex()
     results: list[Result] = []
@@ -280,25 +302,16 @@ def run_scenarios(args: argparse.Namespace) -> list[Result]:
         (f"POST /contacts/sync ({batch})", "/contacts/sync", lambda: sync_body),
         (f"POST /contacts ({batch})", "/contacts", create_body),
     ]
-    # Both servers run for the whole bench and each scenario drives ours then bare right after,
-    # so that a change in the machine's load affects both sides of a ratio alike.
-    with server("ours", key) as ours, server("bare", key) as bare:
-        servers = {"ours": ours, "bare": bare}
-        for target in servers.values():
-            httpx.post(
-                f"{target.url}/contacts", headers={HEADER: key}, json={"contacts": seed}, timeout=30
-            ).raise_for_status()
-        check = httpx.post(
-            f"{ours.url}/contacts/sync",
-            headers={HEADER: key, "Content-Type": "application/json"},
-            content=sync_body,
-            timeout=30,
-        )
-        check.raise_for_status()
-        matched = len(check.json()["results"])
-        if matched != batch:
-            raise RuntimeError(f"sync matched {matched} of {batch} seeded contacts")
-        for _ in range(args.rounds):
+    # Each round starts both servers afresh. POST /contacts adds --batch records per request to
+    # ours' memory store, and a store grown by earlier rounds costs more per request (mostly
+    # the garbage collector walking it), so with servers kept up a round's figure depended on
+    # how many rounds and seconds came before it. Within a round each scenario drives ours then
+    # bare right after, so that a change in the machine's load affects both sides of a ratio
+    # alike.
+    for _ in range(args.rounds):
+        with server("ours", key) as ours, server("bare", key) as bare:
+            servers = {"ours": ours, "bare": bare}
+            seed_servers(servers, key, seed, sync_body, batch)
             for name, path, make_body in scenarios:
                 for which, target in servers.items():
                     n, seconds, latencies, failures, cpu = asyncio.run(
