@@ -11,7 +11,8 @@ table_prefix, pool_size, max_overflow, pool_timeout, connect_timeout, statement_
 contacts, companies, associations, users).
 
 How it writes: every batch is one transaction with a constant number of statements (multi-row
-inserts, ``IN`` lookups, one executemany ``UPDATE``), whatever the batch size (see
+inserts, ``IN`` lookups, one executemany ``UPDATE``) up to 1,000 items; larger batches are cut
+into 1,000-item chunks so no database parameter limit is reached (:mod:`backends.sql.batching`;
 :mod:`backends.sql.writes`); managed records on PostgreSQL and SQLite take the batch as JSON
 parameters of statements whose text never changes: a create is one ``WITH ... INSERT``
 (SQLite: two ``INSERT ... SELECT``), an update one ``UPDATE ... FROM ... RETURNING`` merging
@@ -63,6 +64,7 @@ from backends.base import (
     Unavailable,
 )
 
+from .batching import chunked
 from .engagement import EngagementMixin
 from .engine import make_engine
 from .errors import db_errors, is_retryable_conflict
@@ -365,13 +367,12 @@ class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
     ) -> dict[str, tuple[Any, StoredRecord]]:
         """``{crm_id: (order value, record)}`` for the ids that exist: one statement."""
         pks = {pk for c in set(crm_ids) if (pk := store.parse_id(c)) is not None}
-        if not pks:
-            return {}
-        stmt = self._with_ext(store).where(store.pk.in_(pks))
-        return {
-            r.crm_id: (order, r)
-            for _, order, r in self._record_rows(store, await conn.execute(stmt))
-        }
+        loaded: dict[str, tuple[Any, StoredRecord]] = {}
+        for part in chunked(pks):
+            stmt = self._with_ext(store).where(store.pk.in_(part))
+            rows = self._record_rows(store, await conn.execute(stmt))
+            loaded.update((r.crm_id, (order, r)) for _, order, r in rows)
+        return loaded
 
     # -- contacts and companies -----------------------------------------------------------
 
@@ -458,17 +459,20 @@ class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
         wanted = list({v for v in values if v and len(v) <= KEY_VALUE_LENGTH})
         if not wanted:
             return {}
+        hits: list[tuple[Any, Any, StoredRecord]] = []
         async with self._tx(f"find {entity.plural}", write=False) as conn:
             stmt = self._find_statement(store, key.name, fallback=False)
-            found = await conn.execute(stmt, {"wanted": wanted})
-            hits = self._record_rows(store, found, "_enginy_value")
+            for part in chunked(wanted):  # one statement unless the batch is huge
+                found = await conn.execute(stmt, {"wanted": part})
+                hits += self._record_rows(store, found, "_enginy_value")
             column = store.columns.get(key.field or "") if key.name != EXTERNAL_ID else None
             rest = list(set(wanted) - {value for value, _, _ in hits})
             if not store.managed and column is not None and rest and column_is_text(column):
                 # Rows the adapter did not write have no key rows: compare the column itself.
                 stmt = self._find_statement(store, column.name, fallback=True)
-                found = await conn.execute(stmt, {"wanted": rest})
-                hits += self._record_rows(store, found, "_enginy_value")
+                for part in chunked(rest):
+                    found = await conn.execute(stmt, {"wanted": part})
+                    hits += self._record_rows(store, found, "_enginy_value")
         best: dict[str, tuple[Any, StoredRecord]] = {}
         for value, order, record in hits:
             if value not in best or order < best[value][0]:
@@ -519,15 +523,12 @@ class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
                 table = self._reflected[assoc.table]
                 ccol, kcol = table.c[assoc.contact_column], table.c[assoc.company_column]
                 wanted = {(contacts.parse_id(c), companies.parse_id(k)) for c, k in good}
-                there = set(
-                    (
-                        await conn.execute(
-                            sa.select(ccol, kcol).where(
-                                ccol.in_({c for c, _ in wanted}), kcol.in_({k for _, k in wanted})
-                            )
-                        )
-                    ).all()
-                )
+                there: set[tuple[Any, ...]] = set()
+                for part in chunked(wanted):
+                    stmt = sa.select(ccol, kcol).where(
+                        ccol.in_({c for c, _ in part}), kcol.in_({k for _, k in part})
+                    )
+                    there.update(tuple(r) for r in (await conn.execute(stmt)).all())
                 missing = [{ccol.name: c, kcol.name: k} for c, k in wanted if (c, k) not in there]
                 if missing:
                     await conn.execute(sa.insert(table), missing)
@@ -548,7 +549,8 @@ class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
         self, conn: AsyncConnection, store: RecordStore, crm_ids: Iterable[str]
     ) -> set[str]:
         pks = {pk for c in set(crm_ids) if c and (pk := store.parse_id(c)) is not None}
-        if not pks:
-            return set()
-        rows = await conn.execute(sa.select(store.pk).where(store.pk.in_(pks)))
-        return {store.format_id(pk) for pk in rows.scalars()}
+        found: set[str] = set()
+        for part in chunked(pks):
+            rows = await conn.execute(sa.select(store.pk).where(store.pk.in_(part)))
+            found.update(store.format_id(pk) for pk in rows.scalars())
+        return found

@@ -29,6 +29,8 @@ from backends.base import (
     User,
 )
 
+from .batching import chunked
+
 if TYPE_CHECKING:
     from .mapped import RecordStore
     from .options import SQLOptions
@@ -215,9 +217,11 @@ class EngagementMixin:
         wanted = list(dict.fromkeys(i for i in ids if isinstance(i, str)))
         if not wanted:
             return []
+        by_id: dict[str, Task] = {}
         async with self._tx("get tasks", write=False) as conn:
-            rows = (await conn.execute(sa.select(table).where(table.c.id.in_(wanted)))).mappings()
-            by_id = {r["id"]: self._task(r) for r in rows}
+            for part in chunked(wanted):
+                rows = await conn.execute(sa.select(table).where(table.c.id.in_(part)))
+                by_id.update((r["id"], self._task(r)) for r in rows.mappings())
         return [by_id[i] for i in wanted if i in by_id]
 
     async def update_task(self, task_id: str, changes: TaskChanges) -> Task:
@@ -243,10 +247,11 @@ class EngagementMixin:
             contact = fields.get("contact_id")
             company = fields.get("company_id")
             await self._check_links(conn, contact, company)
-            rows = (
-                await conn.execute(self._lock(sa.select(table).where(table.c.id.in_(wanted))))
-            ).mappings()
-            current = {r["id"]: dict(r) for r in rows}
+            current: dict[str, dict[str, Any]] = {}
+            # Sorted: chunks of concurrent batches lock their rows in one order.
+            for part in chunked(sorted(wanted)):
+                rows = await conn.execute(self._lock(sa.select(table).where(table.c.id.in_(part))))
+                current.update((r["id"], dict(r)) for r in rows.mappings())
             before = {k: dict(v) for k, v in current.items()}
             writes: dict[str, dict[str, Any]] = {}
             for task_id, row in current.items():

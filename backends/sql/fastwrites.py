@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backends.base import Conflict, Entity, ItemResult, NotFound, RecordUpdate
 
+from .batching import chunked
 from .insert import create_payload, create_statement, sqlite_create_statements
 from .mapped import RecordStore
 from .patch import PatchPlan, patch_statement
@@ -70,31 +71,39 @@ class OneStatementWritesMixin:
     ) -> dict[int, ItemResult]:
         """Managed mode on PostgreSQL: rows and keys in one statement, outside a transaction
         (see :mod:`backends.sql.insert`); then, only when some external id already had a
-        record, one read of their ids."""
+        record, one read of their ids. A batch larger than one chunk
+        (:mod:`backends.sql.batching`) is one statement per chunk, in a transaction."""
         ext_col = store.ext_col
         assert ext_col is not None
-        rows = [{**p.row, "id": new_ids[ext], "external_id": ext} for ext, p in by_ext.items()]
         out: dict[int, ItemResult] = {}
         sqlite = self.engine.dialect.name == "sqlite"
-        async with self._tx(what, write=sqlite) as conn:
-            if sqlite:
-                made = await self._create_sqlite(conn, store, by_ext, rows, new_ids, now)
-            else:
+        # Sorted before chunking: concurrent batches take their unique-index locks in one order.
+        parts = list(chunked(sorted(by_ext)))
+        made: set[str] = set()
+        async with self._tx(what, write=sqlite or len(parts) > 1) as conn:
+            for part in parts:
+                chunk = {ext: by_ext[ext] for ext in part}
+                rows = [
+                    {**p.row, "id": new_ids[ext], "external_id": ext} for ext, p in chunk.items()
+                ]
+                if sqlite:
+                    made |= await self._create_sqlite(conn, store, chunk, rows, new_ids, now)
+                    continue
                 statement = self._create_statements.get(store.entity)
                 if statement is None:
                     statement = self._create_statements[store.entity] = create_statement(
                         store, self.tables.match_keys, self.engine.dialect
                     )
-                keys = [(ext, k, v) for ext, p in by_ext.items() for k, v in p.keys.items()]
+                keys = [(ext, k, v) for ext, p in chunk.items() for k, v in p.keys.items()]
                 rows_doc, keys_doc = create_payload(rows, keys)
                 params = {"rows": rows_doc, "keys": keys_doc, "now": now}
                 params["entity"] = store.entity.value
-                made = set((await conn.execute(statement, params)).scalars())
+                made.update((await conn.execute(statement, params)).scalars())
             others = [ext for ext in by_ext if ext not in made]
             held: dict[str, str] = {}
-            if others:
-                result = await conn.execute(sa.select(ext_col, store.pk).where(ext_col.in_(others)))
-                held = {ext: str(pk) for ext, pk in result}
+            for part in chunked(others):
+                result = await conn.execute(sa.select(ext_col, store.pk).where(ext_col.in_(part)))
+                held.update((ext, str(pk)) for ext, pk in result)
         for ext, p in by_ext.items():
             if ext in made:
                 out[p.index] = ItemResult(crm_id=new_ids[ext], created=True)
@@ -130,10 +139,15 @@ class OneStatementWritesMixin:
         return made
 
     async def _patch(
-        self, what: str, store: RecordStore, updates: Sequence[RecordUpdate], plan: PatchPlan
+        self,
+        what: str,
+        store: RecordStore,
+        updates: Sequence[RecordUpdate],
+        plans: Sequence[PatchPlan],
     ) -> list[ItemResult]:
         """Managed mode on PostgreSQL and SQLite: the batch is one ``UPDATE ... RETURNING``
-        (see :mod:`backends.sql.patch`), plus the changed match keys."""
+        per chunk of updates (``plans``, see :mod:`backends.sql.patch`; one for up to
+        :data:`~backends.sql.batching.CHUNK` updates), plus the changed match keys."""
         statement = self._patch_statements.get(store.entity)
         if statement is None:
             statement = self._patch_statements[store.entity] = patch_statement(
@@ -142,12 +156,16 @@ class OneStatementWritesMixin:
         # Without match keys to change, the one UPDATE is atomic by itself: no BEGIN/COMMIT
         # round trips (PostgreSQL autocommit; SQLite runs it as its own write transaction).
         keyed = any(u.match_keys for u in updates)
-        async with self._tx(what, write=keyed) as conn:
-            result = await conn.execute(statement, {"payload": plan.payload, "now": utcnow()})
-            found = set(result.scalars())
+        now = utcnow()
+        async with self._tx(what, write=keyed or len(plans) > 1) as conn:
+            found: set[Any] = set()
+            for plan in plans:
+                result = await conn.execute(statement, {"payload": plan.payload, "now": now})
+                found.update(result.scalars())
             results: list[ItemResult] = []
             keys: dict[tuple[str, str], str | None] = {}
-            for u, pk in zip(updates, plan.pks, strict=True):
+            pks = [pk for plan in plans for pk in plan.pks]
+            for u, pk in zip(updates, pks, strict=True):
                 if pk is None or pk not in found:
                     results.append(
                         ItemResult(error=NotFound(f"No record exists with ID: {u.crm_id}"))
@@ -168,14 +186,16 @@ class OneStatementWritesMixin:
     ) -> None:
         """Replace the ``(crm_id, key name)`` match keys with their new values (``None``: gone)."""
         mk = self.tables.match_keys
-        # One statement with a row-value IN: MySQL's driver would run an executemany DELETE
-        # row by row.
-        await conn.execute(
-            sa.delete(mk).where(
-                mk.c.entity == store.entity.value,
-                sa.tuple_(mk.c.crm_id, mk.c.key_name).in_(list(keys)),
+        # One statement with a row-value IN (MySQL's driver would run an executemany DELETE
+        # row by row), per chunk: PostgreSQL's parser overflows its stack on a row-value IN
+        # of some thousands of pairs.
+        for part in chunked(list(keys)):
+            await conn.execute(
+                sa.delete(mk).where(
+                    mk.c.entity == store.entity.value,
+                    sa.tuple_(mk.c.crm_id, mk.c.key_name).in_(part),
+                )
             )
-        )
         fresh = [
             {"entity": store.entity.value, "key_name": k, "value": v, "crm_id": c}
             for (c, k), v in keys.items()

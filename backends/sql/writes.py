@@ -23,6 +23,7 @@ from backends.base import (
     RecordUpdate,
 )
 
+from .batching import chunked
 from .errors import is_record_error, reason
 from .fastwrites import OneStatementWritesMixin, _Prepared, utcnow
 from .mapped import RecordStore, ValueRejected, coerce, fits_managed
@@ -82,9 +83,11 @@ class RecordWritesMixin(OneStatementWritesMixin):
         if not changes:
             return
         if conn.dialect.name in ("mysql", "mariadb"):
-            stmt = self._case_update(table, key, changes)
-            if stmt is not None:
-                await conn.execute(stmt if where is None else stmt.where(where))
+            # One CASE arm per row: chunked, so a huge batch stays under max_allowed_packet.
+            for part in chunked(list(changes)):
+                stmt = self._case_update(table, key, {pk: changes[pk] for pk in part})
+                if stmt is not None:
+                    await conn.execute(stmt if where is None else stmt.where(where))
             return
         union = sorted({c for row in changes.values() for c in row})
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
@@ -233,9 +236,9 @@ class RecordWritesMixin(OneStatementWritesMixin):
                 await conn.execute(insert, rows)
             others = [ext for ext in by_ext if ext not in made and ext not in failed]
             held: dict[str, str] = {}
-            if others:
-                result = await conn.execute(sa.select(ext_col, store.pk).where(ext_col.in_(others)))
-                held = {ext: str(pk) for ext, pk in result}
+            for part in chunked(others):
+                result = await conn.execute(sa.select(ext_col, store.pk).where(ext_col.in_(part)))
+                held.update((ext, str(pk)) for ext, pk in result)
             for ext, p in by_ext.items():
                 if ext in failed:
                     out[p.index] = ItemResult(error=InvalidRecord(failed[ext]))
@@ -292,10 +295,10 @@ class RecordWritesMixin(OneStatementWritesMixin):
             else:
                 await conn.execute(claim, claims)
             others = [ext for ext in new_ids if ext not in held]
-            if others:
+            for part in chunked(others):
                 for r in await conn.execute(
                     sa.select(links.c.external_id, links.c.crm_id, links.c.claim).where(
-                        links.c.entity == entity, links.c.external_id.in_(others)
+                        links.c.entity == entity, links.c.external_id.in_(part)
                     )
                 ):
                     held[r.external_id] = _Claim(r.external_id, r.crm_id, r.claim)
@@ -330,11 +333,11 @@ class RecordWritesMixin(OneStatementWritesMixin):
                     made[p.external_id] = crm_id
                     out[p.index] = ItemResult(crm_id=crm_id, created=True)
             gone = [p.external_id for p in mine if p.external_id not in made]
-            if gone:
+            for part in chunked(gone):
                 await conn.execute(
                     sa.delete(links).where(
                         links.c.entity == entity,
-                        links.c.external_id.in_(gone),
+                        links.c.external_id.in_(part),
                         links.c.claim == token,
                     )
                 )
@@ -420,14 +423,15 @@ class RecordWritesMixin(OneStatementWritesMixin):
         store = self._store(entity)
         what = f"update {entity.plural}"
         dialect = self.engine.dialect
-        plan = (
-            plan_patch(store, updates, dialect.name)
+        plans = (
+            [plan_patch(store, part, dialect.name) for part in chunked(updates)]
             if supports_patch(store, dialect.name)
-            else None
+            else []
         )
         try:
-            if plan is not None:
-                return await self._retrying(lambda: self._patch(what, store, updates, plan))
+            if plans and all(plan is not None for plan in plans):
+                ready = [plan for plan in plans if plan is not None]
+                return await self._retrying(lambda: self._patch(what, store, updates, ready))
             return await self._retrying(lambda: self._update(what, store, updates, False))
         except InvalidRecord:
             return await self._retrying(lambda: self._update(what, store, updates, True))
@@ -438,21 +442,22 @@ class RecordWritesMixin(OneStatementWritesMixin):
         results: list[ItemResult] = []
         pks = {u.crm_id: store.parse_id(u.crm_id) for u in updates}
         async with self._tx(what) as conn:
-            wanted = {pk for pk in pks.values() if pk is not None}
+            # Sorted: chunks of concurrent batches lock their rows in one order.
+            wanted = sorted({pk for pk in pks.values() if pk is not None})
             current: dict[Any, dict[str, Any]] = {}
-            if wanted:
-                # Only the columns the batch can change (and the JSON column it merges into):
-                # decoding whole rows would cost more than the update itself.
-                names = {n for u in updates for n in (*u.fields, *u.clear)}
-                cols = {store.pk, *(c for n, c in store.columns.items() if n in names)}
-                if store.json_col is not None:
-                    cols.add(store.json_col)
+            # Only the columns the batch can change (and the JSON column it merges into):
+            # decoding whole rows would cost more than the update itself.
+            names = {n for u in updates for n in (*u.fields, *u.clear)}
+            cols = {store.pk, *(c for n, c in store.columns.items() if n in names)}
+            if store.json_col is not None:
+                cols.add(store.json_col)
+            for part in chunked(wanted):
                 rows = await conn.execute(
                     self._lock(
-                        sa.select(*sorted(cols, key=lambda c: c.name)).where(store.pk.in_(wanted))
+                        sa.select(*sorted(cols, key=lambda c: c.name)).where(store.pk.in_(part))
                     )
                 )
-                current = {r[store.pk.name]: dict(r) for r in rows.mappings()}
+                current.update((r[store.pk.name], dict(r)) for r in rows.mappings())
             changes: dict[Any, dict[str, Any]] = {}
             keys: dict[tuple[str, str], str | None] = {}
             for u in updates:
