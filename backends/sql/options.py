@@ -13,6 +13,7 @@ Two schema modes:
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from typing import Literal
 from urllib.parse import quote, unquote
@@ -22,6 +23,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from backends.base import DriverOptions
+from backends.registry import install_hint
 
 __all__ = [
     "DEFAULT_URL",
@@ -125,6 +127,19 @@ def url_secrets(url: str, password: str | None = None) -> tuple[str, ...]:
     return tuple(sorted((v for v in found if len(v) >= 3), key=len, reverse=True))
 
 
+def _check_dbapi(module: str) -> None:
+    """Refuse, at validation time, a URL whose DBAPI module is not installed, with the
+    ``pip install`` line that installs it (asyncpg and aiomysql are optional extras)."""
+    # Looked up through the module attribute so that tests can monkeypatch it.
+    if importlib.util.find_spec(module) is not None:
+        return
+    hint = install_hint(ModuleNotFoundError(f"No module named {module!r}", name=module))
+    raise ValueError(
+        f"the Python package {module!r} this URL needs is not installed; "
+        + (f"run: {hint}" if hint else f"pip install {module}")
+    )
+
+
 class MappedTable(DriverOptions):
     """A customer table holding contacts or companies (mapped mode)."""
 
@@ -215,6 +230,7 @@ class SQLOptions(DriverOptions):
                 f"unsupported driver {url.drivername!r}; use one of "
                 + ", ".join(sorted(SUPPORTED_SCHEMES))
             )
+        _check_dbapi(url.get_driver_name())
         # SQLAlchemy ends the password at the first "@": a raw "@" in it moves the rest into
         # the host name (the wrong server would be contacted, the password shown as a host).
         if url.get_backend_name() != "sqlite" and "@" in f"{url.host or ''}{url.database or ''}":
