@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import os
-from bisect import insort
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -132,7 +131,7 @@ class MemoryBackend(Backend):
         self._records: dict[Entity, dict[str, _Record]] = {e: {} for e in Entity}
         self._by_external: dict[Entity, dict[str, str]] = {e: {} for e in Entity}
         # entity -> key name -> normalised value -> crm ids, oldest first
-        self._by_key: dict[Entity, dict[str, dict[str, list[str]]]] = {e: {} for e in Entity}
+        self._by_key: dict[Entity, dict[str, dict[str, tuple[str, ...]]]] = {e: {} for e in Entity}
         # Ordered sets (dicts with None values) so listings come back in link order.
         self._companies_of: dict[str, dict[str, None]] = {}
         self._contacts_of: dict[str, dict[str, None]] = {}
@@ -148,22 +147,28 @@ class MemoryBackend(Backend):
     # -- match-key index ------------------------------------------------------------------
 
     def _index(self, entity: Entity, record: _Record, name: str, value: str) -> None:
-        ids = self._by_key[entity].setdefault(name, {}).setdefault(value, [])
+        # Holders are kept as tuples, not lists: a tuple of strings is untracked by the cyclic
+        # garbage collector, whose full passes over a large store otherwise cost more than the
+        # creates themselves. Most values have one holder, so rebuilding the tuple is cheap.
+        index = self._by_key[entity].setdefault(name, {})
+        ids = index.get(value, ())
         records = self._records[entity]
         if ids and records[ids[-1]].seq > record.seq:
             # An update may give an old record a value newer records already hold: keep
             # creation order so that the oldest holder still wins.
-            insort(ids, record.crm_id, key=lambda crm_id: records[crm_id].seq)
+            index[value] = tuple(sorted((*ids, record.crm_id), key=lambda i: records[i].seq))
         else:
-            ids.append(record.crm_id)  # a new record is the newest holder
+            index[value] = (*ids, record.crm_id)  # a new record is the newest holder
 
     def _unindex(self, entity: Entity, record: _Record, name: str) -> None:
         old = record.match_keys.pop(name, None)
         if old is None:
             return
         values = self._by_key[entity][name]
-        values[old].remove(record.crm_id)
-        if not values[old]:
+        remaining = tuple(i for i in values[old] if i != record.crm_id)
+        if remaining:
+            values[old] = remaining
+        else:
             del values[old]
 
     # -- contacts and companies -------------------------------------------------------------

@@ -79,9 +79,9 @@ async def test_index_follows_updates_and_keeps_oldest_first() -> None:
     # Old values leave the index entirely (no empty entries pile up).
     assert "y@e.com" not in mem._by_key[C]["email"]
     assert "z@e.com" not in mem._by_key[C]["email"]
-    assert mem._by_key[C]["email"]["x@e.com"] == [old, new]
+    assert mem._by_key[C]["email"]["x@e.com"] == (old, new)
     await mem.update_record(C, RecordUpdate(new, {}, frozenset({"email"}), {"email": None}))
-    assert mem._by_key[C]["email"] == {"x@e.com": [old]}
+    assert mem._by_key[C]["email"] == {"x@e.com": (old,)}
 
 
 @pytest.mark.anyio
