@@ -3,8 +3,9 @@
 Connects to: any database SQLAlchemy 2 reaches asynchronously through ``sqlite+aiosqlite``,
 ``postgresql+asyncpg`` or ``mysql+aiomysql`` (chosen by the URL).
 
-Capabilities: associations, activities, tasks, browse; users when a users table is configured
-(mapped mode) or always in managed mode (the adapter's ``<prefix>users`` table).
+Capabilities: associations, activities, tasks, browse; users only when ``users`` names a table
+(either mode; the managed ``<prefix>users`` table when named there). Without one ``GET /users``
+answers 501, so Enginy turns owner selection off instead of offering an empty picker.
 
 Options: see :class:`backends.sql.options.SQLOptions` (url, password, mode managed|mapped,
 table_prefix, pool_size, max_overflow, pool_timeout, connect_timeout, statement_timeout,
@@ -117,8 +118,9 @@ class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
         self._sqlite_create_statements: dict[Entity, tuple[sa.TextClause, sa.TextClause]] = {}
         #: find_records' lookups by (entity, key or column name, fallback), built on first use.
         self._find_statements: dict[tuple[Entity, str, bool], Any] = {}
-        if self.options.mode == "mapped" and self.options.users is None:
-            # Instance-level: whether users exist depends on the configuration.
+        if self.options.users is None:
+            # Instance-level: whether users exist depends on the configuration. An empty
+            # table would make Enginy offer an owner picker without owners.
             self.capabilities = _ALL - {Capability.USERS}  # type: ignore[misc]
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -145,9 +147,9 @@ class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
                         version = await migrate(
                             conn, self.tables, mapped=self._mapped, now=utcnow()
                         )
-                    if self._mapped:
+                    if self._reflects:
                         await self._reflect(conn)
-            if self._mapped:
+            if self._reflects:
                 problems = check_mapping(self.options, self._reflected)
                 if problems:
                     raise BackendError(
@@ -206,19 +208,23 @@ class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
                     if self._mapped:
                         await self._reflect(conn)
                         return check_mapping(self.options, self._reflected, field_maps)
+                    problems: list[str] = []
+                    if self.options.users is not None:
+                        await self._reflect(conn)
+                        problems = check_mapping(self.options, self._reflected)
                     sv = self.tables.schema_version
                     exists = await conn.run_sync(lambda c: sa.inspect(c).has_table(sv.name))
                     if not exists:
-                        return []
+                        return problems
                     version = (await conn.execute(sa.select(sv.c.version))).scalar() or 0
                     from .schema import SCHEMA_VERSION
 
                     if version > SCHEMA_VERSION:
-                        return [
+                        problems.append(
                             f"database schema version {version} is newer than this "
                             f"adapter's {SCHEMA_VERSION}"
-                        ]
-                    return []
+                        )
+                    return problems
         finally:
             if own:
                 await engine.dispose()
@@ -226,6 +232,11 @@ class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
     @property
     def _mapped(self) -> bool:
         return self.options.mode == "mapped"
+
+    @property
+    def _reflects(self) -> bool:
+        """Whether open() reflects configured tables: mapped mode, or a users table."""
+        return self._mapped or self.options.users is not None
 
     async def _reflect(self, conn: AsyncConnection) -> None:
         o = self.options

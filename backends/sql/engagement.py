@@ -1,7 +1,7 @@
 """Activities, tasks, users and the dashboard's browsing, for :class:`SQLBackend`.
 
 These live in the adapter's own tables (``<prefix>activities``, ``<prefix>tasks``) in both
-schema modes; users come from ``<prefix>users`` (managed mode) or the configured table.
+schema modes; users come from the configured ``users`` table (which may be ``<prefix>users``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from backends.base import (
     StoredRecord,
     Task,
     TaskChanges,
+    Unsupported,
     User,
 )
 
@@ -274,16 +275,13 @@ class EngagementMixin:
     # -- users ---------------------------------------------------------------------------------
 
     async def list_users(self) -> list[User]:
-        """The users of the configured users table (or the adapter's ``<prefix>users``)."""
+        """The users of the configured users table (declared only when ``users`` is set)."""
         config = self.options.users
-        cols: tuple[Any, Any, Any]
         if config is None:
-            t = self.tables.users
-            cols = (t.c.id, t.c.name, t.c.email)
-        else:
-            t = self._reflected[config.table]
-            email = t.c[config.email_column] if config.email_column else sa.null()
-            cols = (t.c[config.id_column], t.c[config.name_column], email)
+            raise Unsupported("no users table is configured (backend.options.users)")
+        t = self._reflected[config.table]
+        email = t.c[config.email_column] if config.email_column else sa.null()
+        cols: tuple[Any, Any, Any] = (t.c[config.id_column], t.c[config.name_column], email)
         async with self._tx("list users", write=False) as conn:
             rows = (await conn.execute(sa.select(*cols).order_by(cols[1], cols[0]))).all()
         return [

@@ -212,8 +212,9 @@ class SQLOptions(DriverOptions):
     contacts: MappedTable | None = None
     companies: MappedTable | None = None
     associations: AssociationsMapping | None = None
-    #: Users table (either mode). In managed mode the adapter's own ``<prefix>users`` table is
-    #: used when this is not set.
+    #: Users table (either mode) for ``GET /users``; without it the users capability is off
+    #: (501, Enginy turns owner selection off). The adapter's own ``<prefix>users`` table may
+    #: be named here, to fill it yourself.
     users: UsersTable | None = None
 
     @field_validator("url")

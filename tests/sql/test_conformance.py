@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -11,14 +12,21 @@ from backends.base import Backend, Entity, User
 from backends.sql import SQLBackend
 from backends.testing import ConformanceSuite, RecordFields
 
-from .conftest import OpenBackend
+from .conftest import OpenBackend, unique_prefix
 from .crm_schema import crm_schema
 
 USERS = [User("u1", "Ada Lovelace", "ada@example.com"), User("u2", "Grace Hopper", None)]
 
 
+def with_users() -> dict[str, Any]:
+    """Options naming the managed ``<prefix>users`` table as the users table (without it the
+    users capability is off)."""
+    prefix = unique_prefix()
+    return {"table_prefix": prefix, "users": {"table": f"{prefix}users"}}
+
+
 async def seed_users(backend: SQLBackend) -> None:
-    """Managed mode lists the operator-filled ``<prefix>users`` table."""
+    """The operator-filled ``<prefix>users`` table, named in the ``users`` option."""
     async with backend.engine.begin() as conn:
         await conn.execute(
             sa.insert(backend.tables.users),
@@ -35,7 +43,7 @@ class _Seeded(ConformanceSuite):
 class TestSQLiteConformance(_Seeded):
     @pytest.fixture
     async def backend(self, open_backend: OpenBackend, sqlite_url: str) -> AsyncIterator[Backend]:
-        async with open_backend(sqlite_url) as driver:
+        async with open_backend(sqlite_url, **with_users()) as driver:
             await seed_users(driver)
             yield driver
 
@@ -44,7 +52,7 @@ class TestSQLiteConformance(_Seeded):
 class TestPostgresConformance(_Seeded):
     @pytest.fixture
     async def backend(self, open_backend: OpenBackend, postgres_url: str) -> AsyncIterator[Backend]:
-        async with open_backend(postgres_url) as driver:
+        async with open_backend(postgres_url, **with_users()) as driver:
             await seed_users(driver)
             yield driver
 
@@ -53,7 +61,7 @@ class TestPostgresConformance(_Seeded):
 class TestMariaDBConformance(_Seeded):
     @pytest.fixture
     async def backend(self, open_backend: OpenBackend, mysql_url: str) -> AsyncIterator[Backend]:
-        async with open_backend(mysql_url) as driver:
+        async with open_backend(mysql_url, **with_users()) as driver:
             await seed_users(driver)
             yield driver
 

@@ -9,11 +9,17 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import sqlalchemy as sa
 
 from adapter import cli
-from adapter.config import ConfigError, build_backend, load_settings
-from backends.sql import SQLBackend
+from adapter.app import create_app
+from adapter.config import ConfigError, Settings, build_backend, load_settings
+from backends.base import Capability, User
+from backends.sql import SQLBackend, SQLOptions
+
+from .conftest import OpenBackend, unique_prefix
 
 MISSING = [
     ("postgresql+asyncpg://enginy@db:5432/crm", "asyncpg", "postgresql"),
@@ -72,3 +78,56 @@ def test_check_prints_one_line_with_the_pip_line(
 def test_an_installed_dbapi_passes(tmp_path: Path, url: str, module: str, extra: str) -> None:
     settings = load_settings(_config(tmp_path, url), environ={})
     assert isinstance(build_backend(settings), SQLBackend)
+
+
+# -- users: declared only when a users table is configured ------------------------------------
+
+
+def _settings(url: str, **options: Any) -> Settings:
+    return Settings.model_validate(
+        {
+            "auth": {"keys": ["k-123456"]},
+            "backend": {"driver": "sql", "options": {"url": url, **options}},
+        }
+    )
+
+
+@pytest.mark.anyio
+async def test_users_are_off_without_a_users_table_so_get_users_is_501(sqlite_url: str) -> None:
+    settings = _settings(sqlite_url)
+    backend = build_backend(settings)
+    assert Capability.USERS not in backend.capabilities
+    app = create_app(settings, backend)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app),
+            base_url="http://adapter",
+            headers={"X-API-Key": "k-123456"},
+        ) as client,
+    ):
+        answer = await client.get("/users")
+    assert answer.status_code == 501, answer.text
+    assert set(answer.json()) >= {"error", "message"}
+
+
+@pytest.mark.anyio
+async def test_the_managed_users_table_serves_users_when_named(
+    open_backend: OpenBackend, sqlite_url: str
+) -> None:
+    prefix = unique_prefix()
+    options = {"table_prefix": prefix, "users": {"table": f"{prefix}users"}}
+    async with open_backend(sqlite_url, **options) as backend:
+        assert Capability.USERS in backend.capabilities
+        assert await backend.list_users() == []
+        async with backend.engine.begin() as conn:
+            await conn.execute(
+                sa.insert(backend.tables.users), [{"id": "u1", "name": "Ada", "email": None}]
+            )
+        assert await backend.list_users() == [User("u1", "Ada", None)]
+
+
+@pytest.mark.anyio
+async def test_check_reports_a_missing_users_table_in_managed_mode(sqlite_url: str) -> None:
+    backend = SQLBackend(SQLOptions(url=sqlite_url, users={"table": "crm_users"}))
+    assert await backend.check_schema() == ["users: table 'crm_users' does not exist"]
