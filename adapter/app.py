@@ -7,11 +7,14 @@ every kind are rendered by the handlers of ``adapter/errors.py`` (A.3).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from adapter.auth import ApiKeyMiddleware
@@ -44,24 +47,54 @@ def build_service(settings: Settings, backend: Backend) -> Service:
     )
 
 
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _route(path: str, *, not_ids: Route | None = None, **handlers: Endpoint) -> Route:
+    """One route per path, whatever its methods, so that a 405 lists them all in ``Allow``
+    (with one Route per method, a 405 named only that route's method). HEAD is served by GET.
+
+    ``not_ids`` is the sibling route whose last segment the ``{task_id}`` of ``path`` must not
+    take: Starlette prefers a full match to a method mismatch, so ``GET /tasks/batch`` would
+    otherwise look up a task called "batch" instead of answering 405.
+    """
+    by_method = dict(handlers)
+    if "GET" in by_method:
+        by_method["HEAD"] = by_method["GET"]
+    if not_ids is not None:
+        reserved = not_ids.path.rsplit("/", 1)[1]
+        allow = {"Allow": ", ".join(sorted(not_ids.methods or ()))}
+
+        async def dispatch(request: Request) -> Response:
+            if request.path_params["task_id"] == reserved:
+                raise HTTPException(status_code=405, headers=allow)
+            return await by_method[request.method](request)
+
+    elif len(handlers) == 1:
+        ((method, endpoint),) = handlers.items()
+        return Route(path, endpoint, methods=[method])
+    else:
+
+        async def dispatch(request: Request) -> Response:
+            return await by_method[request.method](request)
+
+    return Route(path, dispatch, methods=list(handlers))
+
+
 def _routes(api: Endpoints) -> list[BaseRoute]:
+    batch = _route("/tasks/batch", POST=api.get_tasks, PATCH=api.update_tasks)
     return [
-        Route("/health", api.health, methods=["GET"]),
-        Route("/contacts", api.create_contacts, methods=["POST"]),
-        Route("/contacts", api.update_contacts, methods=["PUT"]),
-        Route("/contacts/sync", api.sync_contacts, methods=["POST"]),
-        Route("/companies", api.create_companies, methods=["POST"]),
-        Route("/companies", api.update_companies, methods=["PUT"]),
-        Route("/companies/sync", api.sync_companies, methods=["POST"]),
-        Route("/associations", api.create_associations, methods=["POST"]),
-        Route("/activities", api.create_activity, methods=["POST"]),
-        Route("/tasks", api.create_task, methods=["POST"]),
-        # Before /tasks/{task_id}: "batch" is a route, not a task id.
-        Route("/tasks/batch", api.get_tasks, methods=["POST"]),
-        Route("/tasks/batch", api.update_tasks, methods=["PATCH"]),
-        Route("/tasks/{task_id}", api.get_task, methods=["GET"]),
-        Route("/tasks/{task_id}", api.update_task, methods=["PATCH"]),
-        Route("/users", api.list_users, methods=["GET"]),
+        _route("/health", GET=api.health),
+        _route("/contacts", POST=api.create_contacts, PUT=api.update_contacts),
+        _route("/contacts/sync", POST=api.sync_contacts),
+        _route("/companies", POST=api.create_companies, PUT=api.update_companies),
+        _route("/companies/sync", POST=api.sync_companies),
+        _route("/associations", POST=api.create_associations),
+        _route("/activities", POST=api.create_activity),
+        _route("/tasks", POST=api.create_task),
+        batch,
+        _route("/tasks/{task_id}", not_ids=batch, GET=api.get_task, PATCH=api.update_task),
+        _route("/users", GET=api.list_users),
     ]
 
 

@@ -298,3 +298,43 @@ async def test_a3_datetime_without_a_utc_equivalent_is_400(
     response = await client.request(method, path, json=body)
     assert_error_shape(response, 400, "invalid_request")
     assert response.json()["message"].startswith(f"{field}: ")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("DELETE", "/contacts", {"POST", "PUT"}),
+        ("GET", "/contacts", {"POST", "PUT"}),
+        ("DELETE", "/companies", {"POST", "PUT"}),
+        ("GET", "/contacts/sync", {"POST"}),
+        ("PUT", "/tasks", {"POST"}),
+        ("GET", "/tasks/batch", {"POST", "PATCH"}),
+        ("HEAD", "/tasks/batch", {"POST", "PATCH"}),
+        ("PUT", "/tasks/batch", {"POST", "PATCH"}),
+        ("DELETE", "/tasks/batch", {"POST", "PATCH"}),
+        ("DELETE", "/tasks/task-1", {"GET", "HEAD", "PATCH"}),
+        ("POST", "/tasks/task-1", {"GET", "HEAD", "PATCH"}),
+        ("POST", "/health", {"GET", "HEAD"}),
+        ("DELETE", "/users", {"GET", "HEAD"}),
+        ("GET", "/activities", {"POST"}),
+    ],
+)
+async def test_a3_wrong_method_is_405_with_every_allowed_method(
+    client: httpx.AsyncClient, method: str, path: str, allowed: set[str]
+) -> None:
+    response = await client.request(method, path)
+    assert response.status_code == 405
+    if method != "HEAD":
+        assert_error_shape(response, 405, "method_not_allowed")
+    assert {m.strip() for m in response.headers["allow"].split(",")} == allowed
+
+
+async def test_a3_batch_is_never_a_task_id_under_a_root_path(serve: Any) -> None:
+    from tests.conftest import make_settings
+
+    async with serve(make_settings(server={"root_path": "/enginy"})) as c:
+        response = await c.get("/enginy/tasks/batch")
+        assert_error_shape(response, 405, "method_not_allowed")
+        assert {m.strip() for m in response.headers["allow"].split(",")} == {"POST", "PATCH"}
+        # A real id still routes to the task (404 for an unknown one).
+        assert (await c.get("/enginy/tasks/batchx")).status_code == 404
