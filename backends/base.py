@@ -172,11 +172,13 @@ CAPABILITY_METHODS: dict[Capability, tuple[str, ...]] = {
     Capability.ACTIVITIES: ("create_activity",),
     Capability.TASKS: ("create_task", "get_tasks", "update_task"),
     Capability.USERS: ("list_users",),
-    Capability.BROWSE: ("counts", "list_records", "list_associated", "list_activities", "list_tasks"),
+    Capability.BROWSE: (
+        "counts", "list_records", "list_associated", "list_activities", "list_tasks"
+    ),
 }
 
 
-class Entity(str, enum.Enum):
+class Entity(enum.StrEnum):
     """The two record types of the contract."""
 
     CONTACT = "contact"
