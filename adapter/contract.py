@@ -10,8 +10,10 @@ building a model object per record. For the same reason the responses to those b
 typed dicts, serialised by a ``TypeAdapter``. Activities and tasks also accept unknown keys (in
 ``model_extra``) and hand them to the driver in ``extra``.
 
-Identifiers are strings on the wire; a number is accepted and kept as its text
-(``coerce_numbers_to_str``; Enginy's company ids look numeric) rather than failing a batch.
+Identifiers are strings on the wire; a JSON integer is accepted and kept as its decimal text
+(Enginy's company ids look numeric), everywhere an id is read; a float or a boolean is a 400.
+Datetimes must be ISO 8601 strings and booleans JSON booleans (strict: no epoch numbers, no
+``"yes"``).
 
 Datetimes are read as ISO 8601 (an offset-less value is taken as UTC) and always written as UTC
 with a ``Z`` suffix, as in every example of the contract.
@@ -20,7 +22,7 @@ with a ``Z`` suffix, as in every example of the contract.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, NotRequired, Required
+from typing import TYPE_CHECKING, Annotated, Any, NotRequired, Required
 
 from pydantic import (
     AfterValidator,
@@ -28,6 +30,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    Strict,
     StringConstraints,
     TypeAdapter,
 )
@@ -92,14 +95,36 @@ def format_datetime(value: datetime) -> str:
     return value.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
 
 
-#: A datetime read from ISO 8601 (naive = UTC) and written as ``...Z``.
+#: A datetime read from an ISO 8601 string only (naive = UTC) and written as ``...Z``. Strict:
+#: pydantic would otherwise read a JSON number as seconds since the epoch (``5`` → 1970).
 UtcDateTime = Annotated[
-    datetime, AfterValidator(_as_utc), PlainSerializer(format_datetime, return_type=str)
+    datetime, Strict(), AfterValidator(_as_utc), PlainSerializer(format_datetime, return_type=str)
 ]
-#: A required identifier: a non-empty string. Models holding one set ``coerce_numbers_to_str``.
-Ident = Annotated[str, StringConstraints(min_length=1)]
+#: A JSON boolean only (lax mode would take ``"yes"``, ``"on"`` or ``1`` as true).
+Bool = Annotated[bool, Strict()]
+
+if TYPE_CHECKING:
+    Ident = str
+    OptIdent = str
+else:
+    #: An identifier: a non-empty string, or a JSON integer kept as its decimal text (Enginy's
+    #: company ids look numeric). Not a float, not a boolean: ``1.0`` or ``true`` is a 400. The
+    #: schema says ``anyOf: [string, integer]``, as the server reads it.
+    Ident = Annotated[str, StringConstraints(min_length=1), Strict()] | Annotated[
+        int, Strict(), AfterValidator(str)
+    ]
+    #: An optional reference to a record or owner (``contactId``, ``ownerId``...): any string, or
+    #: a JSON integer kept as its decimal text.
+    OptIdent = Annotated[str, Strict()] | Annotated[int, Strict(), AfterValidator(str)]
+
+#: The characters Unicode calls White_Space, listed one by one: ``\S`` differs between regex
+#: dialects (U+0085 and U+001C..U+001F are spaces to Python, not to ECMAScript; U+FEFF the
+#: reverse), and the same pattern is both the server's check and the published schema.
+_NON_SPACE = r"[^\x09-\x0d\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 #: A required non-blank string (``type`` of an activity, ``subject`` of a task).
-NonBlank = Annotated[str, StringConstraints(strip_whitespace=False, min_length=1, pattern=r"\S")]
+NonBlank = Annotated[
+    str, StringConstraints(strip_whitespace=False, min_length=1, pattern=_NON_SPACE)
+]
 
 
 class _Wire(BaseModel):
@@ -130,9 +155,7 @@ class _Closed(_Wire):
 
 
 class _Ids(_Closed):
-    """A closed wire object whose identifiers may arrive as numbers."""
-
-    model_config = ConfigDict(coerce_numbers_to_str=True)
+    """A closed wire object holding identifiers (which may arrive as JSON integers)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -143,7 +166,7 @@ class _Ids(_Closed):
 class RecordIn(TypedDict, total=False):
     """A contact or company on create or sync: ``externalId`` plus any fields, kept as sent."""
 
-    __pydantic_config__ = ConfigDict(extra="allow", coerce_numbers_to_str=True)  # type: ignore[misc]
+    __pydantic_config__ = ConfigDict(extra="allow")  # type: ignore[misc]
 
     externalId: Required[Ident]
 
@@ -163,7 +186,7 @@ class CreateCompaniesRequest(_Closed):
 class RecordUpdateIn(TypedDict, total=False):
     """A contact or company on update: ``crmId`` plus the fields to change (A.6)."""
 
-    __pydantic_config__ = ConfigDict(extra="allow", coerce_numbers_to_str=True)  # type: ignore[misc]
+    __pydantic_config__ = ConfigDict(extra="allow")  # type: ignore[misc]
 
     crmId: Required[Ident]
 
@@ -279,10 +302,10 @@ class ActivityIn(_Open):
     direction: str | None = None
     subject: str | None = None
     body: str | None = None
-    owner_id: str | None = None
+    owner_id: OptIdent | None = None
     occurred_at: UtcDateTime | None = None
-    contact_id: str | None = None
-    company_id: str | None = None
+    contact_id: OptIdent | None = None
+    company_id: OptIdent | None = None
     metadata: dict[str, Any] | None = None
 
 
@@ -313,24 +336,24 @@ class TaskIn(_Open):
     subject: NonBlank
     description: str | None = None
     type: str | None = None
-    owner_id: str | None = None
+    owner_id: OptIdent | None = None
     due_date: UtcDateTime | None = None
-    contact_id: str | None = None
-    company_id: str | None = None
+    contact_id: OptIdent | None = None
+    company_id: OptIdent | None = None
 
 
 class TaskPatch(_Closed):
     """``PATCH /tasks/:id``: a partial update; only the keys sent change (A.10)."""
 
-    completed: bool | None = None
+    completed: Bool | None = None
     completed_at: UtcDateTime | None = None
     subject: NonBlank | None = None
     description: str | None = None
     type: str | None = None
-    owner_id: str | None = None
+    owner_id: OptIdent | None = None
     due_date: UtcDateTime | None = None
-    contact_id: str | None = None
-    company_id: str | None = None
+    contact_id: OptIdent | None = None
+    company_id: OptIdent | None = None
 
 
 class TaskIds(_Ids):
@@ -343,7 +366,7 @@ class TaskBatchPatch(_Ids):
     """``PATCH /tasks/batch``: ``{"ids": [...], "completed": bool, "completedAt"?}``."""
 
     ids: list[Ident]
-    completed: bool
+    completed: Bool
     completed_at: UtcDateTime | None = None
 
 

@@ -216,8 +216,33 @@ def _format_loc(loc: Sequence[int | str]) -> str:
     return out or "body"
 
 
+#: The branch names pydantic appends to the location of an error in a union: the identifiers
+#: of ``adapter/contract.py`` are "a string or an integer", which is one field to Enginy.
+_UNION_BRANCHES = frozenset({"str", "int", "constrained-str", "function-after[str(), int]"})
+
+
+def _merge_union_branches(errors: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    merged: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+    for error in errors:
+        loc = tuple(error["loc"])
+        if len(loc) > 1 and loc[-1] in _UNION_BRANCHES:
+            loc = loc[:-1]
+        merged.setdefault(loc, []).append({**error, "loc": loc})
+    out: list[Mapping[str, Any]] = []
+    for loc, group in merged.items():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        # A constraint of one branch ("must not be empty") says more than "wrong type" twice.
+        specific = [e for e in group if not str(e["type"]).endswith("_type")]
+        out.append(specific[0] if specific else
+                   {"type": "id_type", "loc": loc, "msg": "expected a string or an integer"})
+    return out
+
+
 def format_validation_error(errors: Sequence[Mapping[str, Any]], limit: int = 5) -> str:
     """``contacts[3].externalId: field required; ...`` (at most ``limit`` problems named)."""
+    errors = _merge_union_branches(errors)
     parts = []
     for error in errors[:limit]:
         msg = _PLAIN_MESSAGES.get(error["type"], error["msg"])

@@ -338,3 +338,102 @@ async def test_a3_batch_is_never_a_task_id_under_a_root_path(serve: Any) -> None
         assert {m.strip() for m in response.headers["allow"].split(",")} == {"POST", "PATCH"}
         # A real id still routes to the task (404 for an unknown one).
         assert (await c.get("/enginy/tasks/batchx")).status_code == 404
+
+
+# -- strict types (A.3: a wrong type is a 400, not a guess) --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/tasks", {"subject": "s", "dueDate": 5}, "dueDate"),
+        ("/tasks", {"subject": "s", "dueDate": 1.5e9}, "dueDate"),
+        ("/activities", {"type": "EMAIL", "occurredAt": 0}, "occurredAt"),
+        ("/tasks/batch", {"ids": ["a"], "completed": "yes"}, "completed"),
+        ("/tasks/batch", {"ids": ["a"], "completed": 1}, "completed"),
+        ("/tasks/batch", {"ids": ["a"], "completed": True, "completedAt": 5}, "completedAt"),
+        ("/contacts", {"contacts": [{"externalId": 1.5}]}, "contacts[0].externalId"),
+        ("/contacts", {"contacts": [{"externalId": True}]}, "contacts[0].externalId"),
+        ("/tasks/batch", {"ids": [1.0]}, "ids[0]"),
+        ("/activities", {"type": "EMAIL", "contactId": 5.5}, "contactId"),
+        ("/associations", {"associations": [{"contactCRMId": False, "companyCRMId": "c"}]},
+         "associations[0].contactCRMId"),
+    ],
+)
+async def test_a3_wrong_scalar_types_are_400(
+    client: httpx.AsyncClient, path: str, body: Any, field: str
+) -> None:
+    method = "PATCH" if "completed" in body else "POST"
+    response = await client.request(method, path, json=body)
+    assert_error_shape(response, 400, "invalid_request")
+    message = response.json()["message"]
+    assert message.startswith(f"{field}: "), message
+    assert "function-after" not in message and "constrained-str" not in message
+
+
+async def test_a3_patch_task_completed_must_be_a_boolean(client: httpx.AsyncClient) -> None:
+    task = (await client.post("/tasks", json={"subject": "s"})).json()
+    response = await client.patch(f"/tasks/{task['id']}", json={"completed": "yes"})
+    assert_error_shape(response, 400, "invalid_request")
+    assert (await client.get(f"/tasks/{task['id']}")).json()["completed"] is False
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize(
+    ("path", "template"),
+    [
+        ("/contacts", '{"contacts":[{"externalId":%s}]}'),
+        ("/contacts", '{"contacts":[{"externalId":"e1","x":%s}]}'),
+        ("/tasks", '{"subject":"s","extra":[%s]}'),
+    ],
+)
+async def test_a3_non_standard_json_numbers_are_malformed_json(
+    client: httpx.AsyncClient, path: str, template: str, token: str
+) -> None:
+    response = await client.post(
+        path, content=template % token, headers={"content-type": "application/json"}
+    )
+    assert_error_shape(response, 400, "invalid_json")
+    assert token.lstrip("-") in response.json()["message"]
+
+
+async def test_a3_nan_inside_a_string_is_a_string(client: httpx.AsyncClient) -> None:
+    body = '{"contacts":[{"externalId":"NaN-Infinity","note":"NaN"}]}'
+    response = await client.post(
+        "/contacts", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["results"][0]["externalId"] == "NaN-Infinity"
+
+
+async def test_integer_ids_are_kept_as_their_decimal_text_everywhere(
+    client: httpx.AsyncClient,
+) -> None:
+    created = await client.post("/companies", json={"companies": [{"externalId": 42}]})
+    assert created.json()["results"] == [{"externalId": "42", "crmId": ANY_STR}]
+    # A number is read as the id "5" (the memory driver then says it does not exist), not
+    # refused as a wrong type.
+    for route, body in [("/activities", {"type": "EMAIL"}), ("/tasks", {"subject": "s"})]:
+        response = await client.post(route, json={**body, "contactId": 5})
+        assert response.status_code == 404, response.text
+        assert response.json()["message"].endswith("ID: 5")
+    activity = await client.post("/activities", json={"type": "EMAIL", "ownerId": 9})
+    assert activity.json()["ownerId"] == "9"
+    task = await client.post("/tasks", json={"subject": "s", "ownerId": 3})
+    assert task.json()["ownerId"] == "3"
+    assert (await client.post("/tasks/batch", json={"ids": [123]})).json() == []
+
+
+class _AnyStr:
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and bool(other)
+
+
+ANY_STR: Any = _AnyStr()
+
+
+async def test_a3_deeply_nested_body_with_nan_is_still_a_4xx(client: httpx.AsyncClient) -> None:
+    body = '{"subject":"s","x":' + "[" * 100_000 + "NaN" + "]" * 100_000 + "}"
+    response = await client.post("/tasks", content=body,
+                                 headers={"content-type": "application/json"})
+    assert 400 <= response.status_code < 500

@@ -143,3 +143,52 @@ async def test_openapi_json_is_served_behind_the_key(serve: Serve) -> None:
         assert API_KEY not in r.text
         denied = await c.get("/enginy/openapi.json", headers={"X-API-Key": "wrong"})
         assert denied.status_code == 401 and denied.json()["error"] == "unauthorized"
+
+
+def _props(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    return _resolve(doc, {"$ref": f"#/components/schemas/{name}"})["properties"]
+
+
+def _types(node: dict[str, Any]) -> set[str]:
+    options = node.get("anyOf", [node])
+    return {o["type"] for o in options if "type" in o}
+
+
+def test_ids_are_documented_as_string_or_integer_as_the_server_reads_them() -> None:
+    doc = build_openapi()
+    for model, field in [
+        ("RecordIn", "externalId"), ("RecordUpdateIn", "crmId"),
+        ("AssociationIn", "contactCRMId"), ("AssociationIn", "companyCRMId"),
+        ("ActivityIn", "contactId"), ("ActivityIn", "companyId"), ("ActivityIn", "ownerId"),
+        ("TaskIn", "contactId"), ("TaskPatch", "ownerId"),
+    ]:
+        assert {"string", "integer"} <= _types(_props(doc, model)[field]), (model, field)
+    ids = _props(doc, "TaskIds")["ids"]["items"]
+    assert _types(ids) == {"string", "integer"}
+    # Booleans are JSON booleans and datetimes ISO strings: nothing else is in the schema.
+    assert _types(_props(doc, "TaskBatchPatch")["completed"]) == {"boolean"}
+    assert _types(_props(doc, "TaskIn")["dueDate"]) == {"string", "null"}
+
+
+@pytest.mark.parametrize("blank", [" ", "\t\n", "\x85", " \u2028\u3000", "\xa0"])
+def test_blank_type_pattern_in_schema_matches_the_server(blank: str) -> None:
+    # The published pattern is the server's own check: a JSON Schema validator (ECMAScript or
+    # Python regex) must find no non-space character in what the server calls blank.
+    doc = build_openapi()
+    for model, field in [("ActivityIn", "type"), ("TaskIn", "subject")]:
+        pattern = _props(doc, model)[field]["pattern"]
+        assert re.search(pattern, blank) is None
+        assert re.search(pattern, f"{blank}x{blank}") is not None
+        assert "\\S" not in pattern
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("blank", [" ", "\x85", "\u3000", "\x1c"])
+async def test_blank_type_is_400_exactly_when_the_schema_says_so(
+    serve: Serve, blank: str
+) -> None:
+    pattern = _props(build_openapi(), "ActivityIn")["type"]["pattern"]
+    async with serve() as client:
+        response = await client.post("/activities", json={"type": blank})
+    schema_ok = re.search(pattern, blank) is not None
+    assert (response.status_code == 200) is schema_ok, response.text
