@@ -84,6 +84,8 @@ __all__ = ["SQLBackend"]
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
+#: Dialects where text holding a NUL character cannot be stored as sent (see ``_storable``).
+_NUL_REFUSED = frozenset({"postgresql", "sqlite"})
 _ALL = frozenset(
     {
         Capability.ASSOCIATIONS,
@@ -272,6 +274,15 @@ class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
             }
         else:
             self._stores = {e: managed_store(e, self.tables) for e in Entity}
+        if self.engine.dialect.name in _NUL_REFUSED:
+            for store in self._stores.values():
+                store.rejects_nul = True
+
+    def _storable(self, text: str) -> bool:
+        """Whether the database can hold ``text`` at all. PostgreSQL text refuses NUL; SQLite's
+        JSON functions, through which batches travel, cut a string at its NUL. An id or key
+        it cannot hold names nothing: "not found", never a failed statement."""
+        return "\x00" not in text or self.engine.dialect.name not in _NUL_REFUSED
 
     def _store(self, entity: Entity) -> RecordStore:
         if not self._stores:
@@ -467,7 +478,8 @@ class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
         lookup joined to the records (mapped mode: a second one on the column itself for the
         values not found). The oldest record wins when several hold a value."""
         store = self._store(entity)
-        wanted = list({v for v in values if v and len(v) <= KEY_VALUE_LENGTH})
+        # A value PostgreSQL cannot store (NUL) cannot match anything.
+        wanted = list({v for v in values if v and len(v) <= KEY_VALUE_LENGTH and self._storable(v)})
         if not wanted:
             return {}
         hits: list[tuple[Any, Any, StoredRecord]] = []

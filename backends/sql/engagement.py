@@ -89,6 +89,7 @@ class EngagementMixin:
             self, conn: AsyncConnection, store: RecordStore, crm_ids: Iterable[str]
         ) -> dict[str, tuple[Any, StoredRecord]]: ...
         def _insert_ignore(self, table: sa.Table, *keys: str) -> sa.Insert: ...
+        def _storable(self, text: str) -> bool: ...
         def _lock(self, stmt: sa.Select[Any]) -> sa.Select[Any]: ...
         async def _write(
             self,
@@ -215,7 +216,7 @@ class EngagementMixin:
     async def get_tasks(self, ids: Sequence[str]) -> list[Task]:
         """The tasks with these ids, in the order asked, without unknown or repeated ids."""
         table = self.tables.tasks
-        wanted = list(dict.fromkeys(i for i in ids if isinstance(i, str)))
+        wanted = list(dict.fromkeys(i for i in ids if isinstance(i, str) and self._storable(i)))
         if not wanted:
             return []
         by_id: dict[str, Task] = {}
@@ -236,7 +237,7 @@ class EngagementMixin:
         """Apply the same changes to several tasks in one transaction (one read, one write);
         returns the updated tasks in the order asked, skipping unknown ids."""
         table = self.tables.tasks
-        wanted = list(dict.fromkeys(ids))
+        wanted = list(dict.fromkeys(i for i in ids if self._storable(i)))
         if not wanted:
             return []
         fields = dict(changes.fields)

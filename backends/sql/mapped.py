@@ -157,6 +157,9 @@ class RecordStore:
     stamp_cols: tuple[str, ...] = ()
     #: managed only: the record's own unique external-id column (mapped: ``<prefix>links``).
     ext_col: sa.Column[Any] | None = None
+    #: PostgreSQL, SQLite: text holding NUL cannot be stored as sent, so an id containing one
+    #: names no record (PostgreSQL would fail the whole statement: "invalid byte sequence").
+    rejects_nul: bool = False
 
     @property
     def int_ids(self) -> bool:
@@ -167,6 +170,8 @@ class RecordStore:
 
     def parse_id(self, crm_id: str) -> Any | None:
         """The primary-key value for ``crm_id``; ``None`` when it cannot be one."""
+        if self.rejects_nul and "\x00" in crm_id:
+            return None
         if self.int_ids:
             if not _INT_RE.match(crm_id) or len(crm_id) > 20:
                 return None

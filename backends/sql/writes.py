@@ -38,6 +38,20 @@ __all__ = ["RecordWritesMixin", "utcnow"]
 T = TypeVar("T")
 
 
+_NUL_VALUE = "field values cannot contain NUL characters on this database"
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether a field value (or a nested JSON value, or a key) holds a NUL character."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
+
+
 @dataclass
 class _Claim:
     external_id: str
@@ -60,6 +74,7 @@ class RecordWritesMixin(OneStatementWritesMixin):
         def _store(self, entity: Entity) -> RecordStore: ...
         async def _retrying(self, run: Callable[[], Awaitable[T]]) -> T: ...
         def _insert_ignore(self, table: sa.Table, *keys: str) -> sa.Insert: ...
+        def _storable(self, text: str) -> bool: ...
         def _lock(self, stmt: sa.Select[Any]) -> sa.Select[Any]: ...
 
     async def _write(
@@ -161,6 +176,14 @@ class RecordWritesMixin(OneStatementWritesMixin):
                 continue
             if not ext or len(ext) > 255:
                 results[i] = ItemResult(error=InvalidRecord("externalId must be 1-255 characters"))
+                continue
+            if not self._storable(ext):
+                results[i] = ItemResult(error=InvalidRecord("externalId cannot contain NUL"))
+                continue
+            if not self._storable("\x00") and _holds_nul(record.fields):
+                # Refused up front: PostgreSQL would fail the batch's statement, SQLite's JSON
+                # functions would cut the value at the NUL.
+                results[i] = ItemResult(error=InvalidRecord(_NUL_VALUE))
                 continue
             try:
                 row = store.to_row(record.fields)
@@ -420,6 +443,14 @@ class RecordWritesMixin(OneStatementWritesMixin):
         Unknown ``crm_id`` → ``NotFound``; a rejected value → ``InvalidRecord`` for that
         update only. Idempotent.
         """
+        if not self._storable("\x00") and any(_holds_nul(u.fields) for u in updates):
+            # Refused up front, as in create_records; the others are applied.
+            rest = [u for u in updates if not _holds_nul(u.fields)]
+            done = iter(await self.update_records(entity, rest) if rest else [])
+            return [
+                ItemResult(error=InvalidRecord(_NUL_VALUE)) if _holds_nul(u.fields) else next(done)
+                for u in updates
+            ]
         store = self._store(entity)
         what = f"update {entity.plural}"
         dialect = self.engine.dialect
