@@ -340,6 +340,9 @@ class TaskIn(_Open):
     due_date: UtcDateTime | None = None
     contact_id: OptIdent | None = None
     company_id: OptIdent | None = None
+    #: Created already completed (A.10, as on PATCH): at ``completedAt``, else now.
+    completed: Bool | None = None
+    completed_at: UtcDateTime | None = None
 
 
 class TaskPatch(_Closed):

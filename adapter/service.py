@@ -432,7 +432,12 @@ class Service:
     # -- tasks --------------------------------------------------------------------------------
 
     async def create_task(self, item: TaskIn) -> TaskOut:
-        """Create a task (A.10); unknown keys travel in ``extra``."""
+        """Create a task (A.10); unknown keys travel in ``extra``.
+
+        ``completed`` (or a ``completedAt`` alone) is honoured as on PATCH. :class:`NewTask` has
+        no completion, so the task is created and then completed through ``update_task``: one
+        more driver call, only for a task created completed.
+        """
         _require(self.backend, Capability.TASKS, "tasks")
         task = await self.backend.create_task(
             NewTask(
@@ -446,6 +451,12 @@ class Service:
                 extra=dict(item.model_extra or {}),
             )
         )
+        completed = item.completed
+        if completed is None and item.completed_at is not None:
+            completed = True  # a completion time alone means "completed then", as on PATCH
+        if completed:
+            changes = TaskChanges(now=self.clock(), completed=True, completed_at=item.completed_at)
+            task = await self.backend.update_task(task.id, changes)
         return _task_out(task)
 
     async def get_task(self, task_id: str) -> TaskOut:

@@ -264,3 +264,42 @@ async def test_a1_task_batch_routes_return_bare_arrays(tasks_client: httpx.Async
     empty = await tasks_client.post("/tasks/batch", json={"ids": []})
     assert isinstance(got.json(), list) and isinstance(done.json(), list)
     assert empty.json() == []
+
+
+class CountingBackend(MemoryBackend):
+    def __init__(self) -> None:
+        super().__init__()
+        self.updates = 0
+
+    async def update_task(self, task_id: str, changes: Any) -> Task:
+        self.updates += 1
+        return await super().update_task(task_id, changes)
+
+
+async def test_a10_create_completed_sets_completed_at_to_now(serve: Any) -> None:
+    backend = CountingBackend()
+    async with serve(backend=backend) as client:
+        client.app.state.service.clock = lambda: NOW
+        task = await new_task(client, completed=True)
+        assert (task["completed"], task["completedAt"]) == (True, "2025-03-01T09:30:00Z")
+        stored = (await client.get(f"/tasks/{task['id']}")).json()
+        assert (stored["completed"], stored["completedAt"]) == (True, "2025-03-01T09:30:00Z")
+        assert backend.updates == 1
+        # Not completed: no second driver call.
+        plain = await new_task(client, completed=False, completedAt="2024-02-02T00:00:00Z")
+        assert (plain["completed"], plain["completedAt"]) == (False, None)
+        await new_task(client)
+        assert backend.updates == 1
+
+
+async def test_a10_create_completed_uses_the_given_completed_at(
+    tasks_client: httpx.AsyncClient,
+) -> None:
+    task = await new_task(tasks_client, completed=True, completedAt="2024-02-02T08:00:00Z")
+    assert (task["completed"], task["completedAt"]) == (True, "2024-02-02T08:00:00Z")
+    # A completion time alone means "completed then", as on PATCH.
+    task = await new_task(tasks_client, completedAt="2024-02-03T08:00:00Z")
+    assert (task["completed"], task["completedAt"]) == (True, "2024-02-03T08:00:00Z")
+    # Neither is left over in the task's extra fields.
+    got = (await tasks_client.post("/tasks/batch", json={"ids": [task["id"]]})).json()[0]
+    assert got["completedAt"] == "2024-02-03T08:00:00Z"
