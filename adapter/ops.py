@@ -85,8 +85,11 @@ def install(app: Starlette, settings: Settings, backend: Backend) -> Telemetry:
     obs = settings.observability
     ui_cfg = settings.ui
     root = settings.server.root_path
+    keys = [k.get_secret_value() for k in settings.auth.keys]
     telemetry = Telemetry(
         obs, recent_calls=ui_cfg.recent_calls, secret_headers=(settings.auth.header.lower(),),
+        # Debug body logs scrub the service's own keys wherever they appear (telemetry.redact).
+        secret_values=tuple(keys),
         # Dashboard and ops traffic is not what the "recent calls" list is for.
         not_recent=(*(root + p for p in ("/ui", obs.metrics.path, OPENAPI_PATH)),
                     "/favicon.ico"),
@@ -96,7 +99,6 @@ def install(app: Starlette, settings: Settings, backend: Backend) -> Telemetry:
     # Drivers that retry upstream calls report each retry here (see docs/operations.md).
     backend.on_upstream_retry = lambda reason: telemetry.upstream_retry(backend.name, reason)
 
-    keys = [k.get_secret_value() for k in settings.auth.keys]
     routes: list[BaseRoute] = [Route(OPENAPI_PATH, _openapi_endpoint(settings), methods=["GET"])]
     if obs.metrics.enabled and obs.metrics.listen is None:
         routes.append(Route(obs.metrics.path,

@@ -148,37 +148,53 @@ def mask_emails(text: str) -> str:
     return _EMAIL.sub(r"\1***@\2", text)
 
 
-def redact(value: Any, extra_keys: Iterable[str] = ()) -> Any:
+def redact(value: Any, extra_keys: Iterable[str] = (), secret_values: Iterable[str] = ()) -> Any:
     """A copy of a JSON value with secret-looking keys' values replaced and e-mails masked.
 
     A key is secret when it contains key/token/password/secret/authorization (any case) or is
     one of ``extra_keys`` (the configured API-key header name, compared case-insensitively).
+    Every occurrence of one of ``secret_values`` (the service's own API keys) is replaced too,
+    in any string, keys included: a key pasted into a free-text field (``"notes": "my key is
+    ..."``) has a name that looks like nothing secret.
     """
     extra = {k.lower() for k in extra_keys}
+    # Longest first, so that a key containing another is replaced whole.
+    secrets = sorted({v for v in secret_values if v}, key=len, reverse=True)
+
+    def text(node: str) -> str:
+        for secret in secrets:
+            if secret in node:
+                node = node.replace(secret, REDACTED)
+        return mask_emails(node)
 
     def walk(node: Any) -> Any:
         if isinstance(node, dict):
             return {
-                k: (REDACTED if _SECRET_KEY.search(str(k)) or str(k).lower() in extra else walk(v))
+                text(str(k)): (
+                    REDACTED if _SECRET_KEY.search(str(k)) or str(k).lower() in extra else walk(v)
+                )
                 for k, v in node.items()
             }
         if isinstance(node, list):
             return [walk(v) for v in node]
         if isinstance(node, str):
-            return mask_emails(node)
+            return text(node)
         return node
 
     return walk(value)
 
 
-def _body_for_log(raw: bytes, limit: int, extra_keys: Iterable[str]) -> Any:
+def _body_for_log(
+    raw: bytes, limit: int, extra_keys: Iterable[str], secret_values: Iterable[str] = ()
+) -> Any:
     try:
         parsed = json.loads(raw)
     except ValueError:
         # Not JSON: there are no keys to recognise, so log only its size; masking e-mails in
         # free text would still leave any token in it.
         return f"<{len(raw)} bytes, not JSON>"
-    text = json.dumps(redact(parsed, extra_keys), ensure_ascii=False, separators=(",", ":"))
+    redacted = redact(parsed, extra_keys, secret_values)
+    text = json.dumps(redacted, ensure_ascii=False, separators=(",", ":"))
     return text if len(text) <= limit else text[:limit] + "…"
 
 
@@ -316,6 +332,8 @@ class Telemetry:
     recent_calls: int = 200
     #: Header names whose values must never be logged (the configured API-key header).
     secret_headers: tuple[str, ...] = ("x-api-key",)
+    #: Values never logged wherever they appear in a body (the service's own API keys).
+    secret_values: tuple[str, ...] = ()
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     #: Path prefixes kept out of the recent-calls buffer (``install`` adds the root path).
     not_recent: tuple[str, ...] = _NOT_RECENT
@@ -503,13 +521,14 @@ class TelemetryMiddleware:
             bodies = None
             if log_bodies:
                 extra = self.telemetry.secret_headers
+                values = self.telemetry.secret_values
                 bodies = {}
                 if any(req_body):
                     bodies["request_body"] = _body_for_log(
-                        b"".join(req_body), self.body_limit, extra)
+                        b"".join(req_body), self.body_limit, extra, values)
                 if any(resp_body):
                     bodies["response_body"] = _body_for_log(
-                        b"".join(resp_body), self.body_limit, extra)
+                        b"".join(resp_body), self.body_limit, extra, values)
             self.telemetry.finish(scope, ctx, status, seconds, error, bodies)
             _current.reset(token)
 

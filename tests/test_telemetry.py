@@ -387,3 +387,29 @@ async def test_driver_retry_hook_is_counted() -> None:
         backend.on_upstream_retry("429")  # type: ignore[attr-defined]
         text = (await c.get("/metrics", headers={"X-API-Key": API_KEY})).text
     assert 'enginy_adapter_upstream_retries_total{driver="memory",reason="429"} 1.0' in text
+
+
+async def test_debug_bodies_scrub_the_service_api_keys_wherever_they_appear(
+    access_lines: list[logging.LogRecord],
+) -> None:
+    from tests.conftest import API_KEY, ROTATED_KEY, make_settings, serve_app
+
+    settings = make_settings(observability={"logs": {"bodies": True}},
+                             auth={"header": "X-Enginy-Auth"})
+    body = {"contacts": [{"externalId": f"id-{ROTATED_KEY}",
+                          "notes": f"my key is {API_KEY}, the old one {ROTATED_KEY}",
+                          "tags": [API_KEY], API_KEY: "as a field name"}],
+            "x-enginy-auth": "header-value-in-body"}
+    async with serve_app(settings, key=None) as c:
+        response = await c.post("/contacts", json=body, headers={"X-Enginy-Auth": API_KEY})
+        assert response.status_code == 200, response.text
+    line = JsonFormatter().format(access_lines[-1])
+    assert API_KEY not in line and ROTATED_KEY not in line
+    assert "header-value-in-body" not in line
+    logged = json.loads(line)
+    request = json.loads(logged["request_body"])
+    assert request["contacts"][0]["notes"] == "my key is [redacted], the old one [redacted]"
+    assert request["contacts"][0]["tags"] == ["[redacted]"]
+    # The response echoes the externalId: scrubbed there too.
+    assert "id-[redacted]" in logged["response_body"]
+    assert redact({"n": "a k1 b"}, secret_values=["k1"]) == {"n": "a [redacted] b"}
