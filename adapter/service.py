@@ -403,7 +403,13 @@ class Service:
         message_id = metadata.get("messageId")
         # Only a scalar id is a key; an object or list there is carried in metadata as sent.
         usable = isinstance(message_id, str | int) and not isinstance(message_id, bool)
-        key = f"{item.type}|{item.direction}|{message_id}" if usable and message_id != "" else None
+        key = None
+        if usable and message_id != "":
+            # Case and surrounding spaces do not make another activity: "email"/"outbound" and
+            # "EMAIL"/"OUTBOUND" are one message sent once. The values are stored as sent (A.9);
+            # only the key is folded. Upper case keeps the keys of documented values unchanged.
+            direction = item.direction.strip().upper() if item.direction is not None else None
+            key = f"{item.type.strip().upper()}|{direction}|{message_id}"
         if item.type not in self._seen_activity_types:
             self._seen_activity_types.add(item.type)
             # The type is Enginy's text, shown with repr and cut short: it is input.

@@ -198,3 +198,23 @@ async def test_a1_activity_response_is_a_single_object(client: httpx.AsyncClient
         "companyId",
         "metadata",
     } <= set(body)
+
+
+async def test_a9_idempotency_ignores_case_and_spaces_of_type_and_direction(
+    client: httpx.AsyncClient,
+) -> None:
+    first = await client.post("/activities", json={
+        "type": "email", "direction": "outbound", "metadata": {"messageId": "m-1"}})
+    assert first.status_code == 200, first.text
+    variants = [("EMAIL", "OUTBOUND"), (" Email ", "Outbound "), ("eMaIl", "OUTbound")]
+    for type_, direction in variants:
+        again = await client.post("/activities", json={
+            "type": type_, "direction": direction, "metadata": {"messageId": "m-1"}})
+        assert again.status_code == 200, again.text
+        assert again.json()["id"] == first.json()["id"]
+    # Stored as sent (A.9).
+    assert (first.json()["type"], first.json()["direction"]) == ("email", "outbound")
+    # Another direction is another activity.
+    inbound = await client.post("/activities", json={
+        "type": "EMAIL", "direction": "inbound", "metadata": {"messageId": "m-1"}})
+    assert inbound.json()["id"] != first.json()["id"]
