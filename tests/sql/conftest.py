@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from backends.sql import SQLBackend, SQLOptions
 
@@ -77,7 +77,7 @@ def unique_prefix() -> str:
 
 async def drop_adapter_tables(backend: SQLBackend) -> None:
     """Drop every table the backend's prefix owns (works on a closed backend)."""
-    engine = sa.ext.asyncio.create_async_engine(backend.options.url)
+    engine = create_async_engine(backend.options.engine_url)
     try:
         async with engine.begin() as conn:
             await conn.run_sync(lambda c: backend.tables.metadata.drop_all(c))

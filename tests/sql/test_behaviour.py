@@ -19,6 +19,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from backends.base import (
     EXTERNAL_ID,
@@ -302,7 +303,7 @@ async def test_connections_killed_by_a_database_restart_are_replaced_transparent
         async with backend.engine.connect() as conn:
             pid = (await conn.execute(sa.text("SELECT pg_backend_pid()"))).scalar()
         # What a server restart does to the pooled connections.
-        killer = sa.ext.asyncio.create_async_engine(postgres_url)
+        killer = create_async_engine(postgres_url)
         async with killer.connect() as conn:
             killed = (
                 await conn.execute(
@@ -393,7 +394,7 @@ async def test_statement_timeout_is_unavailable_and_rolls_back(
         [made] = await backend.create_records(C, contacts(1))
         assert made.crm_id
         table = backend.tables.contacts
-        blocker = sa.ext.asyncio.create_async_engine(url)
+        blocker = create_async_engine(url)
         try:
             async with blocker.connect() as conn, conn.begin():
                 await conn.execute(

@@ -352,8 +352,10 @@ async def test_check_schema_reports_missing_columns_and_types(crm: CRM) -> None:
 
 async def test_check_setup_reports_the_schema_problems_and_the_mode(crm: CRM) -> None:
     backend = SQLBackend(SQLOptions.model_validate(crm.options()))
-    field_maps = {**{e: FIELD_MAP[e] for e in Entity},
-                  Entity.CONTACT: {**FIELD_MAP[Entity.CONTACT], "email": "email_addr"}}
+    field_maps = {
+        **{e: FIELD_MAP[e] for e in Entity},
+        Entity.CONTACT: {**FIELD_MAP[Entity.CONTACT], "email": "email_addr"},
+    }
     report = await backend.check_setup(field_maps)
     assert any("column 'email_addr'" in p for p in report.problems)
     assert report.notes and "mapped" in report.notes[0]

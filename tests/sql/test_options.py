@@ -18,6 +18,7 @@ from adapter.app import create_app
 from adapter.config import ConfigError, Settings, build_backend, load_settings
 from backends.base import Capability, User
 from backends.sql import SQLBackend, SQLOptions
+from backends.sql.options import UsersTable
 
 from .conftest import OpenBackend, unique_prefix
 
@@ -129,5 +130,5 @@ async def test_the_managed_users_table_serves_users_when_named(
 
 @pytest.mark.anyio
 async def test_check_reports_a_missing_users_table_in_managed_mode(sqlite_url: str) -> None:
-    backend = SQLBackend(SQLOptions(url=sqlite_url, users={"table": "crm_users"}))
+    backend = SQLBackend(SQLOptions(url=sqlite_url, users=UsersTable(table="crm_users")))
     assert await backend.check_schema() == ["users: table 'crm_users' does not exist"]

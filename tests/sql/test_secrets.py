@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
@@ -56,14 +57,18 @@ def test_safe_url_masks_everything_before_the_last_at(password: str) -> None:
     assert safe_url(raw) == "postgresql+asyncpg://admin:***@db.internal:5432/crm"
     encoded = f"postgresql+asyncpg://admin:{quote(password, safe='')}@db.internal:5432/crm"
     assert safe_url(encoded) == "postgresql+asyncpg://admin:***@db.internal:5432/crm"
-    options = SQLOptions(url="postgresql+asyncpg://admin@db.internal/crm", password=password)
+    options = SQLOptions(
+        url="postgresql+asyncpg://admin@db.internal/crm", password=SecretStr(password)
+    )
     assert options.safe_url == "postgresql+asyncpg://admin:***@db.internal/crm"
     assert MARK not in repr(options)
 
 
 @pytest.mark.parametrize("password", PASSWORDS)
 def test_the_password_option_is_set_on_the_url_unencoded(password: str) -> None:
-    options = SQLOptions(url="postgresql+asyncpg://admin@10.0.0.7:5432/db", password=password)
+    options = SQLOptions(
+        url="postgresql+asyncpg://admin@10.0.0.7:5432/db", password=SecretStr(password)
+    )
     url = options.engine_url
     assert (url.host, url.port, url.username, url.password) == ("10.0.0.7", 5432, "admin", password)
 
@@ -84,7 +89,7 @@ def test_a_raw_at_in_the_url_password_is_refused_not_sent_to_another_host(
 
 def test_a_password_in_the_url_and_as_an_option_is_refused() -> None:
     with pytest.raises(ValueError, match="not both"):
-        SQLOptions(url="postgresql+asyncpg://a:b@h/db", password="c")
+        SQLOptions(url="postgresql+asyncpg://a:b@h/db", password=SecretStr("c"))
 
 
 @pytest.mark.parametrize("password", PASSWORDS)
@@ -148,7 +153,7 @@ async def test_the_start_up_log_never_shows_the_password(
     inline = make_url(postgres_url).render_as_string(hide_password=False)
     user_at = inline.index("@")
     for options in (
-        SQLOptions(url=postgres_url, password=password, table_prefix=unique_prefix()),
+        SQLOptions(url=postgres_url, password=SecretStr(password), table_prefix=unique_prefix()),
         SQLOptions(
             url=f"{inline[:user_at]}:{quote(password, safe='')}{inline[user_at:]}",
             table_prefix=unique_prefix(),
@@ -168,7 +173,7 @@ async def test_the_start_up_log_never_shows_the_password(
 
 @pytest.mark.parametrize("password", PASSWORDS)
 def test_database_messages_echoing_the_dsn_are_scrubbed(password: str) -> None:
-    options = SQLOptions(url="postgresql+asyncpg://admin@h:5432/db", password=password)
+    options = SQLOptions(url="postgresql+asyncpg://admin@h:5432/db", password=SecretStr(password))
     encoded = quote(password, safe="")
     for echoed in (
         f"could not connect: password {password!r} rejected",
@@ -186,7 +191,7 @@ def test_database_messages_echoing_the_dsn_are_scrubbed(password: str) -> None:
 async def test_driver_errors_echoing_the_password_are_scrubbed(
     open_backend: OpenBackend, postgres_url: str, password: str
 ) -> None:
-    async with open_backend(postgres_url, password=password) as backend:
+    async with open_backend(postgres_url, password=SecretStr(password)) as backend:
         dsn = f"postgresql://postgres:{password}@127.0.0.1/test"
 
         def fail(*_args: object) -> None:
