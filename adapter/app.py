@@ -23,8 +23,10 @@ from adapter.endpoints import Endpoints
 from adapter.errors import exception_handlers
 from adapter.mapping import build_mappers
 from adapter.matching import Matcher
+from adapter.ops import OPENAPI_PATH
 from adapter.ops import install as install_ops
 from adapter.service import Service
+from adapter.startup import BackendGate, BackendGateMiddleware, Backoff
 from backends.base import Backend, Entity, User
 
 __all__ = ["build_service", "create_app"]
@@ -98,39 +100,55 @@ def _routes(api: Endpoints) -> list[BaseRoute]:
     ]
 
 
-def create_app(settings: Settings, backend: Backend | None = None) -> Starlette:
+def create_app(
+    settings: Settings, backend: Backend | None = None, *, open_backoff: Backoff | None = None
+) -> Starlette:
     """Build the application. The backend is built from ``settings`` unless given; it is
     opened when the app starts and closed when it stops.
+
+    A backend that cannot be opened yet (a retryable error) does not stop the start: the app
+    answers 503 and retries ``open()`` with ``open_backoff`` (``adapter/startup.py``). A
+    configuration problem does: the lifespan raises :class:`adapter.startup.StartupFailed`.
 
     Raises :class:`adapter.config.ConfigError` for an invalid configuration (no API key, a
     bad mapping, an unknown driver).
     """
+    # Imported here: the CLI module is only needed for its redaction of secrets.
+    from adapter.cli import redact
+
     keys = [key.get_secret_value() for key in settings.auth.keys]
     if not keys:
         raise ConfigError("at least one API key is required", path="auth.keys")
     driver = backend if backend is not None else build_backend(settings)
     service = build_service(settings, driver)
     api = Endpoints(service, settings.server.max_body_bytes)
+    gate = BackendGate(driver, open_backoff, scrub=lambda text: redact(text, settings))
 
+    root = settings.server.root_path
     routes = _routes(api)
-    if settings.server.root_path:
-        routes = [Mount(settings.server.root_path, routes=routes)]
+    if root:
+        routes = [Mount(root, routes=routes)]
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await driver.open()
-        try:
+        async with gate.lifespan():
             yield
-        finally:
-            await driver.close()
 
+    metrics = settings.observability.metrics
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(ApiKeyMiddleware, header=settings.auth.header, keys=keys)],
+        middleware=[
+            Middleware(ApiKeyMiddleware, header=settings.auth.header, keys=keys),
+            # After the key check (A.2 holds during an outage too); the OpenAPI document and
+            # metrics need no backend.
+            Middleware(BackendGateMiddleware, gate=gate, health_path=root + "/health",
+                       open_paths=(root + OPENAPI_PATH, root + metrics.path)),
+        ],
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )
     app.state.service = service
+    app.state.backend_gate = gate
     # Metrics, request logs, /openapi.json and the /ui dashboard (helper OPS: adapter/ops.py).
     install_ops(app, settings, driver)
     return app

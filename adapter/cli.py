@@ -214,6 +214,13 @@ def _serve(args: argparse.Namespace) -> int:
         run_server(settings, app, backend, log_level=args.log_level, config_path=args.config)
     except WorkersRefused as exc:
         return _fail(str(exc))
+    except SystemExit:
+        # uvicorn exits 3 when the lifespan fails. A backend that cannot start for a
+        # configuration reason (adapter/startup.py) has already said why in one log line: exit 1
+        # like every other configuration error. Anything else keeps uvicorn's own exit.
+        if getattr(app.state, "backend_gate", None) is not None and app.state.backend_gate.fatal:
+            return 1
+        raise
     return 0
 
 

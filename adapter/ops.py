@@ -160,6 +160,12 @@ def run_server(settings: Settings, app: Starlette, backend: Backend, *, log_leve
 
     check_workers(settings, backend)
     configure_logging(settings.observability.logs)
+    # A start-up stopped for a configuration reason is logged in one line by the app
+    # (adapter/startup.py); uvicorn's own "Application startup failed" would be a second one.
+    gate = getattr(getattr(app, "state", None), "backend_gate", None)
+    logging.getLogger("uvicorn.error").addFilter(
+        lambda record: gate is None or gate.fatal is None
+        or record.getMessage() != "Application startup failed. Exiting.")
     common: dict[str, Any] = {
         "host": settings.server.host,
         "port": settings.server.port,

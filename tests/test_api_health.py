@@ -151,3 +151,95 @@ async def test_a13_root_path_still_requires_the_key(serve: Any, settings_for: An
     async with serve(settings_for(server={"root_path": "/enginy/"}), key=None) as client:
         response = await client.get("/enginy/health")
     assert response.status_code == 401
+
+
+# -- a backend that cannot be opened at start-up ---------------------------------------------
+
+
+class FlakyOpenBackend(MemoryBackend):
+    """``open()`` fails with ``errors`` in turn, then succeeds."""
+
+    def __init__(self, *errors: Exception) -> None:
+        super().__init__()
+        self.errors = list(errors)
+        self.opens = 0
+        self.closes = 0
+
+    async def open(self) -> None:
+        self.opens += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        await super().open()
+
+    async def close(self) -> None:
+        self.closes += 1
+        await super().close()
+
+
+def _app_and_client(backend: MemoryBackend, **settings: Any) -> tuple[Any, Any]:
+    import httpx
+
+    from adapter.app import create_app
+    from adapter.startup import Backoff
+    from tests.conftest import API_KEY, make_settings
+
+    app = create_app(make_settings(**settings), backend,
+                     open_backoff=Backoff(first=0.05, factor=2, cap=0.1))
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://adapter",
+                               headers={"X-API-Key": API_KEY})
+    return app, client
+
+
+async def test_a12_starts_while_backend_is_down_and_serves_once_it_opens(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    secret = "s3cret-db-password"
+    backend = FlakyOpenBackend(
+        Unavailable(f"cannot connect to postgresql://crm:{secret}@db:5432/crm"),
+        Unavailable("cannot connect to db:5432 (connection refused)"),
+    )
+    app, client = _app_and_client(backend)
+    caplog.set_level("INFO", logger="adapter.startup")
+    async with app.router.lifespan_context(app), client:
+        health = await client.get("/health")
+        assert health.status_code == 503
+        body = health.json()
+        assert body["status"] == "unavailable"
+        assert body["error"] == "backend_unavailable" and body["message"]
+        create = await client.post("/contacts", json={"contacts": [{"externalId": "e1"}]})
+        assert create.status_code == 503
+        assert create.json()["error"] == "backend_unavailable"
+        assert int(create.headers["retry-after"]) >= 1
+        # The key is still required during the outage (A.2); no-backend routes still answer.
+        assert (await client.get("/health", headers={"X-API-Key": "wrong"})).status_code == 401
+        assert (await client.get("/openapi.json")).status_code == 200
+        with anyio.fail_after(5):
+            while (await client.get("/health")).status_code != 200:
+                await anyio.sleep(0.02)
+        assert backend.opens == 3
+        create = await client.post("/contacts", json={"contacts": [{"externalId": "e1"}]})
+        assert create.status_code == 200, create.text
+    assert backend.closes == 1
+    lines = [r for r in caplog.records if r.name == "adapter.startup"]
+    failures = [r for r in lines if r.levelname == "WARNING"]
+    assert len(failures) == 2  # one line per failed attempt
+    assert all(r.exc_info is None and "\n" not in r.getMessage() for r in lines)
+    assert "attempt 1" in failures[0].getMessage() and "retrying in" in failures[0].getMessage()
+    assert secret not in caplog.text
+
+
+async def test_a12_non_retryable_open_error_stops_start_up_in_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from adapter.startup import StartupFailed
+
+    backend = FlakyOpenBackend(BackendError("crm_people: no column email_address",
+                                            code="schema_mismatch"))
+    app, client = _app_and_client(backend)
+    with pytest.raises(StartupFailed, match="schema_mismatch: crm_people: no column"):
+        async with app.router.lifespan_context(app):
+            pass
+    assert backend.opens == 1 and backend.closes == 0
+    [line] = [r for r in caplog.records if r.name == "adapter.startup"]
+    assert line.levelname == "ERROR" and line.exc_info is None
+    await client.aclose()

@@ -97,6 +97,27 @@ class Noted(_Recording):
         return SetupReport(notes=("contactLinkTemplate: https://crm.example/c/{{crmId}}",))
 
 
+class SchemaMismatch(_Recording):
+    name = "schemamismatch"
+
+    async def open(self) -> None:
+        type(self).events.append("open")
+        from backends.base import BackendError
+
+        raise BackendError("crm_people: no column email_address (token pw-9f8e7d6c5b4a)",
+                           code="schema_mismatch")
+
+
+class BadOption(_Recording):
+    name = "badoption"
+
+    async def open(self) -> None:
+        type(self).events.append("open")
+        from adapter.config import ConfigError
+
+        raise ConfigError("unknown schema 'crm'", path="backend.options.schema")
+
+
 class Slow(_Recording):
     name = "slow"
 
@@ -512,3 +533,45 @@ def test_python_dash_m_adapter_runs_the_cli() -> None:
     )
     assert result.returncode == 0
     assert "serve" in result.stdout and "check" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("driver", "reason"),
+    [
+        ("SchemaMismatch", "backend 'schemamismatch' cannot start: schema_mismatch: crm_people: "
+                           "no column email_address"),
+        ("BadOption", "backend 'badoption' cannot start: backend.options.schema: unknown schema"),
+    ],
+)
+def test_serve_stops_in_one_line_when_the_backend_cannot_start_for_a_configuration_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], drivers: Any, driver: str, reason: str
+) -> None:
+    import logging
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    path = config_file(tmp_path, f"""
+        auth: {{keys: [configured-key]}}
+        backend: {{driver: 'cli_test_drivers:{driver}', options: {{token: {SECRET}}}}}
+        """)
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        # Real uvicorn: its lifespan handling decides what reaches the terminal.
+        code, out, err = run(["serve", "--config", path, "--port", str(port),
+                              "--log-level", "warning"], capsys)
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved[0]:
+            root.addHandler(handler)
+        root.setLevel(saved[1])
+    assert code == 1
+    assert out == ""
+    assert err.count("\n") == 1, err
+    assert "Traceback" not in err and "Application startup failed" not in err
+    assert reason in err
+    assert SECRET not in err
+    assert drivers._Recording.events == ["open"]
