@@ -110,12 +110,19 @@ else:
     #: An identifier: a non-empty string, or a JSON integer kept as its decimal text (Enginy's
     #: company ids look numeric). Not a float, not a boolean: ``1.0`` or ``true`` is a 400. The
     #: schema says ``anyOf: [string, integer]``, as the server reads it.
-    Ident = Annotated[str, StringConstraints(min_length=1), Strict()] | Annotated[
-        int, Strict(), AfterValidator(str)
+    #: ``left_to_right``: a string (the usual case) is settled by the first branch, which costs
+    #: less than pydantic's "smart" union on a batch of a hundred records.
+    Ident = Annotated[
+        Annotated[str, StringConstraints(min_length=1), Strict()]
+        | Annotated[int, Strict(), AfterValidator(str)],
+        Field(union_mode="left_to_right"),
     ]
     #: An optional reference to a record or owner (``contactId``, ``ownerId``...): any string, or
     #: a JSON integer kept as its decimal text.
-    OptIdent = Annotated[str, Strict()] | Annotated[int, Strict(), AfterValidator(str)]
+    OptIdent = Annotated[
+        Annotated[str, Strict()] | Annotated[int, Strict(), AfterValidator(str)],
+        Field(union_mode="left_to_right"),
+    ]
 
 #: The characters Unicode calls White_Space, listed one by one: ``\S`` differs between regex
 #: dialects (U+0085 and U+001C..U+001F are spaces to Python, not to ECMAScript; U+FEFF the
