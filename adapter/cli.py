@@ -137,7 +137,9 @@ def ensure_api_key(settings: Settings, stream: TextIO) -> Settings:
 
 
 _SECRET_OPTION = re.compile(r"pass|secret|token|key|credential|auth", re.IGNORECASE)
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.\-]*://)[^/@\s]*@", re.IGNORECASE)
+# Up to the LAST "@" of the token: a password may itself contain "@" (unencoded), and masking
+# too much of a URL is harmless where masking too little leaks the rest of the password.
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.\-]*://)[^\s'\"]*@", re.IGNORECASE)
 
 
 def _option_secrets(node: object, key: str = "") -> Iterable[str]:

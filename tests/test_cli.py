@@ -368,6 +368,11 @@ def test_redact_removes_keys_secret_options_and_url_credentials() -> None:
     assert redact(text, settings) == "*** / *** / mysql://***@db:3306/x / db"
 
 
+def test_redact_masks_a_url_password_containing_at_signs() -> None:
+    text = "open postgresql+asyncpg://admin:P@ss@w0rd@10.0.0.1:5432/db: unreachable"
+    assert redact(text, None) == "open postgresql+asyncpg://***@10.0.0.1:5432/db: unreachable"
+
+
 # -- serve -------------------------------------------------------------------------------------
 
 
