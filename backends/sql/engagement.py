@@ -31,6 +31,7 @@ from backends.base import (
 )
 
 from .batching import chunked
+from .fastwrites import utcnow
 
 if TYPE_CHECKING:
     from .mapped import RecordStore
@@ -142,7 +143,7 @@ class EngagementMixin:
                 "metadata": dict(activity.metadata) or None,
                 "extra": dict(activity.extra) or None,
                 "idempotency_key": key,
-                "created_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                "created_at": utcnow(),
             }
             if key is None:
                 await conn.execute(sa.insert(table).values(values))
@@ -175,7 +176,7 @@ class EngagementMixin:
         """Create a task (not completed). Raises :class:`NotFound` for an unknown contact or
         company. Not idempotent."""
         table = self.tables.tasks
-        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        now = utcnow()
         async with self._tx("create task") as conn:
             await self._check_links(conn, task.contact_id, task.company_id)
             values = {
