@@ -1,35 +1,60 @@
-"""The Starlette application: the route table and the lifespan, nothing else.
+"""The composition root: the one place that builds the application from :class:`Settings`.
 
-The 15 routes of Enginy's Custom CRM contract, served at the root or under
-``server.root_path`` (A.13). Every request passes the API-key middleware first (A.2); errors of
-every kind are rendered by the handlers of ``adapter/errors.py`` (A.3).
+:func:`create_app` puts the layers together (``docs/architecture.md``): the driver
+(:func:`adapter.config.build_backend`), the :class:`~adapter.service.Service` over it, the
+contract's routes (:mod:`adapter.http`), and around them, outermost first:
+
+1. :class:`~adapter.ops.telemetry.TelemetryMiddleware`, so that every request — rejected ones
+   included — gets a request id, metrics and its log line;
+2. the dashboard under ``/ui`` (:class:`~adapter.http.dashboard.UIDispatch`), dispatched before
+   the API-key check because it has its own authentication (HTTP Basic);
+3. :class:`~adapter.http.auth.ApiKeyMiddleware` (A.2);
+4. :class:`~adapter.ops.startup.BackendGateMiddleware`: 503 until the backend is open (after the key
+   check, so A.2 holds during an outage too; the OpenAPI document and metrics need no backend).
+
+``GET /openapi.json`` and ``GET /metrics`` (unless ``observability.metrics.listen`` moves
+metrics to their own listener) are ordinary routes behind the API key, under
+``server.root_path`` like the contract's. The driver instance is instrumented (call latency,
+errors, records per operation) and drivers that retry upstream get
+``backend.on_upstream_retry(reason)``.
+
+``app.state`` holds ``service``, ``backend_gate`` and ``telemetry``. :func:`worker_app` builds
+the app of one uvicorn worker process from the environment (``enginy-adapter serve`` with
+``server.workers`` > 1, or ``uvicorn --factory adapter.app:worker_app``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from adapter.auth import ApiKeyMiddleware
-from adapter.config import ConfigError, Settings, build_backend
-from adapter.endpoints import Endpoints
+from adapter.config import ConfigError, Settings, build_backend, load_settings
 from adapter.errors import exception_handlers
+from adapter.http.auth import ApiKeyMiddleware
+from adapter.http.dashboard import UI_PREFIX, UIDispatch, build_ui_app
+from adapter.http.endpoints import Endpoints
+from adapter.http.openapi import OPENAPI_PATH, openapi_endpoint
+from adapter.http.routes import add_routes, contract_routes
 from adapter.mapping import build_mappers
 from adapter.matching import Matcher
-from adapter.ops import OPENAPI_PATH
-from adapter.ops import install as install_ops
+from adapter.ops.instrument import instrument_backend
+from adapter.ops.logs import configure_logging
+from adapter.ops.startup import BackendGate, BackendGateMiddleware, Backoff
+from adapter.ops.telemetry import (
+    Telemetry,
+    TelemetryMiddleware,
+    metrics_endpoint,
+    serve_metrics_separately,
+)
+from adapter.redaction import redact
 from adapter.service import Service
-from adapter.startup import BackendGate, BackendGateMiddleware, Backoff
 from backends.base import Backend, Entity, User
 
-__all__ = ["build_service", "create_app"]
+__all__ = ["build_service", "create_app", "worker_app"]
 
 
 def build_service(settings: Settings, backend: Backend) -> Service:
@@ -49,57 +74,6 @@ def build_service(settings: Settings, backend: Backend) -> Service:
     )
 
 
-Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-def _route(path: str, *, not_ids: Route | None = None, **handlers: Endpoint) -> Route:
-    """One route per path, whatever its methods, so that a 405 lists them all in ``Allow``
-    (with one Route per method, a 405 named only that route's method). HEAD is served by GET.
-
-    ``not_ids`` is the sibling route whose last segment the ``{task_id}`` of ``path`` must not
-    take: Starlette prefers a full match to a method mismatch, so ``GET /tasks/batch`` would
-    otherwise look up a task called "batch" instead of answering 405.
-    """
-    by_method = dict(handlers)
-    if "GET" in by_method:
-        by_method["HEAD"] = by_method["GET"]
-    if not_ids is not None:
-        reserved = not_ids.path.rsplit("/", 1)[1]
-        allow = {"Allow": ", ".join(sorted(not_ids.methods or ()))}
-
-        async def dispatch(request: Request) -> Response:
-            if request.path_params["task_id"] == reserved:
-                raise HTTPException(status_code=405, headers=allow)
-            return await by_method[request.method](request)
-
-    elif len(handlers) == 1:
-        ((method, endpoint),) = handlers.items()
-        return Route(path, endpoint, methods=[method])
-    else:
-
-        async def dispatch(request: Request) -> Response:
-            return await by_method[request.method](request)
-
-    return Route(path, dispatch, methods=list(handlers))
-
-
-def _routes(api: Endpoints) -> list[BaseRoute]:
-    batch = _route("/tasks/batch", POST=api.get_tasks, PATCH=api.update_tasks)
-    return [
-        _route("/health", GET=api.health),
-        _route("/contacts", POST=api.create_contacts, PUT=api.update_contacts),
-        _route("/contacts/sync", POST=api.sync_contacts),
-        _route("/companies", POST=api.create_companies, PUT=api.update_companies),
-        _route("/companies/sync", POST=api.sync_companies),
-        _route("/associations", POST=api.create_associations),
-        _route("/activities", POST=api.create_activity),
-        _route("/tasks", POST=api.create_task),
-        batch,
-        _route("/tasks/{task_id}", not_ids=batch, GET=api.get_task, PATCH=api.update_task),
-        _route("/users", GET=api.list_users),
-    ]
-
-
 def create_app(
     settings: Settings, backend: Backend | None = None, *, open_backoff: Backoff | None = None
 ) -> Starlette:
@@ -107,25 +81,22 @@ def create_app(
     opened when the app starts and closed when it stops.
 
     A backend that cannot be opened yet (a retryable error) does not stop the start: the app
-    answers 503 and retries ``open()`` with ``open_backoff`` (``adapter/startup.py``). A
-    configuration problem does: the lifespan raises :class:`adapter.startup.StartupFailed`.
+    answers 503 and retries ``open()`` with ``open_backoff`` (:mod:`adapter.ops.startup`). A
+    configuration problem does: the lifespan raises :class:`adapter.ops.startup.StartupFailed`.
 
     Raises :class:`adapter.config.ConfigError` for an invalid configuration (no API key, a
     bad mapping, an unknown driver).
     """
-    # Imported here: the CLI module is only needed for its redaction of secrets.
-    from adapter.cli import redact
-
     keys = [key.get_secret_value() for key in settings.auth.keys]
     if not keys:
         raise ConfigError("at least one API key is required", path="auth.keys")
     driver = backend if backend is not None else build_backend(settings)
     service = build_service(settings, driver)
-    api = Endpoints(service, settings.server.max_body_bytes)
-    gate = BackendGate(driver, open_backoff, scrub=lambda text: redact(text, settings))
+    secrets = settings.secret_values()
+    gate = BackendGate(driver, open_backoff, scrub=lambda text: redact(text, secrets))
 
     root = settings.server.root_path
-    routes = _routes(api)
+    routes = contract_routes(Endpoints(service, settings.server.max_body_bytes))
     if root:
         routes = [Mount(root, routes=routes)]
 
@@ -139,16 +110,64 @@ def create_app(
         routes=routes,
         middleware=[
             Middleware(ApiKeyMiddleware, header=settings.auth.header, keys=keys),
-            # After the key check (A.2 holds during an outage too); the OpenAPI document and
-            # metrics need no backend.
-            Middleware(BackendGateMiddleware, gate=gate, health_path=root + "/health",
-                       open_paths=(root + OPENAPI_PATH, root + metrics.path)),
+            Middleware(
+                BackendGateMiddleware,
+                gate=gate,
+                health_path=root + "/health",
+                open_paths=(root + OPENAPI_PATH, root + metrics.path),
+            ),
         ],
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )
     app.state.service = service
     app.state.backend_gate = gate
-    # Metrics, request logs, /openapi.json and the /ui dashboard (helper OPS: adapter/ops.py).
-    install_ops(app, settings, driver)
+    _add_operations(app, settings, driver, keys)
     return app
+
+
+def worker_app() -> Starlette:
+    """The app of one worker process (``uvicorn --factory adapter.app:worker_app``): the
+    settings from ``ENGINY_ADAPTER_CONFIG`` and the other ``ENGINY_ADAPTER_*`` variables, and
+    the configured log format."""
+    settings = load_settings(None)
+    configure_logging(settings.observability.logs)
+    return create_app(settings)
+
+
+def _add_operations(app: Starlette, settings: Settings, backend: Backend, keys: list[str]) -> None:
+    """Metrics, request logs, ``/openapi.json`` and the ``/ui`` dashboard."""
+    obs, ui, root = settings.observability, settings.ui, settings.server.root_path
+    telemetry = Telemetry(
+        obs,
+        recent_calls=ui.recent_calls,
+        secret_headers=(settings.auth.header.lower(),),
+        # Debug body logs scrub the service's own keys wherever they appear.
+        secret_values=tuple(keys),
+        # Dashboard and ops traffic is not what the "recent calls" list is for.
+        not_recent=(
+            *(root + p for p in (UI_PREFIX, obs.metrics.path, OPENAPI_PATH)),
+            "/favicon.ico",
+        ),
+    )
+    app.state.telemetry = telemetry
+    instrument_backend(backend, telemetry)
+    # Drivers that retry upstream calls report each retry here (see docs/operations.md).
+    backend.on_upstream_retry = lambda reason: telemetry.upstream_retry(backend.name, reason)
+
+    extra: list[BaseRoute] = [Route(OPENAPI_PATH, openapi_endpoint(settings), methods=["GET"])]
+    if obs.metrics.enabled and obs.metrics.listen is None:
+        endpoint = metrics_endpoint(telemetry, settings.auth.header, lambda: keys)
+        extra.append(Route(obs.metrics.path, endpoint, methods=["GET"]))
+    add_routes(app.router.routes, root, extra)
+
+    if ui.enabled:
+        ui_app = build_ui_app(settings, backend, telemetry.recent, ui)
+        if root:
+            ui_app = Starlette(routes=[Mount(root, app=ui_app)])
+        app.add_middleware(UIDispatch, ui_app=ui_app, prefix=root + UI_PREFIX)
+    # Added last, so it is the outermost middleware: it sees every request and response.
+    app.add_middleware(TelemetryMiddleware, telemetry=telemetry)
+
+    if obs.metrics.enabled and obs.metrics.listen is not None:
+        serve_metrics_separately(app, telemetry, obs.metrics.listen)

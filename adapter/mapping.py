@@ -11,29 +11,24 @@ the mapper (:meth:`FieldMapper.to_backend` leaves them out if they are passed by
 
 from __future__ import annotations
 
-import enum
 import logging
 import threading
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from adapter.config import ConfigError, MappingConfig, UnmappedPolicy
 from backends.base import Entity
-
-if TYPE_CHECKING:
-    from adapter.config import MappingConfig
 
 __all__ = [
     "ENVELOPE_FIELDS",
     "FIELD_ALIASES",
     "FieldMapper",
-    "NullPolicy",
     "UnmappedField",
-    "UnmappedPolicy",
     "build_mappers",
     "canonical_name",
 ]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("adapter.mapping")
 
 #: Enginy synonyms, canonicalised before anything else: the create docs say
 #: ``numberOfEmployees`` and the sync example says ``employeeCount`` for the same value.
@@ -46,26 +41,6 @@ ENVELOPE_FIELDS: frozenset[str] = frozenset({"externalId", "crmId"})
 def canonical_name(name: str) -> str:
     """The canonical Enginy name of ``name`` (resolves :data:`FIELD_ALIASES`)."""
     return FIELD_ALIASES.get(name, name)
-
-
-class UnmappedPolicy(enum.StrEnum):
-    """What happens to an Enginy field that has no mapping."""
-
-    #: Store it under its Enginy name (a custom field): nothing Enginy sends is lost.
-    KEEP = "keep"
-    #: Leave it out, logging one warning per field name.
-    DROP = "drop"
-    #: Fail that record with a per-record error naming the fields.
-    REJECT = "reject"
-
-
-class NullPolicy(enum.StrEnum):
-    """What a ``null`` value in a partial update (``PUT``) means (contract Part A.6)."""
-
-    #: A null is "no value sent": the stored value is kept.
-    IGNORE = "ignore"
-    #: A null clears the stored value.
-    CLEAR = "clear"
 
 
 class UnmappedField(Exception):
@@ -236,8 +211,6 @@ def build_mappers(
     Raises :class:`adapter.config.ConfigError` (path ``mapping.<entity>.fields``) when two
     Enginy fields end up on the same backend field.
     """
-    from adapter.config import ConfigError  # config imports this module's enums
-
     mappers: dict[Entity, FieldMapper] = {}
     for entity in Entity:
         entity_config = config.for_entity(entity)

@@ -16,15 +16,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
+from adapter.config import DEFAULT_MATCH_KEYS, KeySpec
 from backends.base import EXTERNAL_ID, Entity
 
 __all__ = [
-    "DEFAULT_MATCH_KEYS",
-    "DEFAULT_NORMALISER_BY_FIELD",
     "NORMALISERS",
-    "KeySpec",
     "Matcher",
     "normalise_domain",
     "normalise_email",
@@ -121,7 +118,7 @@ def normalise_phone(value: object) -> str | None:
     return "+" + digits if text.startswith("+") else digits
 
 
-#: Normaliser name (as written in the YAML) → function.
+#: Normaliser name (as written in the YAML, :data:`adapter.config.NORMALISER_NAMES`) → function.
 NORMALISERS: dict[str, Normaliser] = {
     "email": normalise_email,
     "linkedin": normalise_linkedin_url,
@@ -129,40 +126,6 @@ NORMALISERS: dict[str, Normaliser] = {
     "name": normalise_name,
     "phone": normalise_phone,
 }
-
-#: The normaliser a match key gets when the YAML names only its field.
-DEFAULT_NORMALISER_BY_FIELD: dict[str, str] = {
-    "email": "email",
-    "linkedinUrl": "linkedin",
-    "domain": "domain",
-    "name": "name",
-    "phone": "phone",
-    "mobilePhone": "phone",
-}
-
-
-@dataclass(frozen=True)
-class KeySpec:
-    """One configured match key: the Enginy field it reads and the normaliser it applies.
-
-    The match-key name handed to drivers (:attr:`backends.base.MatchKey.name`) is the field
-    name itself, so a key is stable across mapping changes.
-    """
-
-    field: str
-    normaliser: str
-
-
-#: The contract's default keys (Part A.7), in priority order.
-DEFAULT_MATCH_KEYS: dict[Entity, tuple[KeySpec, ...]] = {
-    Entity.CONTACT: (KeySpec("email", "email"), KeySpec("linkedinUrl", "linkedin")),
-    Entity.COMPANY: (
-        KeySpec("domain", "domain"),
-        KeySpec("linkedinUrl", "linkedin"),
-        KeySpec("name", "name"),
-    ),
-}
-
 
 class Matcher:
     """Computes normalised match keys for records, per entity, in priority order."""

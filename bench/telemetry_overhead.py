@@ -1,7 +1,7 @@
 """Cost of the telemetry middleware per request (request id, metrics, one JSON log line).
 
 Calls a trivial Starlette endpoint directly through ASGI (no HTTP, no client) with and without
-:class:`adapter.telemetry.TelemetryMiddleware`, the log line formatted as JSON into a null
+:class:`adapter.ops.telemetry.TelemetryMiddleware`, the log line formatted as JSON into a null
 stream, and prints a table. Run: ``python bench/telemetry_overhead.py [N]``.
 """
 
@@ -19,14 +19,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from adapter.telemetry import (
-    ACCESS_LOGGER,
-    JsonFormatter,
-    LogsConfig,
-    Telemetry,
-    TelemetryConfig,
-    TelemetryMiddleware,
-)
+from adapter.config import LogsConfig, TelemetryConfig
+from adapter.ops.logs import JsonFormatter
+from adapter.ops.telemetry import ACCESS_LOGGER, Telemetry, TelemetryMiddleware
 
 
 async def task(request: Request) -> JSONResponse:

@@ -180,7 +180,7 @@ def _app_and_client(backend: MemoryBackend, **settings: Any) -> tuple[Any, Any]:
     import httpx
 
     from adapter.app import create_app
-    from adapter.startup import Backoff
+    from adapter.ops.startup import Backoff
     from tests.conftest import API_KEY, make_settings
 
     app = create_app(make_settings(**settings), backend,
@@ -231,7 +231,7 @@ async def test_a12_starts_while_backend_is_down_and_serves_once_it_opens(
 async def test_a12_non_retryable_open_error_stops_start_up_in_one_line(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from adapter.startup import StartupFailed
+    from adapter.ops.startup import StartupFailed
 
     backend = FlakyOpenBackend(BackendError("crm_people: no column email_address",
                                             code="schema_mismatch"))

@@ -17,8 +17,10 @@ import pytest
 from pydantic import SecretStr
 
 from adapter import cli
-from adapter.cli import COMMANDS, Command, build_parser, ensure_api_key, main, redact
+from adapter.cli import COMMANDS, Command, build_parser, ensure_api_key, main
+from adapter.cli import commands as cli_commands
 from adapter.config import Settings, load_settings
+from adapter.redaction import redact
 from backends.base import Entity
 
 SECRET = "pw-9f8e7d6c5b4a"
@@ -365,12 +367,12 @@ def test_redact_removes_keys_secret_options_and_url_credentials() -> None:
         }
     )
     text = "api-key-123456 / hunter22 / mysql://root:pw@db:3306/x / db"
-    assert redact(text, settings) == "*** / *** / mysql://***@db:3306/x / db"
+    assert redact(text, settings.secret_values()) == "*** / *** / mysql://***@db:3306/x / db"
 
 
 def test_redact_masks_a_url_password_containing_at_signs() -> None:
     text = "open postgresql+asyncpg://admin:P@ss@w0rd@10.0.0.1:5432/db: unreachable"
-    assert redact(text, None) == "open postgresql+asyncpg://***@10.0.0.1:5432/db: unreachable"
+    assert redact(text) == "open postgresql+asyncpg://***@10.0.0.1:5432/db: unreachable"
 
 
 # -- serve -------------------------------------------------------------------------------------
@@ -523,7 +525,7 @@ def test_simulate_is_wired_in_without_config(capsys: pytest.CaptureFixture[str])
 
 
 def test_register_adds_to_the_cli(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "COMMANDS", dict(COMMANDS))
+    monkeypatch.setattr(cli_commands, "COMMANDS", dict(COMMANDS))
     cli.register("hello", Command("say hello", lambda p: None, lambda a: 5))
     assert main(["hello"]) == 5
 

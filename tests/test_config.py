@@ -13,16 +13,18 @@ from pydantic import BaseModel, SecretStr
 
 from adapter.config import (
     DEFAULT_BACKEND,
+    DEFAULT_MATCH_KEYS,
     DEFAULT_MAX_BODY_BYTES,
     ConfigError,
+    KeySpec,
+    NullPolicy,
     Settings,
-    _find_model,
+    UnmappedPolicy,
     build_backend,
     interpolate,
     load_settings,
 )
-from adapter.mapping import NullPolicy, UnmappedPolicy
-from adapter.matching import DEFAULT_MATCH_KEYS, KeySpec
+from adapter.config.errors import _find_model
 from backends.base import Entity
 from backends.memory import MemoryBackend
 

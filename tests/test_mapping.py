@@ -8,12 +8,11 @@ from collections.abc import Iterator
 import pytest
 
 from adapter import mapping as mapping_module
-from adapter.config import ConfigError, MappingConfig
+from adapter.config import ConfigError, MappingConfig, UnmappedPolicy
 from adapter.mapping import (
     FIELD_ALIASES,
     FieldMapper,
     UnmappedField,
-    UnmappedPolicy,
     build_mappers,
     canonical_name,
 )

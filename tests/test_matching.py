@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from adapter.config import DEFAULT_MATCH_KEYS, DEFAULT_NORMALISER_BY_FIELD, KeySpec
 from adapter.matching import (
-    DEFAULT_MATCH_KEYS,
-    DEFAULT_NORMALISER_BY_FIELD,
     NORMALISERS,
-    KeySpec,
     Matcher,
     normalise_domain,
     normalise_email,

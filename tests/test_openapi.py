@@ -10,7 +10,7 @@ import pytest
 from starlette.routing import BaseRoute, Mount, Route
 
 from adapter.app import create_app
-from adapter.openapi import OPERATIONS, build_openapi
+from adapter.http.openapi import OPERATIONS, build_openapi
 from backends.memory import MemoryBackend
 from tests.conftest import API_KEY, Serve, make_settings
 

@@ -17,10 +17,12 @@ import anyio
 import httpx
 import pytest
 
+from adapter.app import worker_app
 from adapter.cli import main
+from adapter.cli.links import run_links
+from adapter.cli.serve import WorkersRefused, check_workers, run_server
 from adapter.config import ENV_API_KEY, ENV_CONFIG, ENV_HOST, ENV_PORT, load_settings
-from adapter.links import COMPANY_KEY, CONTACT_KEY, link_templates, run_links
-from adapter.ops import WorkersRefused, check_workers, run_server, worker_app
+from adapter.links import COMPANY_KEY, CONTACT_KEY, link_templates
 from backends.base import Backend, Capability
 from backends.memory import MemoryBackend
 from tests.browser_support import free_port
@@ -146,7 +148,7 @@ def test_run_server_passes_logging_and_shutdown_options(
     run_server(settings, "APP", SlowPing(), log_level="info",  # type: ignore[arg-type]
                config_path=str(config))
     app, kw = calls[-1]
-    assert app == "adapter.ops:worker_app" and kw["factory"] is True and kw["workers"] == 2
+    assert app == "adapter.app:worker_app" and kw["factory"] is True and kw["workers"] == 2
     # The workers load the same configuration and accept the same key.
     assert os.environ[ENV_CONFIG] == str(config.resolve())
     assert os.environ[ENV_PORT] == "9123"

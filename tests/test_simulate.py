@@ -534,7 +534,7 @@ async def test_a_configured_key_header_is_used() -> None:
 
 
 def test_the_command_fits_the_cli_table(closed_port: int) -> None:
-    """What the lead wires into ``adapter/cli.py``: no option clashes with ``--config``."""
+    """What ``adapter/cli/commands.py`` wires in: no option clashes with ``--config``."""
     from adapter import cli
     from adapter import simulate as command
 

@@ -14,20 +14,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from adapter.instrument import instrument_backend
-from adapter.telemetry import (
-    ACCESS_LOGGER,
+from adapter.config import LogsConfig, TelemetryConfig
+from adapter.ops.instrument import instrument_backend
+from adapter.ops.logs import (
+    REDACTED,
     JsonFormatter,
-    LogsConfig,
-    Telemetry,
-    TelemetryConfig,
-    TelemetryMiddleware,
     TextFormatter,
     configure_logging,
     mask_emails,
-    metrics_endpoint,
-    redact,
 )
+from adapter.ops.telemetry import (
+    ACCESS_LOGGER,
+    Telemetry,
+    TelemetryMiddleware,
+    metrics_endpoint,
+)
+from adapter.redaction import redact
 from backends.base import (
     Backend,
     Entity,
@@ -221,9 +223,11 @@ async def test_debug_bodies_are_redacted(access_lines: list[logging.LogRecord]) 
 
 def test_redact_and_mask_helpers() -> None:
     assert mask_emails("a Bob@Example.org b") == "a B***@Example.org b"
-    assert redact({"authorization": "x", "list": [{"secret_value": 1}], "n": 3}) == {
+    assert redact({"authorization": "x", "list": [{"secret_value": 1}], "n": 3}, mask=REDACTED) == {
         "authorization": "[redacted]", "list": [{"secret_value": "[redacted]"}], "n": 3}
-    assert redact({"X-Api-Key": "k"}, ["x-api-key"]) == {"X-Api-Key": "[redacted]"}
+    assert redact({"X-Enginy-Sig": "k"}, names=["x-enginy-sig"], mask=REDACTED) == {
+        "X-Enginy-Sig": "[redacted]"}
+    assert redact({"X-Enginy-Sig": "k"}, mask=REDACTED) == {"X-Enginy-Sig": "k"}
 
 
 def test_configure_logging_json(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -317,7 +321,7 @@ def test_upstream_retries_counter() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Wired into the real app (adapter.ops.install via create_app)
+# Wired into the real app (create_app)
 # --------------------------------------------------------------------------------------------
 
 
@@ -412,4 +416,4 @@ async def test_debug_bodies_scrub_the_service_api_keys_wherever_they_appear(
     assert request["contacts"][0]["tags"] == ["[redacted]"]
     # The response echoes the externalId: scrubbed there too.
     assert "id-[redacted]" in logged["response_body"]
-    assert redact({"n": "a k1 b"}, secret_values=["k1"]) == {"n": "a [redacted] b"}
+    assert redact({"n": "a k1 b"}, ["k1"], mask=REDACTED) == {"n": "a [redacted] b"}

@@ -9,7 +9,8 @@ The package is organised the way a run goes:
 * :mod:`~adapter.simulate.errors` - bad input that needs a writing endpoint;
 * :mod:`~adapter.simulate.runner` - :func:`simulate`, the core, which takes an
   ``httpx.AsyncClient`` (tests pass an ASGI transport);
-* :mod:`~adapter.simulate.command` - :func:`add_arguments` and :func:`run` for ``adapter/cli.py``.
+* :mod:`~adapter.simulate.command` - :func:`add_arguments` and :func:`run` for
+  ``adapter/cli/commands.py``.
 
 Checks are MUST (Part B of the contract) or SHOULD (Part A); the exit code is 1 iff a MUST failed.
 """

@@ -1,6 +1,6 @@
 """``enginy-adapter simulate``: the command-line face of the simulator.
 
-``adapter/cli.py`` owns the subcommand table and wires this module in with::
+``adapter/cli/commands.py`` owns the subcommand table and wires this module in with::
 
     simulate.add_arguments(subparsers.add_parser("simulate", help=...))
     ...

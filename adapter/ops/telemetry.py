@@ -1,4 +1,4 @@
-"""Metrics, request logs and request ids: what flows through the adapter.
+"""Metrics and the recent-calls buffer: what flows through the adapter.
 
 * :class:`Telemetry` owns one Prometheus :class:`~prometheus_client.CollectorRegistry` per app
   (never the process-global one, so several apps in one process — tests, embedding — do not
@@ -6,12 +6,12 @@
 * :class:`TelemetryMiddleware` is a *pure* ASGI middleware (no ``BaseHTTPMiddleware``: it adds
   no task, no body buffering on the hot path). Per request it takes the id from
   ``X-Request-ID`` or makes one, returns it in the response header, counts the request by
-  route *template* and status, observes its latency and writes ONE log line.
-* :func:`adapter.instrument.instrument_backend` times every public method of a driver
+  route *template* and status, observes its latency and writes ONE log line
+  (:mod:`adapter.ops.logs` formats it).
+* :func:`adapter.ops.instrument.instrument_backend` times every public method of a driver
   instance and counts records processed per operation and outcome; drivers that retry
   upstream calls report each retry through ``backend.on_upstream_retry(reason)`` (set by
-  :func:`adapter.ops.install`).
-* :func:`configure_logging` sets up the JSON (default) or text log format for the process.
+  :func:`adapter.app.create_app`).
 
 By default nothing from a body is logged, nor any header; ``logs.bodies: true`` (debug only)
 logs request and response bodies with secrets redacted and e-mail addresses masked.
@@ -19,42 +19,36 @@ logs request and response bodies with secrets redacted and e-mail addresses mask
 
 from __future__ import annotations
 
-import contextvars
-import hmac
 import json
 import logging
 import re
-import sys
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from adapter.config import TelemetryConfig
+from adapter.http.auth import key_matches
+from adapter.ops.logs import CURRENT_REQUEST, RequestContext, body_for_log, note_records
+
 __all__ = [
     "ACCESS_LOGGER",
+    "UNMATCHED",
     "CallRecord",
-    "JsonFormatter",
-    "LogsConfig",
-    "MetricsConfig",
     "Telemetry",
-    "TelemetryConfig",
     "TelemetryMiddleware",
-    "TextFormatter",
-    "configure_logging",
-    "current_request_id",
-    "key_matches",
-    "mask_emails",
-    "note_records",
-    "redact",
+    "metrics_endpoint",
+    "serve_metrics_separately",
 ]
 
 Scope = MutableMapping[str, Any]
@@ -66,6 +60,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: The logger that gets one line per request.
 ACCESS_LOGGER = "enginy_adapter.access"
 _access_log = logging.getLogger(ACCESS_LOGGER)
+_log = logging.getLogger("adapter.ops")
 
 #: Route label for requests no route matched: never the raw path, which would give every
 #: scanner probe its own time series.
@@ -74,233 +69,6 @@ UNMATCHED = "<unmatched>"
 # Paths under these prefixes are dashboard/ops traffic: counted and logged, but kept out of the
 # "recent calls" ring buffer, which is there to show what *Enginy* sent.
 _NOT_RECENT = ("/ui", "/metrics", "/openapi.json", "/favicon.ico")
-
-
-# --------------------------------------------------------------------------------------------
-# Configuration (the ``observability:`` section of the YAML)
-# --------------------------------------------------------------------------------------------
-
-
-class MetricsConfig(BaseModel):
-    """``observability.metrics``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    enabled: bool = True
-    #: Path of the exposition endpoint on the main port (protected by the API key).
-    path: str = "/metrics"
-    #: ``host:port`` of a separate, unauthenticated listener for Prometheus (e.g. bound to a
-    #: private interface). When set, ``path`` is NOT served on the main port.
-    listen: str | None = None
-
-    @field_validator("path")
-    @classmethod
-    def _path_starts_with_slash(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError("must start with '/'")
-        return value
-
-    @field_validator("listen")
-    @classmethod
-    def _listen_is_host_port(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        _host, sep, port = value.rpartition(":")
-        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError("must be host:port, e.g. 127.0.0.1:9100")
-        return value
-
-
-class LogsConfig(BaseModel):
-    """``observability.logs``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    #: ``json``: one JSON object per line (for log shippers); ``text``: human-readable.
-    format: Literal["json", "text"] = "json"
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    #: Debug only: log request/response bodies, secrets redacted and e-mails masked.
-    bodies: bool = False
-    #: Longest body excerpt logged when ``bodies`` is on.
-    max_body_chars: int = Field(default=4000, ge=0)
-
-
-class TelemetryConfig(BaseModel):
-    """The ``observability:`` section of the YAML."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    metrics: MetricsConfig = MetricsConfig()
-    logs: LogsConfig = LogsConfig()
-
-
-# --------------------------------------------------------------------------------------------
-# Redaction
-# --------------------------------------------------------------------------------------------
-
-_SECRET_KEY = re.compile(r"key|token|password|passwd|secret|authori[sz]ation|cookie", re.I)
-_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
-REDACTED = "[redacted]"
-
-
-def mask_emails(text: str) -> str:
-    """Replace every e-mail address by its first letter and domain: ``j***@example.com``."""
-    return _EMAIL.sub(r"\1***@\2", text)
-
-
-def redact(value: Any, extra_keys: Iterable[str] = (), secret_values: Iterable[str] = ()) -> Any:
-    """A copy of a JSON value with secret-looking keys' values replaced and e-mails masked.
-
-    A key is secret when it contains key/token/password/secret/authorization (any case) or is
-    one of ``extra_keys`` (the configured API-key header name, compared case-insensitively).
-    Every occurrence of one of ``secret_values`` (the service's own API keys) is replaced too,
-    in any string, keys included: a key pasted into a free-text field (``"notes": "my key is
-    ..."``) has a name that looks like nothing secret.
-    """
-    extra = {k.lower() for k in extra_keys}
-    # Longest first, so that a key containing another is replaced whole.
-    secrets = sorted({v for v in secret_values if v}, key=len, reverse=True)
-
-    def text(node: str) -> str:
-        for secret in secrets:
-            if secret in node:
-                node = node.replace(secret, REDACTED)
-        return mask_emails(node)
-
-    def walk(node: Any) -> Any:
-        if isinstance(node, dict):
-            return {
-                text(str(k)): (
-                    REDACTED if _SECRET_KEY.search(str(k)) or str(k).lower() in extra else walk(v)
-                )
-                for k, v in node.items()
-            }
-        if isinstance(node, list):
-            return [walk(v) for v in node]
-        if isinstance(node, str):
-            return text(node)
-        return node
-
-    return walk(value)
-
-
-def _body_for_log(
-    raw: bytes, limit: int, extra_keys: Iterable[str], secret_values: Iterable[str] = ()
-) -> Any:
-    try:
-        parsed = json.loads(raw)
-    except ValueError:
-        # Not JSON: there are no keys to recognise, so log only its size; masking e-mails in
-        # free text would still leave any token in it.
-        return f"<{len(raw)} bytes, not JSON>"
-    redacted = redact(parsed, extra_keys, secret_values)
-    text = json.dumps(redacted, ensure_ascii=False, separators=(",", ":"))
-    return text if len(text) <= limit else text[:limit] + "…"
-
-
-# --------------------------------------------------------------------------------------------
-# Log formatting
-# --------------------------------------------------------------------------------------------
-
-#: The per-request fields, in the order they are written.
-ACCESS_FIELDS = ("request_id", "method", "route", "status", "latency_ms", "records", "error")
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ``time``, ``level``, ``logger``, ``message`` plus, for request
-    lines, the fields of :data:`ACCESS_FIELDS` (and ``request_body`` / ``response_body`` in
-    debug mode)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
-            "time": _iso(record.created),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        access = getattr(record, "access", None)
-        if isinstance(access, dict):
-            out.update(access)
-        elif (rid := current_request_id()) is not None:
-            out["request_id"] = rid
-        if record.exc_info:
-            out["exception"] = self.formatException(record.exc_info)
-        return json.dumps(out, ensure_ascii=False, default=str)
-
-
-class TextFormatter(logging.Formatter):
-    """Human-readable lines for local use."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        access = getattr(record, "access", None)
-        head = f"{_iso(record.created)} {record.levelname:<7}"
-        if isinstance(access, dict):
-            line = (
-                f"{head} {access['request_id']} {access['method']} {access['route']} "
-                f"{access['status']} {access['latency_ms']}ms"
-                f" records={access['records'] if access['records'] is not None else '-'}"
-                f" error={access['error'] or '-'}"
-            )
-            for k in ("request_body", "response_body"):
-                if k in access:
-                    line += f" {k}={access[k]}"
-        else:
-            line = f"{head} {record.name}: {record.getMessage()}"
-        if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
-        return line
-
-
-def configure_logging(config: LogsConfig, stream: Any = None) -> logging.Handler:
-    """Route every log record of the process (ours, drivers', uvicorn's) through one handler in
-    the configured format. Run uvicorn with ``log_config=None, access_log=False``: the adapter
-    writes its own access line per request, with the route template and request id."""
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
-    handler.setFormatter(JsonFormatter() if config.format == "json" else TextFormatter())
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(config.level)
-    for name in ("uvicorn", "uvicorn.error"):
-        logging.getLogger(name).handlers.clear()
-        logging.getLogger(name).propagate = True
-    logging.getLogger("uvicorn.access").disabled = True
-    return handler
-
-
-# --------------------------------------------------------------------------------------------
-# Per-request context
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _RequestContext:
-    request_id: str
-    records: int | None = None
-
-
-_current: contextvars.ContextVar[_RequestContext | None] = contextvars.ContextVar(
-    "enginy_adapter_request", default=None
-)
-
-
-def current_request_id() -> str | None:
-    """The id of the request being served in this task, if any (for other log lines)."""
-    ctx = _current.get()
-    return ctx.request_id if ctx is not None else None
-
-
-def note_records(count: int, *, largest: bool = False) -> None:
-    """Add ``count`` to the current request's record count (or keep the larger of the two
-    with ``largest``); no-op outside a request."""
-    ctx = _current.get()
-    if ctx is not None:
-        ctx.records = max(ctx.records or 0, count) if largest else (ctx.records or 0) + count
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,7 +170,7 @@ class Telemetry:
 
     # -- per request (called by the middleware) -----------------------------------------------
 
-    def finish(self, scope: Scope, ctx: _RequestContext, status: int, seconds: float,
+    def finish(self, scope: Scope, ctx: RequestContext, status: int, seconds: float,
                error: str | None, bodies: dict[str, Any] | None) -> None:
         route_obj = scope.get("route")
         route = getattr(route_obj, "path", None) or UNMATCHED
@@ -461,17 +229,9 @@ class TelemetryMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        request_id = None
-        for name, value in scope.get("headers", ()):
-            if name == b"x-request-id":
-                candidate = value.decode("latin-1")
-                # A caller-chosen id goes into logs and a response header: accept only a sane
-                # token, never arbitrary bytes (log injection, header splitting).
-                if _REQUEST_ID_OK.match(candidate):
-                    request_id = candidate
-                break
-        ctx = _RequestContext(request_id or uuid.uuid4().hex)
-        token = _current.set(ctx)
+        request_id = _request_id(scope)
+        ctx = RequestContext(request_id or uuid.uuid4().hex)
+        token = CURRENT_REQUEST.set(ctx)
         scope.setdefault("state", {})["request_id"] = ctx.request_id
         status = 500
         started = False
@@ -518,19 +278,27 @@ class TelemetryMiddleware:
             error = _error_code(error_chunks) if error_chunks is not None else None
             if error is None and status >= 500 and not started:
                 error = "internal_error"
-            bodies = None
-            if log_bodies:
-                extra = self.telemetry.secret_headers
-                values = self.telemetry.secret_values
-                bodies = {}
-                if any(req_body):
-                    bodies["request_body"] = _body_for_log(
-                        b"".join(req_body), self.body_limit, extra, values)
-                if any(resp_body):
-                    bodies["response_body"] = _body_for_log(
-                        b"".join(resp_body), self.body_limit, extra, values)
+            bodies = self._bodies(req_body, resp_body) if log_bodies else None
             self.telemetry.finish(scope, ctx, status, seconds, error, bodies)
-            _current.reset(token)
+            CURRENT_REQUEST.reset(token)
+
+    def _bodies(self, request: list[bytes], response: list[bytes]) -> dict[str, Any]:
+        names, values = self.telemetry.secret_headers, self.telemetry.secret_values
+        bodies: dict[str, Any] = {}
+        for key, chunks in (("request_body", request), ("response_body", response)):
+            if any(chunks):
+                bodies[key] = body_for_log(b"".join(chunks), self.body_limit, names, values)
+        return bodies
+
+
+def _request_id(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            candidate = value.decode("latin-1")
+            # A caller-chosen id goes into logs and a response header: accept only a sane
+            # token, never arbitrary bytes (log injection, header splitting).
+            return candidate if _REQUEST_ID_OK.match(candidate) else None
+    return None
 
 
 def _error_code(chunks: list[bytes]) -> str | None:
@@ -548,19 +316,6 @@ def _error_code(chunks: list[bytes]) -> str | None:
 # --------------------------------------------------------------------------------------------
 
 
-def key_matches(presented: str | None, keys: Iterable[str]) -> bool:
-    """Constant-time check of a presented secret against every valid one (no early exit, so
-    the time taken does not tell which key — or whether any — almost matched)."""
-    if not presented:
-        return False
-    given = presented.encode()
-    found = False
-    for key in keys:
-        if key and hmac.compare_digest(given, key.encode()):
-            found = True
-    return found
-
-
 def metrics_endpoint(telemetry: Telemetry, header: str, keys: Callable[[], list[str]]
                      ) -> Callable[[Request], Awaitable[Response]]:
     """The ``/metrics`` route on the main port: the API key is required like everywhere."""
@@ -575,3 +330,26 @@ def metrics_endpoint(telemetry: Telemetry, header: str, keys: Callable[[], list[
         return Response(body, media_type=content_type)
 
     return metrics
+
+
+def serve_metrics_separately(app: Starlette, telemetry: Telemetry, listen: str) -> None:
+    """Start a plain Prometheus listener on ``listen`` for the app's lifetime."""
+    from prometheus_client import start_http_server
+
+    host, _, port = listen.rpartition(":")
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: Starlette) -> AsyncIterator[Any]:
+        server, thread = start_http_server(int(port), addr=host.strip("[]"),
+                                           registry=telemetry.registry)
+        _log.info("metrics served on http://%s/metrics", listen)
+        try:
+            async with inner(a) as state:
+                yield state
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+
+    app.router.lifespan_context = lifespan

@@ -10,19 +10,22 @@ Served at ``/openapi.json`` behind the API key, like the rest.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Any, Literal, cast
 
 from pydantic import TypeAdapter
 from pydantic.json_schema import JsonSchemaMode
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from adapter import contract as c
+from adapter.config import Settings
 
-if TYPE_CHECKING:
-    from adapter.config import Settings
+__all__ = ["OPENAPI_PATH", "OPERATIONS", "Operation", "build_openapi", "openapi_endpoint"]
 
-__all__ = ["OPERATIONS", "Operation", "build_openapi"]
+#: Where the document is served (under ``server.root_path``).
+OPENAPI_PATH = "/openapi.json"
 
 _REF = "#/components/schemas/{model}"
 
@@ -171,40 +174,7 @@ def build_openapi(settings: Settings | None = None) -> dict[str, Any]:
 
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
-        responses: dict[str, Any] = {}
-        if isinstance(op.response, str):
-            ok: dict[str, Any] = {"description": "OK", "content": {op.response: {"schema": (
-                {"type": "object"} if op.response == "application/json" else {"type": "string"}
-            )}}}
-        else:
-            if isinstance(op.response, list):
-                schema: dict[str, Any] = {
-                    "type": "array", "items": refs[(op.response[0], "serialization")]}
-            else:
-                schema = refs[(op.response, "serialization")]
-            ok = {"description": "OK", "content": {"application/json": {"schema": schema}}}
-        responses["200"] = ok
-        for status in sorted({401, *op.errors}):
-            responses[str(status)] = {
-                "description": _STATUS_TEXT[status],
-                "content": {"application/json": {"schema": error_ref}},
-            }
-        operation: dict[str, Any] = {
-            "operationId": op.operation_id,
-            "summary": op.summary,
-            "tags": [op.tag],
-            "responses": responses,
-        }
-        if op.description:
-            operation["description"] = op.description
-        if params := _path_template(op.path):
-            operation["parameters"] = params
-        if op.request is not None:
-            operation["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": refs[(op.request, "validation")]}},
-            }
-        paths.setdefault(op.path, {})[op.method.lower()] = operation
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, refs, error_ref)
 
     return {
         "openapi": "3.1.0",
@@ -224,6 +194,46 @@ def build_openapi(settings: Settings | None = None) -> dict[str, Any]:
     }
 
 
+def _operation(
+    op: Operation, refs: dict[Any, Any], error_ref: dict[str, Any]
+) -> dict[str, Any]:
+    """The OpenAPI operation object of one route."""
+    responses: dict[str, Any] = {}
+    if isinstance(op.response, str):
+        ok: dict[str, Any] = {"description": "OK", "content": {op.response: {"schema": (
+            {"type": "object"} if op.response == "application/json" else {"type": "string"}
+        )}}}
+    else:
+        if isinstance(op.response, list):
+            schema: dict[str, Any] = {
+                "type": "array", "items": refs[(op.response[0], "serialization")]}
+        else:
+            schema = refs[(op.response, "serialization")]
+        ok = {"description": "OK", "content": {"application/json": {"schema": schema}}}
+    responses["200"] = ok
+    for status in sorted({401, *op.errors}):
+        responses[str(status)] = {
+            "description": _STATUS_TEXT[status],
+            "content": {"application/json": {"schema": error_ref}},
+        }
+    operation: dict[str, Any] = {
+        "operationId": op.operation_id,
+        "summary": op.summary,
+        "tags": [op.tag],
+        "responses": responses,
+    }
+    if op.description:
+        operation["description"] = op.description
+    if params := _path_template(op.path):
+        operation["parameters"] = params
+    if op.request is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": refs[(op.request, "validation")]}},
+        }
+    return operation
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -231,3 +241,16 @@ def _version() -> str:
         return version("enginy-crm-adapter")
     except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
         return "0.0.0"
+
+
+def openapi_endpoint(settings: Settings) -> Callable[[Request], Awaitable[Response]]:
+    """The ``GET /openapi.json`` endpoint: the document, built on first request."""
+    document: dict[str, Any] | None = None
+
+    async def openapi(request: Request) -> Response:
+        nonlocal document
+        if document is None:
+            document = build_openapi(settings)
+        return JSONResponse(document)
+
+    return openapi

@@ -14,7 +14,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from adapter.telemetry import Telemetry, note_records
+from adapter.ops.logs import note_records
+from adapter.ops.telemetry import Telemetry
 from backends.base import Backend, BackendError, Entity, ItemResult
 
 __all__ = ["instrument_backend"]

@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapter.errors import Unauthorized, error_response
 
-__all__ = ["ApiKeyMiddleware"]
+__all__ = ["ApiKeyMiddleware", "key_matches"]
 
 
 class ApiKeyMiddleware:
@@ -57,3 +57,17 @@ class ApiKeyMiddleware:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def key_matches(presented: str | None, keys: Iterable[str]) -> bool:
+    """Constant-time check of a presented secret against every valid one (no early exit, so
+    the time taken does not tell which key — or whether any — almost matched). Used where a
+    key arrives as text (the dashboard's Basic password, the metrics endpoint)."""
+    if not presented:
+        return False
+    given = presented.encode()
+    found = False
+    for key in keys:
+        if key and hmac.compare_digest(given, key.encode()):
+            found = True
+    return found

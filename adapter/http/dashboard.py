@@ -20,14 +20,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import jinja2
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -36,14 +35,12 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from adapter.config import Settings, UIConfig
+from adapter.http.auth import key_matches
 from adapter.links import link_templates
-from adapter.telemetry import Telemetry, key_matches
 from backends.base import Backend, BackendError, Capability, Entity, NotFound, Unsupported
 
-if TYPE_CHECKING:
-    from adapter.config import Settings
-
-__all__ = ["UI_PREFIX", "BasicAuthGuard", "UIConfig", "build_ui_app"]
+__all__ = ["UI_PREFIX", "BasicAuthGuard", "Dashboard", "RecentCall", "UIDispatch", "build_ui_app"]
 
 UI_PREFIX = "/ui"
 _HERE = Path(__file__).parent
@@ -56,34 +53,6 @@ _SECURITY_HEADERS = {
     "cache-control": "no-store",
     "x-frame-options": "DENY",
 }
-
-
-class UIConfig(BaseModel):
-    """The ``ui:`` section of the YAML."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    enabled: bool = True
-    #: Dashboard password (HTTP Basic, any username). Unset: any API key is the password.
-    password: SecretStr | None = None
-    #: How many recent calls the dashboard keeps (a ring buffer in memory, per process).
-    recent_calls: int = Field(default=200, ge=1, le=100_000)
-    #: The URL Enginy reaches this service at (``https://crm-adapter.example.com/enginy``);
-    #: used for the settings to paste and the record-link templates. Unset: taken from the
-    #: request (fine when no proxy rewrites the host).
-    public_base_url: str | None = None
-    #: Records per page in the lists.
-    page_size: int = Field(default=50, ge=1, le=1000)
-
-    @field_validator("public_base_url")
-    @classmethod
-    def _check_url(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None
-        value = value.strip()
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
 
 
 # --------------------------------------------------------------------------------------------
@@ -178,142 +147,204 @@ def _environment() -> jinja2.Environment:
 # --------------------------------------------------------------------------------------------
 
 
-def build_ui_app(settings: Settings, backend: Backend, telemetry: Telemetry,
-                 config: UIConfig | None = None) -> ASGIApp:
-    """The dashboard as an ASGI app serving ``/ui`` and below (already behind Basic auth)."""
-    cfg = config if config is not None else UIConfig()
-    templates = Jinja2Templates(env=_environment())
-    browse = Capability.BROWSE in backend.capabilities
-    tasks_ok = Capability.TASKS in backend.capabilities
+class RecentCall(Protocol):
+    """What the overview lists of one recent call (kept by the telemetry of
+    :mod:`adapter.ops.telemetry`)."""
 
-    def base_url(request: Request) -> str:
-        if cfg.public_base_url:
-            return cfg.public_base_url
+    @property
+    def time(self) -> datetime: ...
+    @property
+    def request_id(self) -> str: ...
+    @property
+    def method(self) -> str: ...
+    @property
+    def route(self) -> str: ...
+    @property
+    def status(self) -> int: ...
+    @property
+    def latency_ms(self) -> float: ...
+    @property
+    def records(self) -> int | None: ...
+    @property
+    def error(self) -> str | None: ...
+
+
+def _not_found(what: str, ident: str) -> dict[str, Any]:
+    message = f"No {what} exists with ID: {ident}"
+    return {"title": "Not found", "code": "not_found", "message": message}
+
+
+class Dashboard:
+    """The dashboard's pages over one backend; :meth:`app` is the ASGI app serving them."""
+
+    def __init__(self, settings: Settings, backend: Backend,
+                 recent_calls: Callable[[], Sequence[RecentCall]], config: UIConfig) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.recent_calls = recent_calls
+        self.config = config
+        self.templates = Jinja2Templates(env=_environment())
+        self.browse = Capability.BROWSE in backend.capabilities
+        self.tasks_ok = Capability.TASKS in backend.capabilities
+
+    def app(self) -> ASGIApp:
+        """The pages under ``/ui``, behind HTTP Basic authentication."""
+        routes = [
+            Route(UI_PREFIX, self.overview, name="ui"),
+            Route(f"{UI_PREFIX}/", self.overview),
+            Route(f"{UI_PREFIX}/contacts", _bind(self.record_list, Entity.CONTACT)),
+            Route(f"{UI_PREFIX}/companies", _bind(self.record_list, Entity.COMPANY)),
+            Route(f"{UI_PREFIX}/contacts/{{crm_id}}", _bind(self.record_page, Entity.CONTACT)),
+            Route(f"{UI_PREFIX}/companies/{{crm_id}}", _bind(self.record_page, Entity.COMPANY)),
+            Route(f"{UI_PREFIX}/tasks", self.task_list),
+            Route(f"{UI_PREFIX}/tasks/{{task_id}}", self.task_page),
+            Mount(f"{UI_PREFIX}/static", StaticFiles(directory=_HERE / "static"), name="ui-static"),
+        ]
+        return BasicAuthGuard(Starlette(routes=routes), self.passwords)
+
+    def passwords(self) -> list[str]:
+        if self.config.password is not None:
+            return [self.config.password.get_secret_value()]
+        return [k.get_secret_value() for k in self.settings.auth.keys]
+
+    # -- rendering ------------------------------------------------------------------------------
+
+    def base_url(self, request: Request) -> str:
+        if self.config.public_base_url:
+            return self.config.public_base_url
         # The root path (``server.root_path`` mount plus any proxy prefix) is part of what
         # Enginy must call; request.base_url would drop a Mount's prefix.
         url = request.url
         return f"{url.scheme}://{url.netloc}{request.scope.get('root_path', '')}".rstrip("/")
 
-    def render(request: Request, name: str, context: dict[str, Any], status: int = 200
+    def render(self, request: Request, name: str, context: dict[str, Any], status: int = 200
                ) -> Response:
         prefix = request.scope.get("root_path", "").rstrip("/")
-        ctx = {"ui": prefix + UI_PREFIX, "driver": backend.name, "browse": browse,
-               "tasks_ok": tasks_ok, **context}
-        return templates.TemplateResponse(request, name, ctx, status_code=status,
-                                          headers=_SECURITY_HEADERS)
+        ctx = {"ui": prefix + UI_PREFIX, "driver": self.backend.name, "browse": self.browse,
+               "tasks_ok": self.tasks_ok, **context}
+        return self.templates.TemplateResponse(request, name, ctx, status_code=status,
+                                               headers=_SECURITY_HEADERS)
 
-    def failure(request: Request, exc: BackendError, status: int = 503) -> Response:
+    def failure(self, request: Request, exc: BackendError, status: int = 503) -> Response:
         # exc.message is written to be safe to show (base.py: never a secret).
-        return render(request, "error.html",
-                      {"title": "Backend error", "code": exc.code, "message": exc.message},
-                      status)
+        return self.render(request, "error.html",
+                           {"title": "Backend error", "code": exc.code, "message": exc.message},
+                           status)
 
-    async def overview(request: Request) -> Response:
+    # -- pages ----------------------------------------------------------------------------------
+
+    async def overview(self, request: Request) -> Response:
         counts: Mapping[str, int] | None = None
         counts_error: str | None = None
-        if browse:
+        if self.browse:
             try:
-                counts = await backend.counts()
+                counts = await self.backend.counts()
             except BackendError as exc:
                 counts_error = f"{exc.code}: {exc.message}"
-        base = base_url(request)
-        return render(request, "overview.html", {
+        base = self.base_url(request)
+        return self.render(request, "overview.html", {
             "title": "Overview",
             "base_url": base,
-            "header": settings.auth.header,
-            "links": link_templates(backend, base),
+            "header": self.settings.auth.header,
+            "links": link_templates(self.backend, base),
             "counts": counts,
             "counts_error": counts_error,
-            "calls": telemetry.recent(),
-            "capabilities": sorted(c.value for c in backend.capabilities),
+            "calls": self.recent_calls(),
+            "capabilities": sorted(c.value for c in self.backend.capabilities),
         })
 
-    async def record_list(request: Request, entity: Entity) -> Response:
-        page = _page(request)
-        if not browse:
-            return render(request, "no_browse.html", {"title": entity.plural.title()})
+    async def record_list(self, request: Request, entity: Entity) -> Response:
+        page, size = _page(request), self.config.page_size
+        if not self.browse:
+            return self.render(request, "no_browse.html", {"title": entity.plural.title()})
         try:
-            records = await backend.list_records(entity, limit=cfg.page_size + 1,
-                                                 offset=page * cfg.page_size)
+            records = await self.backend.list_records(entity, limit=size + 1, offset=page * size)
         except BackendError as exc:
-            return failure(request, exc)
-        return render(request, "records.html", {
+            return self.failure(request, exc)
+        return self.render(request, "records.html", {
             "title": entity.plural.title(), "entity": entity.plural,
-            "records": records[: cfg.page_size], "page": page,
-            "more": len(records) > cfg.page_size,
+            "records": records[:size], "page": page, "more": len(records) > size,
         })
 
-    async def record_page(request: Request, entity: Entity) -> Response:
+    async def record_page(self, request: Request, entity: Entity) -> Response:
         crm_id = request.path_params["crm_id"]
         try:
-            found = await backend.get_records(entity, [crm_id])
+            found = await self.backend.get_records(entity, [crm_id])
         except Unsupported as exc:
-            return failure(request, exc, 501)
+            return self.failure(request, exc, 501)
         except BackendError as exc:
-            return failure(request, exc)
+            return self.failure(request, exc)
         record = found.get(crm_id)
         if record is None:
-            return render(request, "error.html", {
-                "title": "Not found", "code": "not_found",
-                "message": f"No {entity.value} exists with ID: {crm_id}"}, 404)
+            return self.render(request, "error.html", _not_found(entity.value, crm_id), 404)
         context: dict[str, Any] = {
             "title": f"{entity.value.title()} {crm_id}", "entity": entity.plural,
             "kind": entity.value, "record": record, "associated": None,
             "activities": None, "tasks": None, "other": (
                 "companies" if entity is Entity.CONTACT else "contacts"),
         }
-        if browse:
+        if self.browse:
             link = {"contact_id": crm_id} if entity is Entity.CONTACT else {"company_id": crm_id}
             try:
-                context["associated"] = await backend.list_associated(entity, crm_id)
-                context["activities"] = await backend.list_activities(**link, limit=200)
-                context["tasks"] = await backend.list_tasks(**link, limit=200)
+                context["associated"] = await self.backend.list_associated(entity, crm_id)
+                context["activities"] = await self.backend.list_activities(**link, limit=200)
+                context["tasks"] = await self.backend.list_tasks(**link, limit=200)
             except BackendError as exc:
-                return failure(request, exc)
-        return render(request, "record.html", context)
+                return self.failure(request, exc)
+        return self.render(request, "record.html", context)
 
-    async def task_list(request: Request) -> Response:
-        if not browse:
-            return render(request, "no_browse.html", {"title": "Tasks"})
+    async def task_list(self, request: Request) -> Response:
+        if not self.browse:
+            return self.render(request, "no_browse.html", {"title": "Tasks"})
         try:
-            tasks = await backend.list_tasks(limit=cfg.page_size)
+            tasks = await self.backend.list_tasks(limit=self.config.page_size)
         except BackendError as exc:
-            return failure(request, exc)
-        return render(request, "tasks.html", {"title": "Tasks", "tasks": tasks})
+            return self.failure(request, exc)
+        return self.render(request, "tasks.html", {"title": "Tasks", "tasks": tasks})
 
-    async def task_page(request: Request) -> Response:
+    async def task_page(self, request: Request) -> Response:
         task_id = request.path_params["task_id"]
         try:
-            task = await backend.get_task(task_id)
+            task = await self.backend.get_task(task_id)
         except NotFound:
-            return render(request, "error.html", {
-                "title": "Not found", "code": "not_found",
-                "message": f"No task exists with ID: {task_id}"}, 404)
+            return self.render(request, "error.html", _not_found("task", task_id), 404)
         except Unsupported as exc:
-            return failure(request, exc, 501)
+            return self.failure(request, exc, 501)
         except BackendError as exc:
-            return failure(request, exc)
-        return render(request, "task.html", {"title": f"Task {task_id}", "task": task})
+            return self.failure(request, exc)
+        return self.render(request, "task.html", {"title": f"Task {task_id}", "task": task})
 
-    routes = [
-        Route(UI_PREFIX, overview, name="ui"),
-        Route(f"{UI_PREFIX}/", overview),
-        Route(f"{UI_PREFIX}/contacts", _bind(record_list, Entity.CONTACT)),
-        Route(f"{UI_PREFIX}/companies", _bind(record_list, Entity.COMPANY)),
-        Route(f"{UI_PREFIX}/contacts/{{crm_id}}", _bind(record_page, Entity.CONTACT)),
-        Route(f"{UI_PREFIX}/companies/{{crm_id}}", _bind(record_page, Entity.COMPANY)),
-        Route(f"{UI_PREFIX}/tasks", task_list),
-        Route(f"{UI_PREFIX}/tasks/{{task_id}}", task_page),
-        Mount(f"{UI_PREFIX}/static", StaticFiles(directory=_HERE / "static"), name="ui-static"),
-    ]
-    app = Starlette(routes=routes)
 
-    def passwords() -> list[str]:
-        if cfg.password is not None:
-            return [cfg.password.get_secret_value()]
-        return [k.get_secret_value() for k in settings.auth.keys]
+def build_ui_app(settings: Settings, backend: Backend,
+                 recent_calls: Callable[[], Sequence[RecentCall]],
+                 config: UIConfig | None = None) -> ASGIApp:
+    """The dashboard as an ASGI app serving ``/ui`` and below (already behind Basic auth)."""
+    return Dashboard(settings, backend, recent_calls, config or UIConfig()).app()
 
-    return BasicAuthGuard(app, passwords)
+
+class UIDispatch:
+    """Pure ASGI: requests under ``<root_path>/ui`` go to the dashboard app, the rest on.
+
+    The dashboard is dispatched *before* the API-key middleware because it has its own
+    authentication (HTTP Basic): a browser cannot send ``X-API-Key``.
+    """
+
+    def __init__(self, app: ASGIApp, ui_app: ASGIApp, prefix: str) -> None:
+        self.app = app
+        self.ui_app = ui_app
+        self.prefix = prefix
+        self.prefix_slash = prefix + "/"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            root: str = scope.get("root_path", "")
+            if root and path.startswith(root):
+                path = path[len(root):]
+            if path == self.prefix or path.startswith(self.prefix_slash):
+                await self.ui_app(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def _bind(endpoint: Callable[[Request, Entity], Awaitable[Response]], entity: Entity

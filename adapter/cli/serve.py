@@ -1,0 +1,190 @@
+"""``enginy-adapter serve``: run the HTTP service with uvicorn.
+
+It never serves without an API key: when none is configured it generates one at start-up and
+prints it once, on stderr (:func:`ensure_api_key`). :func:`run_server` configures logging and
+runs uvicorn: in-process with one worker, else ``server.workers`` processes that each rebuild
+the app from the same configuration (:func:`adapter.app.worker_app`). SIGTERM/SIGINT: uvicorn stops
+accepting, lets in-flight requests finish for up to ``server.graceful_shutdown_seconds``, then
+runs the lifespan shutdown (driver close).
+
+The web stack is imported only when the command runs: ``check`` and ``--help`` must not pay for
+it (or fail on it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import sys
+from typing import TYPE_CHECKING, Any, TextIO
+
+from pydantic import SecretStr
+
+from adapter.cli.common import PROG, Command, fail, load_for_command
+from adapter.config import (
+    ENV_API_KEY,
+    ENV_CONFIG,
+    ENV_HOST,
+    ENV_PORT,
+    ConfigError,
+    Settings,
+    build_backend,
+)
+from backends.base import Backend
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+__all__ = [
+    "COMMAND",
+    "WorkersRefused",
+    "check_workers",
+    "ensure_api_key",
+    "is_process_local",
+    "run_server",
+]
+
+
+def ensure_api_key(settings: Settings, stream: TextIO) -> Settings:
+    """Return ``settings`` with at least one API key.
+
+    When none is configured, a random key (``secrets.token_urlsafe``, 256 bits) is generated for
+    this run and printed once to ``stream`` with how to use it; it is never logged anywhere
+    else. With configured keys nothing is printed and ``settings`` is returned unchanged.
+    """
+    if settings.auth.keys:
+        return settings
+    key = secrets.token_urlsafe(32)
+    header = settings.auth.header
+    server = settings.server
+    host = "127.0.0.1" if server.host in ("0.0.0.0", "::", "") else server.host
+    host = f"[{host}]" if ":" in host else host
+    health = f"http://{host}:{server.port}{server.root_path}/health"
+    print(
+        f"{PROG}: no API key configured; generated one for this run:\n"
+        f"\n    {key}\n\n"
+        f"Send it in the {header} header (in Enginy: apiKey = this key, apiKeyHeader = {header}),"
+        f" e.g.  curl -H '{header}: {key}' {health}\n"
+        f"It changes at every start; set ENGINY_ADAPTER_API_KEY or auth.keys to keep one.",
+        file=stream,
+        flush=True,
+    )
+    auth = settings.auth.model_copy(update={"keys": [SecretStr(key)]})
+    return settings.model_copy(update={"auth": auth})
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="interface to listen on (default: server.host)")
+    parser.add_argument("--port", type=int, help="TCP port (default: server.port)")
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="uvicorn's log level (default: info)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """``enginy-adapter serve``: 0 after a clean shutdown, 1 for a configuration error."""
+    try:
+        settings = load_for_command(args)
+        # Built before a key is generated, so that a bad configuration fails without printing
+        # a key that will never be used.
+        backend = build_backend(settings)
+    except ConfigError as exc:
+        return fail(str(exc))
+    settings = ensure_api_key(settings, sys.stderr)
+
+    # Imported here: `check` and `--help` must not pay for (or fail on) the web stack.
+    from adapter.app import create_app
+
+    try:
+        app = create_app(settings, backend)
+    except ConfigError as exc:
+        return fail(str(exc))
+    # The root path is handled by the app's own mount (server.root_path), never passed to
+    # uvicorn.
+    try:
+        run_server(settings, app, backend, log_level=args.log_level, config_path=args.config)
+    except WorkersRefused as exc:
+        return fail(str(exc))
+    except SystemExit:
+        # uvicorn exits 3 when the lifespan fails. A backend that cannot start for a
+        # configuration reason (adapter/ops/startup.py) has already said why in one log line: exit 1
+        # like every other configuration error. Anything else keeps uvicorn's own exit.
+        if getattr(app.state, "backend_gate", None) is not None and app.state.backend_gate.fatal:
+            return 1
+        raise
+    return 0
+
+
+class WorkersRefused(Exception):
+    """``server.workers`` > 1 with a driver whose data lives in one process."""
+
+
+def is_process_local(backend: Backend) -> bool:
+    """Whether the driver's data lives in this process only (several workers would each see
+    their own copy): drivers say so with :attr:`Backend.process_local`."""
+    return backend.process_local
+
+
+def check_workers(settings: Settings, backend: Backend) -> None:
+    """Raise :class:`WorkersRefused` when ``server.workers`` cannot work with ``backend``."""
+    workers = settings.server.workers
+    if workers > 1 and is_process_local(backend):
+        raise WorkersRefused(
+            f"server.workers: {workers} workers with the {backend.name} driver would split its "
+            "data between processes (each worker would see only the records it stored); use "
+            "1 worker, or a shared backend (sql on PostgreSQL/MySQL, hubspot)")
+
+
+def run_server(settings: Settings, app: Starlette, backend: Backend, *, log_level: str,
+               config_path: str | None) -> None:
+    """Configure logging and run uvicorn: in-process with one worker, else ``workers``
+    processes that each rebuild the app from the same configuration.
+
+    SIGTERM/SIGINT: uvicorn stops accepting, lets in-flight requests finish for up to
+    ``server.graceful_shutdown_seconds``, then runs the lifespan shutdown (driver close).
+    """
+    import uvicorn
+
+    from adapter.ops.logs import configure_logging
+
+    check_workers(settings, backend)
+    configure_logging(settings.observability.logs)
+    # A start-up stopped for a configuration reason is logged in one line by the app
+    # (adapter/ops/startup.py); uvicorn's own "Application startup failed" would be a second one.
+    gate = getattr(getattr(app, "state", None), "backend_gate", None)
+    logging.getLogger("uvicorn.error").addFilter(
+        lambda record: gate is None or gate.fatal is None
+        or record.getMessage() != "Application startup failed. Exiting.")
+    common: dict[str, Any] = {
+        "host": settings.server.host,
+        "port": settings.server.port,
+        "log_level": log_level,
+        "log_config": None,  # configure_logging above owns the handlers and format
+        "access_log": False,  # the telemetry middleware writes one line per request
+        "server_header": False,
+        "timeout_graceful_shutdown": settings.server.graceful_shutdown_seconds or None,
+    }
+    if settings.server.workers == 1:
+        uvicorn.run(app, **common)
+        return
+    # Worker processes are spawned fresh and load the settings again: hand them the same
+    # inputs through the variables load_settings already reads (never on a command line).
+    if config_path:
+        os.environ[ENV_CONFIG] = os.path.abspath(config_path)
+    os.environ[ENV_HOST] = settings.server.host
+    os.environ[ENV_PORT] = str(settings.server.port)
+    keys = settings.auth.keys
+    if keys and not os.environ.get(ENV_API_KEY):
+        # A key generated for this run (ensure_api_key) exists only in memory; the workers
+        # must accept it too. A configured key is already in the file or the environment.
+        os.environ[ENV_API_KEY] = keys[-1].get_secret_value()
+    uvicorn.run("adapter.app:worker_app", factory=True, workers=settings.server.workers,
+                **common)
+
+
+COMMAND = Command(help="run the HTTP service (uvicorn)", add_arguments=add_arguments, run=run)

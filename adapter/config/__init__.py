@@ -1,0 +1,84 @@
+"""The service's configuration: one YAML file, validated at start-up.
+
+* :mod:`adapter.config.schema` — :class:`Settings` and its sections, pure data;
+* :mod:`adapter.config.fields` — the ``mapping:`` and ``matching:`` sections and their
+  vocabulary (policies, normaliser names, default match keys);
+* :mod:`adapter.config.observability` — the ``observability:`` section;
+* :mod:`adapter.config.loading` — reading the YAML, ``${VAR}`` interpolation, the
+  ``ENGINY_ADAPTER_*`` environment variables;
+* :mod:`adapter.config.driver` — resolving ``backend.driver`` and validating its options;
+* :mod:`adapter.config.errors` — :class:`ConfigError`: every problem, with its YAML path and
+  never a configured value, so that it is safe to print and to log.
+
+This package is the bottom of the front's layers but for the wire contract and the errors
+(``docs/architecture.md``): it imports nothing from the rest of ``adapter``.
+"""
+
+from __future__ import annotations
+
+from adapter.config.driver import build_backend
+from adapter.config.errors import ConfigError, format_validation_error
+from adapter.config.fields import (
+    DEFAULT_MATCH_KEYS,
+    DEFAULT_NORMALISER_BY_FIELD,
+    NORMALISER_NAMES,
+    EntityMappingConfig,
+    KeySpec,
+    MappingConfig,
+    MatchingConfig,
+    MatchKeyConfig,
+    NullPolicy,
+    UnmappedPolicy,
+)
+from adapter.config.loading import (
+    ENV_API_KEY,
+    ENV_CONFIG,
+    ENV_HOST,
+    ENV_PORT,
+    interpolate,
+    load_settings,
+)
+from adapter.config.observability import LogsConfig, MetricsConfig, TelemetryConfig
+from adapter.config.schema import (
+    DEFAULT_BACKEND,
+    DEFAULT_MAX_BODY_BYTES,
+    AuthConfig,
+    BackendConfig,
+    ServerConfig,
+    Settings,
+    UIConfig,
+    UserConfig,
+)
+
+__all__ = [
+    "DEFAULT_BACKEND",
+    "DEFAULT_MATCH_KEYS",
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_NORMALISER_BY_FIELD",
+    "ENV_API_KEY",
+    "ENV_CONFIG",
+    "ENV_HOST",
+    "ENV_PORT",
+    "NORMALISER_NAMES",
+    "AuthConfig",
+    "BackendConfig",
+    "ConfigError",
+    "EntityMappingConfig",
+    "KeySpec",
+    "LogsConfig",
+    "MappingConfig",
+    "MatchKeyConfig",
+    "MatchingConfig",
+    "MetricsConfig",
+    "NullPolicy",
+    "ServerConfig",
+    "Settings",
+    "TelemetryConfig",
+    "UIConfig",
+    "UnmappedPolicy",
+    "UserConfig",
+    "build_backend",
+    "format_validation_error",
+    "interpolate",
+    "load_settings",
+]

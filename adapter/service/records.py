@@ -1,0 +1,194 @@
+"""Contacts and companies: create, sync and update in batches (A.4-A.8).
+
+Records arrive as Enginy sent them, are renamed once by the entity's
+:class:`~adapter.mapping.FieldMapper`, get their normalised match keys from the
+:class:`~adapter.matching.Matcher`, and go to the driver in one batch call; the answer is one
+result per record, in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from adapter.config import NullPolicy
+from adapter.contract import (
+    CreateError,
+    CreateResponse,
+    CreateResult,
+    RecordIn,
+    RecordUpdateIn,
+    SyncResponse,
+    SyncResult,
+    UpdateResponse,
+    UpdateResult,
+)
+from adapter.errors import BatchFailed
+from adapter.mapping import ENVELOPE_FIELDS, FieldMapper, UnmappedField
+from adapter.matching import Matcher
+from backends.base import (
+    EXTERNAL_ID,
+    Backend,
+    BackendError,
+    Entity,
+    MatchKey,
+    NewRecord,
+    RecordUpdate,
+    StoredRecord,
+)
+
+__all__ = ["RecordOperations"]
+
+
+class RecordOperations:
+    """The record half of :class:`adapter.service.Service`."""
+
+    backend: Backend
+    mappers: dict[Entity, FieldMapper]
+    matcher: Matcher
+    nulls: dict[Entity, NullPolicy]
+
+    async def create_records(self, entity: Entity, items: Sequence[RecordIn]) -> CreateResponse:
+        """Create (idempotently on ``externalId``) and report per record (A.4, A.5, A.8)."""
+        mapper = self.mappers[entity]
+        records: list[NewRecord] = []
+        errors: list[CreateError] = []
+        for item in items:
+            # The item is the record as sent, envelope included: the mapper leaves
+            # ``externalId``/``crmId`` out and the matcher reads only the key fields.
+            try:
+                backend_fields = mapper.to_backend(item)
+            except UnmappedField as exc:
+                errors.append(
+                    {
+                        "externalId": item["externalId"],
+                        "error": "unmapped_field",
+                        "message": f"no field mapping for: {', '.join(exc.fields)}",
+                    }
+                )
+                continue
+            keys = self.matcher.match_keys(entity, item)
+            records.append(NewRecord(item["externalId"], backend_fields, keys))
+
+        outcomes = await self.backend.create_records(entity, records) if records else []
+        results: list[CreateResult] = []
+        for record, outcome in zip(records, outcomes, strict=True):
+            if outcome.error is None and outcome.crm_id is not None:
+                results.append({"externalId": record.external_id, "crmId": outcome.crm_id})
+            else:
+                error = outcome.error or BackendError("the backend returned no id")
+                errors.append(
+                    {
+                        "externalId": record.external_id,
+                        "error": error.code,
+                        "message": error.message,
+                    }
+                )
+        if errors and not results:
+            raise BatchFailed(errors)
+        response: CreateResponse = {"results": results}
+        if errors:
+            response["errors"] = errors
+        return response
+
+    async def sync_records(self, entity: Entity, items: Sequence[RecordIn]) -> SyncResponse:
+        """Find existing records: ``externalId`` first, then each configured key in priority
+        order for the items still unmatched; one driver call per key per batch (A.7)."""
+        mapper = self.mappers[entity]
+        found: list[StoredRecord | None] = [None] * len(items)
+
+        by_external = await self.backend.find_records(
+            entity, MatchKey(EXTERNAL_ID), list(dict.fromkeys(i["externalId"] for i in items))
+        )
+        pending: list[int] = []
+        for index, item in enumerate(items):
+            record = by_external.get(item["externalId"])
+            if record is None:
+                pending.append(index)
+            else:
+                found[index] = record
+
+        for spec in self.matcher.keys_for(entity):
+            if not pending:
+                break
+            wanted: dict[int, str] = {}
+            for index in pending:
+                value = self.matcher.normalise(spec, items[index].get(spec.field))
+                if value is not None:
+                    wanted[index] = value
+            if not wanted:
+                continue
+            key = MatchKey(spec.field, mapper.backend_name(spec.field))
+            hits = await self.backend.find_records(
+                entity, key, list(dict.fromkeys(wanted.values()))
+            )
+            still: list[int] = []
+            for index in pending:
+                value = wanted.get(index)
+                record = hits.get(value) if value is not None else None
+                if record is None:
+                    still.append(index)
+                else:
+                    found[index] = record
+            pending = still
+
+        results: list[SyncResult] = [
+            {
+                "externalId": item["externalId"],
+                "crmId": record.crm_id,
+                "properties": mapper.from_backend(record.fields),
+            }
+            for item, record in zip(items, found, strict=True)
+            if record is not None
+        ]
+        return {"results": results}
+
+    async def update_records(
+        self, entity: Entity, items: Sequence[RecordUpdateIn]
+    ) -> UpdateResponse:
+        """Partial updates; one result per input, in order (A.6)."""
+        mapper = self.mappers[entity]
+        clear_nulls = self.nulls.get(entity, NullPolicy.IGNORE) is NullPolicy.CLEAR
+        slots: list[UpdateResult | None] = []
+        updates: list[RecordUpdate] = []
+        for item in items:
+            crm_id = item["crmId"]
+            values = {k: v for k, v in item.items() if v is not None and k not in ENVELOPE_FIELDS}
+            nulls = [k for k, v in item.items() if v is None] if clear_nulls else []
+            try:
+                backend_values = mapper.to_backend(values)
+                # The same policy applies to a field being cleared as to one being set.
+                cleared = frozenset(mapper.to_backend(dict.fromkeys(nulls)))
+            except UnmappedField as exc:
+                slots.append(
+                    {
+                        "crmId": crm_id,
+                        "success": False,
+                        "error": "unmapped_field",
+                        "message": f"no field mapping for: {', '.join(exc.fields)}",
+                    }
+                )
+                continue
+            keys = self.matcher.changed_match_keys(entity, values, nulls)
+            updates.append(RecordUpdate(crm_id, backend_values, cleared, keys))
+            slots.append(None)
+
+        outcomes = iter(await self.backend.update_records(entity, updates) if updates else [])
+        results: list[UpdateResult] = []
+        update_iter = iter(updates)
+        for slot in slots:
+            if slot is not None:
+                results.append(slot)
+                continue
+            update, outcome = next(update_iter), next(outcomes)
+            if outcome.error is None:
+                results.append({"crmId": update.crm_id, "success": True})
+            else:
+                results.append(
+                    {
+                        "crmId": update.crm_id,
+                        "success": False,
+                        "error": outcome.error.code,
+                        "message": outcome.error.message,
+                    }
+                )
+        return {"results": results}
