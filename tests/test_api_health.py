@@ -243,3 +243,68 @@ async def test_a12_non_retryable_open_error_stops_start_up_in_one_line(
     [line] = [r for r in caplog.records if r.name == "adapter.startup"]
     assert line.levelname == "ERROR" and line.exc_info is None
     await client.aclose()
+
+
+async def test_a12_open_retries_back_off_exponentially_up_to_the_cap(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Backoff(first=0.05, factor=2, cap=0.1): 0.05 s after the first failure, then 0.1 s.
+    backend = FlakyOpenBackend(*(Unavailable(f"down {n}") for n in range(3)))
+    app, client = _app_and_client(backend)
+    caplog.set_level("INFO", logger="adapter.startup")
+    async with app.router.lifespan_context(app), client:
+        with anyio.fail_after(5):
+            while (await client.get("/health")).status_code != 200:
+                await anyio.sleep(0.02)
+    warnings = [r.getMessage() for r in caplog.records
+                if r.name == "adapter.startup" and r.levelname == "WARNING"]
+    assert [w.rsplit("retrying in ", 1)[1] for w in warnings] == ["0.05s", "0.1s", "0.1s"]
+    assert [f"attempt {n}" in w for n, w in enumerate(warnings, 1)] == [True] * 3
+    assert any("opened at attempt 4" in r.getMessage() for r in caplog.records)
+
+
+async def test_a12_a_driver_bug_in_a_later_open_is_logged_with_its_stack_and_retried(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    backend = FlakyOpenBackend(Unavailable("down"), RuntimeError("driver bug"))
+    app, client = _app_and_client(backend)
+    async with app.router.lifespan_context(app), client:
+        with anyio.fail_after(5):
+            while (await client.get("/health")).status_code != 200:
+                await anyio.sleep(0.02)
+    assert backend.opens == 3
+    [bug] = [r for r in caplog.records if r.name == "adapter.startup" and r.levelname == "ERROR"]
+    assert "raised unexpectedly (attempt 2)" in bug.getMessage()
+    assert bug.exc_info is not None and isinstance(bug.exc_info[1], RuntimeError)
+
+
+async def test_a12_a_driver_bug_in_the_first_open_stops_start_up() -> None:
+    backend = FlakyOpenBackend(RuntimeError("driver bug"))
+    app, client = _app_and_client(backend)
+    with pytest.raises(RuntimeError, match="driver bug"):
+        async with app.router.lifespan_context(app):
+            pass
+    assert backend.opens == 1
+    await client.aclose()
+
+
+async def test_a12_a_non_retryable_error_in_a_later_open_keeps_answering_503_without_retry(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    backend = FlakyOpenBackend(
+        Unavailable("down"), BackendError("crm_people: no column email", code="schema_mismatch")
+    )
+    app, client = _app_and_client(backend)
+    async with app.router.lifespan_context(app), client:
+        with anyio.fail_after(5):
+            while backend.opens < 2 or app.state.backend_gate.fatal is None:
+                await anyio.sleep(0.02)
+        await anyio.sleep(0.3)  # longer than the backoff cap: no further attempt
+        health = await client.get("/health")
+        assert health.status_code == 503
+        assert "cannot start: schema_mismatch: crm_people: no column email" in (
+            health.json()["message"])
+        assert "retry-after" not in health.headers
+    assert backend.opens == 2 and backend.closes == 0
+    [line] = [r for r in caplog.records if r.name == "adapter.startup" and r.levelname == "ERROR"]
+    assert "cannot start: schema_mismatch" in line.getMessage() and line.exc_info is None

@@ -3,9 +3,9 @@
 A backend that is down when the service starts (PostgreSQL restarting, HubSpot unreachable) is
 an outage, not a reason to crash-loop: the service starts anyway, answers ``/health`` with 503
 ``{"status": "unavailable", ...}`` (A.12) and every contract route with 503 and
-``Retry-After``, and retries ``open()`` in the background with capped exponential backoff,
-logging one line per failed attempt (no traceback: this is an expected failure mode). Once
-``open()`` succeeds, requests are served normally.
+``Retry-After``, and retries ``open()`` in the background with capped exponential backoff
+(tenacity), logging one line per failed attempt (no traceback: this is an expected failure
+mode). Once ``open()`` succeeds, requests are served normally.
 
 A configuration problem is different: retrying cannot fix a :class:`adapter.config.ConfigError`
 or a :class:`backends.base.BackendError` that is not ``retryable`` (a mapped table missing a
@@ -20,11 +20,12 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
 
 from adapter.config import ConfigError
 from adapter.errors import error_response
@@ -48,18 +49,19 @@ class Backoff:
     factor: float = 2.0
     cap: float = 30.0
 
-    def delays(self) -> Iterator[float]:
-        delay = self.first
-        while True:
-            yield min(delay, self.cap)
-            delay = min(delay * self.factor, self.cap)
+    def wait(self) -> wait_exponential:
+        """The policy as tenacity's exponential wait (attempt ``n`` failed: wait
+        ``first * factor ** (n - 1)``, capped)."""
+        return wait_exponential(multiplier=self.first, exp_base=self.factor, max=self.cap)
 
 
 class BackendGate:
     """Opens the backend in the app's lifespan and says whether requests can be served.
 
-    ``scrub`` removes secrets (configured keys, option passwords, URL credentials) from a
-    message before it is logged.
+    The first ``open()`` runs before the app serves; while it keeps failing with a retryable
+    error, tenacity retries it in the background with :class:`Backoff`. ``scrub`` removes
+    secrets (configured keys, option passwords, URL credentials) from a message before it is
+    logged.
     """
 
     def __init__(
@@ -78,31 +80,62 @@ class BackendGate:
         #: The one-line reason start-up stopped, for the CLI's exit code.
         self.fatal: str | None = None
         self._next_attempt = 0.0
-        self._task: asyncio.Task[None] | None = None
+        self._first_done = asyncio.Event()
 
     # -- lifespan -------------------------------------------------------------------------------
 
     @asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
-        """Open the backend (or start retrying), yield, then stop retrying and close it."""
-        delays = self.backoff.delays()
-        try:
-            await self._attempt(1, next(delays))
-        except BackendError:
-            self._task = asyncio.create_task(self._retry(delays))
+        """Open the backend (or start retrying), yield, then stop retrying and close it.
+
+        Raises :class:`StartupFailed` (or a driver's unexpected exception) when the first
+        attempt fails for a reason retrying will not fix."""
+        self._first_done = asyncio.Event()
+        task = asyncio.create_task(self._open_with_retries())
+        await self._first_done.wait()
+        if task.done() and not task.cancelled() and (error := task.exception()) is not None:
+            raise error
         try:
             yield
         finally:
-            if self._task is not None:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StartupFailed):
+                await task
             if self.ready:
                 await self.backend.close()
 
-    async def _attempt(self, attempt: int, delay: float) -> None:
-        """One ``open()``: returns when open, raises the retryable error to retry after
-        ``delay``, or raises :class:`StartupFailed`."""
+    async def _open_with_retries(self) -> None:
+        retrying = AsyncRetrying(
+            wait=self.backoff.wait(),
+            retry=retry_if_exception(self._retryable),
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    await self._attempt(attempt.retry_state.attempt_number)
+        except StartupFailed:
+            # After the first attempt: the backend answers now but says the configuration is
+            # wrong, and no retry can fix it. Keep answering 503 with the reason until an
+            # operator restarts. (At the first attempt, the lifespan raises it.)
+            if self._first_done.is_set():
+                return
+            raise
+        finally:
+            self._first_done.set()
+
+    def _retryable(self, exc: BaseException) -> bool:
+        # A retryable BackendError always; a driver bug too, once the service is up (at the
+        # first attempt it stops the start, with its traceback).
+        return isinstance(exc, BackendError) or (
+            isinstance(exc, Exception) and not isinstance(exc, StartupFailed)
+            and self._first_done.is_set()
+        )
+
+    async def _attempt(self, attempt: int) -> None:
+        """One ``open()``: returns when open, raises the retryable error to retry, or raises
+        :class:`StartupFailed`."""
         name = self.backend.name
         try:
             await self.backend.open()
@@ -112,45 +145,39 @@ class BackendGate:
             if not exc.retryable:
                 self._stop(f"backend {name!r} cannot start: {exc.code}: {exc.message}")
             self.error = exc
-            self._next_attempt = time.monotonic() + delay
-            logger.warning(
-                "%s",
-                self.scrub(
-                    f"backend {name!r} unavailable (attempt {attempt}): {exc.code}: "
-                    f"{exc.message}; answering 503 and retrying in {delay:g}s"
-                ),
-            )
             raise
         if attempt > 1:
             logger.info("backend %r opened at attempt %d; serving requests", name, attempt)
         self.error = None
         self.ready = True
+        self._first_done.set()
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        """Log one line for the attempt that just failed, and note when the next one runs."""
+        delay = state.next_action.sleep if state.next_action is not None else 0.0
+        self._next_attempt = time.monotonic() + delay
+        exc = state.outcome.exception() if state.outcome is not None else None
+        name = self.backend.name
+        if isinstance(exc, BackendError):
+            logger.warning(
+                "%s",
+                self.scrub(
+                    f"backend {name!r} unavailable (attempt {state.attempt_number}): "
+                    f"{exc.code}: {exc.message}; answering 503 and retrying in {delay:g}s"
+                ),
+            )
+        else:
+            # A driver bug: say so once per attempt (with the stack, it is unexpected) and
+            # keep trying; the service stays up.
+            logger.error("backend %r open() raised unexpectedly (attempt %d)",
+                         name, state.attempt_number, exc_info=exc)
+        self._first_done.set()
 
     def _stop(self, line: str) -> None:
         line = " ".join(self.scrub(line).split())
         self.fatal = line
         logger.error("%s", line)
         raise StartupFailed(line)
-
-    async def _retry(self, delays: Iterator[float]) -> None:
-        attempt = 1
-        while not self.ready:
-            await asyncio.sleep(max(0.0, self._next_attempt - time.monotonic()))
-            attempt += 1
-            try:
-                await self._attempt(attempt, next(delays))
-            except BackendError:
-                continue
-            except StartupFailed:
-                # The backend answers now but says the configuration is wrong: no retry can
-                # fix it. Keep answering 503 with the reason until an operator restarts.
-                return
-            except Exception as exc:
-                # A driver bug: say so once per attempt (with the stack, it is unexpected) and
-                # keep trying; the service stays up.
-                logger.error("backend %r open() raised unexpectedly (attempt %d)",
-                             self.backend.name, attempt, exc_info=exc)
-                self._next_attempt = time.monotonic() + next(delays)
 
     # -- answers while not open -----------------------------------------------------------------
 
