@@ -49,6 +49,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from backends.base import (
     EXTERNAL_ID,
@@ -95,6 +96,15 @@ _ALL = frozenset(
         Capability.BROWSE,
     }
 )
+
+
+def _replayable(exc: BaseException) -> bool:
+    """A transaction that failed this way may simply run again (see ``SQLBackend._retrying``)."""
+    if not isinstance(exc, Unavailable):
+        return False
+    cause = exc.__cause__
+    stale = isinstance(cause, sa_exc.DBAPIError) and cause.connection_invalidated
+    return stale or is_retryable_conflict(cause)
 
 
 class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
@@ -312,16 +322,18 @@ class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
     async def _retrying(self, run: Callable[[], Awaitable[T]]) -> T:
         """Run a whole transaction again after a deadlock, a serialization failure or a
         connection that died in the pool (a database restart): each attempt is a complete
-        transaction, rolled back on failure, so a replay cannot half-apply anything."""
-        for attempt in range(3):
-            try:
+        transaction, rolled back on failure, so a replay cannot half-apply anything. At most
+        three attempts, a few jittered milliseconds apart so that two transactions that
+        deadlocked do not collide again at once."""
+        async for attempt in AsyncRetrying(
+            stop=stop_after_attempt(3),
+            wait=wait_random_exponential(multiplier=0.01, max=0.1),
+            retry=retry_if_exception(_replayable),
+            reraise=True,
+        ):
+            with attempt:
                 return await run()
-            except Unavailable as exc:
-                cause = exc.__cause__
-                stale = isinstance(cause, sa_exc.DBAPIError) and cause.connection_invalidated
-                if attempt == 2 or not (stale or is_retryable_conflict(cause)):
-                    raise
-        raise AssertionError("unreachable")
+        raise AssertionError("unreachable")  # reraise=True: the last failure is raised
 
     def _insert_ignore(self, table: sa.Table, *keys: str) -> sa.Insert:
         """``INSERT`` that silently skips rows colliding on the unique ``keys``."""

@@ -81,27 +81,26 @@ def _split_credentials(url: str) -> tuple[str, str, str, str] | None:
 
 
 def safe_url(url: str, *, password: bool = False) -> str:
-    """``url`` with its password masked, for logs and error messages.
+    """``url`` with its password masked, for logs and error messages: SQLAlchemy's own
+    rendering with ``hide_password`` (``***``).
 
-    Nothing between ``://`` and the last ``@`` (see :func:`_split_credentials`) but the user
-    name is shown, whatever characters the password holds, so a value that is not
-    percent-encoded cannot leak through a wrong parse. ``password``: a password is configured
-    separately (the ``password`` option); show it masked too.
+    The credentials are cut off at the last ``@`` first (see :func:`_split_credentials`) and
+    only the user name is handed back to SQLAlchemy, so a password that is not
+    percent-encoded cannot leak through SQLAlchemy's parse, which ends it at the first ``@``.
+    ``password``: a password is configured separately (the ``password`` option); show it
+    masked too. A password passed as a query argument (``?password=...``) is masked as well.
     """
     parts = _split_credentials(url)
-    if parts is None:
-        try:
-            make_url(url)
-        except (ArgumentError, ValueError):
-            return "<unparsable database URL>"
-        shown = url
-        if password and "://" in url and not url.split("://", 1)[1].startswith("/"):
-            scheme, rest = url.split("://", 1)
-            shown = f"{scheme}://***@{rest}"
-    else:
-        scheme, user, secret, rest = parts
-        shown = f"{scheme}{user}:***@{rest}" if secret or password else f"{scheme}{user}@{rest}"
-    # A password passed as a query argument (``?password=...``) is masked too.
+    try:
+        parsed = make_url(url if parts is None else parts[0] + parts[3])
+    except (ArgumentError, ValueError):
+        return "<unparsable database URL>"
+    if parts is not None:
+        user, secret = unquote(parts[1]), parts[2]
+        parsed = parsed.set(username=user, password="***" if secret or password else None)
+    elif password and parsed.host is not None:
+        parsed = parsed.set(username=parsed.username or "", password="***")
+    shown = parsed.render_as_string(hide_password=True)
     return _QUERY_SECRET.sub(r"\g<1>***", shown)
 
 

@@ -64,6 +64,41 @@ def test_safe_url_masks_everything_before_the_last_at(password: str) -> None:
     assert MARK not in repr(options)
 
 
+@pytest.mark.parametrize(
+    ("url", "password", "shown"),
+    [
+        (
+            "sqlite+aiosqlite:///./enginy-adapter.db",
+            False,
+            "sqlite+aiosqlite:///./enginy-adapter.db",
+        ),
+        ("sqlite+aiosqlite:////var/lib/x.db", True, "sqlite+aiosqlite:////var/lib/x.db"),
+        ("postgresql+asyncpg://db/crm", True, "postgresql+asyncpg://:***@db/crm"),
+        ("postgresql+asyncpg://admin@db/crm", False, "postgresql+asyncpg://admin@db/crm"),
+        (
+            "mysql+aiomysql://root:@127.0.0.1:3306/test",
+            False,
+            "mysql+aiomysql://root@127.0.0.1:3306/test",
+        ),
+        (
+            "postgresql+asyncpg://a%40b:pw@[::1]:5432/db",
+            False,
+            "postgresql+asyncpg://a%40b:***@[::1]:5432/db",
+        ),
+        # SQLAlchemy renders the query sorted by key.
+        (
+            "postgresql://u@h/db?sslmode=require&password=pw",
+            False,
+            "postgresql://u@h/db?password=***&sslmode=require",
+        ),
+        ("not a url", False, "<unparsable database URL>"),
+    ],
+)
+def test_safe_url_shapes(url: str, password: bool, shown: str) -> None:
+    # SQLAlchemy's rendering, hide_password: what the start-up log and `check` show.
+    assert safe_url(url, password=password) == shown
+
+
 @pytest.mark.parametrize("password", PASSWORDS)
 def test_the_password_option_is_set_on_the_url_unencoded(password: str) -> None:
     options = SQLOptions(
