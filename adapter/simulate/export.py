@@ -144,6 +144,20 @@ _ABSENT = object()
 
 
 async def _companies(ctx: Context) -> None:
+    seed_crm = await _seed_company(ctx)
+    alpha, beta = _company_probes(ctx)
+    matches = await _sync(ctx, "companies", [alpha, beta])
+    _check_company_sync(ctx, alpha, beta, matches, seed_crm)
+    created = await _land(ctx, "companies", [alpha, beta], matches, ctx.company_ids, {
+        "industry": "Simulation (updated)", "enginySimulationRun": ctx.run_id})
+    if beta["externalId"] in ctx.company_ids:
+        ctx.main_company = beta["externalId"]
+    beta_crm = created.get(beta["externalId"])
+    if beta_crm is not None:
+        await _check_company_resend_and_update(ctx, beta, beta_crm)
+
+
+async def _seed_company(ctx: Context) -> str | None:
     rid = ctx.run_id
     seed: dict[str, Any] = {
         "externalId": ctx.tag("co-seed"),
@@ -158,8 +172,13 @@ async def _companies(ctx: Context) -> None:
     seed_crm = (await _create(ctx, "companies", [seed])).get(seed["externalId"])
     if seed_crm:
         ctx.company_ids[seed["externalId"]] = seed_crm
+    return seed_crm
 
-    # Alpha is the seed seen by Enginy under another id, its domain written another way.
+
+def _company_probes(ctx: Context) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Alpha is the seed seen by Enginy under another id, its domain written another way;
+    beta is a new company."""
+    rid = ctx.run_id
     alpha: dict[str, Any] = {
         "externalId": ctx.tag("co-alpha"),
         "name": f"Sim {rid} Alpha (seed as Enginy knows it)",
@@ -178,7 +197,16 @@ async def _companies(ctx: Context) -> None:
     }
     if ctx.owner_id:
         beta["ownerId"] = ctx.owner_id
-    matches = await _sync(ctx, "companies", [alpha, beta])
+    return alpha, beta
+
+
+def _check_company_sync(
+    ctx: Context,
+    alpha: dict[str, Any],
+    beta: dict[str, Any],
+    matches: dict[str, SyncMatch],
+    seed_crm: str | None,
+) -> None:
     found = matches.get(alpha["externalId"])
     if seed_crm is None:
         ctx.skip("companies.sync.normalised_domain", SHOULD, "seed company not created")
@@ -199,27 +227,36 @@ async def _companies(ctx: Context) -> None:
         else "a new domain was not matched",
     )
 
-    # Enginy updates what sync matched and creates the rest.
-    matched = [r for r in (alpha, beta) if r["externalId"] in matches]
+
+async def _land(
+    ctx: Context,
+    entity: str,
+    records: list[dict[str, Any]],
+    matches: dict[str, SyncMatch],
+    ids: dict[str, str],
+    changes: dict[str, Any],
+) -> dict[str, str]:
+    """What Enginy does after a sync: update what it matched (with ``changes``), create the
+    rest. Notes every crmId in ``ids``; returns the created ones."""
+    matched = [r for r in records if r["externalId"] in matches]
     if matched:
-        changes = {"industry": "Simulation (updated)", "enginySimulationRun": rid}
         await update(
             ctx,
-            "companies",
+            entity,
             [{"crmId": matches[r["externalId"]].crm_id, **changes} for r in matched],
-            "companies.update",
+            f"{entity}.update",
         )
         for r in matched:
-            ctx.company_ids[r["externalId"]] = matches[r["externalId"]].crm_id
-    unmatched = [r for r in (alpha, beta) if r["externalId"] not in matches]
-    created = await _create(ctx, "companies", unmatched) if unmatched else {}
-    ctx.company_ids.update(created)
-    if beta["externalId"] in ctx.company_ids:
-        ctx.main_company = beta["externalId"]
-    beta_crm = created.get(beta["externalId"])
-    if beta_crm is None:
-        return
+            ids[r["externalId"]] = matches[r["externalId"]].crm_id
+    unmatched = [r for r in records if r["externalId"] not in matches]
+    created = await _create(ctx, entity, unmatched) if unmatched else {}
+    ids.update(created)
+    return created
 
+
+async def _check_company_resend_and_update(
+    ctx: Context, beta: dict[str, Any], beta_crm: str
+) -> None:
     again = await _create(ctx, "companies", [beta])
     repeat = again.get(beta["externalId"])
     ctx.should(
@@ -267,19 +304,7 @@ def _contact(ctx: Context, i: int) -> dict[str, Any]:
 
 
 async def _contacts(ctx: Context) -> None:
-    rid = ctx.run_id
-    seed: dict[str, Any] = {
-        "externalId": ctx.tag("ct-seed"),
-        "email": ctx.email("seed"),
-        "firstName": "Seed",
-        "lastName": f"Sim {rid}",
-        "title": "Existing Contact",
-        "enginySimulationRun": rid,
-    }
-    seed_crm = (await _create(ctx, "contacts", [seed])).get(seed["externalId"])
-    if seed_crm:
-        ctx.contact_ids[seed["externalId"]] = seed_crm
-
+    seed_crm = await _seed_contact(ctx)
     records = [_contact(ctx, i) for i in range(ctx.contacts)]
     # Lead 000 is the seed as Enginy knows it: another id, the email cased and padded.
     variant = f"  {ctx.email('seed').upper()} "
@@ -288,6 +313,37 @@ async def _contacts(ctx: Context) -> None:
         ctx.sent_contacts[record["externalId"]] = record
 
     matches = await _sync(ctx, "contacts", records)
+    _check_contact_sync(ctx, records, matches, seed_crm, variant)
+    unmatched = [r for r in records if r["externalId"] not in matches]
+    created = await _land(ctx, "contacts", records, matches, ctx.contact_ids, {
+        "title": "Existing Contact (updated)"})
+    ctx.created_contacts.extend(r["externalId"] for r in unmatched if r["externalId"] in created)
+    await _check_contacts_resend(ctx, [r for r in unmatched if r["externalId"] in created][:2],
+                                 created)
+
+
+async def _seed_contact(ctx: Context) -> str | None:
+    seed: dict[str, Any] = {
+        "externalId": ctx.tag("ct-seed"),
+        "email": ctx.email("seed"),
+        "firstName": "Seed",
+        "lastName": f"Sim {ctx.run_id}",
+        "title": "Existing Contact",
+        "enginySimulationRun": ctx.run_id,
+    }
+    seed_crm = (await _create(ctx, "contacts", [seed])).get(seed["externalId"])
+    if seed_crm:
+        ctx.contact_ids[seed["externalId"]] = seed_crm
+    return seed_crm
+
+
+def _check_contact_sync(
+    ctx: Context,
+    records: list[dict[str, Any]],
+    matches: dict[str, SyncMatch],
+    seed_crm: str | None,
+    variant: str,
+) -> None:
     first = matches.get(records[0]["externalId"])
     if seed_crm is None:
         ctx.skip("contacts.sync.normalised_email", SHOULD, "seed contact not created")
@@ -307,39 +363,25 @@ async def _contacts(ctx: Context) -> None:
         f"new contacts were matched: {false_hits[:3]}" if false_hits else "no new contact matched",
     )
 
-    matched = [r for r in records if r["externalId"] in matches]
-    if matched:
-        await update(
-            ctx,
-            "contacts",
-            [
-                {"crmId": matches[r["externalId"]].crm_id, "title": "Existing Contact (updated)"}
-                for r in matched
-            ],
-            "contacts.update",
-        )
-        for r in matched:
-            ctx.contact_ids[r["externalId"]] = matches[r["externalId"]].crm_id
-    unmatched = [r for r in records if r["externalId"] not in matches]
-    created = await _create(ctx, "contacts", unmatched)
-    ctx.contact_ids.update(created)
-    ctx.created_contacts.extend(r["externalId"] for r in unmatched if r["externalId"] in created)
 
-    resend = [r for r in unmatched if r["externalId"] in created][:2]
-    if resend:
-        again = await _create(ctx, "contacts", resend)
-        changed = {
-            r["externalId"]: again.get(r["externalId"])
-            for r in resend
-            if again.get(r["externalId"]) != created[r["externalId"]]
-        }
-        ctx.should(
-            "contacts.create.idempotent",
-            not changed,
-            f"re-sent creates returned other crmIds: {changed}"
-            if changed
-            else "re-sent creates returned the same crmIds",
-        )
+async def _check_contacts_resend(
+    ctx: Context, resend: list[dict[str, Any]], created: dict[str, str]
+) -> None:
+    if not resend:
+        return
+    again = await _create(ctx, "contacts", resend)
+    changed = {
+        r["externalId"]: again.get(r["externalId"])
+        for r in resend
+        if again.get(r["externalId"]) != created[r["externalId"]]
+    }
+    ctx.should(
+        "contacts.create.idempotent",
+        not changed,
+        f"re-sent creates returned other crmIds: {changed}"
+        if changed
+        else "re-sent creates returned the same crmIds",
+    )
 
 
 async def _associations(ctx: Context) -> None:
