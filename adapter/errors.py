@@ -235,8 +235,11 @@ def _merge_union_branches(errors: Sequence[Mapping[str, Any]]) -> list[Mapping[s
             continue
         # A constraint of one branch ("must not be empty") says more than "wrong type" twice.
         specific = [e for e in group if not str(e["type"]).endswith("_type")]
-        out.append(specific[0] if specific else
-                   {"type": "id_type", "loc": loc, "msg": "expected a string or an integer"})
+        out.append(
+            specific[0]
+            if specific
+            else {"type": "id_type", "loc": loc, "msg": "expected a string or an integer"}
+        )
     return out
 
 

@@ -43,14 +43,21 @@ def link_templates(backend: Backend, base_url: str) -> dict[str, str] | None:
     hook = getattr(backend, "link_templates", None)
     if callable(hook):
         provided = hook()
-        if isinstance(provided, Mapping) and provided.get(CONTACT_KEY) and provided.get(
-                COMPANY_KEY):
-            return {CONTACT_KEY: str(provided[CONTACT_KEY]),
-                    COMPANY_KEY: str(provided[COMPANY_KEY])}
+        if (
+            isinstance(provided, Mapping)
+            and provided.get(CONTACT_KEY)
+            and provided.get(COMPANY_KEY)
+        ):
+            return {
+                CONTACT_KEY: str(provided[CONTACT_KEY]),
+                COMPANY_KEY: str(provided[COMPANY_KEY]),
+            }
     if Capability.BROWSE in backend.capabilities:
         base = base_url.rstrip("/")
-        return {CONTACT_KEY: f"{base}/ui/contacts/{PLACEHOLDER}",
-                COMPANY_KEY: f"{base}/ui/companies/{PLACEHOLDER}"}
+        return {
+            CONTACT_KEY: f"{base}/ui/contacts/{PLACEHOLDER}",
+            COMPANY_KEY: f"{base}/ui/companies/{PLACEHOLDER}",
+        }
     return None
 
 

@@ -127,6 +127,7 @@ NORMALISERS: dict[str, Normaliser] = {
     "phone": normalise_phone,
 }
 
+
 class Matcher:
     """Computes normalised match keys for records, per entity, in priority order."""
 

@@ -81,7 +81,8 @@ def redact(
             return text(node)
         if isinstance(node, dict):
             return {
-                text(str(k)): mask if SECRET_NAME.search(str(k)) or str(k).lower() in extra
+                text(str(k)): mask
+                if SECRET_NAME.search(str(k)) or str(k).lower() in extra
                 else walk(v)
                 for k, v in node.items()
             }

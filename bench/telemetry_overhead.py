@@ -45,9 +45,18 @@ async def run(app: Starlette, n: int) -> float:
     async def send(message: Any) -> None:
         sent.append(message)
 
-    scope_base = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-                  "method": "GET", "scheme": "http", "server": ("t", 80), "client": ("c", 1),
-                  "root_path": "", "query_string": b"", "headers": [(b"host", b"t")]}
+    scope_base = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "server": ("t", 80),
+        "client": ("c", 1),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"t")],
+    }
     for i in range(200):  # warm-up
         await app(dict(scope_base, path=f"/tasks/{i}", raw_path=b""), receive, send)
     start = time.perf_counter()

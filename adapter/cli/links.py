@@ -17,8 +17,9 @@ from backends.base import Backend, BackendError, Capability
 __all__ = ["COMMAND", "run_links"]
 
 
-async def run_links(settings: Settings, backend: Backend, out: TextIO,
-                    base_url: str | None = None) -> int:
+async def run_links(
+    settings: Settings, backend: Backend, out: TextIO, base_url: str | None = None
+) -> int:
     """Print the templates for the configured driver; exit status 0, or 1 when there are
     none or the backend could not be opened."""
     base = base_url.rstrip("/") if base_url else service_base_url(settings)
@@ -33,15 +34,21 @@ async def run_links(settings: Settings, backend: Backend, out: TextIO,
         await backend.close()
     print(f"driver: {backend.name}", file=out)
     if templates is None:
-        print(f"The {backend.name} driver has no record pages to link to; leave the link "
-              "templates empty in Enginy.", file=out)
+        print(
+            f"The {backend.name} driver has no record pages to link to; leave the link "
+            "templates empty in Enginy.",
+            file=out,
+        )
         return 1
     for key, value in templates.items():
         print(f"{key}: {value}", file=out)
     browse = Capability.BROWSE in backend.capabilities
     if not base_url and not settings.ui.public_base_url and browse:
-        print("note: built from server.host/port; set ui.public_base_url (or --base-url) to "
-              "the address Enginy uses.", file=out)
+        print(
+            "note: built from server.host/port; set ui.public_base_url (or --base-url) to "
+            "the address Enginy uses.",
+            file=out,
+        )
     return 0
 
 

@@ -137,11 +137,13 @@ def check_workers(settings: Settings, backend: Backend) -> None:
         raise WorkersRefused(
             f"server.workers: {workers} workers with the {backend.name} driver would split its "
             "data between processes (each worker would see only the records it stored); use "
-            "1 worker, or a shared backend (sql on PostgreSQL/MySQL, hubspot)")
+            "1 worker, or a shared backend (sql on PostgreSQL/MySQL, hubspot)"
+        )
 
 
-def run_server(settings: Settings, app: Starlette, backend: Backend, *, log_level: str,
-               config_path: str | None) -> None:
+def run_server(
+    settings: Settings, app: Starlette, backend: Backend, *, log_level: str, config_path: str | None
+) -> None:
     """Configure logging and run uvicorn: in-process with one worker, else ``workers``
     processes that each rebuild the app from the same configuration.
 
@@ -158,8 +160,12 @@ def run_server(settings: Settings, app: Starlette, backend: Backend, *, log_leve
     # (adapter/ops/startup.py); uvicorn's own "Application startup failed" would be a second one.
     gate = getattr(getattr(app, "state", None), "backend_gate", None)
     logging.getLogger("uvicorn.error").addFilter(
-        lambda record: gate is None or gate.fatal is None
-        or record.getMessage() != "Application startup failed. Exiting.")
+        lambda record: (
+            gate is None
+            or gate.fatal is None
+            or record.getMessage() != "Application startup failed. Exiting."
+        )
+    )
     common: dict[str, Any] = {
         "host": settings.server.host,
         "port": settings.server.port,
@@ -183,8 +189,7 @@ def run_server(settings: Settings, app: Starlette, backend: Backend, *, log_leve
         # A key generated for this run (ensure_api_key) exists only in memory; the workers
         # must accept it too. A configured key is already in the file or the environment.
         os.environ[ENV_API_KEY] = keys[-1].get_secret_value()
-    uvicorn.run("adapter.app:worker_app", factory=True, workers=settings.server.workers,
-                **common)
+    uvicorn.run("adapter.app:worker_app", factory=True, workers=settings.server.workers, **common)
 
 
 COMMAND = Command(help="run the HTTP service (uvicorn)", add_arguments=add_arguments, run=run)

@@ -93,8 +93,10 @@ class BasicAuthGuard:
                 "Authentication required: log in with the dashboard password "
                 "(ui.password, or an API key when it is not set); any username.",
                 status_code=401,
-                headers={"www-authenticate": 'Basic realm="enginy-adapter", charset="UTF-8"',
-                         **_SECURITY_HEADERS},
+                headers={
+                    "www-authenticate": 'Basic realm="enginy-adapter", charset="UTF-8"',
+                    **_SECURITY_HEADERS,
+                },
             )
             await response(scope, receive, send)
             return
@@ -105,7 +107,7 @@ def _route_path(scope: Scope) -> str:
     path: str = scope.get("path", "")
     root: str = scope.get("root_path", "")
     # Starlette/uvicorn keep the mount prefix in ``path``; route on what follows it.
-    return path[len(root):] if root and path.startswith(root) else path
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 # --------------------------------------------------------------------------------------------
@@ -177,8 +179,13 @@ def _not_found(what: str, ident: str) -> dict[str, Any]:
 class Dashboard:
     """The dashboard's pages over one backend; :meth:`app` is the ASGI app serving them."""
 
-    def __init__(self, settings: Settings, backend: Backend,
-                 recent_calls: Callable[[], Sequence[RecentCall]], config: UIConfig) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        backend: Backend,
+        recent_calls: Callable[[], Sequence[RecentCall]],
+        config: UIConfig,
+    ) -> None:
         self.settings = settings
         self.backend = backend
         self.recent_calls = recent_calls
@@ -217,19 +224,29 @@ class Dashboard:
         url = request.url
         return f"{url.scheme}://{url.netloc}{request.scope.get('root_path', '')}".rstrip("/")
 
-    def render(self, request: Request, name: str, context: dict[str, Any], status: int = 200
-               ) -> Response:
+    def render(
+        self, request: Request, name: str, context: dict[str, Any], status: int = 200
+    ) -> Response:
         prefix = request.scope.get("root_path", "").rstrip("/")
-        ctx = {"ui": prefix + UI_PREFIX, "driver": self.backend.name, "browse": self.browse,
-               "tasks_ok": self.tasks_ok, **context}
-        return self.templates.TemplateResponse(request, name, ctx, status_code=status,
-                                               headers=_SECURITY_HEADERS)
+        ctx = {
+            "ui": prefix + UI_PREFIX,
+            "driver": self.backend.name,
+            "browse": self.browse,
+            "tasks_ok": self.tasks_ok,
+            **context,
+        }
+        return self.templates.TemplateResponse(
+            request, name, ctx, status_code=status, headers=_SECURITY_HEADERS
+        )
 
     def failure(self, request: Request, exc: BackendError, status: int = 503) -> Response:
         # exc.message is written to be safe to show (base.py: never a secret).
-        return self.render(request, "error.html",
-                           {"title": "Backend error", "code": exc.code, "message": exc.message},
-                           status)
+        return self.render(
+            request,
+            "error.html",
+            {"title": "Backend error", "code": exc.code, "message": exc.message},
+            status,
+        )
 
     # -- pages ----------------------------------------------------------------------------------
 
@@ -242,16 +259,20 @@ class Dashboard:
             except BackendError as exc:
                 counts_error = f"{exc.code}: {exc.message}"
         base = self.base_url(request)
-        return self.render(request, "overview.html", {
-            "title": "Overview",
-            "base_url": base,
-            "header": self.settings.auth.header,
-            "links": link_templates(self.backend, base),
-            "counts": counts,
-            "counts_error": counts_error,
-            "calls": self.recent_calls(),
-            "capabilities": sorted(c.value for c in self.backend.capabilities),
-        })
+        return self.render(
+            request,
+            "overview.html",
+            {
+                "title": "Overview",
+                "base_url": base,
+                "header": self.settings.auth.header,
+                "links": link_templates(self.backend, base),
+                "counts": counts,
+                "counts_error": counts_error,
+                "calls": self.recent_calls(),
+                "capabilities": sorted(c.value for c in self.backend.capabilities),
+            },
+        )
 
     async def record_list(self, request: Request, entity: Entity) -> Response:
         page, size = _page(request), self.config.page_size
@@ -261,10 +282,17 @@ class Dashboard:
             records = await self.backend.list_records(entity, limit=size + 1, offset=page * size)
         except BackendError as exc:
             return self.failure(request, exc)
-        return self.render(request, "records.html", {
-            "title": entity.plural.title(), "entity": entity.plural,
-            "records": records[:size], "page": page, "more": len(records) > size,
-        })
+        return self.render(
+            request,
+            "records.html",
+            {
+                "title": entity.plural.title(),
+                "entity": entity.plural,
+                "records": records[:size],
+                "page": page,
+                "more": len(records) > size,
+            },
+        )
 
     async def record_page(self, request: Request, entity: Entity) -> Response:
         crm_id = request.path_params["crm_id"]
@@ -278,10 +306,14 @@ class Dashboard:
         if record is None:
             return self.render(request, "error.html", _not_found(entity.value, crm_id), 404)
         context: dict[str, Any] = {
-            "title": f"{entity.value.title()} {crm_id}", "entity": entity.plural,
-            "kind": entity.value, "record": record, "associated": None,
-            "activities": None, "tasks": None, "other": (
-                "companies" if entity is Entity.CONTACT else "contacts"),
+            "title": f"{entity.value.title()} {crm_id}",
+            "entity": entity.plural,
+            "kind": entity.value,
+            "record": record,
+            "associated": None,
+            "activities": None,
+            "tasks": None,
+            "other": ("companies" if entity is Entity.CONTACT else "contacts"),
         }
         if self.browse:
             link = {"contact_id": crm_id} if entity is Entity.CONTACT else {"company_id": crm_id}
@@ -315,9 +347,12 @@ class Dashboard:
         return self.render(request, "task.html", {"title": f"Task {task_id}", "task": task})
 
 
-def build_ui_app(settings: Settings, backend: Backend,
-                 recent_calls: Callable[[], Sequence[RecentCall]],
-                 config: UIConfig | None = None) -> ASGIApp:
+def build_ui_app(
+    settings: Settings,
+    backend: Backend,
+    recent_calls: Callable[[], Sequence[RecentCall]],
+    config: UIConfig | None = None,
+) -> ASGIApp:
     """The dashboard as an ASGI app serving ``/ui`` and below (already behind Basic auth)."""
     return Dashboard(settings, backend, recent_calls, config or UIConfig()).app()
 
@@ -340,15 +375,16 @@ class UIDispatch:
             path: str = scope["path"]
             root: str = scope.get("root_path", "")
             if root and path.startswith(root):
-                path = path[len(root):]
+                path = path[len(root) :]
             if path == self.prefix or path.startswith(self.prefix_slash):
                 await self.ui_app(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
 
-def _bind(endpoint: Callable[[Request, Entity], Awaitable[Response]], entity: Entity
-          ) -> Callable[[Request], Awaitable[Response]]:
+def _bind(
+    endpoint: Callable[[Request, Entity], Awaitable[Response]], entity: Entity
+) -> Callable[[Request], Awaitable[Response]]:
     async def bound(request: Request) -> Response:
         return await endpoint(request, entity)
 

@@ -52,64 +52,177 @@ _BACKEND_ERRORS = (503,)
 
 #: The contract's 15 routes, then the adapter's own operational ones.
 OPERATIONS: tuple[Operation, ...] = (
-    Operation("GET", "/health", "health", "Check the key and the backend's reachability",
-              "connection", c.HealthOk, errors=(503,),
-              description="The backend check is cached for `server.health_cache_seconds` "
-              "(A.12). 503 body: `{\"status\": \"unavailable\", \"error\", \"message\"}`."),
-    Operation("POST", "/contacts", "createContacts", "Create contacts (idempotent on externalId)",
-              "contacts", c.CreateResponse, c.CreateContactsRequest,
-              errors=(*_BODY_ERRORS, *_BACKEND_ERRORS),
-              description="One `results` entry per record that now exists; permanent per-record "
-              "failures in `errors` (200), or 400 with `errors` when every record failed (A.5)."),
-    Operation("POST", "/contacts/sync", "syncContacts", "Find existing contacts",
-              "contacts", c.SyncResponse, c.CreateContactsRequest,
-              errors=(*_BODY_ERRORS, *_BACKEND_ERRORS),
-              description="Only the matches, by externalId then the configured keys (A.7)."),
-    Operation("PUT", "/contacts", "updateContacts", "Partially update contacts",
-              "contacts", c.UpdateResponse, c.UpdateContactsRequest,
-              errors=(*_BODY_ERRORS, *_BACKEND_ERRORS),
-              description="Only the keys present change; an unknown crmId is `success: false`, "
-              "`error: not_found` (A.6)."),
-    Operation("POST", "/companies", "createCompanies", "Create companies (idempotent on "
-              "externalId)", "companies", c.CreateResponse, c.CreateCompaniesRequest,
-              errors=(*_BODY_ERRORS, *_BACKEND_ERRORS)),
-    Operation("POST", "/companies/sync", "syncCompanies", "Find existing companies",
-              "companies", c.SyncResponse, c.CreateCompaniesRequest,
-              errors=(*_BODY_ERRORS, *_BACKEND_ERRORS)),
-    Operation("PUT", "/companies", "updateCompanies", "Partially update companies",
-              "companies", c.UpdateResponse, c.UpdateCompaniesRequest,
-              errors=(*_BODY_ERRORS, *_BACKEND_ERRORS)),
-    Operation("POST", "/associations", "createAssociations", "Link contacts to companies",
-              "associations", c.AssociationsResponse, c.AssociationsRequest,
-              errors=(*_BODY_ERRORS, 501, *_BACKEND_ERRORS)),
-    Operation("POST", "/activities", "createActivity", "Log a campaign activity",
-              "activities", c.ActivityOut, c.ActivityIn,
-              errors=(*_BODY_ERRORS, 404, 501, *_BACKEND_ERRORS),
-              description="Idempotent on (type, direction, metadata.messageId) (A.9)."),
-    Operation("POST", "/tasks", "createTask", "Create a task", "tasks", c.TaskOut, c.TaskIn,
-              errors=(*_BODY_ERRORS, 404, 501, *_BACKEND_ERRORS)),
-    Operation("POST", "/tasks/batch", "getTasks", "Get several tasks (unknown ids skipped)",
-              "tasks", [c.TaskOut], c.TaskIds, errors=(*_BODY_ERRORS, 501, *_BACKEND_ERRORS)),
-    Operation("PATCH", "/tasks/batch", "completeTasks", "Complete or reopen several tasks",
-              "tasks", [c.TaskOut], c.TaskBatchPatch,
-              errors=(*_BODY_ERRORS, 501, *_BACKEND_ERRORS)),
-    Operation("GET", "/tasks/{taskId}", "getTask", "Get one task", "tasks", c.TaskOut,
-              errors=(404, 501, *_BACKEND_ERRORS)),
-    Operation("PATCH", "/tasks/{taskId}", "updateTask", "Update or complete one task", "tasks",
-              c.TaskOut, c.TaskPatch, errors=(*_BODY_ERRORS, 404, 501, *_BACKEND_ERRORS),
-              description="Completing sets `completedAt` (the request's value, else now); "
-              "un-completing clears it (A.10)."),
-    Operation("GET", "/users", "listUsers", "List CRM users/owners", "users", [c.UserOut],
-              errors=(501, *_BACKEND_ERRORS),
-              description="501 `not_implemented` when neither the backend nor the "
-              "configuration lists users, so Enginy turns owner selection off (A.11)."),
+    Operation(
+        "GET",
+        "/health",
+        "health",
+        "Check the key and the backend's reachability",
+        "connection",
+        c.HealthOk,
+        errors=(503,),
+        description="The backend check is cached for `server.health_cache_seconds` "
+        '(A.12). 503 body: `{"status": "unavailable", "error", "message"}`.',
+    ),
+    Operation(
+        "POST",
+        "/contacts",
+        "createContacts",
+        "Create contacts (idempotent on externalId)",
+        "contacts",
+        c.CreateResponse,
+        c.CreateContactsRequest,
+        errors=(*_BODY_ERRORS, *_BACKEND_ERRORS),
+        description="One `results` entry per record that now exists; permanent per-record "
+        "failures in `errors` (200), or 400 with `errors` when every record failed (A.5).",
+    ),
+    Operation(
+        "POST",
+        "/contacts/sync",
+        "syncContacts",
+        "Find existing contacts",
+        "contacts",
+        c.SyncResponse,
+        c.CreateContactsRequest,
+        errors=(*_BODY_ERRORS, *_BACKEND_ERRORS),
+        description="Only the matches, by externalId then the configured keys (A.7).",
+    ),
+    Operation(
+        "PUT",
+        "/contacts",
+        "updateContacts",
+        "Partially update contacts",
+        "contacts",
+        c.UpdateResponse,
+        c.UpdateContactsRequest,
+        errors=(*_BODY_ERRORS, *_BACKEND_ERRORS),
+        description="Only the keys present change; an unknown crmId is `success: false`, "
+        "`error: not_found` (A.6).",
+    ),
+    Operation(
+        "POST",
+        "/companies",
+        "createCompanies",
+        "Create companies (idempotent on externalId)",
+        "companies",
+        c.CreateResponse,
+        c.CreateCompaniesRequest,
+        errors=(*_BODY_ERRORS, *_BACKEND_ERRORS),
+    ),
+    Operation(
+        "POST",
+        "/companies/sync",
+        "syncCompanies",
+        "Find existing companies",
+        "companies",
+        c.SyncResponse,
+        c.CreateCompaniesRequest,
+        errors=(*_BODY_ERRORS, *_BACKEND_ERRORS),
+    ),
+    Operation(
+        "PUT",
+        "/companies",
+        "updateCompanies",
+        "Partially update companies",
+        "companies",
+        c.UpdateResponse,
+        c.UpdateCompaniesRequest,
+        errors=(*_BODY_ERRORS, *_BACKEND_ERRORS),
+    ),
+    Operation(
+        "POST",
+        "/associations",
+        "createAssociations",
+        "Link contacts to companies",
+        "associations",
+        c.AssociationsResponse,
+        c.AssociationsRequest,
+        errors=(*_BODY_ERRORS, 501, *_BACKEND_ERRORS),
+    ),
+    Operation(
+        "POST",
+        "/activities",
+        "createActivity",
+        "Log a campaign activity",
+        "activities",
+        c.ActivityOut,
+        c.ActivityIn,
+        errors=(*_BODY_ERRORS, 404, 501, *_BACKEND_ERRORS),
+        description="Idempotent on (type, direction, metadata.messageId) (A.9).",
+    ),
+    Operation(
+        "POST",
+        "/tasks",
+        "createTask",
+        "Create a task",
+        "tasks",
+        c.TaskOut,
+        c.TaskIn,
+        errors=(*_BODY_ERRORS, 404, 501, *_BACKEND_ERRORS),
+    ),
+    Operation(
+        "POST",
+        "/tasks/batch",
+        "getTasks",
+        "Get several tasks (unknown ids skipped)",
+        "tasks",
+        [c.TaskOut],
+        c.TaskIds,
+        errors=(*_BODY_ERRORS, 501, *_BACKEND_ERRORS),
+    ),
+    Operation(
+        "PATCH",
+        "/tasks/batch",
+        "completeTasks",
+        "Complete or reopen several tasks",
+        "tasks",
+        [c.TaskOut],
+        c.TaskBatchPatch,
+        errors=(*_BODY_ERRORS, 501, *_BACKEND_ERRORS),
+    ),
+    Operation(
+        "GET",
+        "/tasks/{taskId}",
+        "getTask",
+        "Get one task",
+        "tasks",
+        c.TaskOut,
+        errors=(404, 501, *_BACKEND_ERRORS),
+    ),
+    Operation(
+        "PATCH",
+        "/tasks/{taskId}",
+        "updateTask",
+        "Update or complete one task",
+        "tasks",
+        c.TaskOut,
+        c.TaskPatch,
+        errors=(*_BODY_ERRORS, 404, 501, *_BACKEND_ERRORS),
+        description="Completing sets `completedAt` (the request's value, else now); "
+        "un-completing clears it (A.10).",
+    ),
+    Operation(
+        "GET",
+        "/users",
+        "listUsers",
+        "List CRM users/owners",
+        "users",
+        [c.UserOut],
+        errors=(501, *_BACKEND_ERRORS),
+        description="501 `not_implemented` when neither the backend nor the "
+        "configuration lists users, so Enginy turns owner selection off (A.11).",
+    ),
     # -- the adapter's own ---------------------------------------------------------------------
-    Operation("GET", "/openapi.json", "openapi", "This document", "operations",
-              "application/json"),
-    Operation("GET", "/metrics", "metrics", "Prometheus metrics", "operations",
-              "text/plain",
-              description="Absent when `observability.metrics.listen` serves them on a "
-              "separate address, or when metrics are disabled."),
+    Operation("GET", "/openapi.json", "openapi", "This document", "operations", "application/json"),
+    Operation(
+        "GET",
+        "/metrics",
+        "metrics",
+        "Prometheus metrics",
+        "operations",
+        "text/plain",
+        description="Absent when `observability.metrics.listen` serves them on a "
+        "separate address, or when metrics are disabled.",
+    ),
 )
 
 _STATUS_TEXT = {
@@ -120,7 +233,7 @@ _STATUS_TEXT = {
     415: "Body is not JSON",
     501: "The backend does not support this operation",
     503: "Backend unavailable, rate limited or refusing the adapter's credentials; retry "
-         "(see Retry-After)",
+    "(see Retry-After)",
 }
 
 
@@ -157,7 +270,8 @@ def _model_schemas() -> tuple[dict[Any, Any], dict[str, Any]]:
 def _path_template(path: str) -> list[dict[str, Any]]:
     return [
         {"name": part[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
-        for part in path.split("/") if part.startswith("{")
+        for part in path.split("/")
+        if part.startswith("{")
     ]
 
 
@@ -194,19 +308,28 @@ def build_openapi(settings: Settings | None = None) -> dict[str, Any]:
     }
 
 
-def _operation(
-    op: Operation, refs: dict[Any, Any], error_ref: dict[str, Any]
-) -> dict[str, Any]:
+def _operation(op: Operation, refs: dict[Any, Any], error_ref: dict[str, Any]) -> dict[str, Any]:
     """The OpenAPI operation object of one route."""
     responses: dict[str, Any] = {}
     if isinstance(op.response, str):
-        ok: dict[str, Any] = {"description": "OK", "content": {op.response: {"schema": (
-            {"type": "object"} if op.response == "application/json" else {"type": "string"}
-        )}}}
+        ok: dict[str, Any] = {
+            "description": "OK",
+            "content": {
+                op.response: {
+                    "schema": (
+                        {"type": "object"}
+                        if op.response == "application/json"
+                        else {"type": "string"}
+                    )
+                }
+            },
+        }
     else:
         if isinstance(op.response, list):
             schema: dict[str, Any] = {
-                "type": "array", "items": refs[(op.response[0], "serialization")]}
+                "type": "array",
+                "items": refs[(op.response[0], "serialization")],
+            }
         else:
             schema = refs[(op.response, "serialization")]
         ok = {"description": "OK", "content": {"application/json": {"schema": schema}}}

@@ -22,10 +22,26 @@ __all__ = ["instrument_backend"]
 
 
 _BACKEND_METHODS = (
-    "ping", "create_record", "create_records", "find_records", "get_records", "update_record",
-    "update_records", "create_associations", "create_activity", "create_task", "get_tasks",
-    "get_task", "update_task", "update_tasks", "list_users", "counts", "list_records",
-    "list_associated", "list_activities", "list_tasks",
+    "ping",
+    "create_record",
+    "create_records",
+    "find_records",
+    "get_records",
+    "update_record",
+    "update_records",
+    "create_associations",
+    "create_activity",
+    "create_task",
+    "get_tasks",
+    "get_task",
+    "update_task",
+    "update_tasks",
+    "list_users",
+    "counts",
+    "list_records",
+    "list_associated",
+    "list_activities",
+    "list_tasks",
 )
 # Batch methods whose per-item results count as "records processed" and the operation they
 # belong to. The single-item primitives are not counted: the base class's batch defaults call
@@ -68,8 +84,9 @@ def instrument_backend(backend: Backend, telemetry: Telemetry) -> Backend:
     return backend
 
 
-def _timed(backend: Backend, name: str, original: Callable[..., Awaitable[Any]]
-           ) -> Callable[..., Awaitable[Any]]:
+def _timed(
+    backend: Backend, name: str, original: Callable[..., Awaitable[Any]]
+) -> Callable[..., Awaitable[Any]]:
     op_template = _RECORD_OPS.get(name)
 
     @functools.wraps(original)

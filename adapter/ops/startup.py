@@ -129,7 +129,8 @@ class BackendGate:
         # A retryable BackendError always; a driver bug too, once the service is up (at the
         # first attempt it stops the start, with its traceback).
         return isinstance(exc, BackendError) or (
-            isinstance(exc, Exception) and not isinstance(exc, StartupFailed)
+            isinstance(exc, Exception)
+            and not isinstance(exc, StartupFailed)
             and self._first_done.is_set()
         )
 
@@ -169,8 +170,12 @@ class BackendGate:
         else:
             # A driver bug: say so once per attempt (with the stack, it is unexpected) and
             # keep trying; the service stays up.
-            logger.error("backend %r open() raised unexpectedly (attempt %d)",
-                         name, state.attempt_number, exc_info=exc)
+            logger.error(
+                "backend %r open() raised unexpectedly (attempt %d)",
+                name,
+                state.attempt_number,
+                exc_info=exc,
+            )
         self._first_done.set()
 
     def _stop(self, line: str) -> None:

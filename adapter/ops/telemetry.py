@@ -109,31 +109,45 @@ class Telemetry:
     def __post_init__(self) -> None:
         r = self.registry
         self.requests = Counter(
-            "enginy_adapter_http_requests", "HTTP requests by route template, method and status",
-            ["route", "method", "status"], registry=r,
+            "enginy_adapter_http_requests",
+            "HTTP requests by route template, method and status",
+            ["route", "method", "status"],
+            registry=r,
         )
         self.request_seconds = Histogram(
-            "enginy_adapter_http_request_duration_seconds", "HTTP request latency by route",
-            ["route", "method"], buckets=_LATENCY_BUCKETS, registry=r,
+            "enginy_adapter_http_request_duration_seconds",
+            "HTTP request latency by route",
+            ["route", "method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.in_flight = Gauge(
             "enginy_adapter_http_requests_in_flight", "HTTP requests being served", registry=r
         )
         self.records = Counter(
-            "enginy_adapter_records", "Records processed per operation and outcome",
-            ["operation", "outcome"], registry=r,
+            "enginy_adapter_records",
+            "Records processed per operation and outcome",
+            ["operation", "outcome"],
+            registry=r,
         )
         self.backend_seconds = Histogram(
-            "enginy_adapter_backend_call_duration_seconds", "Backend driver call latency",
-            ["method"], buckets=_LATENCY_BUCKETS, registry=r,
+            "enginy_adapter_backend_call_duration_seconds",
+            "Backend driver call latency",
+            ["method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.backend_errors = Counter(
-            "enginy_adapter_backend_errors", "Backend driver calls that raised, by error code",
-            ["method", "error"], registry=r,
+            "enginy_adapter_backend_errors",
+            "Backend driver calls that raised, by error code",
+            ["method", "error"],
+            registry=r,
         )
         self.retries = Counter(
-            "enginy_adapter_upstream_retries", "Upstream calls retried by a driver",
-            ["driver", "reason"], registry=r,
+            "enginy_adapter_upstream_retries",
+            "Upstream calls retried by a driver",
+            ["driver", "reason"],
+            registry=r,
         )
         self.calls: deque[CallRecord] = deque(maxlen=max(self.recent_calls, 1))
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
@@ -170,8 +184,15 @@ class Telemetry:
 
     # -- per request (called by the middleware) -----------------------------------------------
 
-    def finish(self, scope: Scope, ctx: RequestContext, status: int, seconds: float,
-               error: str | None, bodies: dict[str, Any] | None) -> None:
+    def finish(
+        self,
+        scope: Scope,
+        ctx: RequestContext,
+        status: int,
+        seconds: float,
+        error: str | None,
+        bodies: dict[str, Any] | None,
+    ) -> None:
         route_obj = scope.get("route")
         route = getattr(route_obj, "path", None) or UNMATCHED
         method = scope.get("method", "")
@@ -180,29 +201,53 @@ class Telemetry:
         key = (route, method, status)
         children = self._children.get(key)
         if children is None:
-            children = (self.requests.labels(route, method, str(status)),
-                        self.request_seconds.labels(route, method))
+            children = (
+                self.requests.labels(route, method, str(status)),
+                self.request_seconds.labels(route, method),
+            )
             self._children[key] = children
         children[0].inc()
         children[1].observe(seconds)
         latency_ms = round(seconds * 1000, 2)
         access: dict[str, Any] = {
-            "request_id": ctx.request_id, "method": method, "route": route, "status": status,
-            "latency_ms": latency_ms, "records": ctx.records, "error": error,
+            "request_id": ctx.request_id,
+            "method": method,
+            "route": route,
+            "status": status,
+            "latency_ms": latency_ms,
+            "records": ctx.records,
+            "error": error,
         }
         if bodies:
             access.update(bodies)
         path = scope.get("path", "")
         if not path.startswith(self.not_recent):
-            self.calls.append(CallRecord(datetime.now(UTC), ctx.request_id, method, route,
-                                         status, latency_ms, ctx.records, error))
+            self.calls.append(
+                CallRecord(
+                    datetime.now(UTC),
+                    ctx.request_id,
+                    method,
+                    route,
+                    status,
+                    latency_ms,
+                    ctx.records,
+                    error,
+                )
+            )
         level = logging.ERROR if status >= 500 else logging.INFO
         if _access_log.isEnabledFor(level):
             # makeRecord + handle instead of .log(): skips the stack walk that finds the
             # caller's file and line, which this line does not need (a third of its cost).
             record = _access_log.makeRecord(
-                ACCESS_LOGGER, level, "", 0, "%s %s %s", (method, route, status), None,
-                extra={"access": access})
+                ACCESS_LOGGER,
+                level,
+                "",
+                0,
+                "%s %s %s",
+                (method, route, status),
+                None,
+                extra={"access": access},
+            )
             _access_log.handle(record)
 
 
@@ -316,8 +361,9 @@ def _error_code(chunks: list[bytes]) -> str | None:
 # --------------------------------------------------------------------------------------------
 
 
-def metrics_endpoint(telemetry: Telemetry, header: str, keys: Callable[[], list[str]]
-                     ) -> Callable[[Request], Awaitable[Response]]:
+def metrics_endpoint(
+    telemetry: Telemetry, header: str, keys: Callable[[], list[str]]
+) -> Callable[[Request], Awaitable[Response]]:
     """The ``/metrics`` route on the main port: the API key is required like everywhere."""
 
     async def metrics(request: Request) -> Response:
@@ -341,8 +387,9 @@ def serve_metrics_separately(app: Starlette, telemetry: Telemetry, listen: str) 
 
     @asynccontextmanager
     async def lifespan(a: Starlette) -> AsyncIterator[Any]:
-        server, thread = start_http_server(int(port), addr=host.strip("[]"),
-                                           registry=telemetry.registry)
+        server, thread = start_http_server(
+            int(port), addr=host.strip("[]"), registry=telemetry.registry
+        )
         _log.info("metrics served on http://%s/metrics", listen)
         try:
             async with inner(a) as state:

@@ -148,8 +148,14 @@ async def _companies(ctx: Context) -> None:
     alpha, beta = _company_probes(ctx)
     matches = await _sync(ctx, "companies", [alpha, beta])
     _check_company_sync(ctx, alpha, beta, matches, seed_crm)
-    created = await _land(ctx, "companies", [alpha, beta], matches, ctx.company_ids, {
-        "industry": "Simulation (updated)", "enginySimulationRun": ctx.run_id})
+    created = await _land(
+        ctx,
+        "companies",
+        [alpha, beta],
+        matches,
+        ctx.company_ids,
+        {"industry": "Simulation (updated)", "enginySimulationRun": ctx.run_id},
+    )
     if beta["externalId"] in ctx.company_ids:
         ctx.main_company = beta["externalId"]
     beta_crm = created.get(beta["externalId"])
@@ -315,11 +321,13 @@ async def _contacts(ctx: Context) -> None:
     matches = await _sync(ctx, "contacts", records)
     _check_contact_sync(ctx, records, matches, seed_crm, variant)
     unmatched = [r for r in records if r["externalId"] not in matches]
-    created = await _land(ctx, "contacts", records, matches, ctx.contact_ids, {
-        "title": "Existing Contact (updated)"})
+    created = await _land(
+        ctx, "contacts", records, matches, ctx.contact_ids, {"title": "Existing Contact (updated)"}
+    )
     ctx.created_contacts.extend(r["externalId"] for r in unmatched if r["externalId"] in created)
-    await _check_contacts_resend(ctx, [r for r in unmatched if r["externalId"] in created][:2],
-                                 created)
+    await _check_contacts_resend(
+        ctx, [r for r in unmatched if r["externalId"] in created][:2], created
+    )
 
 
 async def _seed_contact(ctx: Context) -> str | None:
