@@ -184,18 +184,7 @@ class Telemetry:
 
     # -- per request (called by the middleware) -----------------------------------------------
 
-    def finish(
-        self,
-        scope: Scope,
-        ctx: RequestContext,
-        status: int,
-        seconds: float,
-        error: str | None,
-        bodies: dict[str, Any] | None,
-    ) -> None:
-        route_obj = scope.get("route")
-        route = getattr(route_obj, "path", None) or UNMATCHED
-        method = scope.get("method", "")
+    def _count(self, route: str, method: str, status: int, seconds: float) -> None:
         # Label lookups take a lock and build a tuple each time; the set of (route, method,
         # status) is small and bounded (route templates, not paths), so cache the children.
         key = (route, method, status)
@@ -208,6 +197,20 @@ class Telemetry:
             self._children[key] = children
         children[0].inc()
         children[1].observe(seconds)
+
+    def finish(
+        self,
+        scope: Scope,
+        ctx: RequestContext,
+        status: int,
+        seconds: float,
+        error: str | None,
+        bodies: dict[str, Any] | None,
+    ) -> None:
+        route_obj = scope.get("route")
+        route = getattr(route_obj, "path", None) or UNMATCHED
+        method = scope.get("method", "")
+        self._count(route, method, status, seconds)
         latency_ms = round(seconds * 1000, 2)
         access: dict[str, Any] = {
             "request_id": ctx.request_id,
