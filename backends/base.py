@@ -173,7 +173,11 @@ CAPABILITY_METHODS: dict[Capability, tuple[str, ...]] = {
     Capability.TASKS: ("create_task", "get_tasks", "update_task"),
     Capability.USERS: ("list_users",),
     Capability.BROWSE: (
-        "counts", "list_records", "list_associated", "list_activities", "list_tasks"
+        "counts",
+        "list_records",
+        "list_associated",
+        "list_activities",
+        "list_tasks",
     ),
 }
 

@@ -310,7 +310,7 @@ class HttpClient:
         if not decision.retry:
             raise error
         if decision.exhausted is not None:
-            await self.limiter.exhausted(decision.exhausted)
+            await self.limiter.pause(decision.exhausted, decision.wait)
         raise _Retry(error, self._jittered(decision), decision.kind)
 
     def _jittered(self, decision: Decision) -> float:

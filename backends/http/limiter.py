@@ -103,10 +103,12 @@ class Limiter(ABC):
         if budget is not None:
             await self._shrink(budget, max(0, remaining))
 
-    async def exhausted(self, name: str) -> None:
-        """The server answered 429 for budget ``name``: nobody calls again until the window
-        rolls."""
-        await self.observe(name, 0)
+    async def pause(self, name: str, seconds: float) -> None:
+        """The server refused a call of budget ``name`` (a 429) and asked for ``seconds``:
+        nobody takes a slot of it before then. Unknown names are ignored."""
+        budget = self.budgets.get(name)
+        if budget is not None and seconds > 0:
+            await self._pause(budget, seconds)
 
     async def aclose(self) -> None:
         """Release connections (the Redis pool); nothing to release by default."""
@@ -119,6 +121,10 @@ class Limiter(ABC):
     @abstractmethod
     async def _shrink(self, budget: Budget, remaining: int) -> None:
         """Leave at most ``remaining`` slots free in the current window."""
+
+    @abstractmethod
+    async def _pause(self, budget: Budget, seconds: float) -> None:
+        """Give no slot of ``budget`` for ``seconds``."""
 
 
 class LocalLimiter(Limiter):
@@ -135,6 +141,7 @@ class LocalLimiter(Limiter):
         self._calls: dict[str, collections.deque[float]] = {
             name: collections.deque() for name in self.budgets
         }
+        self._paused_until: dict[str, float] = {}
 
     def _window(self, budget: Budget) -> collections.deque[float]:
         calls, now = self._calls[budget.name], self._clock()
@@ -145,6 +152,9 @@ class LocalLimiter(Limiter):
     async def _take(self, budget: Budget) -> float:
         calls = self._window(budget)
         now = self._clock()
+        paused = self._paused_until.get(budget.name, 0.0) - now
+        if paused > 0:
+            return paused
         if len(calls) < budget.calls:
             calls.append(now)
             return 0.0
@@ -154,6 +164,10 @@ class LocalLimiter(Limiter):
         calls = self._window(budget)
         spare = budget.calls - len(calls) - remaining
         calls.extend([self._clock()] * max(0, spare))
+
+    async def _pause(self, budget: Budget, seconds: float) -> None:
+        until = self._clock() + seconds
+        self._paused_until[budget.name] = max(self._paused_until.get(budget.name, 0.0), until)
 
 
 class RedisLimiter(Limiter):
@@ -194,6 +208,7 @@ class RedisLimiter(Limiter):
             connection_pool=self._pool,  # type: ignore[arg-type]
         )
         self._strategy = MovingWindowRateLimiter(storage)
+        self._redis = redis.asyncio.Redis(connection_pool=self._pool)
         self._items: dict[str, Any] = {
             name: RateLimitItemPerSecond(b.calls, max(1, round(b.period)))
             for name, b in self.budgets.items()
@@ -211,9 +226,15 @@ class RedisLimiter(Limiter):
                 type(exc).__name__,
             )
 
+    def _pause_key(self, budget: Budget) -> str:
+        return f"{self.key_prefix}/pause/{budget.name}"
+
     async def _take(self, budget: Budget) -> float:
         item = self._items[budget.name]
         try:
+            paused_ms = await self._redis.pttl(self._pause_key(budget))
+            if paused_ms > 0:
+                return float(paused_ms) / 1000.0
             if await self._strategy.hit(item, budget.name):
                 return 0.0
             stats = await self._strategy.get_window_stats(item, budget.name)
@@ -232,6 +253,16 @@ class RedisLimiter(Limiter):
         except (OSError, ConnectionError, TimeoutError, _redis_error()) as exc:
             self._down(exc)
             await self._fallback._shrink(budget, remaining)
+
+    async def _pause(self, budget: Budget, seconds: float) -> None:
+        try:
+            # Keep the longer of two pauses (a later, shorter 429 must not shorten it).
+            key, ms = self._pause_key(budget), max(1, round(seconds * 1000))
+            if await self._redis.pttl(key) < ms:
+                await self._redis.set(key, "1", px=ms)
+        except (OSError, ConnectionError, TimeoutError, _redis_error()) as exc:
+            self._down(exc)
+            await self._fallback._pause(budget, seconds)
 
     async def aclose(self) -> None:
         with contextlib.suppress(Exception):  # closing must not raise

@@ -35,8 +35,8 @@ class Decision:
     #: The wait is a floor the server set (Retry-After, a rate window): jitter is *added*.
     #: Otherwise it is a backoff, jittered *down* ("equal jitter": half fixed, half random).
     exact: bool = False
-    #: The limiter budget the server said is exhausted (a 429), so every concurrent caller
-    #: waits, not only this one.
+    #: The limiter budget the server said is exhausted (a 429): the limiter pauses it for
+    #: ``wait``, so every concurrent caller waits, not only this one.
     exhausted: str | None = None
 
 

@@ -190,9 +190,7 @@ class SetupMixin(HubSpotCore):
                             "is missing (run with create_properties: true)"
                         )
                     known = await self.catalog.definitions(object_type)
-                    names = [
-                        n for n in maps.get(entity, {}).values() if n not in known
-                    ]
+                    names = [n for n in maps.get(entity, {}).values() if n not in known]
                     if names:
                         missing_properties[object_type] = names
                 except BackendError as exc:

@@ -1,4 +1,4 @@
-"""HubSpot failures → :mod:`backends.base` errors, and the retry policy, each in one table.
+"""HubSpot failures → :mod:`backends.base` errors (one table), and HubSpot's retry quirks.
 
 HubSpot's error bodies are loosely specified (every field optional in practice), so behaviour
 keys on the HTTP status first and only refines by ``category`` / ``policyName``.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from backends.base import (
@@ -20,17 +19,16 @@ from backends.base import (
     RateLimited,
     Unavailable,
 )
+from backends.http import Decision, RetryPolicy
 
 __all__ = [
     "CATEGORY_TABLE",
     "ERROR_TABLE",
-    "RETRY_STATUSES",
-    "RetryDecision",
+    "HubSpotRetryPolicy",
     "describe",
     "error_for",
     "existing_id",
     "item_error",
-    "retry_decision",
 ]
 
 #: status → driver error class. Anything unlisted: 4xx → InvalidRecord, 5xx → Unavailable.
@@ -55,9 +53,6 @@ CATEGORY_TABLE: dict[str, type[BackendError]] = {
     "MISSING_SCOPES": AuthFailed,
     "RATE_LIMITS": RateLimited,
 }
-
-#: Transient server statuses: exponential backoff with jitter.
-RETRY_STATUSES = frozenset({500, 502, 503, 504, 521, 522, 523, 524, 525, 526})
 
 _EXISTING_ID = re.compile(r"Existing ID:\s*(\d+)", re.IGNORECASE)
 
@@ -128,15 +123,32 @@ def item_error(item: Mapping[str, Any]) -> BackendError:
     return cls(message)
 
 
-@dataclass(frozen=True, slots=True)
-class RetryDecision:
-    """Whether to retry a response, and the base wait before the next attempt."""
+class HubSpotRetryPolicy(RetryPolicy):
+    """HubSpot's retry rules (modelled on its own Node SDK's RetryDecorator) on top of the
+    shared policy: the 429's ``policyName`` says which limit was hit."""
 
-    retry: bool
-    wait: float = 0.0
-    kind: str = ""
-    #: The wait is a floor set by HubSpot (window, Retry-After), not a backoff to jitter down.
-    exact: bool = False
+    #: HubSpot's edge also answers 521-526 for transient connection and TLS trouble.
+    RETRY_STATUSES = frozenset({500, 502, 503, 504, 521, 522, 523, 524, 525, 526})
+
+    def for_response(
+        self, status: int, body: Any, headers: Mapping[str, str], attempt: int
+    ) -> Decision:
+        body = body if isinstance(body, Mapping) else {}
+        after = self.retry_after(headers, body)
+        if status == 429:
+            policy = str(body.get("policyName") or "").upper()
+            message = str(body.get("message") or "").lower()
+            if policy == "DAILY" or "daily limit" in message:
+                return Decision(False, kind="daily")  # shared by every app: waiting won't help
+            if policy == "SECONDLY" or ("secondly limit" in message and "ten" not in message):
+                # search's per-second limit: about a second, growing with attempts
+                return Decision(True, max(after or 0.0, 1.0 * attempt), "search", True, "search")
+            interval = _header_float(headers, "x-hubspot-ratelimit-interval-milliseconds")
+            window = (interval / 1000.0) if interval else 10.0
+            return Decision(True, max(after or 0.0, window), "ten_secondly", True, "general")
+        if status == 477:  # the portal is moving data centre; Retry-After can be hours
+            return Decision(True, after if after is not None else 30.0, "migrating", True)
+        return super().for_response(status, body, headers, attempt)
 
 
 def _header_float(headers: Mapping[str, str], name: str) -> float | None:
@@ -145,35 +157,3 @@ def _header_float(headers: Mapping[str, str], name: str) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
-
-
-def retry_decision(
-    status: int, body: Mapping[str, Any] | None, headers: Mapping[str, str], attempt: int
-) -> RetryDecision:
-    """HubSpot's retry rules (modelled on its own Node SDK's RetryDecorator), in one place.
-
-    ``attempt`` is the number of the attempt that just failed (1 for the first).
-    """
-    body = body or {}
-    retry_after = _header_float(headers, "retry-after")
-    if status == 429:
-        policy = str(body.get("policyName") or "").upper()
-        message = str(body.get("message") or "").lower()
-        if policy == "DAILY" or "daily limit" in message:
-            return RetryDecision(False, kind="daily")  # shared by every app: waiting won't help
-        if "secondly limit" in message and "ten" not in message:
-            # search's per-second limit: about a second, growing with attempts
-            return RetryDecision(True, max(retry_after or 0.0, 1.0 * attempt), "search", True)
-        interval = _header_float(headers, "x-hubspot-ratelimit-interval-milliseconds")
-        window = (interval / 1000.0) if interval else 10.0
-        return RetryDecision(True, max(retry_after or 0.0, window), "ten_secondly", True)
-    if status == 423:
-        return RetryDecision(True, max(retry_after or 0.0, 2.0), "locked", True)
-    if status == 477:
-        return RetryDecision(
-            True, retry_after if retry_after is not None else 30.0, "migrating", True
-        )
-    if status in RETRY_STATUSES:
-        backoff = min(30.0, 1.0 * 2 ** (attempt - 1))
-        return RetryDecision(True, max(retry_after or 0.0, backoff), "server")
-    return RetryDecision(False)

@@ -7,8 +7,23 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 
 from backends.base import DriverOptions
+from backends.http import RateLimitOptions
 
-__all__ = ["HubSpotOptions"]
+__all__ = ["HubSpotOptions", "HubSpotRateLimit"]
+
+
+class HubSpotRateLimit(RateLimitOptions):
+    """``backend.options.rate_limit``: HubSpot's two budgets and where they are kept.
+
+    HubSpot's limits belong to the portal (the 10-second one per app, search and the daily
+    quota per account), so every replica must share one budget: set ``redis_url``.
+    """
+
+    #: Calls per rolling 10 s (HubSpot: 100 Free/Starter, 190 Pro/Enterprise per app). The
+    #: default leaves a tenth for other clients of the same app.
+    requests_per_10s: int = Field(default=90, ge=1)
+    #: Search calls per second (HubSpot: 5 per account, shared by every app in the portal).
+    searches_per_second: int = Field(default=4, ge=1)
 
 
 class HubSpotOptions(DriverOptions):
@@ -70,10 +85,8 @@ class HubSpotOptions(DriverOptions):
     budget_seconds: float = Field(25.0, gt=0)
     #: Attempts per HTTP call (first try included).
     max_attempts: int = Field(5, ge=1)
-    #: Client-side limit shared by concurrent requests: calls per rolling 10 s (per app).
-    requests_per_10s: int = Field(90, ge=1)
-    #: Client-side limit for search calls per second (per account; HubSpot allows 5).
-    searches_per_second: int = Field(4, ge=1)
+    #: Client-side rate budgets, per process or shared by every replica through Redis.
+    rate_limit: HubSpotRateLimit = Field(default_factory=HubSpotRateLimit)
 
     # -- caches ---------------------------------------------------------------------------------
     owners_ttl_seconds: float = Field(300.0, ge=0)

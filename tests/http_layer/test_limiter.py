@@ -81,11 +81,12 @@ async def test_observed_remaining_never_speeds_up(clock: VirtualClock) -> None:
     assert clock.now - 1000.0 == pytest.approx(10.0)
 
 
-async def test_exhausted_blocks_everyone_for_the_window(clock: VirtualClock) -> None:
+async def test_pause_blocks_everyone_for_the_time_asked(clock: VirtualClock) -> None:
     limiter = local(clock, Budget("search", 5, 1.0))
-    await limiter.exhausted("search")
+    await limiter.pause("search", 2.5)
+    await limiter.pause("search", 1.0)  # a shorter pause does not shorten it
     await limiter.acquire("search")
-    assert clock.now - 1000.0 == pytest.approx(1.0)
+    assert clock.now - 1000.0 == pytest.approx(2.5)
 
 
 async def test_unknown_budget_names(clock: VirtualClock) -> None:
@@ -169,15 +170,17 @@ async def test_redis_keys_are_separate_per_prefix(redis_url: str, key_prefix: st
         await b.aclose()
 
 
-async def test_redis_observe_and_exhausted_reach_every_replica(
-    redis_url: str, key_prefix: str
-) -> None:
+async def test_redis_observe_and_pause_reach_every_replica(redis_url: str, key_prefix: str) -> None:
     first, second = shared(redis_url, key_prefix, 10, 3), shared(redis_url, key_prefix, 10, 3)
     try:
-        await first.exhausted("general")
+        await first.observe("general", 0)  # the server says the window is used up
         with pytest.raises(OverBudget) as info:
             await second.acquire("general", deadline=time.monotonic() + 0.5)
         assert 2.0 < info.value.wait <= 3.0
+        await first.pause("general", 7.0)  # a 429 asking for 7 s
+        with pytest.raises(OverBudget) as info:
+            await second.acquire("general", deadline=time.monotonic() + 0.5)
+        assert 6.0 < info.value.wait <= 7.0
     finally:
         await first.aclose()
         await second.aclose()

@@ -236,7 +236,7 @@ async def test_limiter_spaces_calls_within_the_window(
     api: respx.MockRouter, clock: VirtualClock
 ) -> None:
     api.post(PATH).respond(200, json=OK)
-    c = client(clock, requests_per_10s=3)
+    c = client(clock, rate_limit={"requests_per_10s": 3})
     start = clock.now
     for _ in range(7):
         await call(c)
@@ -246,7 +246,7 @@ async def test_limiter_spaces_calls_within_the_window(
 
 async def test_search_limiter_is_separate(api: respx.MockRouter, clock: VirtualClock) -> None:
     api.post(PATH).respond(200, json=OK)
-    c = client(clock, searches_per_second=2)
+    c = client(clock, rate_limit={"searches_per_second": 2})
     for _ in range(4):
         await call(c, search=True)
     assert clock.now - 1000.0 >= 1.0
