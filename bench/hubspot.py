@@ -3,7 +3,7 @@
     python bench/hubspot.py [--batch 100] [--burst 50]
 
 Runs the real front (``adapter.app.create_app``) on the HubSpot driver, served by the in-repo
-stateful fake (``backends.hubspot.fake``) through httpx transports: no network, no token. Time
+stateful fake (``backends.testing.hubspot``) through httpx transports: no network, no token. Time
 is virtual (the driver's limiter/retry sleeps and the fake's rate windows share one clock that
 moves only when someone waits), so the burst's "seconds" are HubSpot seconds, not wall time.
 
@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from adapter.app import create_app
 from adapter.config import Settings
 from backends.hubspot import HubSpotBackend, HubSpotOptions
-from backends.hubspot.fake import FakeHubSpot
+from backends.testing.hubspot import FakeHubSpot
 
 TOKEN = "pat-na1-bench"
 KEY = "bench-key"

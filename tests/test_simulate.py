@@ -557,7 +557,7 @@ async def test_our_adapter_under_a_root_path() -> None:
 
 async def test_our_adapter_on_the_hubspot_driver_meets_every_must() -> None:
     hubspot = pytest.importorskip("backends.hubspot")
-    from backends.hubspot.fake import FakeHubSpot
+    from backends.testing.hubspot import FakeHubSpot
 
     class Clock:
         """Virtual time: the fake's search rate limit and the driver's waits cost nothing."""

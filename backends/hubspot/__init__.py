@@ -9,16 +9,22 @@ Capabilities
     1 on request), ACTIVITIES (emails, LinkedIn communications, notes, connection tasks), TASKS,
     USERS (owners). Not BROWSE: the portal itself is the place to browse.
 Options
-    :class:`HubSpotOptions` — ``token`` (required), ``api_version``, ``external_id_property``
-    (unique, created by ``open()``), ``unknown_properties`` (drop/reject/create),
-    ``linkedin_connection_as``, limits (``requests_per_10s``, ``searches_per_second``),
-    ``budget_seconds``, cache TTLs, timeouts. See ``docs/hubspot.md``.
+    :class:`HubSpotOptions` — ``token`` (required), ``api_version``, the unique properties the
+    driver owns (``external_id_property``, ``linkedin_key_property``, ``domain_key_property``,
+    created by ``open()``), ``unknown_properties`` (create/note/drop/reject),
+    ``linkedin_connection_as``, ``rate_limit`` (``requests_per_10s``, ``searches_per_second``,
+    ``redis_url`` for a budget shared by every replica), ``budget_seconds``, cache TTLs,
+    timeouts. See ``docs/hubspot.md``.
 Limits and quirks handled
-    100 inputs per batch call; 207 opted into with a unique ``objectWriteTraceId`` per input;
-    409 duplicate email resolved to the existing contact; never search to de-duplicate after a
-    write (search lags writes); search 5/s, 3,000-char bodies, lower-case ``IN`` values;
-    429 ``TEN_SECONDLY_ROLLING`` waits the window, search's secondly limit ~1 s, ``DAILY`` is
-    not retried; 423/477/5xx/timeouts retried within a per-call budget, then ``Unavailable``.
+    A stock portal: HubSpot-defined properties only in the default mapping, enumeration values
+    translated by option label or value (a value with no option drops that field, named in the
+    result); 100 inputs per batch call; 207 opted into with a unique ``objectWriteTraceId`` per
+    input; 409 duplicate email resolved to the existing contact; companies de-duplicated by
+    domain; never search to de-duplicate after a write (search lags writes): normalised keys
+    live in unique properties read with ``batch/read``; search 5/s, 3,000-char bodies,
+    lower-case ``IN`` values, a filter on a missing property skipped; 429
+    ``TEN_SECONDLY_ROLLING`` waits the window, search's secondly limit ~1 s, ``DAILY`` is not
+    retried; 423/477/5xx/timeouts retried within a per-call budget, then ``Unavailable``.
 """
 
 from __future__ import annotations
@@ -46,8 +52,9 @@ class HubSpotBackend(RecordsMixin, AssociationsMixin, TasksMixin, OwnersMixin, S
         {Capability.ASSOCIATIONS, Capability.ACTIVITIES, Capability.TASKS, Capability.USERS}
     )
     Options = HubSpotOptions
-    #: Enginy name → HubSpot property. ``linkedin_profile_url`` is not HubSpot-defined on
-    #: contacts: ``check`` reports it missing; create it or set ``unknown_properties: create``.
+    #: Enginy name → HubSpot property: HubSpot-defined properties only, so a stock portal
+    #: takes every mapped field (``industry`` is an enumeration: values are translated to
+    #: its options).
     default_field_map: ClassVar[Mapping[Entity, Mapping[str, str]]] = {
         Entity.CONTACT: {
             "email": "email",
@@ -57,7 +64,7 @@ class HubSpotBackend(RecordsMixin, AssociationsMixin, TasksMixin, OwnersMixin, S
             "mobilePhone": "mobilephone",
             "company": "company",
             "title": "jobtitle",
-            "linkedinUrl": "linkedin_profile_url",
+            "linkedinUrl": "hs_linkedin_url",
             "website": "website",
             "city": "city",
             "country": "country",

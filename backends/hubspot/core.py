@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
 import httpx
@@ -101,7 +102,38 @@ class HubSpotCore(Backend):
         with self.client.budget():
             for object_type in OBJECT_TYPES.values():
                 await self._ensure_external_id(object_type)
+                await self._ensure_key_properties(object_type)
         self._opened = True
+
+    #: The driver's key properties per object type: (option name, label).
+    KEY_PROPERTIES: ClassVar[dict[str, tuple[tuple[str, str], ...]]] = {
+        "contacts": (("linkedin_key_property", "Enginy LinkedIn key"),),
+        "companies": (
+            ("domain_key_property", "Enginy domain key"),
+            ("linkedin_key_property", "Enginy LinkedIn key"),
+        ),
+    }
+
+    async def _ensure_key_properties(self, object_type: str) -> None:
+        """Create the unique key properties (normalised LinkedIn URL, company domain). Without
+        them lookups fall back to search, which lags writes: logged, not fatal."""
+        for option, label in self.KEY_PROPERTIES[object_type]:
+            name = getattr(self.options, option)
+            exists = await self.catalog.ensure(
+                object_type,
+                name,
+                label,
+                unique=True,
+                create=self.options.create_properties,
+                description="Normalised match key kept by the Enginy adapter; do not edit.",
+            )
+            if not exists:
+                log.warning(
+                    "hubspot: %s.%s is missing (create it as a unique text property, or set "
+                    "create_properties: true); lookups by that key use search, which lags writes",
+                    object_type,
+                    name,
+                )
 
     async def _ensure_external_id(self, object_type: str) -> None:
         name = self.options.external_id_property
@@ -154,11 +186,16 @@ class HubSpotCore(Backend):
         definitions = await self.catalog.definitions(object_type)
         props = obj.get("properties") or {}
         ext = self.options.external_id_property
+        own = {
+            ext,
+            self.options.linkedin_key_property,
+            self.options.domain_key_property,
+        }
         originals = self.catalog.original_names(object_type)
         fields = {
             originals.get(name, name): from_hubspot_value(definitions.get(name), value)
             for name, value in props.items()
-            if value not in (None, "") and name not in SYSTEM_PROPERTIES and name != ext
+            if value not in (None, "") and name not in SYSTEM_PROPERTIES and name not in own
         }
         crm_id = str(obj.get("id"))
         self._known[(object_type, crm_id)] = True
@@ -193,6 +230,39 @@ class HubSpotCore(Backend):
                 r for r in response.json_dict().get("results") or [] if isinstance(r, dict)
             )
         return found
+
+    async def note_fields(
+        self, object_type: str, notes: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> None:
+        """Keep fields that have no property as a note on each record's timeline
+        (``unknown_properties: note``): one ``batch/create`` of notes per 100 records."""
+        type_id = {"contacts": 202, "companies": 190}[object_type]  # note → contact / company
+        stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        for part in chunks(list(notes)):
+            inputs = [
+                {
+                    "properties": {
+                        "hs_timestamp": stamp,
+                        "hs_note_body": "Enginy fields:\n"
+                        + "\n".join(f"{k}: {v}" for k, v in fields.items()),
+                    },
+                    "associations": [
+                        {
+                            "to": {"id": crm_id},
+                            "types": [
+                                {
+                                    "associationCategory": "HUBSPOT_DEFINED",
+                                    "associationTypeId": type_id,
+                                }
+                            ],
+                        }
+                    ],
+                }
+                for crm_id, fields in part
+            ]
+            await self.client.request(
+                "POST", self.client.paths.batch("notes", "create"), json={"inputs": inputs}
+            )
 
     async def require_records(self, checks: Mapping[str, Iterable[str | None]]) -> None:
         """Raise :class:`NotFound` unless every id exists (``{"contacts": [ids]}``)."""

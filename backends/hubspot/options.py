@@ -61,10 +61,16 @@ class HubSpotOptions(DriverOptions):
     activity_data_property: str = "enginy_activity_data"
 
     # -- mapping policy -------------------------------------------------------------------------
-    #: A mapped field whose HubSpot property does not exist in the portal: ``drop`` it (one
-    #: warning per field), ``reject`` the record, or ``create`` a text property in
-    #: ``property_group`` and write it.
-    unknown_properties: Literal["drop", "reject", "create"] = "drop"
+    #: A field whose HubSpot property does not exist in the portal (Enginy's engagement fields,
+    #: most often): ``create`` a text property in ``property_group`` and write it (default),
+    #: ``note`` (write such fields into a note on the record), ``drop`` it (named in the
+    #: response and logged once) or ``reject`` the record.
+    unknown_properties: Literal["create", "note", "drop", "reject"] = "create"
+    #: Unique properties the driver owns and keeps in step with the record, so lookups read
+    #: HubSpot's primary store instead of the lagging search index: the normalised LinkedIn
+    #: URL (contacts and companies) and the normalised company domain.
+    linkedin_key_property: str = "enginy_linkedin_key"
+    domain_key_property: str = "enginy_domain_key"
     #: Extra properties read back on find/get (besides the default map and custom ones).
     read_properties: tuple[str, ...] = ()
 

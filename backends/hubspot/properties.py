@@ -13,6 +13,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -21,7 +22,13 @@ from cachetools import TTLCache
 from backends.base import InvalidRecord
 from backends.hubspot.client import HubSpotClient
 
-__all__ = ["PropertyCatalog", "from_hubspot_value", "hubspot_name", "to_hubspot_value"]
+__all__ = [
+    "Prepared",
+    "PropertyCatalog",
+    "from_hubspot_value",
+    "hubspot_name",
+    "to_hubspot_value",
+]
 
 log = logging.getLogger("backends.hubspot")
 
@@ -32,9 +39,14 @@ _REFRESH_AFTER = 60.0
 _VALID_NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
 
 
-def to_hubspot_value(value: Any) -> str:
+def to_hubspot_value(value: Any, *, created: bool = False) -> str:
     """HubSpot property values are strings: numbers as text, booleans ``true``/``false``,
-    dates ISO-8601 UTC, multi-select ``;``-joined, and the empty string clears."""
+    dates ISO-8601 UTC, multi-select ``;``-joined, and the empty string clears.
+
+    In a text property the driver created for an Enginy field (``created``), a list or object
+    is kept as JSON so it reads back as sent."""
+    if created and isinstance(value, (list, tuple, Mapping)):
+        return json.dumps(value, separators=(",", ":"), default=str)
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -55,9 +67,19 @@ def to_hubspot_value(value: Any) -> str:
 
 
 def from_hubspot_value(definition: Mapping[str, Any] | None, value: Any) -> Any:
-    """Turn a property string back into a JSON value using the property's ``type``."""
+    """Turn a property string back into a JSON value using the property's ``type``.
+
+    A text property the driver created for an Enginy field gives JSON numbers, booleans,
+    lists and objects back as such (``"5"`` → ``5``), so engagement fields sync back as sent;
+    any other text stays text."""
     if not isinstance(value, str) or definition is None:
         return value
+    if _aliased(definition) is not None and value[:1] in "-0123456789tf[{":
+        try:
+            decoded = json.loads(value)
+        except ValueError:
+            return value
+        return value if isinstance(decoded, str) else decoded
     kind = definition.get("type")
     try:
         if kind == "number":
@@ -190,10 +212,10 @@ class PropertyCatalog:
         )
         self._groups_done.add(object_type)
 
-    def _warn_once(self, object_type: str, name: str, why: str) -> None:
+    def _warn_once(self, object_type: str, name: str, why: str, verb: str = "dropping") -> None:
         if (object_type, name) not in self._warned:
             self._warned.add((object_type, name))
-            log.warning("hubspot: dropping field %r on %s: %s", name, object_type, why)
+            log.warning("hubspot: %s field %r on %s: %s", verb, name, object_type, why)
 
     def _alias(self, known: Mapping[str, Mapping[str, Any]], name: str) -> str | None:
         """The property that stands for a field name HubSpot cannot use as is
@@ -216,16 +238,20 @@ class PropertyCatalog:
                 out[name] = original
         return out
 
-    async def prepare(
-        self, object_type: str, fields: Mapping[str, Any]
-    ) -> tuple[dict[str, str], InvalidRecord | None]:
-        """Translate ``fields`` to HubSpot property strings, applying the unknown-property
-        policy. Returns ``(properties, error)``; ``error`` is set when the record must be
-        rejected (policy ``reject``).
+    async def prepare(self, object_type: str, fields: Mapping[str, Any]) -> Prepared:
+        """Translate ``fields`` to HubSpot property strings.
 
-        A field name HubSpot cannot take (camelCase engagement fields Enginy sends) is written
-        to its snake_case alias, created under policy ``create`` with the original name as
-        label, so that reads give it back under the original name."""
+        * An enumeration value is matched to an option by label or internal value, ignoring
+          case (``"computer software"`` → ``COMPUTER_SOFTWARE``); a value with no option drops
+          that one field, named in :attr:`Prepared.dropped`.
+        * A field with no property follows ``unknown_properties``: ``create`` a text property
+          in the adapter's group (a field name HubSpot cannot take, such as
+          ``campaignEngagementStatus``, gets its snake_case alias, labelled with the original
+          name so reads give it back under it), ``note`` (kept in :attr:`Prepared.unstored` for
+          a note on the record), ``drop`` (named in ``dropped``) or ``reject`` (the record's
+          error).
+        * Read-only properties are dropped and named.
+        """
         known = await self.definitions(object_type)
 
         def missing(name: str) -> bool:
@@ -238,7 +264,7 @@ class PropertyCatalog:
             # before judging, so a property added in the portal is picked up without a restart.
             self._cache.pop(object_type, None)
             known = await self.definitions(object_type)
-        out: dict[str, str] = {}
+        out = Prepared()
         rejected: list[str] = []
         for name, value in fields.items():
             target = name if name in known else self._alias(known, name)
@@ -246,56 +272,104 @@ class PropertyCatalog:
                 if self.policy == "reject":
                     rejected.append(name)
                     continue
-                if self.policy != "create":
+                if self.policy in ("drop", "note"):
+                    if self.policy == "note":
+                        out.unstored[name] = value
+                    else:
+                        out.dropped[name] = "no such HubSpot property"
                     self._warn_once(
                         object_type,
                         name,
                         "no such HubSpot property (map it in mapping.*.fields, or set "
                         "backend.options.unknown_properties: create)",
+                        verb="keeping in a note" if self.policy == "note" else "dropping",
                     )
                     continue
                 target = name if _VALID_NAME.match(name) else hubspot_name(name)
                 if target in known:  # the alias name is taken by an unrelated property
-                    self._warn_once(object_type, name, f"{target} exists for another field")
+                    out.dropped[name] = f"{target} exists for another field"
+                    self._warn_once(object_type, name, out.dropped[name])
                     continue
-                kind, field_type, options = _property_type(value)
+                # Always text: a type guessed from the first value ("5") refuses later ones
+                # ("5+"). Values read back in their JSON type (see from_hubspot_value).
                 await self.ensure(
                     object_type,
                     target,
                     name if target != name else name.replace("_", " ").capitalize(),
-                    type=kind,
-                    field_type=field_type,
-                    options=options,
-                    description=f"{_ALIAS_MARK}{name}" if target != name else None,
+                    description=f"{_ALIAS_MARK}{name}",
                 )
                 known = await self.definitions(object_type)
             definition = known.get(target) or {}
             if (definition.get("modificationMetadata") or {}).get("readOnlyValue"):
+                out.dropped[name] = "read-only in HubSpot"
                 self._warn_once(object_type, name, "read-only in HubSpot")
                 continue
-            out[target] = to_hubspot_value(value)
+            text = to_hubspot_value(value, created=_aliased(definition) is not None)
+            if definition.get("type") == "enumeration" and text:
+                option = _option_for(definition, text)
+                if option is None:
+                    out.dropped[name] = (
+                        f"{text!r} is not an option of {object_type}.{target} "
+                        f"(options: {_option_list(definition)})"
+                    )
+                    self._warn_option(object_type, target, text)
+                    continue
+                text = option
+            out.properties[target] = text
         if rejected:
-            return out, InvalidRecord(
+            out.error = InvalidRecord(
                 f"unknown HubSpot {object_type} properties: {', '.join(sorted(rejected))}"
             )
-        return out, None
+        return out
+
+    def _warn_option(self, object_type: str, name: str, value: str) -> None:
+        if (object_type, f"{name}={value}") not in self._warned:
+            self._warned.add((object_type, f"{name}={value}"))
+            log.warning(
+                "hubspot: dropping %s.%s = %r: not one of the property's options (labels or "
+                "internal values); the rest of the record is written",
+                object_type,
+                name,
+                value[:80],
+            )
 
 
-def _property_type(value: Any) -> tuple[str, str, list[dict[str, Any]] | None]:
-    """(type, fieldType, options) for a property created from the first value written, so
-    numbers and booleans read back as numbers and booleans."""
-    if isinstance(value, bool):
-        return (
-            "bool",
-            "booleancheckbox",
-            [
-                {"label": "Yes", "value": "true", "displayOrder": 0},
-                {"label": "No", "value": "false", "displayOrder": 1},
-            ],
-        )
-    if isinstance(value, (int, float)):
-        return "number", "number", None
-    return "string", "text", None
+@dataclass(slots=True)
+class Prepared:
+    """Fields translated for one HubSpot write."""
+
+    #: property → value string, ready to send.
+    properties: dict[str, str] = field(default_factory=dict)
+    #: field → why it was not written (reported in the record's result and logged).
+    dropped: dict[str, str] = field(default_factory=dict)
+    #: fields with no property under ``unknown_properties: note`` (written into a note).
+    unstored: dict[str, Any] = field(default_factory=dict)
+    #: set under ``unknown_properties: reject`` when the record must fail.
+    error: InvalidRecord | None = None
+
+
+def _option_for(definition: Mapping[str, Any], text: str) -> str | None:
+    """The internal value(s) for ``text``: each ``;``-separated part matched by label or
+    value, ignoring case and surrounding spaces; ``None`` when one part matches nothing."""
+    options = [o for o in definition.get("options") or [] if isinstance(o, Mapping)]
+    if not options:  # an options-less enumeration (hubspot_owner_id): HubSpot checks it
+        return text
+    lookup: dict[str, str] = {}
+    for option in options:
+        value = str(option.get("value") or "")
+        lookup.setdefault(value.strip().casefold(), value)
+    for option in options:  # labels second: an internal value wins over another's label
+        lookup.setdefault(str(option.get("label") or "").strip().casefold(), str(option["value"]))
+    parts = [lookup.get(part.strip().casefold()) for part in text.split(";")]
+    if any(p is None for p in parts):
+        return None
+    return ";".join(p for p in parts if p is not None)
+
+
+def _option_list(definition: Mapping[str, Any], limit: int = 8) -> str:
+    labels = [str(o.get("label") or o.get("value")) for o in definition.get("options") or []]
+    more = f", ... ({len(labels)} in all)" if len(labels) > limit else ""
+    return ", ".join(labels[:limit]) + more
 
 
 #: Description prefix of a property standing for a field name HubSpot could not take.

@@ -1,99 +1,80 @@
-"""Contacts and companies: idempotent batch creates, finds by key, batch updates, associations.
+"""Contacts and companies: idempotent batch creates, de-duplication, batch updates.
 
-Call budget for a batch of 100 (see ``bench/hubspot.py``): create = ``batch/read`` by the
-external-id property + ``batch/create``; find = one ``batch/read`` per key that HubSpot can read
-by (external id, contact email) and one search per other key; update = one ``batch/update``;
-associations = one ``batch/associate/default`` (:mod:`.associations`).
+Call budget for a batch of 100 new records (see ``bench/hubspot.py``): contacts =
+``batch/read`` by the external-id property + ``batch/create``; companies = the same plus
+``batch/read`` by the domain key and one fallback search by domain (companies made by hand or
+by HubSpot from contact email domains carry no key). Updates: one ``batch/update``.
+
+Idempotency and de-duplication, all against HubSpot's primary store (never the lagging search,
+except for the domain fallback, which can only add safety):
+
+* an external id already held → that record (``created=False``);
+* a contact email already held (HubSpot's own rule: 409 "Contact already exists. Existing
+  ID: n") → that contact; the same email twice in one batch → one contact;
+* a company domain already held (our unique ``enginy_domain_key``, else the ``domain`` field
+  of a company made by hand or by HubSpot) → that company, which gets our key so the next
+  lookup is exact; the same domain twice in one batch → one company;
+* a LinkedIn key held by another record → the record is created without the key (HubSpot
+  allows two contacts with one LinkedIn URL; the older one keeps being the match).
+
+A create that races a concurrent one is settled by reading back and trying again, at most
+three rounds, through tenacity like every other retry of the driver.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
+
 from backends.base import (
-    EXTERNAL_ID,
     BackendError,
     Conflict,
     Entity,
     ItemResult,
-    MatchKey,
     NewRecord,
     NotFound,
     RecordUpdate,
-    StoredRecord,
 )
-from backends.hubspot.core import BATCH_LIMIT, OBJECT_TYPES, HubSpotCore, chunks, is_record_id
+from backends.hubspot.core import BATCH_LIMIT, OBJECT_TYPES, chunks, is_record_id
 from backends.hubspot.errors import existing_id, item_error
+from backends.hubspot.finding import FindingMixin
+from backends.hubspot.keys import KEY_KINDS, normalise_for_key
+from backends.hubspot.properties import Prepared
 
-__all__ = ["RecordsMixin", "normalise_for_key"]
+__all__ = ["RecordsMixin"]
 
 log = logging.getLogger("backends.hubspot")
 
-#: Search limits (current docs): body ≤ 3,000 chars, page ≤ 200, ≤ 10,000 results per query.
-SEARCH_BODY_LIMIT = 3_000
-SEARCH_PAGE = 200
-SEARCH_MAX_RESULTS = 10_000
-#: IN values per search (each value counts against the body limit too).
-SEARCH_MAX_VALUES = 100
+#: Rounds of create → read back → create again when concurrent writers keep clashing.
+CREATE_ROUNDS = 3
 
 
-def _key_kind(key_name: str) -> str:
-    name = key_name.lower()
-    if "linkedin" in name or "url" in name or "website" in name:
-        return "url"
-    if "domain" in name:
-        return "domain"
-    if "email" in name:
-        return "email"
-    if "phone" in name:
-        return "phone"
-    return "name"
+@dataclass(slots=True)
+class _Pending:
+    """One record on its way to ``batch/create``."""
+
+    record: NewRecord
+    properties: dict[str, str]
+    warnings: tuple[str, ...] = ()
+    unstored: dict[str, Any] = field(default_factory=dict)
 
 
-def normalise_for_key(key_name: str, value: Any) -> str | None:
-    """The normalised form of a stored value, to compare with the front's normalised keys
-    (same rules as ``adapter/matching.py``; duplicated so the driver has no front import)."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip()
-    kind = _key_kind(key_name)
-    if kind == "email":
-        return text.lower()
-    if kind in ("url", "domain"):
-        text = re.sub(r"^[a-z][a-z0-9+.-]*://", "", text.lower())
-        text = re.sub(r"^www\.", "", text)
-        text = re.split(r"[?#]", text, maxsplit=1)[0]
-        if kind == "domain":
-            text = text.split("/", 1)[0].split(":", 1)[0]
-            return text.rstrip(".") or None
-        return text.rstrip("/") or None
-    if kind == "phone":
-        digits = re.sub(r"\D", "", text)
-        return ("+" + digits if text.startswith("+") else digits) or None
-    return " ".join(text.casefold().split()) or None
+class _Unsettled(Exception):
+    """Some inputs of a create round neither landed nor failed for good: go again."""
 
 
-def _variants(key_name: str, value: str) -> list[str]:
-    """Stored spellings worth asking for in an ``IN`` filter (values must be lower-case).
-
-    ``IN`` is exact, so a normalised LinkedIn URL is asked for in the spellings people and
-    Enginy actually store; the results are re-normalised before matching anyway.
-    """
-    value = value.lower()
-    kind = _key_kind(key_name)
-    if kind == "url":
-        return [value, f"https://www.{value}", f"https://{value}", f"https://www.{value}/"]
-    if kind == "domain":
-        return [value, f"www.{value}"]
-    return [value]
+def _identity(item: _Pending, prop: str) -> str:
+    """The value of ``prop`` that identifies ``item`` (its external id, email or domain key)."""
+    value = item.properties.get(prop) or ""
+    return value.strip().lower() if prop == "email" else value
 
 
-class RecordsMixin(HubSpotCore):
-    """Record operations of :class:`backends.hubspot.HubSpotBackend`."""
+class RecordsMixin(FindingMixin):
+    """Record writes of :class:`backends.hubspot.HubSpotBackend`."""
 
     # -- create -------------------------------------------------------------------------------
 
@@ -104,74 +85,82 @@ class RecordsMixin(HubSpotCore):
     async def create_records(
         self, entity: Entity, records: Sequence[NewRecord]
     ) -> list[ItemResult]:
-        """Create records idempotently on their external id.
-
-        ``batch/read`` by the unique external-id property first (the primary store, not the
-        lagging search index), then ``batch/create`` for the missing ones with a unique
-        ``objectWriteTraceId`` per input so one bad record fails only itself (207). A 409 on a
-        duplicate email, or a unique-value clash with a concurrent create, is resolved by
-        reading the existing record, which is returned with ``created=False``.
-        """
-        object_type = OBJECT_TYPES[entity]
+        """Create records idempotently on their external id, de-duplicated as the module
+        docstring says; one result per input, in order. Fields the portal could not take
+        are named in :attr:`ItemResult.warnings`; the record is written without them."""
         outcome: dict[str, ItemResult] = {}
         with self.client.budget():
             unique: dict[str, NewRecord] = {}
             for record in records:
                 unique.setdefault(record.external_id, record)
             for part in chunks(list(unique.values())):
-                outcome.update(await self._create_chunk(object_type, part))
+                outcome.update(await self._create_chunk(entity, part))
         results: list[ItemResult] = []
         seen: set[str] = set()
         for record in records:
             result = outcome[record.external_id]
             if record.external_id in seen and result.ok:
-                result = ItemResult(crm_id=result.crm_id, created=False)
+                result = ItemResult(crm_id=result.crm_id, warnings=result.warnings)
             seen.add(record.external_id)
             results.append(result)
         return results
 
+    def _keys_of(self, entity: Entity, record: NewRecord) -> dict[str, str]:
+        """``{key property: normalised value}`` for the driver-owned keys of ``record``: the
+        front's match keys, or the default-mapped field normalised here when called directly."""
+        out: dict[str, str] = {}
+        for key_name, kind in KEY_KINDS[entity].items():
+            prop = self.key_property(entity, key_name)
+            value = record.match_keys.get(key_name)
+            if value is None:
+                field_name = self.default_field_map.get(entity, {}).get(key_name, key_name)
+                value = normalise_for_key(kind, record.fields.get(field_name))
+            if prop and value:
+                out[prop] = value
+        return out
+
     async def _create_chunk(
-        self, object_type: str, records: Sequence[NewRecord]
+        self, entity: Entity, records: Sequence[NewRecord]
     ) -> dict[str, ItemResult]:
+        object_type = OBJECT_TYPES[entity]
         ext = self.options.external_id_property
         outcome: dict[str, ItemResult] = {}
-        existing = await self._read_by_external_id(object_type, [r.external_id for r in records])
-        pending: list[tuple[NewRecord, dict[str, str]]] = []
+        existing = await self._read_by(object_type, ext, [r.external_id for r in records])
+        definitions = await self.catalog.definitions(object_type)
+        pending: list[_Pending] = []
         for record in records:
             if record.external_id in existing:
                 outcome[record.external_id] = ItemResult(crm_id=existing[record.external_id])
                 continue
-            properties, error = await self.catalog.prepare(object_type, record.fields)
-            if error is not None:
-                outcome[record.external_id] = ItemResult(error=error)
+            prepared: Prepared = await self.catalog.prepare(object_type, record.fields)
+            if prepared.error is not None:
+                outcome[record.external_id] = ItemResult(error=prepared.error)
                 continue
+            properties = prepared.properties
             properties[ext] = record.external_id
-            pending.append((record, properties))
-        # HubSpot allows one contact per email: later inputs sharing an email wait for the first.
-        followers: dict[str, str] = {}
-        if object_type == "contacts":
-            leaders: dict[str, str] = {}
-            kept = []
-            for record, properties in pending:
-                email = (properties.get("email") or "").strip().lower()
-                if email and email in leaders:
-                    followers[record.external_id] = leaders[email]
-                else:
-                    if email:
-                        leaders[email] = record.external_id
-                    kept.append((record, properties))
-            pending = kept
+            for prop, value in self._keys_of(entity, record).items():
+                if prop in definitions:
+                    properties[prop] = value
+            warnings = tuple(f"{name}: {why}" for name, why in prepared.dropped.items())
+            pending.append(_Pending(record, properties, warnings, prepared.unstored))
+        if entity is Entity.COMPANY:
+            pending = await self._adopt_by_domain(pending, outcome)
+        followers = self._twins(entity, pending)
+        pending = [p for p in pending if p.record.external_id not in followers]
         if pending:
-            outcome.update(await self._create_missing(object_type, pending))
+            outcome.update(await self._create_missing(entity, pending))
+            await self._note_unstored(object_type, pending, outcome)
         for follower, leader in followers.items():
             lead = outcome[leader]
-            outcome[follower] = ItemResult(crm_id=lead.crm_id, error=lead.error, created=False)
+            outcome[follower] = ItemResult(crm_id=lead.crm_id, error=lead.error)
         return outcome
 
-    async def _read_by_external_id(self, object_type: str, ids: Sequence[str]) -> dict[str, str]:
-        ext = self.options.external_id_property
-        found = await self.batch_read(object_type, ids, [ext], id_property=ext)
-        return self._oldest_by(object_type, found, ext)
+    async def _read_by(self, object_type: str, prop: str, values: Sequence[str]) -> dict[str, str]:
+        """``{value: oldest record id}`` by a unique property (``batch/read``)."""
+        if not values:
+            return {}
+        found = await self.batch_read(object_type, values, [prop], id_property=prop)
+        return self._oldest_by(object_type, found, prop)
 
     def _oldest_by(
         self, object_type: str, objects: Sequence[Mapping[str, Any]], prop: str
@@ -186,36 +175,137 @@ class RecordsMixin(HubSpotCore):
                 self._known[(object_type, str(obj["id"]))] = True
         return by_value
 
+    def _twins(self, entity: Entity, pending: list[_Pending]) -> dict[str, str]:
+        """Inputs that would be a second record for one identity (a contact email, a company
+        domain key): ``{follower external id: leader external id}``. A LinkedIn key shared in
+        the batch stays with its first holder only."""
+        same = "email" if entity is Entity.CONTACT else self.options.domain_key_property
+        leaders: dict[str, str] = {}
+        followers: dict[str, str] = {}
+        linkedin: set[str] = set()
+        for item in pending:
+            value = (item.properties.get(same) or "").strip().lower()
+            if value and value in leaders:
+                followers[item.record.external_id] = leaders[value]
+                continue
+            if value:
+                leaders[value] = item.record.external_id
+            key = item.properties.get(self.options.linkedin_key_property)
+            if key and key in linkedin:
+                del item.properties[self.options.linkedin_key_property]
+            elif key:
+                linkedin.add(key)
+        return followers
+
+    async def _adopt_by_domain(
+        self, pending: list[_Pending], outcome: dict[str, ItemResult]
+    ) -> list[_Pending]:
+        """Companies whose domain already has a company: answer with it instead of creating
+        a second one. The domain key first (exact, immediate), then a search on ``domain``
+        for companies without the key (made by hand, or by HubSpot from contact email
+        domains; subject to the search index's lag). An adopted company gets our key (and
+        the external id when it has none), so the next lookup is exact."""
+        key_prop = self.options.domain_key_property
+        domains = {p.record.external_id: p.properties.get(key_prop) for p in pending}
+        wanted = sorted({d for d in domains.values() if d})
+        if not wanted:
+            return pending
+        held = await self._read_by("companies", key_prop, wanted)
+        missing = [d for d in wanted if d not in held]
+        searched: dict[str, str] = {}
+        if missing and "domain" in await self.catalog.definitions("companies"):
+            found = await self._search_in("companies", "domain", "domain", missing, ["domain"])
+            for obj in sorted(found, key=lambda o: int(str(o.get("id") or 0))):
+                value = normalise_for_key("domain", (obj.get("properties") or {}).get("domain"))
+                if value in missing and value not in searched:
+                    searched[value] = str(obj["id"])
+        adopted: dict[str, str] = {}
+        rest: list[_Pending] = []
+        for item in pending:
+            domain = domains[item.record.external_id]
+            crm_id = held.get(domain or "") or searched.get(domain or "")
+            if crm_id is None:
+                rest.append(item)
+                continue
+            outcome[item.record.external_id] = ItemResult(crm_id=crm_id, warnings=item.warnings)
+            log.info(
+                "hubspot: company %s is the existing company %s (domain %s)",
+                item.record.external_id,
+                crm_id,
+                domain,
+            )
+            if crm_id not in held.values():
+                adopted.setdefault(crm_id, domain or "")
+        if adopted:
+            await self._tag_adopted(adopted, pending, outcome)
+        return rest
+
+    async def _tag_adopted(
+        self,
+        adopted: Mapping[str, str],
+        pending: Sequence[_Pending],
+        outcome: Mapping[str, ItemResult],
+    ) -> None:
+        """Write our domain key (and an external id where none is set) on companies found by
+        search; best effort, one ``batch/update``."""
+        ext = self.options.external_id_property
+        current = {
+            str(o["id"]): (o.get("properties") or {}).get(ext)
+            for o in await self.batch_read("companies", list(adopted), [ext])
+        }
+        owner = {
+            outcome[p.record.external_id].crm_id: p.record.external_id
+            for p in pending
+            if p.record.external_id in outcome
+        }
+        inputs = []
+        for crm_id, domain in adopted.items():
+            props = {self.options.domain_key_property: domain}
+            if not current.get(crm_id) and crm_id in owner:
+                props[ext] = owner[crm_id] or ""
+            inputs.append({"id": crm_id, "properties": props})
+        response = await self.client.request(
+            "POST",
+            self.client.paths.batch("companies", "update"),
+            json={"inputs": inputs},
+            accept=(400, 409),
+        )
+        if not response.ok:
+            log.info("hubspot: could not tag adopted companies: %s", response.json_dict())
+
     async def _create_missing(
-        self, object_type: str, pending: list[tuple[NewRecord, dict[str, str]]]
+        self, entity: Entity, pending: list[_Pending]
     ) -> dict[str, ItemResult]:
         outcome: dict[str, ItemResult] = {}
-        # Each round either creates or resolves at least one record; three rounds cover a 409
-        # (duplicate email) followed by a concurrent unique-value clash.
-        for _round in range(4):
-            if not pending:
-                break
-            resolved = await self._create_round(object_type, pending, outcome)
-            pending = [(r, p) for r, p in pending if r.external_id not in outcome]
-            if not resolved:
-                break
-        for record, _ in pending:
-            outcome[record.external_id] = ItemResult(
-                error=Conflict("HubSpot kept refusing the create as a duplicate")
-            )
+        left = list(pending)
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(CREATE_ROUNDS),
+            retry=retry_if_exception_type(_Unsettled),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    await self._create_round(entity, left, outcome)
+                    left = [p for p in left if p.record.external_id not in outcome]
+                    if left:
+                        raise _Unsettled()
+        except _Unsettled:
+            for item in left:
+                outcome[item.record.external_id] = ItemResult(
+                    error=Conflict("HubSpot kept refusing the create as a duplicate")
+                )
         return outcome
 
     async def _create_round(
-        self,
-        object_type: str,
-        pending: list[tuple[NewRecord, dict[str, str]]],
-        outcome: dict[str, ItemResult],
-    ) -> bool:
-        traces = {f"enginy-{i}": record for i, (record, _) in enumerate(pending)}
+        self, entity: Entity, pending: list[_Pending], outcome: dict[str, ItemResult]
+    ) -> None:
+        object_type = OBJECT_TYPES[entity]
+        traces = {f"enginy-{i}": item for i, item in enumerate(pending)}
         body = {
             "inputs": [
-                {"properties": props, "associations": [], "objectWriteTraceId": f"enginy-{i}"}
-                for i, (_, props) in enumerate(pending)
+                {"properties": item.properties, "associations": [], "objectWriteTraceId": trace}
+                for trace, item in traces.items()
             ]
         }
         response = await self.client.request(
@@ -224,216 +314,107 @@ class RecordsMixin(HubSpotCore):
         data = response.json_dict()
         if response.status == 409:
             log.info("hubspot: batch create conflict: %s", data.get("message"))
-            return await self._resolve_conflicts(object_type, pending, outcome, data)
+            await self._resolve_conflicts(entity, pending, outcome, data)
+            return
         if response.status == 400:
-            return await self._split_invalid(object_type, pending, outcome, data)
+            await self._split_invalid(entity, pending, outcome, data)
+            return
         ext = self.options.external_id_property
-        by_ext = {record.external_id: record for record, _ in pending}
-        progress = False
+        by_ext = {item.record.external_id: item for item in pending}
         for obj in data.get("results") or []:
-            record = traces.get(str(obj.get("objectWriteTraceId") or "")) or by_ext.get(
+            item = traces.get(str(obj.get("objectWriteTraceId") or "")) or by_ext.get(
                 str((obj.get("properties") or {}).get(ext) or "")
             )
-            if record is not None:
-                outcome[record.external_id] = ItemResult(crm_id=str(obj["id"]), created=True)
+            if item is not None:
+                outcome[item.record.external_id] = ItemResult(
+                    crm_id=str(obj["id"]), created=True, warnings=item.warnings
+                )
                 self._known[(object_type, str(obj["id"]))] = True
-                progress = True
         failures: dict[str, BackendError] = {}
-        for item in data.get("errors") or []:
-            for trace in (item.get("context") or {}).get("objectWriteTraceId") or []:
-                record = traces.get(str(trace))
-                if record is not None:
-                    failures[record.external_id] = item_error(item)
-        unresolved = [(r, p) for r, p in pending if r.external_id not in outcome]
+        for error in data.get("errors") or []:
+            for trace in (error.get("context") or {}).get("objectWriteTraceId") or []:
+                if str(trace) in traces:
+                    failures[traces[str(trace)].record.external_id] = item_error(error)
+        unresolved = [p for p in pending if p.record.external_id not in outcome]
+        stripped: set[str] = set()
         if unresolved:
             # Read back before reporting: a failed input may clash with a concurrent create
-            # of the same external id (HubSpot reports unique-value clashes as conflicts or as
-            # validation errors), and an input with no outcome at all (a 207 with empty
-            # arrays has been seen) may or may not exist.
-            progress |= await self._resolve_conflicts(object_type, unresolved, outcome, {})
-        for external_id, error in failures.items():
-            if external_id not in outcome:
-                outcome[external_id] = ItemResult(error=error)
-                progress = True
-        return progress
+            # (HubSpot reports unique-value clashes as conflicts or as validation errors), and
+            # an input with no outcome at all (a 207 with empty arrays) may or may not exist.
+            stripped = await self._resolve_conflicts(entity, unresolved, outcome, {})
+        for external_id, failure in failures.items():
+            # An input whose clashing LinkedIn key was just removed goes in the next round.
+            if external_id not in outcome and external_id not in stripped:
+                outcome[external_id] = ItemResult(error=failure)
 
     async def _resolve_conflicts(
         self,
-        object_type: str,
-        pending: list[tuple[NewRecord, dict[str, str]]],
+        entity: Entity,
+        pending: list[_Pending],
         outcome: dict[str, ItemResult],
         data: Mapping[str, Any],
-    ) -> bool:
-        """Map inputs to records that already exist: by external id (a concurrent create),
-        then, for contacts, by email (HubSpot's 409 names one existing id in its message)."""
+    ) -> set[str]:
+        """Map inputs to records that already exist (a concurrent create of the external id,
+        a contact email, a company domain key), and drop a LinkedIn key another record holds
+        so that the next round can create the record. Returns the external ids whose key was
+        dropped."""
+        object_type = OBJECT_TYPES[entity]
         before = len(outcome)
-        existing = await self._read_by_external_id(object_type, [r.external_id for r, _ in pending])
-        for record, _ in pending:
-            if record.external_id in existing:
-                outcome[record.external_id] = ItemResult(crm_id=existing[record.external_id])
-        left = [(r, p) for r, p in pending if r.external_id not in outcome]
-        if object_type == "contacts" and left:
-            emails = [p["email"].strip().lower() for _, p in left if p.get("email")]
-            found = await self.batch_read(object_type, emails, ["email"], id_property="email")
-            by_email = self._oldest_by(object_type, found, "email")
-            for record, props in left:
-                crm_id = by_email.get((props.get("email") or "").strip().lower())
+        identity = "email" if entity is Entity.CONTACT else self.options.domain_key_property
+        for prop in (self.options.external_id_property, identity):
+            left = [p for p in pending if p.record.external_id not in outcome]
+            values = {p.record.external_id: _identity(p, prop) for p in left}
+            held = await self._read_by(object_type, prop, [v for v in values.values() if v])
+            for item in left:
+                crm_id = held.get(values[item.record.external_id])
                 if crm_id:
-                    log.info(
-                        "hubspot: contact %s resolved to existing %s by email",
-                        record.external_id,
-                        crm_id,
+                    outcome[item.record.external_id] = ItemResult(
+                        crm_id=crm_id, warnings=item.warnings
                     )
-                    outcome[record.external_id] = ItemResult(crm_id=crm_id)
+        linkedin = self.options.linkedin_key_property
+        left = [p for p in pending if p.record.external_id not in outcome]
+        keys = [p.properties[linkedin] for p in left if p.properties.get(linkedin)]
+        taken = await self._read_by(object_type, linkedin, keys)
+        stripped: set[str] = set()
+        for item in left:
+            if item.properties.get(linkedin) in taken:
+                del item.properties[linkedin]  # the older record keeps the key
+                stripped.add(item.record.external_id)
         named = existing_id(str(data.get("message") or ""))
-        if len(outcome) == before and named and len(pending) == 1:
-            outcome[pending[0][0].external_id] = ItemResult(crm_id=named)
-        return len(outcome) > before
+        if len(outcome) == before and named and len(pending) == 1 and not stripped:
+            item = pending[0]
+            outcome[item.record.external_id] = ItemResult(crm_id=named, warnings=item.warnings)
+        return stripped
 
     async def _split_invalid(
         self,
-        object_type: str,
-        pending: list[tuple[NewRecord, dict[str, str]]],
+        entity: Entity,
+        pending: list[_Pending],
         outcome: dict[str, ItemResult],
         data: Mapping[str, Any],
-    ) -> bool:
-        """A whole-batch 400 (HubSpot did not give per-input results): a single input gets the
+    ) -> None:
+        """A whole-batch 400 (HubSpot gave no per-input results): a single input gets the
         error; larger batches are halved until the bad record is alone."""
         if len(pending) == 1:
-            if not await self._resolve_conflicts(object_type, pending, outcome, {}):
-                outcome[pending[0][0].external_id] = ItemResult(error=item_error(data))
-            return True
+            await self._resolve_conflicts(entity, pending, outcome, {})
+            if pending[0].record.external_id not in outcome:
+                outcome[pending[0].record.external_id] = ItemResult(error=item_error(data))
+            return
         middle = len(pending) // 2
-        progress = False
         for half in (pending[:middle], pending[middle:]):
-            progress |= await self._create_round(object_type, half, outcome)
-        return progress
+            await self._create_round(entity, half, outcome)
 
-    # -- find / get ----------------------------------------------------------------------------
-
-    async def find_records(
-        self, entity: Entity, key: MatchKey, values: Sequence[str]
-    ) -> dict[str, StoredRecord]:
-        """Find records by one key (see :class:`backends.base.Backend`).
-
-        External id → ``batch/read`` by the external-id property; contact email →
-        ``batch/read`` with ``idProperty=email``; any other key → search with lower-cased
-        ``IN`` filters on ``key.field``, results re-normalised and the oldest kept.
-        """
-        object_type = OBJECT_TYPES[entity]
-        wanted = [v for v in dict.fromkeys(values) if v]
-        if not wanted:
-            return {}
-        with self.client.budget():
-            properties = await self._read_properties(object_type)
-            if key.name == EXTERNAL_ID:
-                ext = self.options.external_id_property
-                found = await self.batch_read(object_type, wanted, properties, id_property=ext)
-                return await self._index(object_type, found, ext, wanted, exact=True)
-            field = key.field or self.default_field_map.get(entity, {}).get(key.name, key.name)
-            if object_type == "contacts" and field == "email":
-                lowered = [v.lower() for v in wanted]
-                found = await self.batch_read(object_type, lowered, properties, id_property="email")
-                return await self._index(object_type, found, "email", wanted, key_name="email")
-            found = await self._search_in(object_type, field, key.name, wanted, properties)
-            return await self._index(object_type, found, field, wanted, key_name=key.name)
-
-    async def _index(
-        self,
-        object_type: str,
-        found: Sequence[Mapping[str, Any]],
-        prop: str,
-        wanted: Sequence[str],
-        *,
-        key_name: str = "",
-        exact: bool = False,
-    ) -> dict[str, StoredRecord]:
-        wanted_set = set(wanted)
-        result: dict[str, StoredRecord] = {}
-        # Oldest record wins when several hold the value: ascending numeric id ~ creation order.
-        for obj in sorted(found, key=lambda o: (str(o.get("createdAt") or ""), int(o["id"]))):
-            raw = (obj.get("properties") or {}).get(prop)
-            value = str(raw) if exact and raw else normalise_for_key(key_name or prop, raw)
-            if value in wanted_set and value not in result:
-                result[value] = await self._to_record(object_type, obj)
-        return result
-
-    async def _search_in(
-        self,
-        object_type: str,
-        field: str,
-        key_name: str,
-        values: Sequence[str],
-        properties: Sequence[str],
-    ) -> list[dict[str, Any]]:
-        """Search ``field IN values`` (lower-cased, as HubSpot requires), chunked to stay under
-        the 3,000-character body limit, paged by 200 up to HubSpot's 10,000 results."""
-        found: dict[str, dict[str, Any]] = {}
-        names = sorted(set(properties) | {field})
-        reread = False
-
-        def body_for(values: list[str], after: str | None = None) -> dict[str, Any]:
-            body: dict[str, Any] = {
-                "filterGroups": [
-                    {"filters": [{"propertyName": field, "operator": "IN", "values": values}]}
-                ],
-                "properties": names,
-                "sorts": [{"propertyName": "createdate", "direction": "ASCENDING"}],
-                "limit": SEARCH_PAGE,
-            }
-            if after:
-                body["after"] = after
-            return body
-
-        if values and len(json.dumps(body_for(_variants(key_name, values[0]), "10000"))) > (
-            SEARCH_BODY_LIMIT // 2
-        ):
-            # Many custom properties: their names alone would eat the body limit. Search for
-            # ids only and read the records with batch/read (one more call, no size limit).
-            names, reread = [field, self.options.external_id_property], True
-        # Fill each search up to the body limit (measured on the real JSON, "after" included).
-        groups: list[list[str]] = []
-        batch: list[str] = []
-        for value in values:
-            spellings = _variants(key_name, value)
-            trial = batch + spellings
-            too_big = len(json.dumps(body_for(trial, "10000"))) > SEARCH_BODY_LIMIT
-            if batch and (too_big or len(trial) > SEARCH_MAX_VALUES):
-                groups.append(batch)
-                trial = spellings
-            batch = trial
-        if batch:
-            groups.append(batch)
-        for group in groups:
-            after: str | None = None
-            seen = 0
-            while True:
-                body = body_for(group, after)
-                response = await self.client.request(
-                    "POST", self.client.paths.search(object_type), json=body, search=True
-                )
-                data = response.json_dict()
-                for obj in data.get("results") or []:
-                    found.setdefault(str(obj.get("id")), obj)
-                seen += len(data.get("results") or [])
-                after = ((data.get("paging") or {}).get("next") or {}).get("after")
-                if not after or seen + SEARCH_PAGE > SEARCH_MAX_RESULTS:
-                    break
-        if reread and found:
-            return await self.batch_read(object_type, list(found), properties)
-        return list(found.values())
-
-    async def get_records(self, entity: Entity, crm_ids: Sequence[str]) -> dict[str, StoredRecord]:
-        """Fetch records by id with ``batch/read`` (unknown ids are absent)."""
-        object_type = OBJECT_TYPES[entity]
-        ids = [i for i in dict.fromkeys(crm_ids) if is_record_id(i)]
-        if not ids:
-            return {}
-        with self.client.budget():
-            properties = await self._read_properties(object_type)
-            found = await self.batch_read(object_type, ids, properties)
-            records = [await self._to_record(object_type, obj) for obj in found]
-        return {r.crm_id: r for r in records if r.crm_id in set(ids)}
+    async def _note_unstored(
+        self, object_type: str, pending: Sequence[_Pending], outcome: Mapping[str, ItemResult]
+    ) -> None:
+        """Under ``unknown_properties: note``: the fields with no property go into one note
+        per record, on the record's timeline (one ``batch/create`` of notes)."""
+        notes = [
+            (outcome[p.record.external_id].crm_id, p.unstored)
+            for p in pending
+            if p.unstored and outcome.get(p.record.external_id, ItemResult()).ok
+        ]
+        await self.note_fields(object_type, [(c, f) for c, f in notes if c])
 
     # -- update ---------------------------------------------------------------------------------
 
@@ -446,11 +427,15 @@ class RecordsMixin(HubSpotCore):
     ) -> list[ItemResult]:
         """``batch/update`` by record id (HubSpot cannot update by email), 100 per call, each
         input with an ``objectWriteTraceId``; an unknown id or rejected value fails only its
-        item. Cleared fields are sent as ``""``."""
+        item. Cleared fields are sent as ``""``; the driver's key properties follow the
+        changed match keys. Idempotent."""
         object_type = OBJECT_TYPES[entity]
         results: list[ItemResult | None] = [None] * len(updates)
         pending: list[tuple[int, str, dict[str, str]]] = []
+        warnings: dict[int, tuple[str, ...]] = {}
+        unstored: list[tuple[str, dict[str, Any]]] = []
         with self.client.budget():
+            definitions = await self.catalog.definitions(object_type)
             for index, update in enumerate(updates):
                 if not is_record_id(update.crm_id):
                     results[index] = ItemResult(
@@ -459,12 +444,20 @@ class RecordsMixin(HubSpotCore):
                     continue
                 fields = dict(update.fields)
                 fields.pop(self.options.external_id_property, None)
-                properties, error = await self.catalog.prepare(object_type, fields)
-                if error is not None:
-                    results[index] = ItemResult(error=error)
+                prepared = await self.catalog.prepare(object_type, fields)
+                if prepared.error is not None:
+                    results[index] = ItemResult(error=prepared.error)
                     continue
-                clear, _ = await self.catalog.prepare(object_type, dict.fromkeys(update.clear, ""))
-                properties.update(clear)
+                properties = prepared.properties
+                cleared = await self.catalog.prepare(object_type, dict.fromkeys(update.clear, ""))
+                properties.update(cleared.properties)
+                for key_name in KEY_KINDS[entity]:
+                    prop = self.key_property(entity, key_name)
+                    if prop in definitions and key_name in update.match_keys:
+                        properties[prop or ""] = update.match_keys[key_name] or ""
+                warnings[index] = tuple(f"{n}: {why}" for n, why in prepared.dropped.items())
+                if prepared.unstored:
+                    unstored.append((update.crm_id, prepared.unstored))
                 pending.append((index, update.crm_id, properties))
             # HubSpot rejects a batch naming one id twice: later updates of an id go in a later
             # call, keeping their order.
@@ -480,7 +473,16 @@ class RecordsMixin(HubSpotCore):
                         batch.append(item)
                 await self._update_batch(object_type, batch, results)
                 pending = later
-        return [r if r is not None else ItemResult(error=NotFound("no outcome")) for r in results]
+            done = {r.crm_id for r in results if r is not None and r.ok}
+            await self.note_fields(object_type, [(c, f) for c, f in unstored if c in done])
+        out: list[ItemResult] = []
+        for index, result in enumerate(results):
+            if result is None:
+                result = ItemResult(error=NotFound("no outcome"))
+            elif result.ok:
+                result = ItemResult(crm_id=result.crm_id, warnings=warnings.get(index, ()))
+            out.append(result)
+        return out
 
     async def _update_batch(
         self,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from backends.hubspot import HubSpotBackend, HubSpotOptions
-from backends.hubspot.fake import FakeHubSpot
+from backends.testing.hubspot import FakeHubSpot
 
 TOKEN = "pat-na1-0123456789-secret-token"
 

@@ -13,7 +13,7 @@ from adapter.config import Settings
 from adapter.mapping import build_mappers
 from backends.base import Entity
 from backends.hubspot import HubSpotBackend
-from backends.hubspot.fake import FakeHubSpot
+from backends.testing.hubspot import FakeHubSpot
 
 from .conftest import MakeBackend
 
@@ -44,7 +44,6 @@ async def serve(backend: HubSpotBackend) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def client(make_backend: MakeBackend, fake: FakeHubSpot) -> AsyncIterator[httpx.AsyncClient]:
-    fake.add_property("contacts", "linkedin_profile_url")
     async with serve(make_backend()) as client:
         yield client
 
@@ -56,7 +55,7 @@ def test_default_field_map_is_accepted_by_the_front() -> None:
     contact = mappers[Entity.CONTACT].to_backend(
         {"firstName": "Ana", "title": "CEO", "linkedinUrl": "x"}
     )
-    assert contact == {"firstname": "Ana", "jobtitle": "CEO", "linkedin_profile_url": "x"}
+    assert contact == {"firstname": "Ana", "jobtitle": "CEO", "hs_linkedin_url": "x"}
     company = mappers[Entity.COMPANY].to_backend({"employeeCount": 17})
     assert company == {"numberofemployees": 17}
 

@@ -23,7 +23,7 @@ from backends.base import (
     Unavailable,
 )
 from backends.hubspot import HubSpotBackend, HubSpotOptions
-from backends.hubspot.fake import FakeHubSpot
+from backends.testing.hubspot import FakeHubSpot
 
 from .conftest import TOKEN, MakeBackend, VirtualClock
 
@@ -140,8 +140,8 @@ async def test_concurrent_creates_of_one_external_id_store_one_record(
     assert len(fake.objects["companies"]) == 1
 
 
-async def test_find_falls_back_to_search_only_for_other_keys(
-    backend: HubSpotBackend, fake: FakeHubSpot
+async def test_owned_keys_are_found_at_once_while_search_lags(
+    backend: HubSpotBackend, fake: FakeHubSpot, clock: VirtualClock
 ) -> None:
     await backend.create_records(
         Entity.COMPANY,
@@ -151,7 +151,7 @@ async def test_find_falls_back_to_search_only_for_other_keys(
                 {
                     "name": "Acme Inc",
                     "domain": "www.acme.io",
-                    "linkedin_company_page": "https://www.linkedin.com/company/acme/",
+                    "linkedin_company_page": "https://uk.linkedin.com/company/acme/",
                 },
             )
         ],
@@ -165,11 +165,53 @@ async def test_find_falls_back_to_search_only_for_other_keys(
         MatchKey("linkedinUrl", "linkedin_company_page"),
         ["linkedin.com/company/acme"],
     )
-    by_name = await backend.find_records(Entity.COMPANY, MatchKey("name", "name"), ["acme inc"])
     assert by_domain["acme.io"].external_id == "c1"
     assert by_url["linkedin.com/company/acme"].external_id == "c1"
+    assert [c.op for c in fake.calls] == ["companies.batch/read"] * 2  # no search at all
+    assert "enginy_domain_key" not in by_domain["acme.io"].fields  # the driver's own
+    # A name has no key property: only search finds it, once the index caught up.
+    assert await backend.find_records(Entity.COMPANY, MatchKey("name", "name"), ["acme inc"]) == {}
+    clock.now += fake.store.search_lag + 1
+    by_name = await backend.find_records(Entity.COMPANY, MatchKey("name", "name"), ["acme inc"])
     assert by_name["acme inc"].external_id == "c1"
-    assert [c.op for c in fake.calls] == ["search:companies"] * 3
+
+
+async def test_hand_made_records_are_found_by_the_linkedin_fallback(
+    backend: HubSpotBackend, fake: FakeHubSpot, clock: VirtualClock
+) -> None:
+    # Made in HubSpot by hand: the built-in property only, in the spellings people paste.
+    stored = {
+        "h1": "https://www.linkedin.com/in/Ana-Ruiz/",
+        "h2": "https://www.linkedin.com/in/bo",
+        "h3": "linkedin.com/in/cy",
+    }
+    for n, url in stored.items():
+        fake.store._new("contacts", {"email": f"{n}@x.io", "hs_linkedin_url": url})
+    clock.now += fake.store.search_lag + 1
+    wanted = ["linkedin.com/in/ana-ruiz", "linkedin.com/in/bo", "linkedin.com/in/cy"]
+    found = await backend.find_records(
+        Entity.CONTACT, MatchKey("linkedinUrl", "hs_linkedin_url"), [*wanted, "linkedin.com/in/x"]
+    )
+    assert set(found) == set(wanted)
+
+
+async def test_a_match_key_on_a_missing_property_is_skipped_not_failed(
+    backend: HubSpotBackend, fake: FakeHubSpot, caplog: pytest.LogCaptureFixture
+) -> None:
+    (created,) = await backend.create_records(Entity.CONTACT, [contact(1)])
+    with caplog.at_level(logging.WARNING, "backends.hubspot"):
+        found = await backend.find_records(
+            Entity.CONTACT, MatchKey("linkedinUrl", "linkedin_profile_url"), ["linkedin.com/in/a"]
+        )
+        again = await backend.find_records(
+            Entity.CONTACT, MatchKey("linkedinUrl", "linkedin_profile_url"), ["linkedin.com/in/b"]
+        )
+    assert found == {} and again == {}
+    assert not any(c.status == 400 for c in fake.calls)
+    lines = [r.getMessage() for r in caplog.records if "linkedin_profile_url" in r.getMessage()]
+    assert len(lines) == 1 and "skipped" in lines[0]
+    by_email = await backend.find_records(Entity.CONTACT, MatchKey("email", "email"), ["p1@x.io"])
+    assert by_email["p1@x.io"].crm_id == created.crm_id
 
 
 async def test_find_by_external_id_and_email_never_search(
@@ -357,7 +399,7 @@ async def test_check_reports_scopes_and_link_templates(
         == f"https://app.hubspot.com/contacts/{fake.portal_id}/record/0-1/{{{{crmId}}}}"
     )
     assert report.company_link_template.endswith("/record/0-2/{{crmId}}")  # type: ignore[union-attr]
-    assert report.missing_properties == {"contacts": ["linkedin_profile_url"]}
+    assert report.missing_properties == {}  # a stock portal has every default-mapped property
     assert "enginy_external_id" in fake.store.properties["contacts"]
 
 
@@ -408,21 +450,19 @@ async def test_conflict_that_cannot_be_resolved_is_a_per_item_conflict(
 
 
 async def test_many_fallback_values_are_split_under_the_search_body_limit(
-    backend: HubSpotBackend, fake: FakeHubSpot
+    backend: HubSpotBackend, fake: FakeHubSpot, clock: VirtualClock
 ) -> None:
-    records = [
-        NewRecord(
-            f"c{i}",
+    for i in range(60):  # companies made by hand: no key property, so search must find them
+        fake.store._new(
+            "companies",
             {
                 "name": f"Acme {i}",
-                "linkedin_company_page": f"https://www.linkedin.com/company/acme-number-{i}",
+                "linkedin_company_page": f"https://www.linkedin.com/company/a-{i}",
             },
         )
-        for i in range(60)
-    ]
-    await backend.create_records(Entity.COMPANY, records)
+    clock.now += fake.store.search_lag + 1
     fake.calls.clear()
-    wanted = [f"linkedin.com/company/acme-number-{i}" for i in range(60)]
+    wanted = [f"linkedin.com/company/a-{i}" for i in range(60)]
     found = await backend.find_records(
         Entity.COMPANY, MatchKey("linkedinUrl", "linkedin_company_page"), wanted
     )
@@ -433,7 +473,7 @@ async def test_many_fallback_values_are_split_under_the_search_body_limit(
 
 
 async def test_portal_with_many_custom_properties_searches_ids_then_reads(
-    backend: HubSpotBackend, fake: FakeHubSpot
+    backend: HubSpotBackend, fake: FakeHubSpot, clock: VirtualClock
 ) -> None:
     for i in range(150):
         fake.add_property("companies", f"custom_property_number_{i}")
@@ -441,6 +481,7 @@ async def test_portal_with_many_custom_properties_searches_ids_then_reads(
     await backend.create_records(
         Entity.COMPANY, [NewRecord("c1", {"name": "Acme", "custom_property_number_7": "seven"})]
     )
+    clock.now += fake.store.search_lag + 1
     fake.calls.clear()
     found = await backend.find_records(Entity.COMPANY, MatchKey("name", "name"), ["acme"])
     assert found["acme"].fields["custom_property_number_7"] == "seven"
@@ -571,9 +612,10 @@ async def test_camel_case_engagement_fields_get_a_snake_case_property_and_come_b
             )
         ],
     )
-    assert updated.ok
-    assert fake.store.properties["contacts"]["campaign_opens"]["type"] == "number"
-    assert fake.store.properties["contacts"]["bounced"]["type"] == "bool"
+    assert updated.ok and updated.warnings == ()
+    # Text properties, whatever the first value: a later "5+" must still fit.
+    assert fake.store.properties["contacts"]["campaign_opens"]["type"] == "string"
+    assert fake.store.properties["contacts"]["bounced"]["type"] == "string"
     definition = fake.store.properties["contacts"]["campaign_engagement_status"]
     assert definition["groupName"] == "enginy"
     assert fake.objects["contacts"][crm_id]["properties"]["campaign_engagement_status"] == "REPLIED"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from backends.hubspot.fake import FakeHubSpot
+from backends.testing.hubspot import FakeHubSpot
 
 from .conftest import TOKEN, VirtualClock
 

@@ -45,13 +45,17 @@ PROPS = {
         prop("email"),
         prop("firstname"),
         prop("lastname"),
+        prop("hs_linkedin_url"),
         prop("enginy_external_id", hubspotDefined=False, hasUniqueValue=True),
+        prop("enginy_linkedin_key", hubspotDefined=False, hasUniqueValue=True),
     ],
     "companies": [
         prop("name"),
         prop("domain"),
         prop("linkedin_company_page"),
         prop("enginy_external_id", hubspotDefined=False, hasUniqueValue=True),
+        prop("enginy_linkedin_key", hubspotDefined=False, hasUniqueValue=True),
+        prop("enginy_domain_key", hubspotDefined=False, hasUniqueValue=True),
     ],
     "emails": [
         prop("hs_email_text"),
@@ -228,9 +232,12 @@ async def test_find_by_external_id_uses_the_unique_property(
     assert body(read.calls.last)["idProperty"] == "enginy_external_id"
 
 
-async def test_find_by_other_key_searches_lower_case_in(
+async def test_find_by_linkedin_reads_the_key_then_searches_hand_made_records(
     api: respx.MockRouter, driver: HubSpotBackend
 ) -> None:
+    read = api.post("/crm/v3/objects/companies/batch/read").respond(
+        207, json={"results": [obj("4", enginy_linkedin_key="linkedin.com/company/beta")]}
+    )
     search = api.post("/crm/v3/objects/companies/search").respond(
         200,
         json={
@@ -241,9 +248,16 @@ async def test_find_by_other_key_searches_lower_case_in(
     found = await driver.find_records(
         Entity.COMPANY,
         MatchKey("linkedinUrl", "linkedin_company_page"),
-        ["linkedin.com/company/acme"],
+        ["linkedin.com/company/acme", "linkedin.com/company/beta"],
     )
-    assert found["linkedin.com/company/acme"].crm_id == "3"
+    assert found["linkedin.com/company/acme"].crm_id == "3"  # made by hand: no key
+    assert found["linkedin.com/company/beta"].crm_id == "4"  # made by the adapter: the key
+    sent = body(read.calls.last)
+    assert sent["idProperty"] == "enginy_linkedin_key"
+    assert sent["inputs"] == [
+        {"id": "linkedin.com/company/acme"},
+        {"id": "linkedin.com/company/beta"},
+    ]
     sent = body(search.calls.last)
     (group,) = sent["filterGroups"]
     (flt,) = group["filters"]
@@ -251,9 +265,22 @@ async def test_find_by_other_key_searches_lower_case_in(
     assert flt["operator"] == "IN"
     assert all(v == v.lower() for v in flt["values"])
     assert "https://www.linkedin.com/company/acme" in flt["values"]
+    assert not any("beta" in v for v in flt["values"])  # only what the key did not find
     assert sent["sorts"] == [{"propertyName": "createdate", "direction": "ASCENDING"}]
     assert sent["limit"] == 200
     assert len(search.calls.last.request.content) <= 3000
+
+
+async def test_find_by_name_searches_lower_case_in(
+    api: respx.MockRouter, driver: HubSpotBackend
+) -> None:
+    search = api.post("/crm/v3/objects/companies/search").respond(
+        200, json={"total": 1, "results": [obj("3", name="ACME  Inc")]}
+    )
+    found = await driver.find_records(Entity.COMPANY, MatchKey("name", "name"), ["acme inc"])
+    assert found["acme inc"].crm_id == "3"
+    (flt,) = body(search.calls.last)["filterGroups"][0]["filters"]
+    assert flt == {"propertyName": "name", "operator": "IN", "values": ["acme inc"]}
 
 
 async def test_update_is_batch_update_by_id_without_id_property(

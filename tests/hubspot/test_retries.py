@@ -265,8 +265,11 @@ async def test_each_retry_is_reported_to_the_driver_hook(clock: VirtualClock) ->
     backend.on_upstream_retry = reported.append
     with respx.mock(base_url=API) as router:
         router.post(PATH).mock(
-            side_effect=[httpx.Response(502), httpx.Response(429, json=SECONDLY),
-                         httpx.Response(200, json=OK)]
+            side_effect=[
+                httpx.Response(502),
+                httpx.Response(429, json=SECONDLY),
+                httpx.Response(200, json=OK),
+            ]
         )
         await backend.client.request("POST", PATH, json={"inputs": []})
     await backend.client.aclose()

@@ -1,4 +1,4 @@
-"""Search and associations of the HubSpot fake (see :mod:`backends.hubspot.fake`)."""
+"""Search and associations of the HubSpot fake (see :mod:`backends.testing.hubspot.portal`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from backends.hubspot.fake_schema import ASSOCIATION_TYPES, DEFAULT_TYPE, TYPE_IDS
+from backends.testing.hubspot.schema import ASSOCIATION_TYPES, DEFAULT_TYPE, TYPE_IDS
 
 __all__ = ["OBJECT_ALIASES_SAFE", "FakeError", "SearchAndLinks"]
 
@@ -68,6 +68,7 @@ class SearchAndLinks:
 
     clock: Callable[[], float]
     objects: dict[str, dict[str, dict[str, Any]]]
+    properties: dict[str, dict[str, dict[str, Any]]]
     associations: set[tuple[str, str, str, str, int]]
     _index: dict[str, dict[str, dict[str, Any]]]
     _pending: list[tuple[float, str, str, dict[str, Any] | None]]
@@ -133,6 +134,23 @@ class SearchAndLinks:
         sorts = body.get("sorts") or []
         if sorts and not isinstance(sorts[0], dict):
             sorts = []  # HubSpot silently ignores string sorts
+        named = [f.get("propertyName", "") for g in groups for f in g.get("filters") or []]
+        named += [s.get("propertyName", "") for s in sorts]
+        unknown = sorted(
+            {
+                n
+                for n in named
+                if n and not n.startswith("associations.") and n not in self.properties[object_type]
+            }
+        )
+        if unknown:
+            # A stock portal lacking a property the caller filters on fails the whole search.
+            raise FakeError(
+                400,
+                f"There was a problem with the request. Property {unknown[0]!r} does not exist",
+                "VALIDATION_ERROR",
+                op=op,
+            )
         self._refresh_index()
         hits = []
         for object_id, props in self._index[object_type].items():

@@ -1,23 +1,41 @@
-"""A stateful, in-memory fake of the HubSpot API subset the driver uses (no network).
+"""A stateful, in-memory fake of a stock HubSpot portal (the API subset the driver uses).
 
-Serve it to the driver through an httpx transport::
+Serve it through an httpx transport (one process) or :mod:`.server` (several processes)::
 
-    fake = FakeHubSpot(token="pat-test")
-    backend = HubSpotBackend(HubSpotOptions(token="pat-test"), transport=fake.transport())
+    portal = FakeHubSpot(token="pat-test")
+    backend = HubSpotBackend(HubSpotOptions(token="pat-test"), transport=portal.transport())
 
-It behaves as ``shared/contract/hubspot.md`` says, so the driver is tested against HubSpot's
-quirks rather than an idealised API: 100 inputs per batch; unknown/read-only properties
-rejected (400 ``PROPERTY_DOESNT_EXIST``, the whole batch unless every input carries a unique
-``objectWriteTraceId``, then 207); 409 on a duplicate email or unique value, naming one existing
-id only in the message; batch/read with ``idProperty`` at the top level, only by unique
-properties; batch/update by id only; search limits (5 groups / 6 filters / 18 total, 3,000-char
-body, 200 per page, 10,000 results), ``IN`` matching only lower-case values, an index that lags
-writes by ``search_lag`` seconds; 429s of each kind (``TEN_SECONDLY_ROLLING`` when
-``rate_limit`` is set, search's per-second limit, ``DAILY`` when ``daily_limit`` is reached);
-v4 association type ids with direction; both the v3/v4 and the date-versioned paths.
+Each behaviour follows HubSpot's public documentation, so code is tested against HubSpot's
+rules rather than an idealised API. Where each comes from:
 
-Everything the driver sent is in :attr:`FakeHubSpot.calls` (used by ``bench/hubspot.py``).
-Scripted failures (``fail_next``) let tests inject any status or a transport error.
+* stock properties only, enumerations take only their internal option values, writing an
+  unknown or read-only property is 400 ``PROPERTY_DOESNT_EXIST`` / ``READ_ONLY_VALUE``
+  (:mod:`.schema` names its sources; error shape: developers.hubspot.com/docs/api-reference/
+  error-handling);
+* batches of at most 100 inputs; 207 multi-status only when every input carries a unique
+  ``objectWriteTraceId``, otherwise one bad input fails the batch (error-handling guide,
+  "Multi-status errors"); 409 on a duplicate email or unique value naming one existing id only
+  in the message; ``batch/read`` with ``idProperty`` at the top level and only by unique
+  properties; ``batch/update`` by record id only (contacts guide,
+  developers.hubspot.com/docs/api/crm/contacts);
+* search (developers.hubspot.com/docs/api/crm/search): 5 filter groups, 6 filters per group, 18
+  in all; 3,000-character bodies; 200 per page and 10,000 results per query; ``IN`` matches only
+  lower-case values; a filter or sort on a property the portal lacks is a 400; results lag
+  writes ("may take a few moments to appear"), here by ``search_lag`` seconds;
+* rate limits (developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines and the
+  older api/usage-details page): 100 calls per rolling 10 s for a Free/Starter private app
+  (``rate_limit``), search 5 per second (``search_per_second``) and a daily quota
+  (``daily_limit``), each refused with a 429 whose body names the policy
+  (``TEN_SECONDLY_ROLLING``, ``SECONDLY``, ``DAILY``); ``X-HubSpot-RateLimit-*`` headers on
+  every answer but search answers;
+* "Create and associate companies with contacts" (knowledge.hubspot.com/object-settings/
+  automatically-create-and-associate-companies-with-contacts): with ``auto_create_companies``,
+  a contact created with a business email gets a company for its email domain, created by the
+  portal itself (no ``enginy_*`` property), unless a company with that domain already exists;
+* v4 association type ids with direction; both the v3/v4 and the date-versioned paths.
+
+Everything it answered is in :attr:`FakeHubSpot.calls`; ``fail_next`` scripts any status or a
+transport error.
 """
 
 from __future__ import annotations
@@ -34,8 +52,8 @@ from typing import Any
 
 import httpx
 
-from backends.hubspot.fake_objects import FakeError, ObjectStore
-from backends.hubspot.fake_schema import OBJECT_ALIASES
+from backends.testing.hubspot.objects import FakeError, ObjectStore
+from backends.testing.hubspot.schema import OBJECT_ALIASES
 
 __all__ = ["Call", "FakeHubSpot"]
 
@@ -70,10 +88,11 @@ class FakeHubSpot:
         *,
         token: str = "pat-na1-fake-token",
         clock: Callable[[], float] = time.monotonic,
-        rate_limit: int | None = None,
+        rate_limit: int | None = 100,
         search_per_second: int | None = 5,
         daily_limit: int | None = None,
-        search_lag: float = 0.0,
+        search_lag: float = 2.0,
+        auto_create_companies: bool = False,
         portal_id: int = 4242,
         missing_scopes: frozenset[str] = frozenset(),
     ) -> None:
@@ -84,7 +103,9 @@ class FakeHubSpot:
         self.daily_limit = daily_limit
         self.portal_id = portal_id
         self.missing_scopes = set(missing_scopes)
-        self.store = ObjectStore(clock=clock, search_lag=search_lag)
+        self.store = ObjectStore(
+            clock=clock, search_lag=search_lag, auto_create_companies=auto_create_companies
+        )
         self.calls: list[Call] = []
         self._window: collections.deque[float] = collections.deque()
         self._search_window: collections.deque[float] = collections.deque()
@@ -294,7 +315,11 @@ class FakeHubSpot:
                 "You have reached your secondly limit.",
                 None,
                 op="ratelimit",
-                extra={"errorType": "RATE_LIMIT"},
+                extra={
+                    "errorType": "RATE_LIMIT",
+                    "policyName": "SECONDLY",
+                    "requestId": str(uuid.uuid4()),
+                },
             )
         self._search_window.append(now)
 

@@ -1,4 +1,4 @@
-"""State and endpoint behaviour of the HubSpot fake (see :mod:`backends.hubspot.fake`)."""
+"""State and endpoint behaviour of the HubSpot fake (see :mod:`backends.testing.hubspot.portal`)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,28 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from backends.hubspot.fake_links import OBJECT_ALIASES_SAFE, FakeError, SearchAndLinks
-from backends.hubspot.fake_schema import ASSOCIATION_TYPES, TYPE_IDS, default_properties
+from backends.testing.hubspot.links import OBJECT_ALIASES_SAFE, FakeError, SearchAndLinks
+from backends.testing.hubspot.schema import ASSOCIATION_TYPES, TYPE_IDS, default_properties
 
 __all__ = ["FakeError", "ObjectStore"]
 
 BATCH_LIMIT = 100
+#: Domains HubSpot does not turn into companies (free email providers; a sample).
+FREE_EMAIL_DOMAINS = frozenset(
+    {
+        "gmail.com",
+        "googlemail.com",
+        "yahoo.com",
+        "hotmail.com",
+        "outlook.com",
+        "live.com",
+        "aol.com",
+        "icloud.com",
+        "gmx.com",
+        "proton.me",
+        "protonmail.com",
+    }
+)
 UNIQUE_BUILTIN = {"contacts": {"email"}}
 REQUIRED_TIMESTAMP = {"tasks", "emails", "communications", "notes"}
 
@@ -30,9 +46,12 @@ def _invalid(name: str, error: str, message: str) -> dict[str, Any]:
 class ObjectStore(SearchAndLinks):
     """Objects, properties and associations of one fake portal."""
 
-    def __init__(self, *, clock: Callable[[], float], search_lag: float) -> None:
+    def __init__(
+        self, *, clock: Callable[[], float], search_lag: float, auto_create_companies: bool = False
+    ) -> None:
         self.clock = clock
         self.search_lag = search_lag
+        self.auto_create_companies = auto_create_companies
         self.objects: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in TYPE_IDS}
         self.properties = default_properties()
         self.groups: dict[str, set[str]] = {t: {"hubspot"} for t in TYPE_IDS}
@@ -264,6 +283,27 @@ class ObjectStore(SearchAndLinks):
         self._write(object_type, obj, props)
         return obj
 
+    def _company_for_contact(self, object_type: str, contact: dict[str, Any]) -> None:
+        """HubSpot's "create and associate companies with contacts" setting: a business email
+        domain gets a company (or is associated with the one holding that domain)."""
+        email = str(contact["properties"].get("email") or "")
+        if not (self.auto_create_companies and object_type == "contacts" and "@" in email):
+            return
+        domain = email.rsplit("@", 1)[1].lower()
+        if domain in FREE_EMAIL_DOMAINS:
+            return
+        company = next(
+            (
+                c
+                for c in self.objects["companies"].values()
+                if str(c["properties"].get("domain") or "").lower() == domain
+            ),
+            None,
+        )
+        if company is None:
+            company = self._new("companies", {"name": domain, "domain": domain})
+        self._link("contacts", contact["id"], "companies", company["id"], 1)
+
     def _errors_for(self, problems: list[dict[str, Any]], trace: str | None) -> dict[str, Any]:
         error: dict[str, Any] = {
             "status": "error",
@@ -340,6 +380,7 @@ class ObjectStore(SearchAndLinks):
         for item, trace in plan:
             obj = self._new(object_type, item.get("properties") or {})
             self._associate_inline(object_type, obj["id"], item.get("associations") or [], False)
+            self._company_for_contact(object_type, obj)
             results.append(self._public(object_type, obj, None, trace))
         payload = self._batch_payload(results, errors)
         return (207 if errors else 201), payload
@@ -522,6 +563,7 @@ class ObjectStore(SearchAndLinks):
             self._associate_inline(
                 object_type, obj["id"], (body or {}).get("associations") or [], False
             )
+            self._company_for_contact(object_type, obj)
             return op, 201, self._public(object_type, obj, None)
         limit = int(params.get("limit", "10"))
         if limit > 100:

@@ -1,6 +1,6 @@
 """Static data of the HubSpot fake: the HubSpot-defined properties and association type ids.
 
-Kept apart from :mod:`backends.hubspot.fake` so each file stays readable. Values follow
+Kept apart from :mod:`backends.testing.hubspot.portal` so each file stays readable. Values follow
 ``shared/contract/hubspot.md`` (§2, §5.2, §6).
 """
 
@@ -87,12 +87,50 @@ def _ro(name: str, type: str = "string") -> dict[str, Any]:
     return _p(name, type, modificationMetadata={"readOnlyValue": True, "archivable": False})
 
 
-def _enum(name: str, values: list[str]) -> dict[str, Any]:
+def _enum(name: str, values: list[str] | list[tuple[str, str]]) -> dict[str, Any]:
+    """An enumeration; ``values`` are internal values (labelled in title case) or
+    ``(label, value)`` pairs."""
+    pairs = [v if isinstance(v, tuple) else (v.replace("_", " ").title(), v) for v in values]
     options = [
-        {"label": v.title(), "value": v, "hidden": False, "displayOrder": i}
-        for i, v in enumerate(values)
+        {"label": label, "value": value, "hidden": False, "displayOrder": i}
+        for i, (label, value) in enumerate(pairs)
     ]
     return _p(name, "enumeration", "select", options=options)
+
+
+#: (label, internal value) of HubSpot's classic company ``industry`` options (a subset).
+INDUSTRIES: list[tuple[str, str]] = [
+    ("Accounting", "ACCOUNTING"),
+    ("Banking", "BANKING"),
+    ("Biotechnology", "BIOTECHNOLOGY"),
+    ("Computer & Network Security", "COMPUTER_NETWORK_SECURITY"),
+    ("Computer Hardware", "COMPUTER_HARDWARE"),
+    ("Computer Software", "COMPUTER_SOFTWARE"),
+    ("Construction", "CONSTRUCTION"),
+    ("Consumer Goods", "CONSUMER_GOODS"),
+    ("Education Management", "EDUCATION_MANAGEMENT"),
+    ("Financial Services", "FINANCIAL_SERVICES"),
+    ("Hospital & Health Care", "HOSPITAL_HEALTH_CARE"),
+    ("Information Technology and Services", "INFORMATION_TECHNOLOGY_AND_SERVICES"),
+    ("Insurance", "INSURANCE"),
+    ("Internet", "INTERNET"),
+    ("Management Consulting", "MANAGEMENT_CONSULTING"),
+    ("Marketing and Advertising", "MARKETING_AND_ADVERTISING"),
+    ("Real Estate", "REAL_ESTATE"),
+    ("Retail", "RETAIL"),
+    ("Staffing and Recruiting", "STAFFING_AND_RECRUITING"),
+    ("Telecommunications", "TELECOMMUNICATIONS"),
+]
+LIFECYCLE_STAGES: list[tuple[str, str]] = [
+    ("Subscriber", "subscriber"),
+    ("Lead", "lead"),
+    ("Marketing Qualified Lead", "marketingqualifiedlead"),
+    ("Sales Qualified Lead", "salesqualifiedlead"),
+    ("Opportunity", "opportunity"),
+    ("Customer", "customer"),
+    ("Evangelist", "evangelist"),
+    ("Other", "other"),
+]
 
 
 def default_properties() -> dict[str, dict[str, dict[str, Any]]]:
@@ -110,22 +148,47 @@ def default_properties() -> dict[str, dict[str, dict[str, Any]]]:
         _p("company"),
         _p("jobtitle"),
         _p("website"),
+        _p("hs_linkedin_url"),
+        _p("address"),
         _p("city"),
+        _p("state"),
+        _p("zip"),
         _p("country"),
+        _p("industry"),
         _p("hs_additional_emails"),
-        _enum("lifecyclestage", ["lead", "customer"]),
+        _enum("lifecyclestage", LIFECYCLE_STAGES),
+        _enum(
+            "hs_lead_status",
+            [
+                "NEW",
+                "OPEN",
+                "IN_PROGRESS",
+                "OPEN_DEAL",
+                "UNQUALIFIED",
+                "ATTEMPTED_TO_CONTACT",
+                "CONNECTED",
+                "BAD_TIMING",
+            ],
+        ),
     ]
     companies = [
         *common,
         _ro("hs_lastmodifieddate", "datetime"),
         _p("name"),
         _p("domain"),
-        _p("industry"),
+        _enum("industry", INDUSTRIES),
+        _enum("type", ["PROSPECT", "PARTNER", "RESELLER", "VENDOR", "OTHER"]),
+        _enum("lifecyclestage", LIFECYCLE_STAGES),
         _p("numberofemployees", "number", "number"),
+        _p("annualrevenue", "number", "number"),
+        _p("founded_year"),
         _p("linkedin_company_page"),
         _p("website"),
         _p("phone"),
+        _p("address"),
         _p("city"),
+        _p("state"),
+        _p("zip"),
         _p("country"),
         _p("description", "string", "textarea"),
     ]
