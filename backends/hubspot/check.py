@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from backends.base import AuthFailed, BackendError, Entity
 from backends.base import SetupReport as CheckSummary
@@ -136,10 +137,34 @@ class SetupMixin(HubSpotCore):
             else:
                 fate = "dropped" if policy == "drop" else "created on first write"
                 notes.append(f"{line} (will be {fate})")
+        notes += self._skipped_match_keys(report, field_maps)
         if report.contact_link_template:
             notes.append(f"contactLinkTemplate: {report.contact_link_template}")
             notes.append(f"companyLinkTemplate: {report.company_link_template}")
         return CheckSummary(problems=tuple(problems), notes=tuple(notes))
+
+    #: The contract's default match keys (Part A.7) whose fields ``check`` looks for.
+    MATCH_KEYS: ClassVar[dict[Entity, tuple[str, ...]]] = {
+        Entity.CONTACT: ("email", "linkedinUrl"),
+        Entity.COMPANY: ("domain", "linkedinUrl", "name"),
+    }
+
+    def _skipped_match_keys(
+        self, report: SetupReport, field_maps: Mapping[Entity, Mapping[str, str]]
+    ) -> list[str]:
+        """Notes for match keys whose property the portal lacks: sync skips them (a warning
+        per key at run time), it never fails."""
+        out = []
+        for entity, keys in self.MATCH_KEYS.items():
+            missing = set(report.missing_properties.get(OBJECT_TYPES[entity], []))
+            for key in keys:
+                prop = field_maps.get(entity, {}).get(key)
+                if prop in missing:
+                    out.append(
+                        f"{OBJECT_TYPES[entity]}: match key {key} is skipped: the portal has no "
+                        f"property {prop!r}"
+                    )
+        return out
 
     async def check(
         self,

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from backends.base import Activity, AuthFailed, Conflict, NewActivity
+from backends.base import Activity, AuthFailed, Conflict, InvalidRecord, NewActivity, NotFound
 from backends.hubspot.core import HubSpotCore
 
 __all__ = ["ASSOCIATION_TYPE_IDS", "EngagementsMixin", "parse_datetime"]
@@ -96,11 +96,16 @@ class EngagementsMixin(HubSpotCore):
                 field_type="textarea",
                 create=create,
             )
-        except AuthFailed as exc:
-            # Without schema-write scope the activity is still logged, only not de-duplicated;
-            # an outage (Unavailable) still fails the request so Enginy retries it.
+        except (AuthFailed, InvalidRecord, Conflict, NotFound) as exc:
+            # A portal that refuses the set-up (no schema-write scope, a 400 on the group or
+            # the unique property, a name taken) still gets its activities logged, only not
+            # de-duplicated; the refusal is remembered so it costs one attempt, not one per
+            # call. An outage (Unavailable) still fails the request so Enginy retries it.
             log.warning(
-                "hubspot: cannot create the Enginy properties on %s: %s", object_type, exc.message
+                "hubspot: cannot create the Enginy properties on %s (%s): %s",
+                object_type,
+                exc.code,
+                exc.message,
             )
             key_ok = data_ok = False
         if not (key_ok and data_ok):
