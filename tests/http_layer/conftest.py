@@ -1,21 +1,16 @@
-"""Fixtures of the shared HTTP layer's tests: a virtual clock and a Redis server.
-
-Redis tests use the server named by ``ENGINY_TEST_REDIS_URL`` (default: the local one). When it
-is unreachable they skip with the reason, unless ``ENGINY_REQUIRE_DATABASES=1`` (CI), where they
-fail. Every test gets its own key prefix, so concurrent runs never share a window.
+"""Fixtures of the shared HTTP layer's tests: a virtual clock and a Redis server
+(:mod:`tests.redis_support`). Every test gets its own key prefix, so concurrent runs never
+share a window.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import uuid
-from urllib.parse import urlsplit
 
 import pytest
 
-REDIS_URL = os.environ.get("ENGINY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+from tests.redis_support import require_redis
 
 
 class VirtualClock:
@@ -38,19 +33,6 @@ class VirtualClock:
 @pytest.fixture
 def clock() -> VirtualClock:
     return VirtualClock()
-
-
-def require_redis() -> str:
-    """``REDIS_URL`` when its server answers; otherwise skip (or fail in CI)."""
-    parts = urlsplit(REDIS_URL)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), 2):
-            return REDIS_URL
-    except OSError:
-        message = f"Redis not reachable at {parts.hostname}:{parts.port or 6379}"
-        if os.environ.get("ENGINY_REQUIRE_DATABASES") == "1":
-            pytest.fail(f"{message} (ENGINY_REQUIRE_DATABASES=1)")
-        pytest.skip(f"{message}; set ENGINY_REQUIRE_DATABASES=1 to make this mandatory")
 
 
 @pytest.fixture

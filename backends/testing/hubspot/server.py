@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import select
 import socket
-from collections.abc import Awaitable, Callable, MutableMapping
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -23,7 +26,7 @@ import httpx
 
 from backends.testing.hubspot.portal import FakeHubSpot
 
-__all__ = ["FakePortalApp", "main"]
+__all__ = ["FakePortalApp", "FakePortalProcess", "main"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -81,6 +84,50 @@ class FakePortalApp:
         if path == "/_fake/objects":
             return httpx.Response(200, json=self.portal.objects)
         return httpx.Response(404, json={"message": "unknown inspection path"})
+
+
+class FakePortalProcess:
+    """Run :func:`main` in a child process for the length of a ``with`` block::
+
+    with FakePortalProcess(["--rate-limit", "100"]) as portal:
+        use(portal.url)            # http://127.0.0.1:<port>
+        portal.get("/_fake/calls")  # the request log, decoded
+    """
+
+    def __init__(self, args: Sequence[str] = (), *, start_timeout: float = 30.0) -> None:
+        self.args, self.start_timeout = list(args), start_timeout
+        self.url = ""
+        self._process: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> FakePortalProcess:
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "backends.testing.hubspot.server", *self.args],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._process.stdout is not None
+        ready = select.select([self._process.stdout], [], [], self.start_timeout)[0]
+        line = self._process.stdout.readline().strip() if ready else ""
+        if not line.startswith("http://"):
+            self.__exit__()
+            raise RuntimeError("the fake HubSpot portal did not start")
+        self.url = line
+        return self
+
+    def get(self, path: str) -> Any:
+        return httpx.get(self.url + path, timeout=30).json()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            if self._process.stdout is not None:
+                self._process.stdout.close()
+            self._process = None
 
 
 def main(argv: list[str] | None = None) -> None:
