@@ -236,3 +236,106 @@ async def test_association_type_ids_and_direction(
 async def test_date_versioned_paths_are_served(http: httpx.AsyncClient) -> None:
     response = await http.get("https://api.hubapi.com/crm/objects/2026-03/contacts")
     assert response.status_code == 200
+
+
+async def test_a_stock_portal_has_only_hubspot_defined_properties(
+    http: httpx.AsyncClient, fake: FakeHubSpot
+) -> None:
+    props = fake.store.properties
+    assert all(p["hubspotDefined"] for t in props.values() for p in t.values())
+    assert (
+        "hs_linkedin_url" in props["contacts"] and "linkedin_profile_url" not in props["contacts"]
+    )
+    response = await create(
+        http, [{"properties": {"email": "a@x.io", "linkedin_profile_url": "x"}}]
+    )
+    assert response.status_code == 400
+    assert "PROPERTY_DOESNT_EXIST" in response.json()["message"]
+
+
+async def test_enumerations_take_only_internal_option_values(http: httpx.AsyncClient) -> None:
+    for value, status in (
+        ("Technology", 400),
+        ("Computer Software", 400),
+        ("COMPUTER_SOFTWARE", 201),
+    ):
+        response = await create(
+            http, [{"properties": {"name": "A", "industry": value}}], "companies"
+        )
+        assert response.status_code == status, value
+    bad = await create(http, [{"properties": {"name": "A", "industry": "Technology"}}], "companies")
+    assert "INVALID_OPTION" in bad.json()["message"]
+
+
+async def test_a_search_on_a_property_the_portal_lacks_is_a_400(http: httpx.AsyncClient) -> None:
+    flt = {"propertyName": "linkedin_profile_url", "operator": "IN", "values": ["x"]}
+    response = await http.post(f"{V3}/contacts/search", json={"filterGroups": [{"filters": [flt]}]})
+    assert response.status_code == 400
+    assert "linkedin_profile_url" in response.json()["message"]
+    sort = {"sorts": [{"propertyName": "nope", "direction": "ASCENDING"}]}
+    assert (await http.post(f"{V3}/contacts/search", json=sort)).status_code == 400
+
+
+async def test_search_lags_writes_by_default(fake: FakeHubSpot, http: httpx.AsyncClient) -> None:
+    assert fake.store.search_lag > 0
+    await create(http, [{"properties": {"email": "a@x.io"}}])
+    flt = {"propertyName": "email", "operator": "EQ", "value": "a@x.io"}
+    found = await http.post(f"{V3}/contacts/search", json={"filterGroups": [{"filters": [flt]}]})
+    assert found.json()["total"] == 0
+
+
+async def test_the_search_429_names_its_policy(clock: VirtualClock) -> None:
+    fake = FakeHubSpot(token=TOKEN, clock=clock)  # 5 searches per second, as HubSpot
+    async with httpx.AsyncClient(
+        transport=fake.transport(), headers={"Authorization": f"Bearer {TOKEN}"}
+    ) as http:
+        statuses = [
+            (await http.post(f"{V3}/contacts/search", json={})).status_code for _ in range(6)
+        ]
+        assert statuses == [200] * 5 + [429]
+        refused = await http.post(f"{V3}/contacts/search", json={})
+        assert refused.json()["policyName"] == "SECONDLY"
+
+
+async def test_default_rate_limit_is_a_free_portal_s(clock: VirtualClock) -> None:
+    fake = FakeHubSpot(token=TOKEN, clock=clock)
+    async with httpx.AsyncClient(
+        transport=fake.transport(), headers={"Authorization": f"Bearer {TOKEN}"}
+    ) as http:
+        statuses = [(await http.get(f"{V3}/contacts")).status_code for _ in range(101)]
+    assert statuses.count(200) == 100 and statuses[-1] == 429
+
+
+async def test_companies_from_contact_email_domains(clock: VirtualClock) -> None:
+    fake = FakeHubSpot(token=TOKEN, clock=clock, auto_create_companies=True)
+    async with httpx.AsyncClient(
+        transport=fake.transport(), headers={"Authorization": f"Bearer {TOKEN}"}
+    ) as http:
+        await create(
+            http,
+            [
+                {"properties": {"email": "a@acme.io"}},
+                {"properties": {"email": "b@ACME.io"}},
+                {"properties": {"email": "c@gmail.com"}},
+            ],
+        )
+    (company,) = fake.objects["companies"].values()
+    assert company["properties"]["domain"] == "acme.io"
+    linked = {
+        a[1] for a in fake.store.associations if a[:1] == ("contacts",) and a[3] == company["id"]
+    }
+    assert len(linked) == 2
+
+
+def test_the_portal_is_served_to_other_processes() -> None:
+    from backends.testing.hubspot.server import FakePortalProcess
+
+    with FakePortalProcess(["--rate-limit", "2", "--token", TOKEN]) as portal:
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        answers = [
+            httpx.get(f"{portal.url}/crm/v3/objects/contacts", headers=headers) for _ in range(3)
+        ]
+        calls = portal.get("/_fake/calls")
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[2].json()["policyName"] == "TEN_SECONDLY_ROLLING"
+    assert [c["status"] for c in calls] == [200, 200, 429]
