@@ -1,27 +1,35 @@
-"""Upstream HubSpot calls per Enginy operation, and a rate-limited burst, from the fake's log.
+"""The HubSpot driver against the in-repo fake of a stock portal: calls per operation, the rate
+budget shared by replicas, and the whole contract.
 
-    python bench/hubspot.py [--batch 100] [--burst 50]
+    python bench/hubspot.py [--batch 100] [--requests 50] [--records 10]
 
-Runs the real front (``adapter.app.create_app``) on the HubSpot driver, served by the in-repo
-stateful fake (``backends.testing.hubspot``) through httpx transports: no network, no token. Time
-is virtual (the driver's limiter/retry sleeps and the fake's rate windows share one clock that
-moves only when someone waits), so the burst's "seconds" are HubSpot seconds, not wall time.
+Needs Redis at ``$ENGINY_TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379/0``). No network,
+no token: the fake (``backends.testing.hubspot``) has HubSpot-defined properties only, a search
+index lagging writes and HubSpot's rate limits. Prints:
 
-Prints:
-
-1. calls per Enginy operation on ``--batch``-record batches, with the issue's targets
-   (create <= 2 when none exist; sync <= 3 + one search per fallback key needed; update 1;
-   associations 1); the ``sync`` rows state which keys matched;
-2. owners fetched per cache TTL under repeated ``GET /users``;
-3. a burst of ``--burst`` concurrent ``POST /contacts`` (overlapping external ids) against a
-   fake enforcing 100 requests per 10 s: failed requests, duplicates, 429s seen, virtual time.
+1. upstream calls per Enginy operation on ``--batch``-record batches, with targets (contacts
+   create <= 2; companies create <= 5: external id, domain key, a domain search for companies
+   made by hand or by HubSpot, create; the 60 email / 20 LinkedIn / 20 none sync <= 4); in
+   process, on virtual time;
+2. owners fetched per cache TTL under repeated ``GET /users`` (virtual time);
+3. two ``enginy-adapter serve`` processes on one fake portal limited to 100 calls / 10 s,
+   ``--requests`` concurrent ``POST /contacts`` each: with the budget in one Redis, then with
+   per-process limits for contrast (failed requests, upstream 429s, duplicates; real time);
+4. ``enginy-adapter simulate`` against the adapter on a stock fake portal: MUST and SHOULD
+   checks passed / failed / skipped.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
+import subprocess
 import sys
+import tempfile
+import time
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -36,6 +44,8 @@ from adapter.app import create_app
 from adapter.config import Settings
 from backends.hubspot import HubSpotBackend, HubSpotOptions
 from backends.testing.hubspot import FakeHubSpot
+from backends.testing.hubspot.server import FakePortalProcess
+from tests.hubspot.replicas import adapter_config, adapters
 
 TOKEN = "pat-na1-bench"
 KEY = "bench-key"
@@ -80,8 +90,6 @@ async def serve(
 
 def new_fake(clock: VirtualClock, **kwargs: Any) -> FakeHubSpot:
     fake = FakeHubSpot(token=TOKEN, clock=clock, **kwargs)
-    # as the docs ask an operator to do once (or set unknown_properties: create)
-    fake.add_property("contacts", "linkedin_profile_url")
     for i in range(3):
         fake.add_owner(f"Owner{i}", "Bench", f"owner{i}@example.com")
     return fake
@@ -156,7 +164,7 @@ async def per_operation(batch: int) -> None:
             for i in range(batch)
         ]
         made = await run(
-            f"POST /companies ({batch} new)", 2, "POST", "/companies", {"companies": companies}
+            f"POST /companies ({batch} new)", 5, "POST", "/companies", {"companies": companies}
         )
 
         sync = await run(
@@ -193,7 +201,7 @@ async def per_operation(batch: int) -> None:
             found = await run(
                 f"POST /contacts/sync ({batch}: {by_email} email, {by_linkedin} LinkedIn, "
                 f"{unknown} none)",
-                3 + 1,
+                4,
                 "POST",
                 "/contacts/sync",
                 {"contacts": mixed(by_email, by_linkedin)},
@@ -272,60 +280,133 @@ async def owners_ttl() -> None:
     )
 
 
-async def burst(requests: int, per_request: int) -> None:
-    clock = VirtualClock()
-    fake = new_fake(clock, rate_limit=100)
-    async with serve(fake, clock) as (client, _):
-        start_calls, start_time = len(fake.calls), clock.now
+KEY_TWO = "bench-replicas-key"
 
-        async def one(i: int) -> httpx.Response:
-            # request i overlaps request i-1 on half of its external ids
-            ids = range(i * per_request // 2, i * per_request // 2 + per_request)
-            return await client.post("/contacts", json={"contacts": [contact(n, "b") for n in ids]})
 
-        responses = await asyncio.gather(*[one(i) for i in range(requests)])
-        failed = [r.status_code for r in responses if r.status_code != 200]
-        wanted = {
-            f"lead-b{n}"
-            for i in range(requests)
-            for n in range(i * per_request // 2, i * per_request // 2 + per_request)
-        }
-        stored = [
-            o["properties"].get("enginy_external_id") for o in fake.objects["contacts"].values()
-        ]
-        duplicates = len(stored) - len(set(stored))
-        calls = fake.calls[start_calls:]
-        throttled = sum(1 for c in calls if c.status == 429)
-        crm_ids: dict[str, set[str]] = {}
-        for r in responses:
-            if r.status_code == 200:
-                for item in r.json()["results"]:
-                    crm_ids.setdefault(item["externalId"], set()).add(item["crmId"])
-        split = sum(1 for v in crm_ids.values() if len(v) > 1)
+async def replicas(requests: int, per_request: int, redis_url: str | None) -> dict[str, Any]:
+    """Two ``enginy-adapter serve`` processes on one fake portal (100 calls / 10 s, HubSpot's
+    Free/Starter limit), ``requests`` concurrent ``POST /contacts`` on each, real time."""
+    label = "one Redis" if redis_url else "no Redis (per-process limits)"
+    limits: dict[str, Any] = {"requests_per_10s": 90}
+    if redis_url:
+        limits |= {"redis_url": redis_url, "key_prefix": f"enginy-bench:{uuid.uuid4().hex}"}
+    with (
+        FakePortalProcess(["--rate-limit", "100", "--search-lag", "2"]) as portal,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        config = adapter_config(
+            Path(tmp) / "adapter.yaml",
+            portal_url=portal.url,
+            key=KEY_TWO,
+            options={"budget_seconds": 90, "rate_limit": limits},
+        )
+        with adapters(config, 2) as urls:
+            async with httpx.AsyncClient(headers={"X-API-Key": KEY_TWO}, timeout=180) as client:
+
+                async def one(n: int) -> httpx.Response:
+                    # request n overlaps request n-1 (on the other process) on half its ids
+                    ids = range(n * per_request // 2, n * per_request // 2 + per_request)
+                    body = {"contacts": [contact(i, "r") for i in ids]}
+                    return await client.post(f"{urls[n % 2]}/contacts", json=body)
+
+                started = time.perf_counter()
+                responses = await asyncio.gather(*(one(n) for n in range(2 * requests)))
+                elapsed = time.perf_counter() - started
+        calls = portal.get("/_fake/calls")
+        stored = portal.get("/_fake/objects")["contacts"]
+    held = Counter(o["properties"].get("enginy_external_id") for o in stored.values())
+    return {
+        "setup": label,
+        "requests": len(responses),
+        "failed": sum(1 for r in responses if r.status_code != 200),
+        "upstream": len(calls),
+        "429": sum(1 for c in calls if c["status"] == 429),
+        "contacts": len(stored),
+        "duplicates": sum(n - 1 for n in held.values()),
+        "seconds": elapsed,
+    }
+
+
+async def two_replicas(requests: int, per_request: int) -> None:
+    redis_url = os.environ.get("ENGINY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    rows = [await replicas(requests, per_request, redis_url)]
+    rows.append(await replicas(requests, per_request, None))
     print(
-        f"\nBurst: {requests} concurrent POST /contacts x {per_request} records (overlapping "
-        f"ids) against a fake enforcing 100 requests / 10 s"
+        f"\nTwo adapter processes on one fake portal limited to 100 calls / 10 s, {requests} "
+        f"concurrent POST /contacts x {per_request} records on each (overlapping external ids), "
+        "real time:\n"
     )
-    print(f"  failed requests: {len(failed)} {failed[:5]}")
+    head = ("budget kept in", "requests", "failed", "upstream calls", "429s", "contacts",
+            "duplicates", "seconds")  # fmt: skip
+    table = [head] + [
+        (
+            r["setup"],
+            str(r["requests"]),
+            str(r["failed"]),
+            str(r["upstream"]),
+            str(r["429"]),
+            str(r["contacts"]),
+            str(r["duplicates"]),
+            f"{r['seconds']:.1f}",
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    for row in [table[0], tuple("-" * w for w in widths), *table[1:]]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+
+
+async def simulate_stock_portal() -> None:
+    """``enginy-adapter simulate`` (the whole contract) against the adapter on a stock fake
+    portal: HubSpot-defined properties only, search lagging writes by 2 s, 100 calls / 10 s."""
+    key = "bench-simulate-key"
+    with (
+        FakePortalProcess(["--rate-limit", "100", "--search-lag", "2"]) as portal,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        config = adapter_config(
+            Path(tmp) / "adapter.yaml", portal_url=portal.url, key=key, options={}
+        )
+        with adapters(config, 1) as (url,):
+            run = await asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, "-m", "adapter", "simulate", "--url", url, "--json"],
+                env={**os.environ, "ENGINY_ADAPTER_API_KEY": key},
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+    report = json.loads(run.stdout)
+    checks = report["checks"]
     print(
-        f"  contacts stored: {len(stored)} for {len(wanted)} distinct external ids; "
-        f"duplicates: {duplicates}; external ids answered with 2+ crm ids: {split}"
+        "\nenginy-adapter simulate against a stock fake portal "
+        "(search lag 2 s, 100 calls / 10 s):\n"
     )
-    print(
-        f"  upstream calls: {len(calls)}; 429 answers from HubSpot: {throttled}; "
-        f"virtual time: {clock.now - start_time:.1f} s"
-    )
+    for level in ("MUST", "SHOULD"):
+        mine = [c for c in checks if c["level"] == level]
+        counts = Counter(c["status"] for c in mine)
+        print(
+            f"  {level:<6} {len(mine):>3} checks: {counts['PASS']} pass, {counts['FAIL']} fail, "
+            f"{counts['SKIP']} skip"
+        )
+    for check in checks:
+        if check["status"] != "PASS":
+            print(
+                f"    {check['status']} {check['level']} {check['name']}: {check['detail'][:120]}"
+            )
+    print(f"  exit code {report['exitCode']}, {report['requests']} requests")
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch", type=int, default=100)
-    parser.add_argument("--burst", type=int, default=50)
-    parser.add_argument("--burst-records", type=int, default=10)
+    parser.add_argument("--requests", type=int, default=50, help="per adapter process")
+    parser.add_argument("--records", type=int, default=10, help="contacts per request")
     args = parser.parse_args()
     await per_operation(args.batch)
     await owners_ttl()
-    await burst(args.burst, args.burst_records)
+    await two_replicas(args.requests, args.records)
+    await simulate_stock_portal()
 
 
 if __name__ == "__main__":

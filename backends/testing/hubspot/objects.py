@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import re
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from backends.testing.hubspot.schema import ASSOCIATION_TYPES, TYPE_IDS, default
 __all__ = ["FakeError", "ObjectStore"]
 
 BATCH_LIMIT = 100
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 #: Domains HubSpot does not turn into companies (free email providers; a sample).
 FREE_EMAIL_DOMAINS = frozenset(
     {
@@ -186,6 +188,11 @@ class ObjectStore(SearchAndLinks):
                                 name, "INVALID_OPTION", f"{part} was not one of the allowed options"
                             )
                         )
+            if name == "email" and not _EMAIL.match(value):
+                # HubSpot validates contact emails (error code INVALID_EMAIL).
+                problems.append(
+                    _invalid(name, "INVALID_EMAIL", f"Email address {value} is invalid")
+                )
             if name == "hubspot_owner_id" and value not in self.owner_ids:
                 problems.append(_invalid(name, "INVALID_OWNER_ID", f"{value} is not a valid owner"))
             if name == "hs_email_headers":
