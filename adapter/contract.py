@@ -52,6 +52,7 @@ __all__ = [
     "CreateError",
     "CreateResponse",
     "CreateResult",
+    "FieldWarning",
     "HealthOk",
     "RecordIn",
     "RecordUpdateIn",
@@ -228,11 +229,24 @@ class CreateError(TypedDict):
     message: str
 
 
+class FieldWarning(TypedDict):
+    """A field the backend did not write although its record was written (an enumeration
+    value with no matching option, a field with no property under a ``drop`` policy).
+    ``externalId`` on creates, ``crmId`` on updates; ``field`` is Enginy's name."""
+
+    externalId: NotRequired[str]
+    crmId: NotRequired[str]
+    field: str
+    message: str
+
+
 class CreateResponse(TypedDict):
-    """``{"results": [...], "errors": [...]}``; ``errors`` is left out when empty."""
+    """``{"results": [...], "errors": [...], "warnings": [...]}``; ``errors`` and ``warnings``
+    are left out when empty (extra top-level keys are allowed, A.1)."""
 
     results: list[CreateResult]
     errors: NotRequired[list[CreateError]]
+    warnings: NotRequired[list[FieldWarning]]
 
 
 class SyncResult(TypedDict):
@@ -257,7 +271,10 @@ class UpdateResult(TypedDict):
 
 
 class UpdateResponse(TypedDict):
+    """``warnings`` (fields not written, see :class:`FieldWarning`) only when there are some."""
+
     results: list[UpdateResult]
+    warnings: NotRequired[list[FieldWarning]]
 
 
 #: Serialisers of the typed-dict responses, built once.

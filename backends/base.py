@@ -259,15 +259,15 @@ class ItemResult:
     On success ``crm_id`` is set and ``error`` is ``None``; ``created`` tells whether this call
     made a new record (``False`` when an idempotent create found the existing one). On a
     permanent per-item failure ``error`` holds a :class:`BackendError` (``InvalidRecord``,
-    ``NotFound``, ``Conflict``) and ``crm_id`` may be ``None``. ``warnings`` names what a
-    successful write left out (``"industry: 'Technology' is not an option ..."``): the record
-    was written, those fields were not.
+    ``NotFound``, ``Conflict``) and ``crm_id`` may be ``None``. ``dropped`` names the fields a
+    successful write left out, each with why (``{"industry": "'Technology' is not an option
+    ..."}``, in the backend's vocabulary): the record was written, those fields were not.
     """
 
     crm_id: str | None = None
     error: BackendError | None = None
     created: bool = False
-    warnings: tuple[str, ...] = ()
+    dropped: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

@@ -15,6 +15,7 @@ from adapter.contract import (
     CreateError,
     CreateResponse,
     CreateResult,
+    FieldWarning,
     RecordIn,
     RecordUpdateIn,
     SyncResponse,
@@ -71,9 +72,18 @@ class RecordOperations:
 
         outcomes = await self.backend.create_records(entity, records) if records else []
         results: list[CreateResult] = []
+        warnings: list[FieldWarning] = []
         for record, outcome in zip(records, outcomes, strict=True):
             if outcome.error is None and outcome.crm_id is not None:
                 results.append({"externalId": record.external_id, "crmId": outcome.crm_id})
+                for name, why in outcome.dropped.items():
+                    warnings.append(
+                        {
+                            "externalId": record.external_id,
+                            "field": mapper.enginy_name(name),
+                            "message": f"not written: {why}",
+                        }
+                    )
             else:
                 error = outcome.error or BackendError("the backend returned no id")
                 errors.append(
@@ -88,6 +98,8 @@ class RecordOperations:
         response: CreateResponse = {"results": results}
         if errors:
             response["errors"] = errors
+        if warnings:
+            response["warnings"] = warnings
         return response
 
     async def sync_records(self, entity: Entity, items: Sequence[RecordIn]) -> SyncResponse:
@@ -174,6 +186,7 @@ class RecordOperations:
 
         outcomes = iter(await self.backend.update_records(entity, updates) if updates else [])
         results: list[UpdateResult] = []
+        warnings: list[FieldWarning] = []
         update_iter = iter(updates)
         for slot in slots:
             if slot is not None:
@@ -182,6 +195,14 @@ class RecordOperations:
             update, outcome = next(update_iter), next(outcomes)
             if outcome.error is None:
                 results.append({"crmId": update.crm_id, "success": True})
+                for name, why in outcome.dropped.items():
+                    warnings.append(
+                        {
+                            "crmId": update.crm_id,
+                            "field": mapper.enginy_name(name),
+                            "message": f"not written: {why}",
+                        }
+                    )
             else:
                 results.append(
                     {
@@ -191,4 +212,7 @@ class RecordOperations:
                         "message": outcome.error.message,
                     }
                 )
-        return {"results": results}
+        response: UpdateResponse = {"results": results}
+        if warnings:
+            response["warnings"] = warnings
+        return response

@@ -59,7 +59,7 @@ class _Pending:
 
     record: NewRecord
     properties: dict[str, str]
-    warnings: tuple[str, ...] = ()
+    dropped: dict[str, str] = field(default_factory=dict)
     unstored: dict[str, Any] = field(default_factory=dict)
 
 
@@ -87,7 +87,7 @@ class RecordsMixin(FindingMixin):
     ) -> list[ItemResult]:
         """Create records idempotently on their external id, de-duplicated as the module
         docstring says; one result per input, in order. Fields the portal could not take
-        are named in :attr:`ItemResult.warnings`; the record is written without them."""
+        are named in :attr:`ItemResult.dropped`; the record is written without them."""
         outcome: dict[str, ItemResult] = {}
         with self.client.budget():
             unique: dict[str, NewRecord] = {}
@@ -100,7 +100,7 @@ class RecordsMixin(FindingMixin):
         for record in records:
             result = outcome[record.external_id]
             if record.external_id in seen and result.ok:
-                result = ItemResult(crm_id=result.crm_id, warnings=result.warnings)
+                result = ItemResult(crm_id=result.crm_id, dropped=result.dropped)
             seen.add(record.external_id)
             results.append(result)
         return results
@@ -141,8 +141,7 @@ class RecordsMixin(FindingMixin):
             for prop, value in self._keys_of(entity, record).items():
                 if prop in definitions:
                     properties[prop] = value
-            warnings = tuple(f"{name}: {why}" for name, why in prepared.dropped.items())
-            pending.append(_Pending(record, properties, warnings, prepared.unstored))
+            pending.append(_Pending(record, properties, prepared.dropped, prepared.unstored))
         if entity is Entity.COMPANY:
             pending = await self._adopt_by_domain(pending, outcome)
         followers = self._twins(entity, pending)
@@ -227,7 +226,7 @@ class RecordsMixin(FindingMixin):
             if crm_id is None:
                 rest.append(item)
                 continue
-            outcome[item.record.external_id] = ItemResult(crm_id=crm_id, warnings=item.warnings)
+            outcome[item.record.external_id] = ItemResult(crm_id=crm_id, dropped=item.dropped)
             log.info(
                 "hubspot: company %s is the existing company %s (domain %s)",
                 item.record.external_id,
@@ -327,7 +326,7 @@ class RecordsMixin(FindingMixin):
             )
             if item is not None:
                 outcome[item.record.external_id] = ItemResult(
-                    crm_id=str(obj["id"]), created=True, warnings=item.warnings
+                    crm_id=str(obj["id"]), created=True, dropped=item.dropped
                 )
                 self._known[(object_type, str(obj["id"]))] = True
         failures: dict[str, BackendError] = {}
@@ -369,7 +368,7 @@ class RecordsMixin(FindingMixin):
                 crm_id = held.get(values[item.record.external_id])
                 if crm_id:
                     outcome[item.record.external_id] = ItemResult(
-                        crm_id=crm_id, warnings=item.warnings
+                        crm_id=crm_id, dropped=item.dropped
                     )
         linkedin = self.options.linkedin_key_property
         left = [p for p in pending if p.record.external_id not in outcome]
@@ -383,7 +382,7 @@ class RecordsMixin(FindingMixin):
         named = existing_id(str(data.get("message") or ""))
         if len(outcome) == before and named and len(pending) == 1 and not stripped:
             item = pending[0]
-            outcome[item.record.external_id] = ItemResult(crm_id=named, warnings=item.warnings)
+            outcome[item.record.external_id] = ItemResult(crm_id=named, dropped=item.dropped)
         return stripped
 
     async def _split_invalid(
@@ -432,7 +431,7 @@ class RecordsMixin(FindingMixin):
         object_type = OBJECT_TYPES[entity]
         results: list[ItemResult | None] = [None] * len(updates)
         pending: list[tuple[int, str, dict[str, str]]] = []
-        warnings: dict[int, tuple[str, ...]] = {}
+        dropped: dict[int, dict[str, str]] = {}
         unstored: list[tuple[str, dict[str, Any]]] = []
         with self.client.budget():
             definitions = await self.catalog.definitions(object_type)
@@ -455,7 +454,7 @@ class RecordsMixin(FindingMixin):
                     prop = self.key_property(entity, key_name)
                     if prop in definitions and key_name in update.match_keys:
                         properties[prop or ""] = update.match_keys[key_name] or ""
-                warnings[index] = tuple(f"{n}: {why}" for n, why in prepared.dropped.items())
+                dropped[index] = prepared.dropped
                 if prepared.unstored:
                     unstored.append((update.crm_id, prepared.unstored))
                 pending.append((index, update.crm_id, properties))
@@ -480,7 +479,7 @@ class RecordsMixin(FindingMixin):
             if result is None:
                 result = ItemResult(error=NotFound("no outcome"))
             elif result.ok:
-                result = ItemResult(crm_id=result.crm_id, warnings=warnings.get(index, ()))
+                result = ItemResult(crm_id=result.crm_id, dropped=dropped.get(index, {}))
             out.append(result)
         return out
 

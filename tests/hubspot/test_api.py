@@ -151,3 +151,53 @@ def test_built_from_yaml_settings_with_the_token_from_the_environment(tmp_path: 
     )
     with pytest.raises(ConfigError, match=r"backend\.options"):
         build_backend(load_settings(path, environ={}))
+
+
+async def test_a_field_hubspot_cannot_take_is_named_and_the_rest_lands(
+    client: httpx.AsyncClient, fake: FakeHubSpot
+) -> None:
+    companies = [
+        {"externalId": "acct-1", "name": "Acme", "domain": "acme.io", "industry": "Technology"},
+        {"externalId": "acct-2", "name": "Beta", "domain": "beta.io", "industry": "internet"},
+    ]
+    created = await client.post("/companies", json={"companies": companies})
+    assert created.status_code == 200, created.text
+    body = created.json()
+    assert [r["externalId"] for r in body["results"]] == ["acct-1", "acct-2"]
+    (warning,) = body["warnings"]
+    assert (warning["externalId"], warning["field"]) == ("acct-1", "industry")
+    assert "'Technology' is not an option" in warning["message"]
+    acme, beta = (fake.objects["companies"][r["crmId"]] for r in body["results"])
+    assert acme["properties"]["name"] == "Acme" and acme["properties"].get("industry") is None
+    assert beta["properties"]["industry"] == "INTERNET"
+    # The company exists, so Enginy's next step, the association, is made.
+    contact = await client.post(
+        "/contacts", json={"contacts": [{"externalId": "l1", "email": "ana@acme.io"}]}
+    )
+    linked = await client.post(
+        "/associations",
+        json={
+            "associations": [
+                {
+                    "contactCRMId": contact.json()["results"][0]["crmId"],
+                    "companyCRMId": body["results"][0]["crmId"],
+                }
+            ]
+        },
+    )
+    assert linked.json()["created"] == 1
+    updated = await client.put(
+        "/companies",
+        json={"companies": [{"crmId": body["results"][1]["crmId"], "industry": "Tech"}]},
+    )
+    assert updated.json()["results"] == [{"crmId": body["results"][1]["crmId"], "success": True}]
+    assert updated.json()["warnings"][0]["field"] == "industry"
+    assert (
+        "warnings"
+        not in (
+            await client.put(
+                "/companies",
+                json={"companies": [{"crmId": body["results"][1]["crmId"], "city": "Rome"}]},
+            )
+        ).json()
+    )

@@ -85,15 +85,16 @@ async def test_enumeration_values_by_label_or_value_and_a_bad_one_drops_only_tha
     assert (props[0]["industry"], props[0]["type"]) == ("COMPUTER_SOFTWARE", "PARTNER")
     assert props[1]["industry"] == "INFORMATION_TECHNOLOGY_AND_SERVICES"
     assert props[2].get("industry") is None and props[2]["city"] == "Madrid"
-    assert results[0].warnings == () and results[1].warnings == ()
-    (warning,) = results[2].warnings
-    assert warning.startswith("industry: 'Technology' is not an option")
+    assert results[0].dropped == {} and results[1].dropped == {}
+    assert list(results[2].dropped) == ["industry"]
+    assert results[2].dropped["industry"].startswith("'Technology' is not an option")
+    assert "Computer Software" in results[2].dropped["industry"]  # the options are named
     # An update with a bad option reports it too, and writes the rest.
     (updated,) = await backend.update_records(
         Entity.COMPANY,
         [RecordUpdate(results[0].crm_id or "", {"industry": "Tech", "city": "Rome"})],
     )
-    assert updated.ok and updated.warnings and "Tech" in updated.warnings[0]
+    assert updated.ok and "Tech" in updated.dropped["industry"]
     assert props[0]["industry"] == "COMPUTER_SOFTWARE" and props[0]["city"] == "Rome"
 
 
@@ -106,7 +107,7 @@ async def test_engagement_fields_are_text_so_later_values_of_another_shape_fit(
         (result,) = await backend.update_records(
             Entity.CONTACT, [RecordUpdate(crm_id, {"campaignOpens": value})]
         )
-        assert result.ok and result.warnings == ()
+        assert result.ok and result.dropped == {}
         record = (await backend.get_records(Entity.CONTACT, [crm_id]))[crm_id]
         assert record.fields["campaignOpens"] == value
     definition = fake.store.properties["contacts"]["campaign_opens"]
@@ -117,7 +118,7 @@ async def test_drop_policy_names_the_field_in_the_result(make_backend: MakeBacke
     driver = make_backend(unknown_properties="drop")
     await driver.open()
     (result,) = await driver.create_records(Entity.CONTACT, [lead(1, campaignStatus="x")])
-    assert result.ok and result.warnings == ("campaignStatus: no such HubSpot property",)
+    assert result.ok and result.dropped == {"campaignStatus": "no such HubSpot property"}
 
 
 async def test_note_policy_keeps_unknown_fields_in_a_note_on_the_record(
@@ -128,7 +129,7 @@ async def test_note_policy_keeps_unknown_fields_in_a_note_on_the_record(
     (created,) = await driver.create_records(
         Entity.CONTACT, [lead(1, campaignEngagementStatus="Replied")]
     )
-    assert created.ok and created.warnings == ()
+    assert created.ok and created.dropped == {}
     (note,) = fake.objects["notes"].values()
     assert "campaignEngagementStatus: Replied" in note["properties"]["hs_note_body"]
     assert ("notes", note["id"], "contacts", created.crm_id, 202) in fake.store.associations

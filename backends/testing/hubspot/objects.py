@@ -1,11 +1,11 @@
-"""State and endpoint behaviour of the HubSpot fake (see :mod:`backends.testing.hubspot.portal`)."""
+"""State and endpoint behaviour of the HubSpot fake (see :mod:`.portal`)."""
 
 from __future__ import annotations
 
 import copy
 import itertools
-import re
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
