@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -271,3 +272,20 @@ def test_plans_are_validated() -> None:
     }
     with pytest.raises(ValueError, match="faults:"):
         FaultPlan.parse_rates(["explode=0.5"])
+
+
+def test_expect_100_continue_is_answered(upstream: Upstream, upstream_url: str) -> None:
+    """curl sends ``Expect: 100-continue`` before a body over 1 KiB and waits for the go-ahead."""
+    body = b"x" * 4096
+    with FaultProxy(upstream_url).in_thread() as proxy:
+        port = int(proxy.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(
+                b"POST /items/ HTTP/1.1\r\nHost: proxy\r\nContent-Length: 4096\r\n"
+                b"Expect: 100-continue\r\n\r\n"
+            )
+            assert sock.recv(1024).startswith(b"HTTP/1.1 100 ")
+            sock.sendall(body)
+            answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 201 ")
+    assert upstream.writes == [body]

@@ -306,7 +306,7 @@ class FaultProxy:
         keep_open = True
         try:
             while keep_open:
-                received = await _read_request(conn, reader)
+                received = await _read_request(conn, reader, writer)
                 if received is None:
                     break
                 request, body = received
@@ -418,7 +418,7 @@ class FaultProxy:
 
 
 async def _read_request(
-    conn: h11.Connection, reader: asyncio.StreamReader
+    conn: h11.Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> tuple[h11.Request, bytes] | None:
     """The next complete request on the connection, or None when the client closed it."""
     request: h11.Request | None = None
@@ -430,6 +430,10 @@ async def _read_request(
             conn.receive_data(await reader.read(65536))
         elif isinstance(event, h11.Request):
             request = event
+            if conn.they_are_waiting_for_100_continue:  # curl, for bodies over 1 KiB
+                writer.write(
+                    conn.send(h11.InformationalResponse(status_code=100, headers=[])) or b""
+                )
         elif isinstance(event, h11.Data):
             size += len(event.data)
             if size > _MAX_BODY:
