@@ -81,9 +81,9 @@ class BottleCRMTenant:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
 
-    def client(self, **kwargs: object) -> httpx.Client:
+    def client(self, **kwargs: Any) -> httpx.Client:
         """An ``httpx.Client`` on ``base_url`` that sends the token."""
-        return httpx.Client(base_url=self.base_url, headers=self.headers, **kwargs)  # type: ignore[arg-type]
+        return httpx.Client(base_url=self.base_url, headers=self.headers, **kwargs)
 
 
 def availability() -> None:
