@@ -121,7 +121,7 @@ class BottleCRMServer:
         self.workers = workers
         self.threads = threads
         self.database = _pg.new_database_name(_layout.BOTTLECRM_RUN_PREFIX)
-        self.redis_prefix = f"enginy-test:{self.database}:"
+        self.redis_prefix = _redis_prefix(self.database)
         self.port = 0
         # Signs every JWT: devlogin and gunicorn must share it.
         self._secret_key = secrets.token_urlsafe(48)
@@ -168,7 +168,9 @@ class BottleCRMServer:
                 what="building BottleCRM's template database",
                 timeout=1800,
             )
-        _pg.drop_orphans(_layout.BOTTLECRM_RUN_PREFIX)
+        for orphan in _pg.drop_orphans(_layout.BOTTLECRM_RUN_PREFIX):
+            # Left by a run that was killed: its Redis keys go with its database.
+            _redis(_DELETE_KEYS, _redis_prefix(orphan), env=self._base_env())
         _pg.create_database(self.database, template=template, owner=_layout.BOTTLECRM_ROLE)
         self._run_dir = Path(tempfile.mkdtemp(prefix="enginy-bottlecrm-"))
         (self._run_dir / "static").mkdir()
@@ -362,6 +364,10 @@ _DELETE_KEYS = (
     "if keys: r.delete(*keys)\n"
     "print(len(keys))"
 )
+
+
+def _redis_prefix(database: str) -> str:
+    return f"enginy-test:{database}:"
 
 
 def redis_keys(prefix: str) -> int:
