@@ -31,7 +31,6 @@ import contextlib
 import os
 import secrets
 import shutil
-import socket
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -41,11 +40,19 @@ from typing import Any, Self
 from urllib.parse import urlsplit
 
 import httpx
+import redis
 
 from tests.rest.servers import _layout, _pg
 from tests.rest.servers._proc import ServerProcess, free_port, run_checked, wait_until
 
-__all__ = ["BottleCRMServer", "BottleCRMTenant", "NotAvailable", "availability", "redis_keys"]
+__all__ = [
+    "BottleCRMServer",
+    "BottleCRMTenant",
+    "NotAvailable",
+    "availability",
+    "delete_redis_keys",
+    "redis_keys",
+]
 
 ADMIN_EMAIL = "admin@example.com"
 MEMBER_EMAIL = "member@example.com"
@@ -95,11 +102,10 @@ def availability() -> None:
         )
     if not _pg.reachable():
         raise NotAvailable(f"PostgreSQL does not answer at {_safe(_layout.postgres_url())}")
-    redis = urlsplit(_layout.redis_url())
     try:
-        with socket.create_connection((redis.hostname or "127.0.0.1", redis.port or 6379), 2):
-            pass
-    except OSError as exc:
+        with redis.Redis.from_url(_layout.redis_url(), socket_connect_timeout=2) as client:
+            client.ping()
+    except redis.RedisError as exc:
         raise NotAvailable(f"Redis does not answer at {_safe(_layout.redis_url())}") from exc
 
 
@@ -170,7 +176,7 @@ class BottleCRMServer:
             )
         for orphan in _pg.drop_orphans(_layout.BOTTLECRM_RUN_PREFIX):
             # Left by a run that was killed: its Redis keys go with its database.
-            _redis(_DELETE_KEYS, _redis_prefix(orphan), env=self._base_env())
+            delete_redis_keys(_redis_prefix(orphan))
         _pg.create_database(self.database, template=template, owner=_layout.BOTTLECRM_ROLE)
         self._run_dir = Path(tempfile.mkdtemp(prefix="enginy-bottlecrm-"))
         (self._run_dir / "static").mkdir()
@@ -223,7 +229,7 @@ class BottleCRMServer:
             _pg.drop_database(self.database)
         if self._run_dir is not None:
             with contextlib.suppress(Exception):
-                self._delete_redis_keys()
+                delete_redis_keys(self.redis_prefix)
             shutil.rmtree(self._run_dir, ignore_errors=True)
             self._run_dir = None
         self._tenant = None
@@ -354,45 +360,24 @@ class BottleCRMServer:
             return False
         return response.status_code < 500
 
-    def _delete_redis_keys(self) -> None:
-        _redis(_DELETE_KEYS, self.redis_prefix, env=self._base_env())
-
-
-_COUNT_KEYS = "print(sum(1 for _ in r.scan_iter(match=prefix + '*', count=1000)))"
-_DELETE_KEYS = (
-    "keys = list(r.scan_iter(match=prefix + '*', count=1000))\n"
-    "if keys: r.delete(*keys)\n"
-    "print(len(keys))"
-)
-
 
 def _redis_prefix(database: str) -> str:
     return f"enginy-test:{database}:"
 
 
 def redis_keys(prefix: str) -> int:
-    """How many keys under ``prefix`` the tests' Redis holds (asked with redis-py from
-    BottleCRM's venv: the tests' own venv has no Redis client)."""
-    return _redis(_COUNT_KEYS, prefix)
+    """How many keys under ``prefix`` the tests' Redis holds."""
+    with redis.Redis.from_url(_layout.redis_url()) as client:
+        return sum(1 for _ in client.scan_iter(match=f"{prefix}*", count=1000))
 
 
-def _redis(script: str, prefix: str, *, env: dict[str, str] | None = None) -> int:
-    output = run_checked(
-        [
-            str(_layout.bottlecrm_python()),
-            "-c",
-            "import redis, sys\n"
-            "r = redis.Redis.from_url(sys.argv[1])\n"
-            "prefix = sys.argv[2]\n" + script,
-            _layout.redis_url(),
-            prefix,
-        ],
-        env=env if env is not None else {"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-        cwd=_layout.HERE,
-        what="asking Redis for BottleCRM's keys",
-        timeout=60,
-    )
-    return int(output.strip() or 0)
+def delete_redis_keys(prefix: str) -> int:
+    """Delete the keys under ``prefix``; how many there were."""
+    with redis.Redis.from_url(_layout.redis_url()) as client:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+        return len(keys)
 
 
 def _bearer(token: str) -> dict[str, str]:
