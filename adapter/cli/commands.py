@@ -9,6 +9,8 @@ and the embedded backend). Adding a command is one more :func:`register` call.
 * ``serve`` (:mod:`adapter.cli.serve`): run the HTTP service with uvicorn;
 * ``check`` (:mod:`adapter.cli.check`): validate the configuration and reach the backend;
 * ``links`` (:mod:`adapter.cli.links`): print the record-link templates for Enginy;
+* ``healthcheck`` (:mod:`adapter.cli.healthcheck`): call the local service's ``/health``, as
+  configured (the Docker image's ``HEALTHCHECK``);
 * ``simulate`` (:mod:`adapter.simulate`): play Enginy's side against a running server.
 
 Exit codes: 0 success, 1 failure (configuration, backend), 2 usage error (argparse).
@@ -20,7 +22,7 @@ import argparse
 from collections.abc import Callable, Mapping, Sequence
 
 from adapter import __version__
-from adapter.cli import check, links, serve
+from adapter.cli import check, healthcheck, links, serve
 from adapter.cli.common import PROG, Command
 from adapter.config import ENV_CONFIG
 
@@ -50,6 +52,7 @@ def _simulate(args: argparse.Namespace) -> int:
 register("serve", serve.COMMAND)
 register("check", check.COMMAND)
 register("links", links.COMMAND)
+register("healthcheck", healthcheck.COMMAND)
 register(
     "simulate",
     Command(

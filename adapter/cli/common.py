@@ -11,7 +11,13 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from adapter.config import ServerConfig, Settings, format_validation_error, load_settings
+from adapter.config import (
+    ConfigError,
+    ServerConfig,
+    Settings,
+    format_validation_error,
+    load_settings,
+)
 from backends.base import Backend
 
 __all__ = ["PROG", "Command", "driver_label", "fail", "load_for_command"]
@@ -43,21 +49,51 @@ def fail(message: str, stream: TextIO | None = None) -> int:
 
 def load_for_command(args: argparse.Namespace) -> Settings:
     """Load the settings for a command: ``--config`` or ``$ENGINY_ADAPTER_CONFIG``, then
-    ``--host`` / ``--port`` when the command has them. Raises :class:`ConfigError`."""
+    ``--host`` / ``--port`` / ``--ssl-certfile`` / ``--ssl-keyfile`` when the command has
+    them. Raises :class:`ConfigError`."""
     settings = load_settings(getattr(args, "config", None))
     server_updates: dict[str, Any] = {}
     if getattr(args, "host", None):
         server_updates["host"] = args.host
     if getattr(args, "port", None) is not None:
         server_updates["port"] = args.port
+    server_updates.update(_tls_flags(args, settings))
     if server_updates:
         try:
             server = ServerConfig.model_validate({**settings.server.model_dump(), **server_updates})
         except ValidationError as exc:
             flags = {f"server.{name}": f"--{name}" for name in server_updates}
+            flags.update(_TLS_FLAG_SOURCES)
             raise format_validation_error(exc, prefix="server", sources=flags) from None
         settings = settings.model_copy(update={"server": server})
     return settings
+
+
+#: The YAML paths the ``--ssl-*`` flags set, for error messages.
+_TLS_FLAG_SOURCES = {
+    "server.tls.certfile": "--ssl-certfile",
+    "server.tls.keyfile": "--ssl-keyfile",
+}
+
+
+def _tls_flags(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """``{"tls": {...}}`` when ``--ssl-certfile`` / ``--ssl-keyfile`` are given: they replace
+    the files of ``server.tls`` (a password configured there is kept)."""
+    certfile = getattr(args, "ssl_certfile", None)
+    keyfile = getattr(args, "ssl_keyfile", None)
+    if not certfile and not keyfile:
+        return {}
+    current = settings.server.tls
+    if not certfile and current is None:
+        raise ConfigError("--ssl-keyfile needs --ssl-certfile (or server.tls.certfile)")
+    tls: dict[str, Any] = current.model_dump() if current is not None else {}
+    if certfile:
+        tls["certfile"] = certfile
+        # A new certificate comes with its own key: the configured one no longer applies.
+        tls["keyfile"] = keyfile or None
+    else:
+        tls["keyfile"] = keyfile
+    return {"tls": tls}
 
 
 def driver_label(backend: Backend) -> str:

@@ -61,7 +61,8 @@ def ensure_api_key(settings: Settings, stream: TextIO) -> Settings:
     server = settings.server
     host = "127.0.0.1" if server.host in ("0.0.0.0", "::", "") else server.host
     host = f"[{host}]" if ":" in host else host
-    health = f"http://{host}:{server.port}{server.root_path}/health"
+    scheme = "https" if server.tls is not None else "http"
+    health = f"{scheme}://{host}:{server.port}{server.root_path}/health"
     print(
         f"{PROG}: no API key configured; generated one for this run:\n"
         f"\n    {key}\n\n"
@@ -78,6 +79,16 @@ def ensure_api_key(settings: Settings, stream: TextIO) -> Settings:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="interface to listen on (default: server.host)")
     parser.add_argument("--port", type=int, help="TCP port (default: server.port)")
+    parser.add_argument(
+        "--ssl-certfile",
+        metavar="FILE",
+        help="serve HTTPS with this PEM certificate chain (default: server.tls.certfile)",
+    )
+    parser.add_argument(
+        "--ssl-keyfile",
+        metavar="FILE",
+        help="the certificate's PEM private key (default: server.tls.keyfile)",
+    )
     parser.add_argument(
         "--log-level",
         default="info",
@@ -175,6 +186,8 @@ def run_server(
         "server_header": False,
         "timeout_graceful_shutdown": settings.server.graceful_shutdown_seconds or None,
     }
+    if settings.server.tls is not None:
+        common.update(settings.server.tls.uvicorn_options())
     if settings.server.workers == 1:
         uvicorn.run(app, **common)
         return

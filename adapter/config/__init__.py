@@ -4,6 +4,7 @@
 * :mod:`adapter.config.fields` — the ``mapping:`` and ``matching:`` sections and their
   vocabulary (policies, normaliser names, default match keys);
 * :mod:`adapter.config.observability` — the ``observability:`` section;
+* :mod:`adapter.config.tls` — ``server.tls`` (HTTPS), checked against the files it names;
 * :mod:`adapter.config.loading` — reading the YAML, ``${VAR}`` interpolation, the
   ``ENGINY_ADAPTER_*`` environment variables;
 * :mod:`adapter.config.driver` — resolving ``backend.driver`` and validating its options;
@@ -49,6 +50,7 @@ from adapter.config.schema import (
     UIConfig,
     UserConfig,
 )
+from adapter.config.tls import TLSConfig
 
 __all__ = [
     "DEFAULT_BACKEND",
@@ -73,6 +75,7 @@ __all__ = [
     "NullPolicy",
     "ServerConfig",
     "Settings",
+    "TLSConfig",
     "TelemetryConfig",
     "UIConfig",
     "UnmappedPolicy",

@@ -2,7 +2,7 @@
 
 Shape (``config.example.yaml`` documents every option)::
 
-    server:        {host, port, root_path, max_body_bytes, health_cache_seconds, workers, ...}
+    server:        {host, port, root_path, max_body_bytes, health_cache_seconds, workers, tls, ...}
     auth:          {header, keys}
     backend:       {driver, options}     # options validated by the driver's Options model
     mapping:       {contacts: {...}, companies: {...}}
@@ -27,6 +27,7 @@ from pydantic import ConfigDict, Field, SecretStr, field_validator, model_valida
 
 from adapter.config.fields import MappingConfig, MatchingConfig, Section
 from adapter.config.observability import TelemetryConfig
+from adapter.config.tls import TLSConfig
 from adapter.redaction import option_secrets
 
 __all__ = [
@@ -66,6 +67,9 @@ class ServerConfig(Section):
     workers: int = Field(default=1, ge=1, le=64)
     #: After SIGTERM, seconds in-flight requests get to finish before connections are closed.
     graceful_shutdown_seconds: float = Field(default=25.0, ge=0)
+    #: HTTPS: a certificate and its key (:mod:`adapter.config.tls`). ``null``: plain HTTP,
+    #: for a service behind a reverse proxy that terminates TLS.
+    tls: TLSConfig | None = None
 
     @field_validator("root_path")
     @classmethod
@@ -212,5 +216,8 @@ class Settings(Section):
         values = [key.get_secret_value() for key in self.auth.keys]
         if self.ui.password is not None:
             values.append(self.ui.password.get_secret_value())
+        tls = self.server.tls
+        if tls is not None and tls.keyfile_password is not None:
+            values.append(tls.keyfile_password.get_secret_value())
         values.extend(option_secrets(self.backend.options))
         return tuple(dict.fromkeys(values))
