@@ -7,7 +7,9 @@ contract's routes (:mod:`adapter.http`), and around them, outermost first:
 1. :class:`~adapter.ops.telemetry.TelemetryMiddleware`, so that every request — rejected ones
    included — gets a request id, metrics and its log line;
 2. the dashboard under ``/ui`` (:class:`~adapter.http.dashboard.UIDispatch`), dispatched before
-   the API-key check because it has its own authentication (HTTP Basic);
+   the API-key check because it has its own authentication (HTTP Basic with ``ui.password``;
+   without one it refuses every login); with ``ui.listen`` it is served on a listener of its own
+   instead (:mod:`adapter.ops.listeners`);
 3. :class:`~adapter.http.auth.ApiKeyMiddleware` (A.2);
 4. :class:`~adapter.ops.startup.BackendGateMiddleware`: 503 until the backend is open (after the key
    check, so A.2 holds during an outage too; the OpenAPI document and metrics need no backend).
@@ -25,6 +27,7 @@ the app of one uvicorn worker process from the environment (``enginy-adapter ser
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -42,6 +45,7 @@ from adapter.http.routes import add_routes, contract_routes
 from adapter.mapping import build_mappers
 from adapter.matching import Matcher
 from adapter.ops.instrument import instrument_backend
+from adapter.ops.listeners import serve_separately
 from adapter.ops.logs import configure_logging
 from adapter.ops.startup import BackendGate, BackendGateMiddleware, Backoff
 from adapter.ops.telemetry import (
@@ -55,6 +59,8 @@ from adapter.service import Service
 from backends.base import Backend, Entity, User
 
 __all__ = ["build_service", "create_app", "worker_app"]
+
+_log = logging.getLogger("adapter.ui")
 
 
 def build_service(settings: Settings, backend: Backend) -> Service:
@@ -147,6 +153,7 @@ def _add_operations(app: Starlette, settings: Settings, backend: Backend, keys: 
         # Dashboard and ops traffic is not what the "recent calls" list is for.
         not_recent=(
             *(root + p for p in (UI_PREFIX, obs.metrics.path, OPENAPI_PATH)),
+            UI_PREFIX,  # the dashboard's own listener serves it without the root path
             "/favicon.ico",
         ),
     )
@@ -161,7 +168,20 @@ def _add_operations(app: Starlette, settings: Settings, backend: Backend, keys: 
         extra.append(Route(obs.metrics.path, endpoint, methods=["GET"]))
     add_routes(app.router.routes, root, extra)
 
-    if ui.enabled:
+    if ui.enabled and ui.password is None:
+        # `serve` always sets one (generated when not configured); an app built another way
+        # without one keeps the dashboard locked rather than falling back to the API keys.
+        _log.warning(
+            "ui.password is not set: the dashboard at %s/ui refuses every login; set ui.password "
+            "or ENGINY_ADAPTER_UI_PASSWORD (enginy-adapter serve generates one)",
+            root,
+        )
+    if ui.enabled and ui.listen is not None:
+        # A listener of its own: /ui at its root, not on the main port.
+        dashboard = build_ui_app(settings, backend, telemetry.recent, ui)
+        separate = TelemetryMiddleware(dashboard, telemetry)
+        serve_separately(app, separate, ui.listen, what="dashboard", tls=settings.server.tls)
+    elif ui.enabled:
         ui_app = build_ui_app(settings, backend, telemetry.recent, ui)
         if root:
             ui_app = Starlette(routes=[Mount(root, app=ui_app)])

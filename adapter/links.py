@@ -71,4 +71,5 @@ def service_base_url(settings: Settings) -> str:
         host = "localhost"
     elif ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{settings.server.port}{settings.server.root_path}"
+    scheme = "https" if settings.server.tls is not None else "http"
+    return f"{scheme}://{host}:{settings.server.port}{settings.server.root_path}"

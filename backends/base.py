@@ -616,9 +616,14 @@ class Backend:
         raise Unsupported(f"{self.name} does not support browsing")
 
     async def list_records(
-        self, entity: Entity, *, limit: int = 50, offset: int = 0
+        self, entity: Entity, *, limit: int = 50, offset: int = 0, search: str | None = None
     ) -> list[StoredRecord]:
-        """Return stored records, newest first, paged by ``limit``/``offset``. Read-only."""
+        """Return stored records, newest first, paged by ``limit``/``offset``. Read-only.
+
+        ``search`` keeps only the records whose CRM id, external id or the text of one of
+        whose field values contains it, ignoring case (at least ASCII case); it is matched
+        literally (``%`` and ``_`` are not wildcards). ``None`` or ``""``: every record.
+        """
         raise Unsupported(f"{self.name} does not support browsing")
 
     async def list_associated(self, entity: Entity, crm_id: str) -> list[StoredRecord]:
@@ -634,9 +639,19 @@ class Backend:
         raise Unsupported(f"{self.name} does not support browsing")
 
     async def list_tasks(
-        self, *, contact_id: str | None = None, company_id: str | None = None, limit: int = 100
+        self,
+        *,
+        contact_id: str | None = None,
+        company_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        completed: bool | None = None,
+        search: str | None = None,
     ) -> list[Task]:
-        """Return tasks, newest first, optionally only those of one contact or company."""
+        """Return tasks, newest first, paged by ``limit``/``offset``, optionally only those of
+        one contact or company, only completed (``completed=True``) or open (``False``) ones,
+        and only those whose subject or description contains ``search`` (ignoring case, matched
+        literally as in :meth:`list_records`). Read-only."""
         raise Unsupported(f"{self.name} does not support browsing")
 
 

@@ -14,8 +14,10 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -81,6 +83,18 @@ class _Record:
     def snapshot(self) -> StoredRecord:
         fields = _copy(self.fields) if self.nested else dict(self.fields)
         return StoredRecord(self.crm_id, self.external_id, fields)
+
+
+def _contains(record: _Record, needle: str) -> bool:
+    """Whether ``needle`` (case-folded) is in the record's ids or the text of a field value
+    (containers as their JSON text, as the SQL driver's JSON column holds them)."""
+    texts = [record.crm_id, record.external_id or ""]
+    for value in record.fields.values():
+        if isinstance(value, dict | list):
+            texts.append(json.dumps(value, ensure_ascii=False, default=str))
+        elif value is not None:
+            texts.append(str(value))
+    return any(needle in text.casefold() for text in texts)
 
 
 def _copy(value: Any) -> Any:
@@ -349,11 +363,14 @@ class MemoryBackend(Backend):
         }
 
     async def list_records(
-        self, entity: Entity, *, limit: int = 50, offset: int = 0
+        self, entity: Entity, *, limit: int = 50, offset: int = 0, search: str | None = None
     ) -> list[StoredRecord]:
         # Records are inserted in creation order, so reversed insertion order is newest first.
-        newest_first = list(reversed(self._records[entity].values()))
-        return [r.snapshot() for r in newest_first[offset : offset + limit]]
+        newest_first: Iterable[_Record] = reversed(self._records[entity].values())
+        if search:
+            needle = search.casefold()
+            newest_first = (r for r in newest_first if _contains(r, needle))
+        return [r.snapshot() for r in itertools.islice(newest_first, offset, offset + limit)]
 
     async def list_associated(self, entity: Entity, crm_id: str) -> list[StoredRecord]:
         if entity is Entity.CONTACT:
@@ -375,12 +392,26 @@ class MemoryBackend(Backend):
         return [_copy_activity(a) for a in selected[:limit]]
 
     async def list_tasks(
-        self, *, contact_id: str | None = None, company_id: str | None = None, limit: int = 100
+        self,
+        *,
+        contact_id: str | None = None,
+        company_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        completed: bool | None = None,
+        search: str | None = None,
     ) -> list[Task]:
+        needle = search.casefold() if search else None
         selected = [
             t
             for t in reversed(self._tasks.values())
             if (contact_id is None or t.contact_id == contact_id)
             and (company_id is None or t.company_id == company_id)
+            and (completed is None or t.completed is completed)
+            and (
+                needle is None
+                or needle in t.subject.casefold()
+                or needle in (t.description or "").casefold()
+            )
         ]
-        return selected[:limit]
+        return selected[offset : offset + limit]

@@ -69,7 +69,9 @@ def _ours_app() -> Any:
     from adapter.app import create_app
     from adapter.config import Settings
 
-    settings = Settings.model_validate({"backend": {"driver": "memory"}})
+    settings = Settings.model_validate(
+        {"backend": {"driver": "memory"}, "ui": {"password": "bench-dashboard-password"}}
+    )
     settings = settings.model_copy(
         update={"auth": settings.auth.model_copy(update={"keys": [SecretStr(os.environ[KEY_ENV])]})}
     )

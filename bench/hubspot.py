@@ -73,7 +73,9 @@ async def serve(
         sleep=clock.sleep,
         clock=clock,
     )
-    settings = Settings.model_validate({"auth": {"keys": [KEY]}})
+    settings = Settings.model_validate(
+        {"auth": {"keys": [KEY]}, "ui": {"password": "bench-dashboard-password"}}
+    )
     app = create_app(settings, backend)
     transport = httpx.ASGITransport(app)
     async with (

@@ -18,6 +18,8 @@ from backends.memory import MemoryBackend
 #: The keys every API test's configuration accepts (two, as during a rotation).
 API_KEY = "test-key-primary-7f3a"
 ROTATED_KEY = "test-key-rotated-91bc"
+#: The dashboard password every test configuration has (the dashboard requires one).
+UI_PASSWORD = "test-dashboard-password-4e7d"
 
 Serve = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 MakeSettings = Callable[..., Settings]
@@ -39,8 +41,11 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def make_settings(**sections: Any) -> Settings:
-    """Settings with both test keys, overridden section by section (nested dicts merge)."""
-    raw = _merge({"auth": {"keys": [API_KEY, ROTATED_KEY]}}, sections)
+    """Settings with both test keys and the dashboard password, overridden section by section
+    (nested dicts merge)."""
+    raw = _merge(
+        {"auth": {"keys": [API_KEY, ROTATED_KEY]}, "ui": {"password": UI_PASSWORD}}, sections
+    )
     return Settings.model_validate(raw)
 
 

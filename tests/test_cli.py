@@ -467,7 +467,13 @@ def test_serve_with_a_configured_key_prints_no_key(
     assert fake_uvicorn.calls[0]["port"] == 9100
     assert fake_uvicorn.calls[0]["host"] == "127.0.0.1"
     assert SECRET not in out + err
-    assert "generated" not in err
+    assert "no API key configured" not in err
+    # Only the dashboard's password is generated (and printed) ...
+    assert "no dashboard password configured; generated one" in err
+    # ... and with that configured too, nothing is printed at all.
+    path = config_file(tmp_path, f"auth: {{keys: [{SECRET}]}}\nui: {{password: dash-pass-77}}")
+    code, out, err = run(["serve", "--config", path], capsys)
+    assert (code, out, err) == (0, "", "")
 
 
 def test_serve_with_a_bad_configuration_does_not_start(
@@ -561,6 +567,7 @@ def test_serve_stops_in_one_line_when_the_backend_cannot_start_for_a_configurati
         port = sock.getsockname()[1]
     path = config_file(tmp_path, f"""
         auth: {{keys: [configured-key]}}
+        ui: {{password: dashboard-pass}}
         backend: {{driver: 'cli_test_drivers:{driver}', options: {{token: {SECRET}}}}}
         """)
     root = logging.getLogger()

@@ -8,6 +8,7 @@ together they show each suite test names a behaviour and fails when it breaks.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from typing import Any
@@ -174,10 +175,85 @@ class StopsAtUnknownTask(MemoryBackend):
 
 class ListsOldestFirst(MemoryBackend):
     async def list_records(
-        self, entity: Entity, *, limit: int = 50, offset: int = 0
+        self, entity: Entity, *, limit: int = 50, offset: int = 0, search: str | None = None
     ) -> list[StoredRecord]:
         ordered = [r.snapshot() for r in self._records[entity].values()]
         return ordered[offset : offset + limit]
+
+
+class IgnoresSearch(MemoryBackend):
+    async def list_records(
+        self, entity: Entity, *, limit: int = 50, offset: int = 0, search: str | None = None
+    ) -> list[StoredRecord]:
+        return await super().list_records(entity, limit=limit, offset=offset)
+
+
+class CaseSensitiveSearch(MemoryBackend):
+    async def list_records(
+        self, entity: Entity, *, limit: int = 50, offset: int = 0, search: str | None = None
+    ) -> list[StoredRecord]:
+        found = await super().list_records(entity, limit=10_000, search=search)
+        if search:
+            found = [
+                r
+                for r in found
+                if any(search in str(v) for v in r.fields.values())
+                or search in r.crm_id
+                or search in (r.external_id or "")
+            ]
+        return found[offset : offset + limit]
+
+
+class WildcardSearch(MemoryBackend):
+    """Treats % and _ as SQL LIKE wildcards."""
+
+    async def list_records(
+        self, entity: Entity, *, limit: int = 50, offset: int = 0, search: str | None = None
+    ) -> list[StoredRecord]:
+        if not search:
+            return await super().list_records(entity, limit=limit, offset=offset)
+        pattern = re.compile(
+            ".*".join(".".join(map(re.escape, p.split("_"))) for p in search.split("%")),
+            re.IGNORECASE,
+        )
+        everything = await super().list_records(entity, limit=10_000)
+        found = [
+            r
+            for r in everything
+            if any(pattern.search(str(v)) for v in [r.crm_id, r.external_id, *r.fields.values()])
+        ]
+        return found[offset : offset + limit]
+
+
+class TasksIgnoreCompletion(MemoryBackend):
+    async def list_tasks(
+        self,
+        *,
+        contact_id: str | None = None,
+        company_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        completed: bool | None = None,
+        search: str | None = None,
+    ) -> list[Task]:
+        return await super().list_tasks(limit=limit, offset=offset, search=search)
+
+
+class TasksSearchSubjectOnly(MemoryBackend):
+    async def list_tasks(
+        self,
+        *,
+        contact_id: str | None = None,
+        company_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        completed: bool | None = None,
+        search: str | None = None,
+    ) -> list[Task]:
+        found = await super().list_tasks(limit=10_000, completed=completed)
+        if search:
+            found = [t for t in found if search.casefold() in t.subject.casefold()]
+        return found[offset : offset + limit]
 
 
 class OneWayLinks(MemoryBackend):
@@ -195,7 +271,14 @@ class ActivitiesOldestFirst(MemoryBackend):
 
 class UnfilteredTasks(MemoryBackend):
     async def list_tasks(
-        self, *, contact_id: str | None = None, company_id: str | None = None, limit: int = 100
+        self,
+        *,
+        contact_id: str | None = None,
+        company_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        completed: bool | None = None,
+        search: str | None = None,
     ) -> list[Task]:
         return await super().list_tasks(limit=limit)
 
@@ -248,6 +331,11 @@ CASES: list[tuple[type[MemoryBackend], str, dict[str, Any]]] = [
     (RepeatsTasks, "test_get_tasks_keeps_order_and_skips_unknown_and_repeated_ids", {}),
     (StopsAtUnknownTask, "test_update_tasks_skips_unknown_ids", {}),
     (ListsOldestFirst, "test_list_records_newest_first_and_paged", {}),
+    (IgnoresSearch, "test_list_records_search", {}),
+    (CaseSensitiveSearch, "test_list_records_search", {}),
+    (WildcardSearch, "test_list_records_search", {}),
+    (TasksIgnoreCompletion, "test_list_tasks_by_completion_and_search", {}),
+    (TasksSearchSubjectOnly, "test_list_tasks_by_completion_and_search", {}),
     (OneWayLinks, "test_list_associated_both_directions", {}),
     (ActivitiesOldestFirst, "test_list_activities_filtered_and_newest_first", {}),
     (UnfilteredTasks, "test_list_tasks_filtered_and_newest_first", {}),

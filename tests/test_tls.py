@@ -8,6 +8,7 @@ certificate for ``127.0.0.1`` and ``localhost``; the clients trust that CA only.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import ssl
@@ -372,6 +373,8 @@ def test_healthcheck_reads_the_environment_like_serve(
     for name in list(os.environ):
         if name.startswith("ENGINY_ADAPTER_"):
             monkeypatch.delenv(name)
+    # As in a fresh process: no logging handlers (earlier tests may leave some installed).
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
     port = free_port()
     config = write_config(
         tmp_path,

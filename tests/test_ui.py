@@ -11,11 +11,11 @@ import pytest
 
 from backends.base import Backend, Entity, NewRecord, Unavailable
 from backends.memory import MemoryBackend
-from tests.conftest import API_KEY, ROTATED_KEY, Serve, make_settings
+from tests.conftest import API_KEY, ROTATED_KEY, UI_PASSWORD, Serve, make_settings
 
 pytestmark = pytest.mark.anyio
 
-AUTH = ("anyone", API_KEY)
+AUTH = ("anyone", UI_PASSWORD)
 XSS = "<script>alert('pwned')</script>"
 
 
@@ -64,7 +64,10 @@ async def test_ui_requires_basic_auth(ui: tuple[httpx.AsyncClient, dict[str, str
     assert (await c.get("/ui", auth=("x", "wrong"))).status_code == 401
     assert (await c.get("/ui", headers={"Authorization": "Basic !!!"})).status_code == 401
     assert (await c.get("/ui", auth=AUTH)).status_code == 200
-    assert (await c.get("/ui", auth=("other-user", ROTATED_KEY))).status_code == 200
+    assert (await c.get("/ui", auth=("other-user", UI_PASSWORD))).status_code == 200
+    # The API keys are not dashboard passwords.
+    assert (await c.get("/ui", auth=("anyone", API_KEY))).status_code == 401
+    assert (await c.get("/ui", auth=("anyone", ROTATED_KEY))).status_code == 401
     # The stylesheet is public (nothing secret in it), so the login prompt is styled.
     css = await c.get("/ui/static/style.css")
     assert css.status_code == 200 and "timeline" in css.text
@@ -74,6 +77,7 @@ async def test_separate_ui_password(serve: Serve) -> None:
     settings = make_settings(ui={"password": "dash-pass-1"})
     async with serve(settings) as c:
         assert (await c.get("/ui", auth=AUTH)).status_code == 401
+        assert (await c.get("/ui", auth=("me", API_KEY))).status_code == 401
         assert (await c.get("/ui", auth=("me", "dash-pass-1"))).status_code == 200
         # ... and the dashboard password is not an API key.
         r = await c.get("/health", headers={"X-API-Key": "dash-pass-1"})
@@ -212,7 +216,7 @@ class Down(MemoryBackend):
         raise Unavailable("database is down")
 
     async def list_records(self, entity: Entity, *, limit: int = 50,
-                           offset: int = 0) -> Any:
+                           offset: int = 0, search: str | None = None) -> Any:
         raise Unavailable("database is down")
 
 

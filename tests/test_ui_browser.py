@@ -15,7 +15,7 @@ import pytest
 from adapter.app import create_app
 from backends.memory import MemoryBackend
 from tests.browser_support import find_chromium, free_port, launch_chromium, seed_demo, serve
-from tests.conftest import API_KEY, make_settings
+from tests.conftest import API_KEY, UI_PASSWORD, make_settings
 
 pytestmark = pytest.mark.browser
 
@@ -57,18 +57,28 @@ def test_log_in_open_a_contact_and_see_its_timeline(
         assert browser.auth_challenges >= 1
         assert "Authentication required" in browser.evaluate("document.body.innerText")
 
-        # Log in: answer the HTTP Basic challenge with any username and the API key.
-        browser.credentials = ("enginy", API_KEY)
+        # Log in: answer the HTTP Basic challenge with any username and the dashboard password.
+        browser.credentials = ("enginy", UI_PASSWORD)
         browser.goto(f"{base}/ui")
         assert browser.evaluate("document.querySelector('h1').innerText") == "Overview"
         overview = browser.evaluate("document.body.innerText")
         assert f"{base}/ui/contacts/{{{{crmId}}}}" in overview
         assert API_KEY not in browser.evaluate("document.documentElement.outerHTML")
+        # Served over plain HTTP: the base URL carries the HTTPS warning, visibly.
+        warning = browser.evaluate("document.querySelector('#https-warning').innerText")
+        assert warning.startswith("Not HTTPS.")
+        assert browser.evaluate(
+            "getComputedStyle(document.querySelector('#https-warning')).display") != "none"
         if shots:
             browser.screenshot(os.path.join(shots, "dashboard-overview.png"))
 
-        # Open the contact from the list, by clicking, as a user would.
+        # Search the list as a user would: type, submit, follow the only result.
         browser.click("nav a[href$='/ui/contacts']")
+        assert browser.evaluate("document.querySelectorAll('#records tbody tr').length") == 2
+        browser.evaluate("document.querySelector('.filters input[name=q]').value = 'SOLER'")
+        browser.click(".filters button")
+        assert browser.evaluate("location.search") == "?q=SOLER"
+        assert browser.evaluate("document.querySelectorAll('#records tbody tr').length") == 1
         browser.click(f"#records a[href$='/ui/contacts/{ids['contact']}']")
         assert browser.evaluate("location.pathname") == f"/ui/contacts/{ids['contact']}"
         items = browser.evaluate(

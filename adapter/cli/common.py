@@ -15,6 +15,7 @@ from adapter.config import (
     ConfigError,
     ServerConfig,
     Settings,
+    check_combinations,
     format_validation_error,
     load_settings,
 )
@@ -66,6 +67,7 @@ def load_for_command(args: argparse.Namespace) -> Settings:
             flags.update(_TLS_FLAG_SOURCES)
             raise format_validation_error(exc, prefix="server", sources=flags) from None
         settings = settings.model_copy(update={"server": server})
+        check_combinations(settings)
     return settings
 
 

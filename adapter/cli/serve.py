@@ -1,7 +1,8 @@
 """``enginy-adapter serve``: run the HTTP service with uvicorn.
 
 It never serves without an API key: when none is configured it generates one at start-up and
-prints it once, on stderr (:func:`ensure_api_key`). :func:`run_server` configures logging and
+prints it once, on stderr (:func:`ensure_api_key`); likewise the dashboard's password
+(:func:`ensure_ui_password`), which is never an API key. :func:`run_server` configures logging and
 runs uvicorn: in-process with one worker, else ``server.workers`` processes that each rebuild
 the app from the same configuration (:func:`adapter.app.worker_app`). SIGTERM/SIGINT: uvicorn stops
 accepting, lets in-flight requests finish for up to ``server.graceful_shutdown_seconds``, then
@@ -17,6 +18,7 @@ import argparse
 import logging
 import os
 import secrets
+import socket
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -28,9 +30,11 @@ from adapter.config import (
     ENV_CONFIG,
     ENV_HOST,
     ENV_PORT,
+    ENV_UI_PASSWORD,
     ConfigError,
     Settings,
     build_backend,
+    split_listen,
 )
 from backends.base import Backend
 
@@ -40,8 +44,10 @@ if TYPE_CHECKING:
 __all__ = [
     "COMMAND",
     "WorkersRefused",
+    "check_listeners",
     "check_workers",
     "ensure_api_key",
+    "ensure_ui_password",
     "is_process_local",
     "run_server",
 ]
@@ -76,6 +82,61 @@ def ensure_api_key(settings: Settings, stream: TextIO) -> Settings:
     return settings.model_copy(update={"auth": auth})
 
 
+def ensure_ui_password(settings: Settings, stream: TextIO) -> Settings:
+    """Return ``settings`` with a dashboard password when the dashboard is on.
+
+    Like :func:`ensure_api_key`: when ``ui.password`` is not configured, a random one
+    (``secrets.token_urlsafe``, 144 bits) is generated for this run and printed once to
+    ``stream`` with the dashboard's address. The dashboard never takes an API key instead.
+    """
+    ui = settings.ui
+    if not ui.enabled or ui.password is not None:
+        return settings
+    password = secrets.token_urlsafe(18)
+    print(
+        f"{PROG}: no dashboard password configured; generated one for this run:\n"
+        f"\n    {password}\n\n"
+        f"Open {_dashboard_url(settings)} and log in with it (any user name).\n"
+        f"It changes at every start; set ENGINY_ADAPTER_UI_PASSWORD or ui.password to keep one.",
+        file=stream,
+        flush=True,
+    )
+    return settings.model_copy(
+        update={"ui": ui.model_copy(update={"password": SecretStr(password)})}
+    )
+
+
+def _dashboard_url(settings: Settings) -> str:
+    server = settings.server
+    scheme = "https" if server.tls is not None else "http"
+    if settings.ui.listen is not None:
+        host, port = split_listen(settings.ui.listen)
+        root = ""
+    else:
+        host, port, root = server.host, server.port, server.root_path
+    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}:{port}{root}/ui"
+
+
+def check_listeners(settings: Settings) -> None:
+    """Raise :class:`ConfigError` when the dashboard's own listener cannot be bound, before
+    anything starts (the app binds it again in its lifespan)."""
+    listen = settings.ui.listen
+    if not settings.ui.enabled or listen is None:
+        return
+    host, port = split_listen(listen)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {listen} ({exc.strerror})", path="ui.listen"
+            ) from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="interface to listen on (default: server.host)")
     parser.add_argument("--port", type=int, help="TCP port (default: server.port)")
@@ -104,9 +165,11 @@ def run(args: argparse.Namespace) -> int:
         # Built before a key is generated, so that a bad configuration fails without printing
         # a key that will never be used.
         backend = build_backend(settings)
+        check_listeners(settings)
     except ConfigError as exc:
         return fail(str(exc))
     settings = ensure_api_key(settings, sys.stderr)
+    settings = ensure_ui_password(settings, sys.stderr)
 
     # Imported here: `check` and `--help` must not pay for (or fail on) the web stack.
     from adapter.app import create_app
@@ -202,6 +265,10 @@ def run_server(
         # A key generated for this run (ensure_api_key) exists only in memory; the workers
         # must accept it too. A configured key is already in the file or the environment.
         os.environ[ENV_API_KEY] = keys[-1].get_secret_value()
+    password = settings.ui.password
+    if password is not None and not os.environ.get(ENV_UI_PASSWORD):
+        # Likewise a generated dashboard password (set in the file, it is the same value).
+        os.environ[ENV_UI_PASSWORD] = password.get_secret_value()
     uvicorn.run("adapter.app:worker_app", factory=True, workers=settings.server.workers, **common)
 
 

@@ -36,10 +36,17 @@ from adapter.config.loading import (
     ENV_CONFIG,
     ENV_HOST,
     ENV_PORT,
+    ENV_UI_PASSWORD,
+    check_combinations,
     interpolate,
     load_settings,
 )
-from adapter.config.observability import LogsConfig, MetricsConfig, TelemetryConfig
+from adapter.config.observability import (
+    LogsConfig,
+    MetricsConfig,
+    TelemetryConfig,
+    split_listen,
+)
 from adapter.config.schema import (
     DEFAULT_BACKEND,
     DEFAULT_MAX_BODY_BYTES,
@@ -61,6 +68,7 @@ __all__ = [
     "ENV_CONFIG",
     "ENV_HOST",
     "ENV_PORT",
+    "ENV_UI_PASSWORD",
     "NORMALISER_NAMES",
     "AuthConfig",
     "BackendConfig",
@@ -81,7 +89,9 @@ __all__ = [
     "UnmappedPolicy",
     "UserConfig",
     "build_backend",
+    "check_combinations",
     "format_validation_error",
     "interpolate",
     "load_settings",
+    "split_listen",
 ]

@@ -3,7 +3,8 @@
 * ``${VAR}`` and ``${VAR:-default}`` are interpolated in every string value (``$$`` is a literal
   ``$``), so secrets stay in the environment.
 * ``ENGINY_ADAPTER_CONFIG`` (file path), ``ENGINY_ADAPTER_API_KEY`` (one more valid key),
-  ``ENGINY_ADAPTER_HOST`` and ``ENGINY_ADAPTER_PORT`` cover the essentials without a file.
+  ``ENGINY_ADAPTER_UI_PASSWORD`` (``ui.password``), ``ENGINY_ADAPTER_HOST`` and
+  ``ENGINY_ADAPTER_PORT`` cover the essentials without a file.
 * Duplicate keys, which YAML would silently resolve by keeping the last one, are refused.
 * Every problem is a :class:`~adapter.config.errors.ConfigError` naming the YAML path.
 """
@@ -20,14 +21,25 @@ import yaml
 from pydantic import ValidationError
 
 from adapter.config.errors import ConfigError, format_loc, format_validation_error
+from adapter.config.observability import split_listen
 from adapter.config.schema import Settings
 
-__all__ = ["ENV_API_KEY", "ENV_CONFIG", "ENV_HOST", "ENV_PORT", "interpolate", "load_settings"]
+__all__ = [
+    "ENV_API_KEY",
+    "ENV_CONFIG",
+    "ENV_HOST",
+    "ENV_PORT",
+    "ENV_UI_PASSWORD",
+    "check_combinations",
+    "interpolate",
+    "load_settings",
+]
 
 ENV_CONFIG: Final = "ENGINY_ADAPTER_CONFIG"
 ENV_API_KEY: Final = "ENGINY_ADAPTER_API_KEY"
 ENV_HOST: Final = "ENGINY_ADAPTER_HOST"
 ENV_PORT: Final = "ENGINY_ADAPTER_PORT"
+ENV_UI_PASSWORD: Final = "ENGINY_ADAPTER_UI_PASSWORD"
 
 _VARIABLE = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|(\{))")
 
@@ -145,6 +157,7 @@ def load_settings(
 
     ``path`` falls back to ``$ENGINY_ADAPTER_CONFIG``; with neither, every option takes its
     default (the embedded backend). ``ENGINY_ADAPTER_API_KEY`` adds a valid key;
+    ``ENGINY_ADAPTER_UI_PASSWORD`` sets ``ui.password``;
     ``ENGINY_ADAPTER_HOST`` / ``ENGINY_ADAPTER_PORT`` override ``server.host`` / ``server.port``.
     Raises :class:`ConfigError`.
     """
@@ -160,6 +173,8 @@ def load_settings(
     if environ.get(ENV_PORT):
         _section(raw, "server")["port"] = environ[ENV_PORT].strip()
         sources["server.port"] = ENV_PORT
+    if environ.get(ENV_UI_PASSWORD, "").strip():
+        _section(raw, "ui")["password"] = environ[ENV_UI_PASSWORD].strip()
     if environ.get(ENV_API_KEY, "").strip():
         auth = _section(raw, "auth")
         keys = auth.get("keys")
@@ -170,6 +185,22 @@ def load_settings(
         auth["keys"] = [*keys, environ[ENV_API_KEY]]
 
     try:
-        return Settings.model_validate(raw)
+        settings = Settings.model_validate(raw)
     except ValidationError as exc:
         raise format_validation_error(exc, model=Settings, sources=sources) from None
+    check_combinations(settings)
+    return settings
+
+
+def check_combinations(settings: Settings) -> None:
+    """Options that are valid alone but not together (:class:`ConfigError` with the path)."""
+    ui = settings.ui
+    if ui.enabled and ui.listen is not None:
+        if settings.server.workers > 1:
+            raise ConfigError(
+                "a listener of its own needs server.workers: 1 (every worker process would "
+                "try to bind it)",
+                path="ui.listen",
+            )
+        if split_listen(ui.listen)[1] == settings.server.port:
+            raise ConfigError("must be another port than server.port", path="ui.listen")

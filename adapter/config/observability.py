@@ -6,7 +6,23 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["LogsConfig", "MetricsConfig", "TelemetryConfig"]
+__all__ = ["LogsConfig", "MetricsConfig", "TelemetryConfig", "check_listen", "split_listen"]
+
+
+def check_listen(value: str | None, example: str) -> str | None:
+    """Validate a ``host:port`` listen address (``[::1]:9100`` for IPv6)."""
+    if value is None:
+        return None
+    _host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"must be host:port, e.g. {example}")
+    return value
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    """``"[::1]:9100"`` → ``("::1", 9100)``."""
+    host, _, port = value.rpartition(":")
+    return host.strip("[]"), int(port)
 
 
 class MetricsConfig(BaseModel):
@@ -31,12 +47,7 @@ class MetricsConfig(BaseModel):
     @field_validator("listen")
     @classmethod
     def _listen_is_host_port(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        _host, sep, port = value.rpartition(":")
-        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError("must be host:port, e.g. 127.0.0.1:9100")
-        return value
+        return check_listen(value, "127.0.0.1:9100")
 
 
 class LogsConfig(BaseModel):

@@ -9,7 +9,7 @@ Shape (``config.example.yaml`` documents every option)::
     matching:      {contacts: [...], companies: [...]}
     users:         null | [{id, name, email}]
     observability: {metrics: {...}, logs: {...}}
-    ui:            {enabled, password, recent_calls, public_base_url, page_size}
+    ui:            {enabled, password, listen, max_failed_logins, lockout_seconds, ...}
 
 Every model rejects unknown keys, so a misspelt option fails at start-up instead of being
 silently ignored; each option has one spelling. This module is pure data: loading the YAML is
@@ -26,7 +26,7 @@ from typing import Any, Final
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from adapter.config.fields import MappingConfig, MatchingConfig, Section
-from adapter.config.observability import TelemetryConfig
+from adapter.config.observability import TelemetryConfig, check_listen
 from adapter.config.tls import TLSConfig
 from adapter.redaction import option_secrets
 
@@ -164,8 +164,17 @@ class UIConfig(Section):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = True
-    #: Dashboard password (HTTP Basic, any username). Unset: any API key is the password.
+    #: Dashboard password (HTTP Basic, any username); never an API key. Unset: ``serve``
+    #: generates one at start-up and prints it once (``ENGINY_ADAPTER_UI_PASSWORD`` sets it).
     password: SecretStr | None = None
+    #: ``host:port`` of a listener of its own for the dashboard (e.g. ``127.0.0.1:8081``,
+    #: reached through an SSH tunnel or a VPN). When set, ``/ui`` is not served on the main
+    #: port. Needs ``server.workers: 1``.
+    listen: str | None = None
+    #: Failed logins allowed from one client address (an IPv6 /64) before it is refused with
+    #: 429 until ``lockout_seconds`` have passed without a failure.
+    max_failed_logins: int = Field(default=10, ge=1, le=1000)
+    lockout_seconds: float = Field(default=300.0, gt=0, le=86_400)
     #: How many recent calls the dashboard keeps (a ring buffer in memory, per process).
     recent_calls: int = Field(default=200, ge=1, le=100_000)
     #: The URL Enginy reaches this service at (``https://crm-adapter.example.com/enginy``);
@@ -174,6 +183,11 @@ class UIConfig(Section):
     public_base_url: str | None = None
     #: Records per page in the lists.
     page_size: int = Field(default=50, ge=1, le=1000)
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str | None) -> str | None:
+        return check_listen(value, "127.0.0.1:8081")
 
     @field_validator("public_base_url")
     @classmethod

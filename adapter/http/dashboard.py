@@ -7,9 +7,15 @@ JavaScript at all). The record pages (``/ui/contacts/{crmId}``, ``/ui/companies/
 task lists need the driver's :attr:`~backends.base.Capability.BROWSE` capability, and the page
 says so when the driver lacks it.
 
-**Access:** HTTP Basic authentication. The password is ``ui.password`` when set (then the API
-key does NOT open the dashboard, so the key can stay with the machines); otherwise any valid
-API key. The username is ignored. The API key is never shown on any page.
+**Access:** HTTP Basic authentication with ``ui.password`` (any username), never an API key,
+throttled per client address (:mod:`adapter.http.login`); ``serve`` generates a password when
+none is configured. With ``ui.listen`` the pages are served on a listener of their own
+(:mod:`adapter.ops.listeners`). The API key is never shown on any page.
+
+**Lists** have a search box (``?q=``: ids and field values) and the task list a status filter
+(``?status=open|completed``), both passed to the driver (``list_records(search=...)``,
+``list_tasks(completed=..., search=...)``) and kept by the pager. The overview warns when the
+base URL Enginy would call is not ``https://``.
 
 Every page is sent with a Content-Security-Policy that forbids scripts outright, so even a
 value that escaped escaping could not run; the escaping itself is tested.
@@ -17,8 +23,6 @@ value that escaped escaping could not run; the escaping itself is tested.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
@@ -29,15 +33,15 @@ from urllib.parse import quote
 import jinja2
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapter.config import Settings, UIConfig
-from adapter.http.auth import key_matches
-from adapter.links import link_templates
+from adapter.http.login import BasicAuthGuard, LoginThrottle
+from adapter.links import link_templates, service_base_url
 from backends.base import Backend, BackendError, Capability, Entity, NotFound, Unsupported
 
 __all__ = ["UI_PREFIX", "BasicAuthGuard", "Dashboard", "RecentCall", "UIDispatch", "build_ui_app"]
@@ -56,51 +60,20 @@ _SECURITY_HEADERS = {
 
 
 # --------------------------------------------------------------------------------------------
-# Authentication
+# Authentication (adapter/http/login.py)
 # --------------------------------------------------------------------------------------------
 
 
-def _basic_password(scope: Scope) -> str | None:
-    for name, value in scope.get("headers", ()):
-        if name == b"authorization":
-            scheme, _, encoded = value.decode("latin-1").partition(" ")
-            if scheme.lower() != "basic":
-                return None
-            try:
-                decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-            except (binascii.Error, UnicodeDecodeError):
-                return None
-            _user, sep, password = decoded.partition(":")
-            return password if sep else None
-    return None
+def _is_public(scope: Scope) -> bool:
+    """The stylesheet is public (nothing secret in it), so the login prompt is styled."""
+    return _route_path(scope).startswith(f"{UI_PREFIX}/static/")
 
 
-class BasicAuthGuard:
-    """Pure ASGI guard: HTTP Basic with the UI password (or an API key) for everything under
-    ``/ui`` except the public stylesheet."""
-
-    def __init__(self, app: ASGIApp, passwords: Callable[[], list[str]]) -> None:
-        self.app = app
-        self.passwords = passwords
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and not _route_path(scope).startswith(f"{UI_PREFIX}/static/")
-            and not key_matches(_basic_password(scope), self.passwords())
-        ):
-            response = PlainTextResponse(
-                "Authentication required: log in with the dashboard password "
-                "(ui.password, or an API key when it is not set); any username.",
-                status_code=401,
-                headers={
-                    "www-authenticate": 'Basic realm="enginy-adapter", charset="UTF-8"',
-                    **_SECURITY_HEADERS,
-                },
-            )
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
+def _request_base(request: Request) -> str:
+    # The root path (``server.root_path`` mount plus any proxy prefix) is part of what Enginy
+    # must call; request.base_url would drop a Mount's prefix.
+    url = request.url
+    return f"{url.scheme}://{url.netloc}{request.scope.get('root_path', '')}".rstrip("/")
 
 
 def _route_path(scope: Scope) -> str:
@@ -193,6 +166,7 @@ class Dashboard:
         self.templates = Jinja2Templates(env=_environment())
         self.browse = Capability.BROWSE in backend.capabilities
         self.tasks_ok = Capability.TASKS in backend.capabilities
+        self.throttle = LoginThrottle(config.max_failed_logins, config.lockout_seconds)
 
     def app(self) -> ASGIApp:
         """The pages under ``/ui``, behind HTTP Basic authentication."""
@@ -207,22 +181,36 @@ class Dashboard:
             Route(f"{UI_PREFIX}/tasks/{{task_id}}", self.task_page),
             Mount(f"{UI_PREFIX}/static", StaticFiles(directory=_HERE / "static"), name="ui-static"),
         ]
-        return BasicAuthGuard(Starlette(routes=routes), self.passwords)
+        return BasicAuthGuard(
+            Starlette(routes=routes),
+            self.password,
+            throttle=self.throttle,
+            is_public=_is_public,
+            headers=_SECURITY_HEADERS,
+        )
 
-    def passwords(self) -> list[str]:
-        if self.config.password is not None:
-            return [self.config.password.get_secret_value()]
-        return [k.get_secret_value() for k in self.settings.auth.keys]
+    def password(self) -> str | None:
+        """The dashboard password: ``ui.password``, never an API key (adapter/http/login.py)."""
+        password = self.config.password
+        return password.get_secret_value() if password is not None else None
 
     # -- rendering ------------------------------------------------------------------------------
 
     def base_url(self, request: Request) -> str:
+        """The URL Enginy calls: ``ui.public_base_url``, else the one this request came to
+        (on the dashboard's own listener: the one built from the ``server`` section)."""
         if self.config.public_base_url:
             return self.config.public_base_url
-        # The root path (``server.root_path`` mount plus any proxy prefix) is part of what
-        # Enginy must call; request.base_url would drop a Mount's prefix.
-        url = request.url
-        return f"{url.scheme}://{url.netloc}{request.scope.get('root_path', '')}".rstrip("/")
+        if self.config.listen is not None:
+            return service_base_url(self.settings)
+        return _request_base(request)
+
+    def pages_url(self, request: Request) -> str:
+        """Where the record pages are (the link templates' base): with the main service, or
+        on the dashboard's own listener, as this browser reached it."""
+        if self.config.listen is not None:
+            return _request_base(request)
+        return self.base_url(request)
 
     def render(
         self, request: Request, name: str, context: dict[str, Any], status: int = 200
@@ -265,8 +253,9 @@ class Dashboard:
             {
                 "title": "Overview",
                 "base_url": base,
+                "base_url_guessed": self.config.public_base_url is None,
                 "header": self.settings.auth.header,
-                "links": link_templates(self.backend, base),
+                "links": link_templates(self.backend, self.pages_url(request)),
                 "counts": counts,
                 "counts_error": counts_error,
                 "calls": self.recent_calls(),
@@ -275,11 +264,13 @@ class Dashboard:
         )
 
     async def record_list(self, request: Request, entity: Entity) -> Response:
-        page, size = _page(request), self.config.page_size
+        page, size, search = _page(request), self.config.page_size, _search(request)
         if not self.browse:
             return self.render(request, "no_browse.html", {"title": entity.plural.title()})
         try:
-            records = await self.backend.list_records(entity, limit=size + 1, offset=page * size)
+            records = await self.backend.list_records(
+                entity, limit=size + 1, offset=page * size, search=search or None
+            )
         except BackendError as exc:
             return self.failure(request, exc)
         return self.render(
@@ -291,6 +282,8 @@ class Dashboard:
                 "records": records[:size],
                 "page": page,
                 "more": len(records) > size,
+                "search": search,
+                "query": {"q": search} if search else {},
             },
         )
 
@@ -328,11 +321,32 @@ class Dashboard:
     async def task_list(self, request: Request) -> Response:
         if not self.browse:
             return self.render(request, "no_browse.html", {"title": "Tasks"})
+        page, size, search = _page(request), self.config.page_size, _search(request)
+        status = request.query_params.get("status", "")
+        status = status if status in _TASK_STATUS else ""
         try:
-            tasks = await self.backend.list_tasks(limit=self.config.page_size)
+            tasks = await self.backend.list_tasks(
+                limit=size + 1,
+                offset=page * size,
+                completed=_TASK_STATUS[status],
+                search=search or None,
+            )
         except BackendError as exc:
             return self.failure(request, exc)
-        return self.render(request, "tasks.html", {"title": "Tasks", "tasks": tasks})
+        query = {k: v for k, v in (("q", search), ("status", status)) if v}
+        return self.render(
+            request,
+            "tasks.html",
+            {
+                "title": "Tasks",
+                "tasks": tasks[:size],
+                "page": page,
+                "more": len(tasks) > size,
+                "search": search,
+                "status": status,
+                "query": query,
+            },
+        )
 
     async def task_page(self, request: Request) -> Response:
         task_id = request.path_params["task_id"]
@@ -389,6 +403,15 @@ def _bind(
         return await endpoint(request, entity)
 
     return bound
+
+
+#: The task list's status filter: query value -> ``list_tasks(completed=...)``.
+_TASK_STATUS: dict[str, bool | None] = {"": None, "open": False, "completed": True}
+
+
+def _search(request: Request) -> str:
+    """The list's search text (``?q=``), trimmed and at most 200 characters."""
+    return request.query_params.get("q", "").strip()[:200]
 
 
 def _page(request: Request) -> int:

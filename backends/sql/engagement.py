@@ -83,6 +83,7 @@ class EngagementMixin:
             self, what: str, *, write: bool = True
         ) -> AbstractAsyncContextManager[AsyncConnection]: ...
         def _store(self, entity: Entity) -> RecordStore: ...
+        def _links_on(self, store: RecordStore, *, from_links: bool) -> Any: ...
         async def _existing(
             self, conn: AsyncConnection, store: RecordStore, crm_ids: Iterable[str]
         ) -> set[str]: ...
@@ -333,20 +334,16 @@ class EngagementMixin:
         )
 
     async def list_records(
-        self, entity: Entity, *, limit: int = 50, offset: int = 0
+        self, entity: Entity, *, limit: int = 50, offset: int = 0, search: str | None = None
     ) -> list[StoredRecord]:
-        """Stored records, newest first."""
+        """Stored records, newest first; ``search`` scans the ids, the text columns and the
+        JSON column (``lower(...) LIKE``: on SQLite case folds ASCII letters only)."""
         store = self._store(entity)
+        stmt = sa.select(store.pk).order_by(store.order.desc()).limit(limit).offset(offset)
+        if search:
+            stmt = self._search_records(stmt, store, search)
         async with self._tx(f"list {entity.plural}", write=False) as conn:
-            ids = (
-                (
-                    await conn.execute(
-                        sa.select(store.pk).order_by(store.order.desc()).limit(limit).offset(offset)
-                    )
-                )
-                .scalars()
-                .all()
-            )
+            ids = (await conn.execute(stmt)).scalars().all()
             crm_ids = [store.format_id(i) for i in ids]
             loaded = await self._load(conn, store, crm_ids)
         return [loaded[c][1] for c in crm_ids if c in loaded]
@@ -388,15 +385,50 @@ class EngagementMixin:
         async with self._tx("list activities", write=False) as conn:
             return [self._activity(r) for r in (await conn.execute(stmt)).mappings()]
 
+    def _search_records(self, stmt: sa.Select[Any], store: RecordStore, search: str) -> Any:
+        """``stmt`` restricted to the records where ``search`` appears (see list_records)."""
+        texts: list[Any] = [sa.cast(store.pk, sa.String())]
+        texts += [c for c in store.columns.values() if isinstance(c.type, sa.String)]
+        if store.json_col is not None:
+            texts.append(sa.cast(store.json_col, sa.Text()))
+        if store.ext_col is not None:
+            texts.append(store.ext_col)
+        else:  # mapped mode: the external ids live in <prefix>links
+            links = self.tables.links
+            # DISTINCT: a record may hold several external ids (mapped order = the key).
+            stmt = stmt.select_from(
+                store.table.outerjoin(links, self._links_on(store, from_links=False))
+            ).distinct()
+            texts.append(links.c.external_id)
+        return stmt.where(sa.or_(*(_contains(text, search) for text in texts)))
+
     async def list_tasks(
-        self, *, contact_id: str | None = None, company_id: str | None = None, limit: int = 100
+        self,
+        *,
+        contact_id: str | None = None,
+        company_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        completed: bool | None = None,
+        search: str | None = None,
     ) -> list[Task]:
         """Tasks, newest first."""
         t = self.tables.tasks
-        stmt = sa.select(t).order_by(t.c.seq.desc()).limit(limit)
+        stmt = sa.select(t).order_by(t.c.seq.desc()).limit(limit).offset(offset)
         if contact_id is not None:
             stmt = stmt.where(t.c.contact_id == contact_id)
         if company_id is not None:
             stmt = stmt.where(t.c.company_id == company_id)
+        if completed is not None:
+            stmt = stmt.where(t.c.completed.is_(sa.true() if completed else sa.false()))
+        if search:
+            stmt = stmt.where(
+                sa.or_(_contains(t.c.subject, search), _contains(t.c.description, search))
+            )
         async with self._tx("list tasks", write=False) as conn:
             return [self._task(r) for r in (await conn.execute(stmt)).mappings()]
+
+
+def _contains(text: Any, search: str) -> Any:
+    """``lower(text) LIKE '%<search>%'`` with ``%``, ``_`` and the escape character escaped."""
+    return sa.func.lower(text).contains(search.lower(), autoescape=True)

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from backends.base import AssociationPair, Backend, Capability, Entity, NewActivity, NewTask
+from backends.base import (
+    AssociationPair,
+    Backend,
+    Capability,
+    Entity,
+    NewActivity,
+    NewTask,
+    TaskChanges,
+)
 from backends.testing._base import RecordFactory, SuiteBase, require
 
 __all__ = ["BrowseSuite"]
@@ -16,7 +25,8 @@ BASE = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 class BrowseSuite(SuiteBase):
-    """``counts``, ``list_records``, ``list_associated``, ``list_activities``, ``list_tasks``.
+    """``counts``, ``list_records`` (with ``search``), ``list_associated``, ``list_activities``,
+    ``list_tasks`` (with ``completed`` and ``search``).
 
     Counts assume the ``backend`` fixture's store starts empty, as the suite requires. Tests
     that create activities, tasks or links also need those capabilities and skip without them.
@@ -67,6 +77,54 @@ class BrowseSuite(SuiteBase):
         assert [r.crm_id for r in page] == newest_first[1:3]
         assert await backend.list_records(K, limit=2, offset=5) == []
         assert await backend.list_records(C) == []
+
+    @pytest.mark.anyio
+    async def test_list_records_search(self, backend: Backend, records: RecordFactory) -> None:
+        require(backend, Capability.BROWSE)
+        t = records.token
+        ids = [await records.create(backend, K, n) for n in range(3)]
+        literal = await records.create(backend, K, 3, name=f"half%_price {t}")
+        # A field value, whatever its case.
+        domain = records.value(K, "domain", 1).upper()
+        assert [r.crm_id for r in await backend.list_records(K, search=domain)] == [ids[1]]
+        # The external id and the CRM id.
+        ext = records.external_id(K, 2)
+        assert [r.crm_id for r in await backend.list_records(K, search=ext)] == [ids[2]]
+        assert ids[0] in [r.crm_id for r in await backend.list_records(K, search=ids[0])]
+        # Newest first and paged, like the whole list.
+        found = await backend.list_records(K, search=t)
+        assert [r.crm_id for r in found] == [literal, ids[2], ids[1], ids[0]]
+        page = await backend.list_records(K, search=t, limit=2, offset=1)
+        assert [r.crm_id for r in page] == [ids[2], ids[1]]
+        # Literal: % and _ are characters, not wildcards.
+        assert [r.crm_id for r in await backend.list_records(K, search="f%_p")] == [literal]
+        assert [r.crm_id for r in await backend.list_records(K, search="%_")] == [literal]
+        assert await backend.list_records(K, search=f"nothing-like-{t}") == []
+        assert await backend.list_records(C, search=t) == []
+        # No search (None or empty): every record.
+        assert len(await backend.list_records(K, search="")) == 4
+
+    @pytest.mark.anyio
+    async def test_list_tasks_by_completion_and_search(self, backend: Backend) -> None:
+        require(backend, Capability.BROWSE)
+        require(backend, Capability.TASKS)
+        call = await backend.create_task(NewTask(subject="Call Ada"))
+        deck = await backend.create_task(NewTask(subject="Send deck", description="CALL notes"))
+        done = await backend.create_task(NewTask(subject="Email 100%_sure"))
+        await backend.update_task(done.id, TaskChanges(now=BASE, completed=True))
+
+        def ids(tasks: list[Any]) -> list[str]:
+            return [task.id for task in tasks]
+
+        assert ids(await backend.list_tasks(completed=True)) == [done.id]
+        assert ids(await backend.list_tasks(completed=False)) == [deck.id, call.id]
+        assert ids(await backend.list_tasks(search="call")) == [deck.id, call.id]
+        assert ids(await backend.list_tasks(search="DECK", completed=False)) == [deck.id]
+        assert ids(await backend.list_tasks(search="deck", completed=True)) == []
+        assert ids(await backend.list_tasks(search="0%_s")) == [done.id]
+        assert ids(await backend.list_tasks(search="l%a")) == []
+        assert ids(await backend.list_tasks(limit=1, offset=1)) == [deck.id]
+        assert ids(await backend.list_tasks(limit=5, offset=3)) == []
 
     @pytest.mark.anyio
     async def test_list_associated_both_directions(
