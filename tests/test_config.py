@@ -121,11 +121,18 @@ def test_full_configuration_loads(tmp_path: Path) -> None:
     assert [(u.id, u.email) for u in settings.users] == [("u1", "ann@acme.com"), ("u2", None)]
 
 
-def test_the_example_configuration_is_valid() -> None:
+def test_the_example_configuration_is_the_defaults() -> None:
+    # It says so: every value written out is the default, so copying it changes nothing
+    # (in particular the data goes to the embedded SQLite file, not to memory).
     example = Path(__file__).resolve().parent.parent / "config.example.yaml"
-    settings = load_settings(example, {"ENGINY_API_KEY": SECRET})
-    assert [k.get_secret_value() for k in settings.auth.keys] == [SECRET]
+    settings = load_settings(example, {})
+    assert settings == load_settings(None, {})
+    assert settings.backend.driver == "sql"
+    assert settings.backend.options["url"].startswith("sqlite+aiosqlite:///")
     build_backend(settings)
+    # The documented variable is the one the service reads.
+    with_key = load_settings(example, {"ENGINY_ADAPTER_API_KEY": SECRET})
+    assert [k.get_secret_value() for k in with_key.auth.keys] == [SECRET]
 
 
 def _option_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
