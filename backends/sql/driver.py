@@ -79,6 +79,8 @@ from .mapped import (
 )
 from .options import SQLOptions
 from .schema import KEY_VALUE_LENGTH, ManagedTables, build_tables, migrate
+from .sqlitebatch import SQLiteBatches, usable
+from .sqlitepaths import SQLitePathsMixin
 from .writes import RecordWritesMixin, utcnow
 
 __all__ = ["SQLBackend"]
@@ -107,7 +109,7 @@ def _replayable(exc: BaseException) -> bool:
     return stale or is_retryable_conflict(cause)
 
 
-class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
+class SQLBackend(RecordWritesMixin, EngagementMixin, SQLitePathsMixin, Backend):
     """Contacts, companies, associations, activities, tasks and users in a SQL database."""
 
     name = "sql"
@@ -130,6 +132,10 @@ class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
         self._sqlite_create_statements: dict[Entity, tuple[sa.TextClause, sa.TextClause]] = {}
         #: find_records' lookups by (entity, key or column name, fallback), built on first use.
         self._find_statements: dict[tuple[Entity, str, bool], Any] = {}
+        #: SQLite through aiosqlite: the hot paths' batches, each one trip to the connection's
+        #: thread (see sqlitebatch.py), and their compiled statements.
+        self._lite: SQLiteBatches | None = None
+        self._lite_sql: dict[Any, Any] = {}
         if self.options.users is None:
             # Instance-level: whether users exist depends on the configuration. An empty
             # table would make Enginy offer an owner picker without owners.
@@ -151,6 +157,7 @@ class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
         configuration names (the same problems :meth:`check_schema` lists).
         """
         self._engine = make_engine(self.options)
+        self._lite = SQLiteBatches(self._engine, self._secrets) if usable(self._engine) else None
         try:
             with db_errors(f"open {self.options.safe_url}", self._secrets):
                 async with self.engine.connect() as conn:
@@ -183,6 +190,7 @@ class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
     async def close(self) -> None:
         """Dispose of the pool. Never raises."""
         engine, self._engine = self._engine, None
+        self._lite = None
         if engine is not None:
             # Closing a dead connection must not break shutdown.
             with contextlib.suppress(Exception):
@@ -495,6 +503,9 @@ class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
         if not wanted:
             return {}
         hits: list[tuple[Any, Any, StoredRecord]] = []
+        if self._lite_ok(store):
+            hits = await self._lite_find(store, key.name, wanted)
+            return self._best(hits)
         async with self._tx(f"find {entity.plural}", write=False) as conn:
             stmt = self._find_statement(store, key.name, fallback=False)
             for part in chunked(wanted):  # one statement unless the batch is huge
@@ -508,6 +519,11 @@ class SQLBackend(RecordWritesMixin, EngagementMixin, Backend):
                 for part in chunked(rest):
                     found = await conn.execute(stmt, {"wanted": part})
                     hits += self._record_rows(store, found, "_enginy_value")
+        return self._best(hits)
+
+    @staticmethod
+    def _best(hits: Iterable[tuple[Any, Any, StoredRecord]]) -> dict[str, StoredRecord]:
+        """``{value: record}``: the oldest record (lowest order value) holding each value."""
         best: dict[str, tuple[Any, StoredRecord]] = {}
         for value, order, record in hits:
             if value not in best or order < best[value][0]:

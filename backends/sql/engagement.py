@@ -104,6 +104,10 @@ class EngagementMixin:
             where: Any = None,
         ) -> None: ...
         async def _retrying(self, run: Any) -> Any: ...
+        def _lite_ok(self, *stores: RecordStore) -> bool: ...
+        async def _lite_activity(
+            self, activity: NewActivity, key: str | None, occurred: Any
+        ) -> Activity: ...
 
     async def _check_links(
         self, conn: AsyncConnection, contact_id: str | None, company_id: str | None
@@ -120,6 +124,8 @@ class EngagementMixin:
         company."""
         table = self.tables.activities
         key = _idem(activity.idempotency_key)
+        if self._lite_ok(self._store(Entity.CONTACT), self._store(Entity.COMPANY)):
+            return await self._lite_activity(activity, key, to_db(activity.occurred_at))
         async with self._tx("create activity") as conn:
             if key is not None:
                 row = (

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -52,9 +52,28 @@ class OneStatementWritesMixin:
         _create_statements: dict[Entity, sa.TextClause]
         _sqlite_create_statements: dict[Entity, tuple[sa.TextClause, sa.TextClause]]
 
+        _lite: Any
+
         def _tx(
             self, what: str, *, write: bool = True
         ) -> AbstractAsyncContextManager[AsyncConnection]: ...
+        async def _lite_create(
+            self,
+            what: str,
+            store: RecordStore,
+            by_ext: Mapping[str, _Prepared],
+            new_ids: Mapping[str, str],
+            now: dt.datetime,
+        ) -> tuple[set[str], dict[str, str]]: ...
+        async def _lite_patch(
+            self,
+            what: str,
+            store: RecordStore,
+            updates: Sequence[RecordUpdate],
+            plans: Sequence[PatchPlan],
+            now: dt.datetime,
+            settle: Callable[[set[Any]], tuple[Any, Mapping[tuple[str, str], str | None]]],
+        ) -> Any: ...
 
     def _creates_at_once(self) -> bool:
         """Whether managed creates take their rows from JSON parameters (PostgreSQL: one
@@ -75,11 +94,13 @@ class OneStatementWritesMixin:
         (:mod:`backends.sql.batching`) is one statement per chunk, in a transaction."""
         ext_col = store.ext_col
         assert ext_col is not None
-        out: dict[int, ItemResult] = {}
         sqlite = self.engine.dialect.name == "sqlite"
         # Sorted before chunking: concurrent batches take their unique-index locks in one order.
         parts = list(chunked(sorted(by_ext)))
-        made: set[str] = set()
+        if self._lite is not None:
+            made, held = await self._lite_create(what, store, by_ext, new_ids, now)
+            return self._created(by_ext, new_ids, made, held)
+        made = set()
         async with self._tx(what, write=sqlite or len(parts) > 1) as conn:
             for part in parts:
                 chunk = {ext: by_ext[ext] for ext in part}
@@ -100,10 +121,21 @@ class OneStatementWritesMixin:
                 params["entity"] = store.entity.value
                 made.update((await conn.execute(statement, params)).scalars())
             others = [ext for ext in by_ext if ext not in made]
-            held: dict[str, str] = {}
+            held = {}
             for part in chunked(others):
                 result = await conn.execute(sa.select(ext_col, store.pk).where(ext_col.in_(part)))
                 held.update((ext, str(pk)) for ext, pk in result)
+        return self._created(by_ext, new_ids, made, held)
+
+    @staticmethod
+    def _created(
+        by_ext: Mapping[str, _Prepared],
+        new_ids: Mapping[str, str],
+        made: set[str],
+        held: Mapping[str, str],
+    ) -> dict[int, ItemResult]:
+        """Each record's result: made here, held by an existing record, or neither."""
+        out: dict[int, ItemResult] = {}
         for ext, p in by_ext.items():
             if ext in made:
                 out[p.index] = ItemResult(crm_id=new_ids[ext], created=True)
@@ -157,29 +189,50 @@ class OneStatementWritesMixin:
         # round trips (PostgreSQL autocommit; SQLite runs it as its own write transaction).
         keyed = any(u.match_keys for u in updates)
         now = utcnow()
+
+        def settle(
+            found: set[Any],
+        ) -> tuple[list[ItemResult], dict[tuple[str, str], str | None]]:
+            return self._patched(store, updates, plans, found)
+
+        if self._lite is not None:
+            results: list[ItemResult] = await self._lite_patch(
+                what, store, updates, plans, now, settle
+            )
+            return results
         async with self._tx(what, write=keyed or len(plans) > 1) as conn:
             found: set[Any] = set()
             for plan in plans:
                 result = await conn.execute(statement, {"payload": plan.payload, "now": now})
                 found.update(result.scalars())
-            results: list[ItemResult] = []
-            keys: dict[tuple[str, str], str | None] = {}
-            pks = [pk for plan in plans for pk in plan.pks]
-            for u, pk in zip(updates, pks, strict=True):
-                if pk is None or pk not in found:
-                    results.append(
-                        ItemResult(error=NotFound(f"No record exists with ID: {u.crm_id}"))
-                    )
-                    continue
-                canonical = store.format_id(pk)
-                for name, value in u.match_keys.items():
-                    keys[(canonical, name)] = (
-                        value if value and len(value) <= KEY_VALUE_LENGTH else None
-                    )
-                results.append(ItemResult(crm_id=canonical))
+            results, keys = settle(found)
             if keys:
                 await self._replace_keys(conn, store, keys)
         return results
+
+    @staticmethod
+    def _patched(
+        store: RecordStore,
+        updates: Sequence[RecordUpdate],
+        plans: Sequence[PatchPlan],
+        found: set[Any],
+    ) -> tuple[list[ItemResult], dict[tuple[str, str], str | None]]:
+        """Each update's result given the ids the statement ``found``, and the match keys to
+        replace (``None``: the key is gone)."""
+        results: list[ItemResult] = []
+        keys: dict[tuple[str, str], str | None] = {}
+        pks = [pk for plan in plans for pk in plan.pks]
+        for u, pk in zip(updates, pks, strict=True):
+            if pk is None or pk not in found:
+                results.append(ItemResult(error=NotFound(f"No record exists with ID: {u.crm_id}")))
+                continue
+            canonical = store.format_id(pk)
+            for name, value in u.match_keys.items():
+                keys[(canonical, name)] = (
+                    value if value and len(value) <= KEY_VALUE_LENGTH else None
+                )
+            results.append(ItemResult(crm_id=canonical))
+        return results, keys
 
     async def _replace_keys(
         self, conn: AsyncConnection, store: RecordStore, keys: Mapping[tuple[str, str], str | None]

@@ -12,13 +12,14 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -102,3 +103,31 @@ def open_backend() -> OpenBackend:
             await drop_adapter_tables(backend)
 
     return opener
+
+
+#: ``listener(statement, parameters, executemany)``, see :func:`on_statements`.
+StatementListener = Callable[[str, Any, bool], None]
+
+
+@contextmanager
+def on_statements(backend: SQLBackend, listener: StatementListener) -> Iterator[None]:
+    """Call ``listener`` before every statement ``backend`` sends: SQLAlchemy's cursor event,
+    and the trace of the SQLite batches (which run ``sqlite3`` past SQLAlchemy's events). An
+    exception the listener raises fails that statement."""
+
+    def on_cursor(_c: Any, _cur: Any, statement: str, params: Any, _ctx: Any, many: bool) -> None:
+        listener(statement, params, many)
+
+    def on_trace(statement: str, params: Any) -> None:
+        listener(statement, params, False)
+
+    lite = backend._lite
+    event.listen(backend.engine.sync_engine, "before_cursor_execute", on_cursor)
+    if lite is not None:
+        lite.trace = on_trace
+    try:
+        yield
+    finally:
+        event.remove(backend.engine.sync_engine, "before_cursor_execute", on_cursor)
+        if lite is not None:
+            lite.trace = None

@@ -18,7 +18,6 @@ import anyio
 import httpx
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from backends.base import (
@@ -31,7 +30,7 @@ from backends.base import (
 )
 from backends.sql import SQLBackend, SQLOptions
 
-from .conftest import OpenBackend, drop_adapter_tables, unique_prefix
+from .conftest import OpenBackend, drop_adapter_tables, on_statements, unique_prefix
 
 pytestmark = pytest.mark.anyio
 C = Entity.CONTACT
@@ -65,14 +64,11 @@ def statements(backend: SQLBackend) -> Iterator[list[str]]:
     """Collect every statement sent to the database (executemany counts once)."""
     seen: list[str] = []
 
-    def count(_c: Any, _cur: Any, statement: str, *_args: Any) -> None:
+    def count(statement: str, *_args: Any) -> None:
         seen.append(statement.split(None, 1)[0].upper())
 
-    event.listen(backend.engine.sync_engine, "before_cursor_execute", count)
-    try:
+    with on_statements(backend, count):
         yield seen
-    finally:
-        event.remove(backend.engine.sync_engine, "before_cursor_execute", count)
 
 
 async def test_batches_use_a_constant_number_of_statements(
@@ -159,15 +155,13 @@ async def test_a_connection_lost_mid_batch_is_unavailable_and_writes_nothing(
 ) -> None:
     async with open_backend(url) as backend:
 
-        def drop(_c: Any, _cur: Any, statement: str, *_args: Any) -> None:
+        def drop(statement: str, *_args: Any) -> None:
             # (PostgreSQL sends the rows inside one WITH ... INSERT statement.)
             if f"INSERT INTO {backend.tables.prefix}CONTACTS".upper() in statement.upper():
                 raise ConnectionResetError("connection reset by peer")
 
-        event.listen(backend.engine.sync_engine, "before_cursor_execute", drop)
-        with pytest.raises(Unavailable) as caught:
+        with on_statements(backend, drop), pytest.raises(Unavailable) as caught:
             await backend.create_records(C, contacts(20))
-        event.remove(backend.engine.sync_engine, "before_cursor_execute", drop)
         assert caught.value.retryable
         # the claims taken before the failure were rolled back with it
         assert await backend.find_records(C, MatchKey(EXTERNAL_ID), ["lead-0", "lead-19"]) == {}

@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from backends.base import (
     EXTERNAL_ID,
@@ -24,7 +23,7 @@ from backends.base import (
 )
 from backends.sql import SQLBackend
 
-from .conftest import OpenBackend
+from .conftest import OpenBackend, on_statements
 
 pytestmark = pytest.mark.anyio
 C = Entity.CONTACT
@@ -56,15 +55,12 @@ def largest_statement(backend: SQLBackend) -> Iterator[list[int]]:
     """``[n]``: the most bound values any one statement (or executemany row) carried."""
     seen = [0]
 
-    def count(_c: Any, _cur: Any, _s: str, parameters: Any, _ctx: Any, many: bool) -> None:
+    def count(_s: str, parameters: Any, many: bool) -> None:
         sets = parameters if many else [parameters]
         seen[0] = max([seen[0], *(_values(p) for p in sets if p)])
 
-    event.listen(backend.engine.sync_engine, "before_cursor_execute", count)
-    try:
+    with on_statements(backend, count):
         yield seen
-    finally:
-        event.remove(backend.engine.sync_engine, "before_cursor_execute", count)
 
 
 async def test_lookups_of_40000_values_work_in_bounded_statements(

@@ -8,13 +8,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 import backends.sql.writes as writes
 from backends.base import EXTERNAL_ID, Entity, MatchKey, NewRecord, RecordUpdate
 from backends.sql import SQLBackend
 
-from .conftest import OpenBackend
+from .conftest import OpenBackend, on_statements
 
 pytestmark = pytest.mark.anyio
 C, K = Entity.CONTACT, Entity.COMPANY
@@ -111,13 +110,14 @@ async def test_an_update_without_key_changes_is_one_statement(
         )
         seen: list[str] = []
 
-        def count(_c: Any, _cur: Any, statement: str, *_args: Any) -> None:
+        def count(statement: str, *_args: Any) -> None:
             seen.append(statement.split(None, 1)[0].upper())
 
-        event.listen(backend.engine.sync_engine, "before_cursor_execute", count)
         updates = [RecordUpdate(m.crm_id or "", {"title": "VP", "score": 9}) for m in made]
-        results = await backend.update_records(C, [*updates, RecordUpdate("nope", {"score": 1})])
-        event.remove(backend.engine.sync_engine, "before_cursor_execute", count)
+        with on_statements(backend, count):
+            results = await backend.update_records(
+                C, [*updates, RecordUpdate("nope", {"score": 1})]
+            )
         assert [r.ok for r in results] == [True] * 20 + [False]
         assert seen == ["UPDATE"], seen
         stored = await backend.get_records(C, [m.crm_id or "" for m in made])

@@ -1,0 +1,294 @@
+"""The managed hot paths on SQLite, each one trip to the connection's thread.
+
+Creates, syncs, updates and activities of the managed schema run their statements as plain
+``sqlite3`` calls on the connection's own thread (:mod:`backends.sql.sqlitebatch`): the same
+statements as the statement-by-statement path (:mod:`backends.sql.insert`,
+:mod:`backends.sql.patch`, the driver's lookups), compiled once from SQLAlchemy, in the same
+transactions. Mixed into :class:`SQLBackend`; used only when :attr:`_lite` is set (SQLite
+through aiosqlite) and the records are in the managed tables. The row-by-row replay after a
+rejected batch, mapped tables and the other databases keep the general path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
+
+from backends.base import Activity, Entity, NotFound, RecordUpdate, StoredRecord
+
+from .batching import chunked
+from .fastwrites import utcnow
+from .insert import sqlite_create_statements
+from .patch import PatchPlan, patch_statement
+from .sqlitebatch import Batch, SQLiteBatches, Statement, compile_sqlite, sqlite_timestamp
+
+if TYPE_CHECKING:
+    from backends.base import NewActivity
+
+    from .fastwrites import _Prepared
+    from .mapped import RecordStore
+    from .schema import ManagedTables
+
+__all__ = ["SQLitePathsMixin"]
+
+_DUMPS = json.JSONEncoder(separators=(",", ":")).encode
+
+
+class SQLitePathsMixin:
+    """``_lite_*``: the managed hot paths as one batch function each."""
+
+    if TYPE_CHECKING:
+        tables: ManagedTables
+        engine: Any
+        _lite: SQLiteBatches | None
+        _lite_sql: dict[Any, Any]
+
+        def _store(self, entity: Entity) -> RecordStore: ...
+        def _find_statement(self, store: RecordStore, name: str, *, fallback: bool) -> Any: ...
+
+    def _lite_statement(self, key: Any, build: Callable[[], Any]) -> Any:
+        """``build()``, once per ``key`` (compiled statements and their layouts)."""
+        found = self._lite_sql.get(key)
+        if found is None:
+            found = self._lite_sql[key] = build()
+        return found
+
+    def _lite_ok(self, *stores: RecordStore) -> bool:
+        return self._lite is not None and all(s.managed for s in stores)
+
+    # -- creates ------------------------------------------------------------------------------
+
+    async def _lite_create(
+        self,
+        what: str,
+        store: RecordStore,
+        by_ext: Mapping[str, _Prepared],
+        new_ids: Mapping[str, str],
+        now: dt.datetime,
+    ) -> tuple[set[str], dict[str, str]]:
+        """The rows (``INSERT ... SELECT ... FROM json_each ... ON CONFLICT DO NOTHING
+        RETURNING``), the keys of the rows made, and the ids of the external ids that were
+        there already: ``(external ids made, {external id: its record's id})``."""
+        assert self._lite is not None
+        rows_sql, keys_sql, held_sql = self._lite_statement(
+            ("create", store.entity), lambda: self._lite_create_sql(store)
+        )
+        stamp = sqlite_timestamp(now)
+        entity = store.entity.value
+        # Sorted before chunking: concurrent batches take their unique-index locks in one order.
+        parts = list(chunked(sorted(by_ext)))
+
+        def work(batch: Batch) -> tuple[set[str], dict[str, str]]:
+            made: set[str] = set()
+            for part in parts:
+                doc = _DUMPS(
+                    [{**by_ext[ext].row, "id": new_ids[ext], "external_id": ext} for ext in part]
+                )
+                fresh = [r[0] for r in batch.rows(rows_sql, {"rows": doc, "now": stamp})]
+                made.update(fresh)
+                keys = [[new_ids[ext], k, v] for ext in fresh for k, v in by_ext[ext].keys.items()]
+                if keys:
+                    batch.execute(keys_sql, {"keys": _DUMPS(keys), "entity": entity})
+            held: dict[str, str] = {}
+            others = [ext for ext in by_ext if ext not in made]
+            for part in chunked(others):
+                held.update(batch.rows(held_sql, {"wanted": _DUMPS(part)}))
+            return made, held
+
+        return await self._lite.run(what, work, write=True)
+
+    def _lite_create_sql(self, store: RecordStore) -> tuple[Statement, Statement, Statement]:
+        rows, keys = sqlite_create_statements(store, self.tables.match_keys, sqlite.dialect())
+        ext_col = store.ext_col
+        assert ext_col is not None
+        wanted = sa.func.json_each(sa.bindparam("wanted")).table_valued("value")
+        held = sa.select(ext_col, store.pk).where(ext_col.in_(sa.select(wanted.c.value)))
+        return compile_sqlite(rows), compile_sqlite(keys), compile_sqlite(held)
+
+    # -- syncs --------------------------------------------------------------------------------
+
+    async def _lite_find(
+        self, store: RecordStore, name: str, wanted: Sequence[str]
+    ) -> list[tuple[Any, Any, StoredRecord]]:
+        """``(matched value, order value, record)`` per hit of the lookup of key ``name``
+        (the driver's own statement, compiled once): one read, no transaction."""
+        assert self._lite is not None
+        sql, value_at, ext_at = self._lite_statement(
+            ("find", store.entity, name), lambda: self._lite_find_sql(store, name)
+        )
+        pk_at, order_at = store.positions[store.pk.name], store.positions[store.order.name]
+        fmt, fields_at = store.format_id, store.fields_at
+
+        def work(batch: Batch) -> list[tuple[Any, Any, StoredRecord]]:
+            hits = []
+            for part in chunked(wanted):
+                for row in batch.rows(sql, {"wanted": _DUMPS(part)}):
+                    hits.append(
+                        (
+                            row[value_at],
+                            row[order_at],
+                            StoredRecord(fmt(row[pk_at]), row[ext_at], fields_at(row)),
+                        )
+                    )
+            return hits
+
+        return await self._lite.run(f"find {store.entity.plural}", work, write=False)
+
+    def _lite_find_sql(self, store: RecordStore, name: str) -> tuple[Statement, int, int]:
+        stmt = self._find_statement(store, name, fallback=False)
+        names = list(stmt.selected_columns.keys())
+        return compile_sqlite(stmt), names.index("_enginy_value"), names.index("_enginy_ext")
+
+    # -- updates ------------------------------------------------------------------------------
+
+    async def _lite_patch(
+        self,
+        what: str,
+        store: RecordStore,
+        updates: Sequence[RecordUpdate],
+        plans: Sequence[PatchPlan],
+        now: dt.datetime,
+        settle: Callable[[set[Any]], tuple[Any, Mapping[tuple[str, str], str | None]]],
+    ) -> Any:
+        """The patch statement per plan, then ``settle(ids found)`` (the per-update results and
+        the match keys to replace), then the keys' replacement: one transaction."""
+        assert self._lite is not None
+        patch_sql, delete_sql, keys_sql = self._lite_statement(
+            ("patch", store.entity), lambda: self._lite_patch_sql(store)
+        )
+        stamp = sqlite_timestamp(now)
+        entity = store.entity.value
+        # One UPDATE without keys to replace is atomic by itself: no BEGIN / COMMIT.
+        atomic = len(plans) > 1 or any(u.match_keys for u in updates)
+
+        def work(batch: Batch) -> Any:
+            found: set[Any] = set()
+            for plan in plans:
+                found.update(
+                    r[0] for r in batch.rows(patch_sql, {"payload": plan.payload, "now": stamp})
+                )
+            results, keys = settle(found)
+            for pairs in chunked(list(keys)):
+                batch.execute(delete_sql, {"pairs": _DUMPS(pairs), "entity": entity})
+            fresh = [[c, k, v] for (c, k), v in keys.items() if v is not None]
+            for triples in chunked(fresh):
+                batch.execute(keys_sql, {"keys": _DUMPS(triples), "entity": entity})
+            return results
+
+        return await self._lite.run(what, work, write=True, atomic=atomic)
+
+    def _lite_patch_sql(self, store: RecordStore) -> tuple[Statement, Statement, Statement]:
+        mk = self.tables.match_keys
+        dialect = sqlite.dialect()
+        _, keys = sqlite_create_statements(store, mk, dialect)
+        pairs = sa.func.json_each(sa.bindparam("pairs")).table_valued("value")
+        delete = sa.delete(mk).where(
+            mk.c.entity == sa.bindparam("entity"),
+            sa.tuple_(mk.c.crm_id, mk.c.key_name).in_(
+                sa.select(
+                    sa.func.json_extract(pairs.c.value, "$[0]"),
+                    sa.func.json_extract(pairs.c.value, "$[1]"),
+                )
+            ),
+        )
+        patch = patch_statement(store, dialect)
+        return compile_sqlite(patch), compile_sqlite(delete), compile_sqlite(keys)
+
+    # -- activities ---------------------------------------------------------------------------
+
+    async def _lite_activity(
+        self, activity: NewActivity, key: str | None, occurred: Any
+    ) -> Activity:
+        """Find the activity by its idempotency key, else check its contact and company and
+        insert it: one write transaction."""
+        assert self._lite is not None
+        table = self.tables.activities
+        sql = self._lite_statement(("activity",), self._lite_activity_sql)
+        contacts, companies = self._store(Entity.CONTACT), self._store(Entity.COMPANY)
+        dialect = self.engine.dialect
+        binds = {c.name: c.type.dialect_impl(dialect).bind_processor(dialect) for c in table.c}
+        values = {
+            "id": str(uuid.uuid4()),
+            "type": activity.type,
+            "direction": activity.direction,
+            "subject": activity.subject,
+            "body": activity.body,
+            "owner_id": activity.owner_id,
+            "occurred_at": occurred,
+            "contact_id": activity.contact_id,
+            "company_id": activity.company_id,
+            "metadata": dict(activity.metadata) or None,
+            "extra": dict(activity.extra) or None,
+            "idempotency_key": key,
+            "created_at": utcnow(),
+        }
+        # The column types' own conversions (JSON text, timestamps), as SQLAlchemy binds them.
+        params = {
+            name: bind(value) if (bind := binds[name]) is not None else value
+            for name, value in values.items()
+        }
+        links = [
+            (sql["contact"], activity.contact_id, Entity.CONTACT),
+            (sql["company"], activity.company_id, Entity.COMPANY),
+        ]
+
+        def work(batch: Batch) -> Any:
+            if key is not None:
+                row = batch.execute(sql["by_key"], {"key": key}).fetchone()
+                if row is not None:
+                    return row
+            for check, crm_id, entity in links:
+                store = contacts if entity is Entity.CONTACT else companies
+                if crm_id is not None and (
+                    store.parse_id(crm_id) is None
+                    or batch.execute(check, {"id": crm_id}).fetchone() is None
+                ):
+                    raise NotFound(f"No {entity.value} exists with ID: {crm_id}")
+            batch.execute(sql["insert"] if key is None else sql["insert_ignore"], params)
+            if key is None:
+                return batch.execute(sql["by_id"], {"id": values["id"]}).fetchone()
+            return batch.execute(sql["by_key"], {"key": key}).fetchone()
+
+        row = await self._lite.run("create activity", work, write=True)
+        readers = sql["readers"]
+        record = {
+            name: (read(value) if read is not None else value)
+            for (name, read), value in zip(readers, row, strict=True)
+        }
+        return self._activity(record)  # type: ignore[attr-defined,no-any-return]
+
+    def _lite_activity_sql(self) -> dict[str, Any]:
+        table = self.tables.activities
+        dialect = self.engine.dialect
+        names = [c.name for c in table.c if c.name != "seq"]
+        columns = [table.c[n] for n in names]
+        select = sa.select(*columns)
+        insert = sa.insert(table).values({n: sa.bindparam(n) for n in names})
+        ignore = (
+            sqlite.insert(table)
+            .values({n: sa.bindparam(n) for n in names})
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        )
+        contacts, companies = self._store(Entity.CONTACT), self._store(Entity.COMPANY)
+        return {
+            "by_key": compile_sqlite(select.where(table.c.idempotency_key == sa.bindparam("key"))),
+            "by_id": compile_sqlite(select.where(table.c.id == sa.bindparam("id"))),
+            "insert": compile_sqlite(insert),
+            "insert_ignore": compile_sqlite(ignore),
+            "contact": compile_sqlite(
+                sa.select(sa.literal(1)).where(contacts.pk == sa.bindparam("id"))
+            ),
+            "company": compile_sqlite(
+                sa.select(sa.literal(1)).where(companies.pk == sa.bindparam("id"))
+            ),
+            "readers": [
+                (c.name, c.type.dialect_impl(dialect).result_processor(dialect, None))
+                for c in columns
+            ],
+        }
