@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
@@ -32,6 +31,7 @@ from backends.base import (
 
 from .batching import chunked
 from .fastwrites import utcnow
+from .ids import time_ordered_ids
 
 if TYPE_CHECKING:
     from .mapped import RecordStore
@@ -136,7 +136,7 @@ class EngagementMixin:
                 if row is not None:
                     return self._activity(row)
             await self._check_links(conn, activity.contact_id, activity.company_id)
-            new_id = str(uuid.uuid4())
+            new_id = time_ordered_ids(1)[0]
             values = {
                 "id": new_id,
                 "type": activity.type,
@@ -187,7 +187,7 @@ class EngagementMixin:
         async with self._tx("create task") as conn:
             await self._check_links(conn, task.contact_id, task.company_id)
             values = {
-                "id": str(uuid.uuid4()),
+                "id": time_ordered_ids(1)[0],
                 "subject": task.subject,
                 "description": task.description,
                 "type": task.type,

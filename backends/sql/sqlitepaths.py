@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +23,7 @@ from backends.base import Activity, Entity, NotFound, RecordUpdate, StoredRecord
 
 from .batching import chunked
 from .fastwrites import utcnow
+from .ids import time_ordered_ids
 from .insert import sqlite_create_statements
 from .patch import PatchPlan, patch_statement
 from .sqlitebatch import Batch, SQLiteBatches, Statement, compile_sqlite, sqlite_timestamp
@@ -214,7 +214,7 @@ class SQLitePathsMixin:
         dialect = self.engine.dialect
         binds = {c.name: c.type.dialect_impl(dialect).bind_processor(dialect) for c in table.c}
         values = {
-            "id": str(uuid.uuid4()),
+            "id": time_ordered_ids(1)[0],
             "type": activity.type,
             "direction": activity.direction,
             "subject": activity.subject,
