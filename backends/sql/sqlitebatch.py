@@ -45,6 +45,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.util import greenlet_spawn
 
 from .errors import db_errors
 
@@ -176,15 +177,16 @@ class SQLiteBatches:
                 return await self._run(work, atomic)
 
     async def _run(self, work: Callable[[Batch], T], atomic: bool) -> T:
-        async with self._engine.connect() as conn:
-            raw = await conn.get_raw_connection()
+        # The pool's raw connection: a quarter of the cost of an AsyncConnection around it.
+        raw = await self._engine.raw_connection()
+        try:
             handle: Any = raw.driver_connection  # the aiosqlite.Connection
-            try:
-                result: T = await handle._execute(
-                    _in_thread, handle._conn, work, atomic, self.trace
-                )
-            except sqlite3.Error as exc:
-                raise sa_exc.DBAPIError.instance(
-                    None, None, exc, sqlite3.Error, dialect=self._engine.dialect
-                ) from exc
-            return result
+            result: T = await handle._execute(_in_thread, handle._conn, work, atomic, self.trace)
+        except sqlite3.Error as exc:
+            raise sa_exc.DBAPIError.instance(
+                None, None, exc, sqlite3.Error, dialect=self._engine.dialect
+            ) from exc
+        finally:
+            # Back to the pool; its reset may talk to the connection (greenlet context).
+            await greenlet_spawn(raw.close)
+        return result
