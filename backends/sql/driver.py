@@ -17,7 +17,8 @@ into 1,000-item chunks so no database parameter limit is reached (:mod:`backends
 :mod:`backends.sql.writes`); managed records on PostgreSQL and SQLite take the batch as JSON
 parameters of statements whose text never changes: a create is one ``WITH ... INSERT``
 (SQLite: two ``INSERT ... SELECT``), an update one ``UPDATE ... FROM ... RETURNING`` merging
-the JSON column in SQL (see :mod:`backends.sql.fastwrites`).
+the JSON column in SQL (see :mod:`backends.sql.fastwrites`). On SQLite those batches run as one
+function on the connection's own thread, transaction included (:mod:`backends.sql.sqlitebatch`).
 
 Creates are idempotent under concurrency through a unique external id (``ON CONFLICT DO
 NOTHING`` / ``ON DUPLICATE KEY UPDATE``): on the managed record row itself, or, in mapped mode,

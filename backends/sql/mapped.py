@@ -201,14 +201,18 @@ class RecordStore:
         row: dict[str, Any] = {}
         extra: dict[str, Any] = {}
         if self.managed:
-            for name, column in self.columns.items():
+            columns = self.columns
+            # Per record of every create: text in a text column decided without fits_managed.
+            for name, column, text in self._managed_columns:
                 value = fields.get(name)
-                if value is None or fits_managed(column, value):
+                if value is None or (text and type(value) is str) or fits_managed(column, value):
                     row[column.name] = value
                 else:
                     row[column.name] = None
                     extra[name] = value
-            extra.update((k, v) for k, v in fields.items() if k not in self.columns)
+            for k, v in fields.items():
+                if k not in columns:
+                    extra[k] = v
             row["extra"] = extra or None
             return row
         for name, value in fields.items():
@@ -237,6 +241,14 @@ class RecordStore:
             if value is not None:
                 fields[name] = jsonable(value)
         return fields
+
+    @functools.cached_property
+    def _managed_columns(self) -> tuple[tuple[str, sa.Column[Any], bool], ...]:
+        """``(field, column, column holds text)`` of the typed columns."""
+        return tuple(
+            (name, column, not isinstance(column.type, sa.Integer))
+            for name, column in self.columns.items()
+        )
 
     @functools.cached_property
     def positions(self) -> dict[str, int]:
