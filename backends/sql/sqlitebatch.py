@@ -125,6 +125,17 @@ class Batch:
         """Run one statement and fetch all its rows (plain tuples, values as SQLite has them)."""
         return self.execute(statement, params).fetchall()
 
+    def many(self, statement: Statement, params: Sequence[Mapping[str, Any]]) -> int:
+        """Run one statement once per parameter set (``executemany``: the loop runs in C, no
+        rows come back); return how many rows it inserted, updated or deleted."""
+        if statement.fixed:
+            params = [{**statement.fixed, **p} for p in params]
+        if self._trace is not None:
+            self._trace(statement.sql, {"executemany": len(params)})
+        before = self._db.total_changes
+        self._db.executemany(statement.sql, params)
+        return self._db.total_changes - before
+
 
 def _in_thread(
     db: sqlite3.Connection,

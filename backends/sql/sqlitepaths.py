@@ -72,11 +72,15 @@ class SQLitePathsMixin:
         new_ids: Mapping[str, str],
         now: dt.datetime,
     ) -> tuple[set[str], dict[str, str]]:
-        """The rows (``INSERT ... SELECT ... FROM json_each ... ON CONFLICT DO NOTHING
-        RETURNING``), the keys of the rows made, and the ids of the external ids that were
-        there already: ``(external ids made, {external id: its record's id})``."""
+        """The rows (one executemany ``INSERT ... ON CONFLICT (external_id) DO NOTHING``), the
+        keys of the rows made (another), and the ids of the external ids that were there
+        already: ``(external ids made, {external id: its record's id})``.
+
+        Under ``BEGIN IMMEDIATE`` no other writer can add a row meanwhile, so when the insert
+        changed as many rows as it was given, every row is new; only otherwise one read tells
+        which external ids already had a record (and their ids)."""
         assert self._lite is not None
-        rows_sql, keys_sql, held_sql = self._lite_statement(
+        rows_sql, keys_sql, held_sql, to_json = self._lite_statement(
             ("create", store.entity), lambda: self._lite_create_sql(store)
         )
         stamp = sqlite_timestamp(now)
@@ -86,30 +90,52 @@ class SQLitePathsMixin:
 
         def work(batch: Batch) -> tuple[set[str], dict[str, str]]:
             made: set[str] = set()
-            for part in parts:
-                doc = _DUMPS(
-                    [{**by_ext[ext].row, "id": new_ids[ext], "external_id": ext} for ext in part]
-                )
-                fresh = [r[0] for r in batch.rows(rows_sql, {"rows": doc, "now": stamp})]
-                made.update(fresh)
-                keys = [[new_ids[ext], k, v] for ext in fresh for k, v in by_ext[ext].keys.items()]
-                if keys:
-                    batch.execute(keys_sql, {"keys": _DUMPS(keys), "entity": entity})
             held: dict[str, str] = {}
-            others = [ext for ext in by_ext if ext not in made]
-            for part in chunked(others):
-                held.update(batch.rows(held_sql, {"wanted": _DUMPS(part)}))
+            for part in parts:
+                rows = []
+                for ext in part:
+                    row = dict(by_ext[ext].row)
+                    row["extra"] = to_json(row["extra"])
+                    row["id"], row["external_id"] = new_ids[ext], ext
+                    row["created_at"] = row["updated_at"] = stamp
+                    rows.append(row)
+                fresh = part
+                if batch.many(rows_sql, rows) != len(rows):
+                    there = dict(batch.rows(held_sql, {"wanted": _DUMPS(part)}))
+                    fresh = [ext for ext in part if there.get(ext) == new_ids[ext]]
+                    held.update((e, i) for e, i in there.items() if i != new_ids[e])
+                made.update(fresh)
+                keys = [
+                    {"key_name": k, "value": v, "crm_id": new_ids[ext], "entity": entity}
+                    for ext in fresh
+                    for k, v in by_ext[ext].keys.items()
+                ]
+                if keys:
+                    batch.many(keys_sql, keys)
             return made, held
 
         return await self._lite.run(what, work, write=True)
 
-    def _lite_create_sql(self, store: RecordStore) -> tuple[Statement, Statement, Statement]:
-        rows, keys = sqlite_create_statements(store, self.tables.match_keys, sqlite.dialect())
+    def _lite_create_sql(
+        self, store: RecordStore
+    ) -> tuple[Statement, Statement, Statement, Callable[[Any], Any]]:
+        table, mk = store.table, self.tables.match_keys
         ext_col = store.ext_col
-        assert ext_col is not None
+        assert ext_col is not None and store.json_col is not None
+        names = [c.name for c in table.c if c.name != store.order.name]
+        rows = (
+            sqlite.insert(table)
+            .values({n: sa.bindparam(n) for n in names})
+            .on_conflict_do_nothing(index_elements=[ext_col.name])
+        )
+        keys = sa.insert(mk).values({c.name: sa.bindparam(c.name) for c in mk.c})
         wanted = sa.func.json_each(sa.bindparam("wanted")).table_valued("value")
         held = sa.select(ext_col, store.pk).where(ext_col.in_(sa.select(wanted.c.value)))
-        return compile_sqlite(rows), compile_sqlite(keys), compile_sqlite(held)
+        # The JSON column's own conversion (None is stored as JSON null), as SQLAlchemy's.
+        dialect = self.engine.dialect
+        to_json = store.json_col.type.dialect_impl(dialect).bind_processor(dialect)
+        assert to_json is not None
+        return compile_sqlite(rows), compile_sqlite(keys), compile_sqlite(held), to_json
 
     # -- syncs --------------------------------------------------------------------------------
 
