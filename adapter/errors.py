@@ -30,6 +30,7 @@ from backends.base import (
     Conflict,
     InvalidRecord,
     NotFound,
+    SchemaError,
     Unavailable,
     Unsupported,
 )
@@ -265,6 +266,9 @@ _BACKEND_STATUS: dict[type[BackendError], int] = {
     Conflict: 409,
     InvalidRecord: 400,
     Unsupported: 501,
+    # The schema or the configuration does not allow the operation: retrying cannot help
+    # (Enginy retries a 503 for ever), an operator must act.
+    SchemaError: 500,
     AuthFailed: 503,
     Unavailable: 503,  # RateLimited is a subclass
 }

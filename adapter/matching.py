@@ -13,6 +13,7 @@ a string, or that is empty once normalised, is not a key (it must never match an
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -24,6 +25,7 @@ __all__ = [
     "NORMALISERS",
     "Matcher",
     "normalise_domain",
+    "normalise_domain_any_extension",
     "normalise_email",
     "normalise_linkedin_url",
     "normalise_name",
@@ -118,39 +120,105 @@ def normalise_phone(value: object) -> str | None:
     return "+" + digits if text.startswith("+") else digits
 
 
+# Second-level labels under a country code that are part of the extension, not the name:
+# acme.co.uk, acme.com.br, acme.org.au, acme.ne.jp.
+_SECOND_LEVEL = frozenset(
+    {"co", "com", "org", "net", "ac", "gov", "edu", "ltd", "plc", "gob", "nic", "or", "ne",
+     "go", "gv", "nom", "biz", "info", "mil", "sch"}
+)  # fmt: skip
+
+
+def normalise_domain_any_extension(value: object) -> str | None:
+    """The name a domain has under any extension: ``acme.com``, ``www.acme.es``,
+    ``https://shop.acme.co.uk/about`` → ``acme``, so that one company's sites in several
+    countries are one key. The extension is the last label, with the second-level label of a
+    country code (``co.uk``, ``com.br``) when there is one; sub-domains are dropped."""
+    host = normalise_domain(value)
+    if host is None:
+        return None
+    labels = [label for label in host.split(".") if label]
+    if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in _SECOND_LEVEL:
+        labels = labels[:-2]
+    elif len(labels) >= 2:
+        labels = labels[:-1]
+    return labels[-1] if labels else None
+
+
 #: Normaliser name (as written in the YAML, :data:`adapter.config.NORMALISER_NAMES`) → function.
 NORMALISERS: dict[str, Normaliser] = {
     "email": normalise_email,
     "linkedin": normalise_linkedin_url,
     "domain": normalise_domain,
+    "domain_any_extension": normalise_domain_any_extension,
     "name": normalise_name,
     "phone": normalise_phone,
 }
 
 
+def _key_value(parts: Sequence[str]) -> str:
+    """A compound key's value: its normalised parts, unambiguously (a JSON array)."""
+    return json.dumps(list(parts), ensure_ascii=False, separators=(",", ":"))
+
+
+class _Plan:
+    """One key, resolved: its name, the fields it reads and how it turns them into a value."""
+
+    __slots__ = ("compound", "fields", "name", "parts")
+
+    def __init__(self, spec: KeySpec) -> None:
+        self.name = spec.field
+        self.fields = frozenset(spec.fields)
+        self.compound = bool(spec.parts)
+        specs = spec.parts or (spec,)
+        self.parts = tuple((p.field, NORMALISERS[p.normaliser]) for p in specs)
+
+    def value(self, fields: Mapping[str, object]) -> str | None:
+        if not self.compound:
+            name, normalise = self.parts[0]
+            raw = fields.get(name)
+            return None if raw is None else normalise(raw)
+        values = []
+        for name, normalise in self.parts:
+            raw = fields.get(name)
+            part = None if raw is None else normalise(raw)
+            if part is None:
+                return None  # a compound key needs every part
+            values.append(part)
+        return _key_value(values)
+
+
 class Matcher:
-    """Computes normalised match keys for records, per entity, in priority order."""
+    """Computes normalised match keys for records, per entity, in priority order.
+
+    A key is one field through a normaliser, or a compound key (first name + last name +
+    company) whose value is its normalised parts, present only when every part is. The keys of
+    an entity are alternatives (LinkedIn URL, *or* first + last + company): sync tries them in
+    priority order for the records still unmatched.
+    """
 
     def __init__(self, keys: Mapping[Entity, Sequence[KeySpec]] = DEFAULT_MATCH_KEYS) -> None:
         self._keys: dict[Entity, tuple[KeySpec, ...]] = {}
         for entity in Entity:
             specs = tuple(keys.get(entity, ()))
             for spec in specs:
-                if spec.normaliser not in NORMALISERS:
-                    raise ValueError(
-                        f"unknown normaliser {spec.normaliser!r} for match key {spec.field!r}; "
-                        f"known: {', '.join(sorted(NORMALISERS))}"
-                    )
-                if spec.field == EXTERNAL_ID:
-                    raise ValueError(f"{EXTERNAL_ID} is always matched first; do not list it")
-            fields = [spec.field for spec in specs]
-            if len(set(fields)) != len(fields):
+                for part in spec.parts or (spec,):
+                    if part.normaliser not in NORMALISERS:
+                        raise ValueError(
+                            f"unknown normaliser {part.normaliser!r} for match key "
+                            f"{spec.field!r}; known: {', '.join(sorted(NORMALISERS))}"
+                        )
+                    if part.field == EXTERNAL_ID:
+                        raise ValueError(f"{EXTERNAL_ID} is always matched first; do not list it")
+            names = [spec.field for spec in specs]
+            if len(set(names)) != len(names):
                 raise ValueError(f"a match key is listed twice for {entity.plural}")
             self._keys[entity] = specs
-        # (field, normaliser function) pairs: resolved once, used for every record.
-        self._plans: dict[Entity, tuple[tuple[str, Normaliser], ...]] = {
-            entity: tuple((spec.field, NORMALISERS[spec.normaliser]) for spec in specs)
-            for entity, specs in self._keys.items()
+        # Resolved once, used for every record.
+        self._plans: dict[Entity, tuple[_Plan, ...]] = {
+            entity: tuple(_Plan(spec) for spec in specs) for entity, specs in self._keys.items()
+        }
+        self._by_name = {
+            (entity, plan.name): plan for entity, plans in self._plans.items() for plan in plans
         }
 
     def keys_for(self, entity: Entity) -> tuple[KeySpec, ...]:
@@ -158,36 +226,58 @@ class Matcher:
         return self._keys[entity]
 
     def normalise(self, spec: KeySpec, value: object) -> str | None:
-        """Normalise one value the way key ``spec`` does (used on the sync lookup side)."""
+        """Normalise one value the way single-field key ``spec`` does."""
         return NORMALISERS[spec.normaliser](value)
 
+    def value_of(self, entity: Entity, spec: KeySpec, fields: Mapping[str, object]) -> str | None:
+        """The value key ``spec`` takes for a record (Enginy-named ``fields``), ``None`` when
+        a field it reads is missing or does not normalise (used on the sync lookup side)."""
+        return self._by_name[(entity, spec.field)].value(fields)
+
     def match_keys(self, entity: Entity, fields: Mapping[str, object]) -> dict[str, str]:
-        """Keys to store with a new record: every configured key whose Enginy field is present
-        in ``fields`` and normalises to a value. ``fields`` are in Enginy's vocabulary."""
+        """Keys to store with a new record: every configured key whose fields are present in
+        ``fields`` and normalise to a value. ``fields`` are in Enginy's vocabulary."""
         found: dict[str, str] = {}
-        for name, normalise in self._plans[entity]:
-            value = fields.get(name)
-            if value is not None:
-                key = normalise(value)
-                if key is not None:
-                    found[name] = key
+        for plan in self._plans[entity]:
+            key = plan.value(fields)
+            if key is not None:
+                found[plan.name] = key
         return found
 
-    def changed_match_keys(
+    def needs_stored(
         self, entity: Entity, fields: Mapping[str, object], cleared: Iterable[str] = ()
+    ) -> frozenset[str]:
+        """The Enginy fields :meth:`changed_match_keys` needs from the stored record: those of a
+        compound key that the update touches only in part (empty: none)."""
+        touched = set(fields) | set(cleared)
+        wanted: set[str] = set()
+        for plan in self._plans[entity]:
+            if plan.compound and plan.fields & touched and not plan.fields <= touched:
+                wanted |= plan.fields - touched
+        return frozenset(wanted)
+
+    def changed_match_keys(
+        self,
+        entity: Entity,
+        fields: Mapping[str, object],
+        cleared: Iterable[str] = (),
+        stored: Mapping[str, object] | None = None,
     ) -> dict[str, str | None]:
         """Keys to refresh on a partial update.
 
         ``fields`` are the Enginy-named values being set and ``cleared`` the Enginy names being
         removed. A key whose field is set gets its new value (``None`` when that value does not
         normalise, so the stale key is removed); a key whose field is cleared gets ``None``;
-        keys of untouched fields are absent, so the driver keeps them.
+        keys of untouched fields are absent, so the driver keeps them. A compound key touched
+        in part takes its other parts from ``stored`` (see :meth:`needs_stored`).
         """
         cleared_names = set(cleared)
+        touched = set(fields) | cleared_names
+        merged: dict[str, object] = {**(stored or {}), **fields}
+        for name in cleared_names:
+            merged.pop(name, None)
         changed: dict[str, str | None] = {}
-        for name, normalise in self._plans[entity]:
-            if name in fields:
-                changed[name] = normalise(fields[name])
-            elif name in cleared_names:
-                changed[name] = None
+        for plan in self._plans[entity]:
+            if plan.fields & touched:
+                changed[plan.name] = plan.value(merged)
         return changed

@@ -55,6 +55,7 @@ __all__ = [
     "NotFound",
     "RateLimited",
     "RecordUpdate",
+    "SchemaError",
     "SetupReport",
     "StoredRecord",
     "Task",
@@ -118,6 +119,14 @@ class Unsupported(BackendError):
     """The driver does not implement this operation."""
 
     code = "not_implemented"
+
+
+class SchemaError(BackendError):
+    """The backend's schema or the driver's configuration does not allow the operation (a
+    missing table or column, a type or collation the statement cannot use): retrying will
+    fail the same way until an operator changes the schema or the configuration."""
+
+    code = "backend_schema_error"
 
 
 class AuthFailed(BackendError):
@@ -213,6 +222,14 @@ class MatchKey:
 
     name: str
     field: str | None = None
+    #: The normaliser the values went through (``email``, ``domain``,
+    #: ``domain_any_extension``, ``linkedin``, ``name``, ``phone``; ``compound`` for a key of
+    #: several fields), for drivers that search stored values in their raw forms; ``None``
+    #: when the front does not say (a driver may then go by the key's name).
+    normaliser: str | None = None
+    #: A compound key's backend fields, in order: its value is a JSON array of their
+    #: normalised values (``["ada","lovelace","acme"]``). Empty for a key of one field.
+    fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -434,6 +451,10 @@ class Backend:
     #: Whether the data lives in this process only (several server workers would each see
     #: their own copy, so the front refuses to start more than one).
     process_local: ClassVar[bool] = False
+    #: Set by the front before :meth:`open` (``enginy-adapter check`` without ``--migrate``):
+    #: :meth:`open` and :meth:`check_setup` must then change nothing in the backend (no
+    #: schema created or migrated, no property or field created), only read and report.
+    read_only: bool = False
 
     #: Set by the front: a driver that retries upstream calls reports each retry through it,
     #: with a short reason (``"429"``, ``"5xx"``, ``"network"``...), for the retry metric.

@@ -188,7 +188,7 @@ def test_an_unknown_match_field_needs_an_explicit_normaliser(tmp_path: Path) -> 
 def test_an_unknown_normaliser_is_reported_with_the_known_ones(tmp_path: Path) -> None:
     message = error_of(tmp_path, "matching: {companies: [{field: vat, normaliser: fuzzy}]}")
     assert message.startswith("matching.companies[0]: ")
-    assert "email, linkedin, domain, name, phone" in message
+    assert "email, linkedin, domain, domain_any_extension, name, phone" in message
 
 
 @pytest.mark.parametrize(

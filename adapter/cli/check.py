@@ -1,6 +1,10 @@
 """``enginy-adapter check``: validate the configuration, build the driver, open it, ping it,
 check its setup and close it; exit 0 with ``ok: ...`` or 1 with a one-line reason. No
-traceback, no secret (every message passes :func:`adapter.redaction.redact`)."""
+traceback, no secret (every message passes :func:`adapter.redaction.redact`).
+
+Read-only: the driver is opened with :attr:`backends.base.Backend.read_only`, so nothing is
+created or migrated (the SQL driver reports its own tables that ``serve`` would create).
+``--migrate`` opens it as ``serve`` does: the adapter's tables are created or migrated."""
 
 from __future__ import annotations
 
@@ -27,6 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=15.0,
         help="seconds to wait for the backend to open and answer (default: 15)",
+    )
+    parser.add_argument(
+        "--migrate",
+        action="store_true",
+        help="create or migrate what the backend needs, as serve does (default: change nothing)",
     )
     parser.add_argument(
         "--verbose",
@@ -61,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = load_for_command(args)
         backend = build_backend(settings)
+        backend.read_only = not args.migrate
         # Build what the app builds, so that a mapping collision is reported here too.
         mappers = build_mappers(settings.mapping, backend.default_field_map)
         Matcher(settings.matching.keys())

@@ -24,6 +24,7 @@ __all__ = [
     "KeySpec",
     "MappingConfig",
     "MatchKeyConfig",
+    "MatchKeyPart",
     "MatchingConfig",
     "NullPolicy",
     "UnmappedPolicy",
@@ -56,7 +57,18 @@ class NullPolicy(enum.StrEnum):
 
 
 #: The normalisers a match key may name in the YAML (implemented by :mod:`adapter.matching`).
-NORMALISER_NAMES: tuple[str, ...] = ("email", "linkedin", "domain", "name", "phone")
+#: ``domain_any_extension``: the domain without its extension, so that ``acme.com`` and
+#: ``acme.es`` are one company.
+NORMALISER_NAMES: tuple[str, ...] = (
+    "email",
+    "linkedin",
+    "domain",
+    "domain_any_extension",
+    "name",
+    "phone",
+)
+#: The normaliser of a part of a compound key whose field has no default one.
+COMPOUND_PART_NORMALISER = "name"
 
 #: The normaliser a match key gets when the YAML names only its field.
 DEFAULT_NORMALISER_BY_FIELD: dict[str, str] = {
@@ -71,14 +83,26 @@ DEFAULT_NORMALISER_BY_FIELD: dict[str, str] = {
 
 @dataclass(frozen=True)
 class KeySpec:
-    """One configured match key: the Enginy field it reads and the normaliser it applies.
+    """One configured match key: the Enginy field it reads and the normaliser it applies, or,
+    for a compound key (first name + last name + company), its ``parts``.
 
     The match-key name handed to drivers (:attr:`backends.base.MatchKey.name`) is the field
-    name itself, so a key is stable across mapping changes.
+    name itself (a compound key's: its fields joined by ``+``), so a key is stable across
+    mapping changes.
     """
 
     field: str
     normaliser: str
+    parts: tuple[KeySpec, ...] = ()
+
+    @classmethod
+    def compound(cls, parts: tuple[KeySpec, ...]) -> KeySpec:
+        return cls("+".join(p.field for p in parts), "compound", parts)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The Enginy fields this key reads."""
+        return tuple(p.field for p in self.parts) if self.parts else (self.field,)
 
 
 #: The contract's default keys (Part A.7), in priority order.
@@ -128,19 +152,67 @@ class MappingConfig(Section):
         return self.contacts if entity is Entity.CONTACT else self.companies
 
 
-class MatchKeyConfig(Section):
-    """One match key: ``{field, normaliser}``; a bare string is a field with its default
-    normaliser."""
+class MatchKeyPart(Section):
+    """A part of a compound key: a field, with its default normaliser (``name`` when it has
+    none) or the one given."""
 
     field: str = Field(min_length=1)
     normaliser: str | None = None
 
     @model_validator(mode="after")
+    def _check(self) -> MatchKeyPart:
+        if self.field == EXTERNAL_ID:
+            raise ValueError(f"{EXTERNAL_ID} is always matched first; do not list it")
+        if self.normaliser is not None and self.normaliser not in NORMALISER_NAMES:
+            raise ValueError(
+                f"unknown normaliser {self.normaliser!r} (one of: {', '.join(NORMALISER_NAMES)})"
+            )
+        return self
+
+    def spec(self) -> KeySpec:
+        normaliser = self.normaliser or DEFAULT_NORMALISER_BY_FIELD.get(
+            self.field, COMPOUND_PART_NORMALISER
+        )
+        return KeySpec(self.field, normaliser)
+
+
+class MatchKeyConfig(Section):
+    """One match key: ``{field, normaliser}`` (a bare string is a field with its default
+    normaliser), or a compound key ``{fields: [firstName, lastName, company]}`` that matches
+    when every part matches (each part a field name, with its default normaliser or
+    ``name``, or ``{field, normaliser}``)."""
+
+    field: str | None = Field(default=None, min_length=1)
+    normaliser: str | None = None
+    fields: list[MatchKeyPart] | None = None
+
+    @field_validator("fields", mode="before")
+    @classmethod
+    def _bare_parts(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"field": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @model_validator(mode="after")
     def _resolve_normaliser(self) -> MatchKeyConfig:
+        if (self.field is None) == (self.fields is None):
+            raise ValueError("give 'field' (one field) or 'fields' (a compound key)")
+        if self.fields is not None:
+            if len(self.fields) < 2:
+                raise ValueError("a compound key lists at least two fields")
+            if self.normaliser is not None:
+                raise ValueError("give each part of a compound key its own normaliser")
+            names = [part.field for part in self.fields]
+            if len(set(names)) != len(names):
+                raise ValueError("a field is listed twice in the compound key")
+            if len("+".join(names)) > 64:
+                # Drivers index keys by name (the SQL driver in a 64-character column).
+                raise ValueError("a compound key's name (its fields joined by +) is too long")
+            return self
         if self.field == EXTERNAL_ID:
             raise ValueError(f"{EXTERNAL_ID} is always matched first; do not list it")
         if self.normaliser is None:
-            default = DEFAULT_NORMALISER_BY_FIELD.get(self.field)
+            default = DEFAULT_NORMALISER_BY_FIELD.get(self.field or "")
             if default is None:
                 raise ValueError(
                     f"field {self.field!r} has no default normaliser; write "
@@ -153,8 +225,14 @@ class MatchKeyConfig(Section):
             )
         return self
 
+    @property
+    def name(self) -> str:
+        return self.spec().field
+
     def spec(self) -> KeySpec:
-        assert self.normaliser is not None  # resolved by the validator
+        if self.fields is not None:
+            return KeySpec.compound(tuple(part.spec() for part in self.fields))
+        assert self.field is not None and self.normaliser is not None  # resolved above
         return KeySpec(self.field, self.normaliser)
 
 
@@ -182,7 +260,7 @@ class MatchingConfig(Section):
     @field_validator("contacts", "companies")
     @classmethod
     def _no_duplicates(cls, value: list[MatchKeyConfig]) -> list[MatchKeyConfig]:
-        names = [key.field for key in value]
+        names = [key.name for key in value]
         for name in names:
             if names.count(name) > 1:
                 raise ValueError(f"match key {name!r} is listed twice")

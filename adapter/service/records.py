@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from adapter.config import NullPolicy
+from adapter.config import KeySpec, NullPolicy
 from adapter.contract import (
     CreateError,
     CreateResponse,
@@ -38,6 +38,15 @@ from backends.base import (
 )
 
 __all__ = ["RecordOperations"]
+
+
+def _match_key(spec: KeySpec, mapper: FieldMapper) -> MatchKey:
+    """The driver's view of key ``spec``: its name, the backend field(s) holding it and its
+    normaliser (``compound`` for a key of several fields)."""
+    if spec.parts:
+        fields = tuple(mapper.backend_name(p.field) for p in spec.parts)
+        return MatchKey(spec.field, None, "compound", fields)
+    return MatchKey(spec.field, mapper.backend_name(spec.field), spec.normaliser)
 
 
 class RecordOperations:
@@ -124,12 +133,12 @@ class RecordOperations:
                 break
             wanted: dict[int, str] = {}
             for index in pending:
-                value = self.matcher.normalise(spec, items[index].get(spec.field))
+                value = self.matcher.value_of(entity, spec, items[index])
                 if value is not None:
                     wanted[index] = value
             if not wanted:
                 continue
-            key = MatchKey(spec.field, mapper.backend_name(spec.field))
+            key = _match_key(spec, mapper)
             hits = await self.backend.find_records(
                 entity, key, list(dict.fromkeys(wanted.values()))
             )
@@ -154,6 +163,31 @@ class RecordOperations:
         ]
         return {"results": results}
 
+    async def _stored_key_fields(
+        self, entity: Entity, items: Sequence[RecordUpdateIn], clear_nulls: bool
+    ) -> dict[str, dict[str, object]]:
+        """The stored fields that compound match keys touched only in part need, by crm id:
+        one driver read for the batch, only when some update needs one."""
+        wanted: dict[str, frozenset[str]] = {}
+        for item in items:
+            values = {k: v for k, v in item.items() if v is not None and k not in ENVELOPE_FIELDS}
+            nulls = [k for k, v in item.items() if v is None] if clear_nulls else []
+            names = self.matcher.needs_stored(entity, values, nulls)
+            if names:
+                wanted[item["crmId"]] = names
+        if not wanted:
+            return {}
+        mapper = self.mappers[entity]
+        records = await self.backend.get_records(entity, list(wanted))
+        return {
+            crm_id: {
+                name: record.fields[mapper.backend_name(name)]
+                for name in wanted[crm_id]
+                if mapper.backend_name(name) in record.fields
+            }
+            for crm_id, record in records.items()
+        }
+
     async def update_records(
         self, entity: Entity, items: Sequence[RecordUpdateIn]
     ) -> UpdateResponse:
@@ -162,6 +196,7 @@ class RecordOperations:
         clear_nulls = self.nulls.get(entity, NullPolicy.IGNORE) is NullPolicy.CLEAR
         slots: list[UpdateResult | None] = []
         updates: list[RecordUpdate] = []
+        stored = await self._stored_key_fields(entity, items, clear_nulls)
         for item in items:
             crm_id = item["crmId"]
             values = {k: v for k, v in item.items() if v is not None and k not in ENVELOPE_FIELDS}
@@ -180,7 +215,7 @@ class RecordOperations:
                     }
                 )
                 continue
-            keys = self.matcher.changed_match_keys(entity, values, nulls)
+            keys = self.matcher.changed_match_keys(entity, values, nulls, stored.get(crm_id))
             updates.append(RecordUpdate(crm_id, backend_values, cleared, keys))
             slots.append(None)
 

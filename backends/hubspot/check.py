@@ -126,7 +126,8 @@ class SetupMixin(HubSpotCore):
         """:meth:`check`, in the interface's terms: missing scopes and problems stop the set-up;
         mapped properties missing in the portal do too under ``unknown_properties: reject``,
         else they are notes (dropped, or created on first write)."""
-        report = await self.check(field_maps=field_maps)
+        # ``enginy-adapter check`` without ``--migrate`` creates nothing in the portal.
+        report = await self.check(field_maps=field_maps, create=False if self.read_only else None)
         problems = [f"missing scope: {s}" for s in report.missing_scopes] + report.problems
         notes = [f"HubSpot portal: {report.portal_id or 'unknown'}"]
         policy = self.options.unknown_properties
@@ -210,9 +211,13 @@ class SetupMixin(HubSpotCore):
                         unique=True,
                         create=allowed,
                     ):
+                        fix = (
+                            "`serve` (or `check --migrate`) creates it"
+                            if self.options.create_properties
+                            else "run with create_properties: true"
+                        )
                         problems.append(
-                            f"{object_type}.{self.options.external_id_property} "
-                            "is missing (run with create_properties: true)"
+                            f"{object_type}.{self.options.external_id_property} is missing ({fix})"
                         )
                     known = await self.catalog.definitions(object_type)
                     names = [n for n in maps.get(entity, {}).values() if n not in known]

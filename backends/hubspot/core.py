@@ -114,6 +114,12 @@ class HubSpotCore(Backend):
         ),
     }
 
+    @property
+    def _may_create(self) -> bool:
+        """Whether properties may be created: allowed by the options, and not a read-only
+        ``check`` (see :attr:`backends.base.Backend.read_only`)."""
+        return self.options.create_properties and not self.read_only
+
     async def _ensure_key_properties(self, object_type: str) -> None:
         """Create the unique key properties (normalised LinkedIn URL, company domain). Without
         them lookups fall back to search, which lags writes: logged, not fatal."""
@@ -124,7 +130,7 @@ class HubSpotCore(Backend):
                 name,
                 label,
                 unique=True,
-                create=self.options.create_properties,
+                create=self._may_create,
                 description="Normalised match key kept by the Enginy adapter; do not edit.",
             )
             if not exists:
@@ -142,8 +148,10 @@ class HubSpotCore(Backend):
             name,
             "Enginy external ID",
             unique=True,
-            create=self.options.create_properties,
+            create=self._may_create,
         )
+        if not exists and self.read_only:
+            return  # ``check`` without ``--migrate``: check_setup reports it
         if not exists:
             raise Unavailable(
                 f"HubSpot property {object_type}.{name} is missing; create it as a unique "

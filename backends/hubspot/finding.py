@@ -64,6 +64,8 @@ class FindingMixin(HubSpotCore):
                 ext = self.options.external_id_property
                 found = await self.batch_read(object_type, wanted, properties, id_property=ext)
                 return await self._index(object_type, found, ext, wanted, exact=True)
+            if key.fields:
+                return await self._find_compound(object_type, key, wanted, properties)
             field = key.field or self.default_field_map.get(entity, {}).get(key.name, key.name)
             definitions = await self.catalog.definitions(object_type)
             kind = key_kind(key.name)
@@ -85,6 +87,41 @@ class FindingMixin(HubSpotCore):
                 found = await self._search_in(object_type, field, kind, rest, properties)
             result.update(await self._index(object_type, found, field, rest, kind=kind))
             return result
+
+    async def _find_compound(
+        self, object_type: str, key: MatchKey, wanted: Sequence[str], properties: Sequence[str]
+    ) -> dict[str, StoredRecord]:
+        """A compound key (first name + last name + company): one ``IN`` search on its first
+        part's property, each result's parts normalised and compared together (the front
+        folds names: case and spaces). Search lags writes: a record created a moment ago is
+        found once HubSpot's index has it (its externalId finds it at once)."""
+        definitions = await self.catalog.definitions(object_type)
+        for field in key.fields:
+            if field not in definitions:
+                self._warn_missing_key(object_type, key.name, field)
+                return {}
+        parts: dict[tuple[str, ...], str] = {}
+        for value in wanted:
+            try:
+                decoded = json.loads(value)
+            except ValueError:
+                continue
+            if isinstance(decoded, list) and len(decoded) == len(key.fields):
+                parts[tuple(str(p) for p in decoded)] = value
+        if not parts:
+            return {}
+        firsts = sorted({t[0] for t in parts})
+        names = sorted(set(properties) | set(key.fields))
+        found = await self._search_in(object_type, key.fields[0], "name", firsts, names)
+        result: dict[str, StoredRecord] = {}
+        # Oldest record wins when several hold the value, as for every key.
+        for obj in sorted(found, key=lambda o: (str(o.get("createdAt") or ""), int(o["id"]))):
+            props = obj.get("properties") or {}
+            stored = tuple(normalise_for_key("name", props.get(f)) or "" for f in key.fields)
+            hit = parts.get(stored)
+            if hit is not None and hit not in result:
+                result[hit] = await self._to_record(object_type, obj)
+        return result
 
     def _warn_missing_key(self, object_type: str, key_name: str, field: str) -> None:
         warned = self.__dict__.setdefault("_missing_key_warned", set())

@@ -1,7 +1,9 @@
 """Activities, tasks, users and the dashboard's browsing, for :class:`SQLBackend`.
 
 These live in the adapter's own tables (``<prefix>activities``, ``<prefix>tasks``) in both
-schema modes; users come from the configured ``users`` table (which may be ``<prefix>users``).
+schema modes; in mapped mode with ``activities`` / ``tasks`` configured they are also written
+into the CRM's own tables, under the CRM row's id (see :mod:`backends.sql.crm_engagement`).
+Users come from the configured ``users`` table (which may be ``<prefix>users``).
 """
 
 from __future__ import annotations
@@ -30,8 +32,12 @@ from backends.base import (
 )
 
 from .batching import chunked
+from .coerce import column_is_text
+from .crm_engagement import EngagementStore, task_overlay
 from .fastwrites import utcnow
 from .ids import time_ordered_ids
+from .mapped_options import template_fields
+from .values import render_template, where_clause
 
 if TYPE_CHECKING:
     from .mapped import RecordStore
@@ -64,6 +70,18 @@ def from_db(value: dt.datetime | None) -> dt.datetime | None:
     return None if value is None else value.replace(tzinfo=dt.UTC)
 
 
+def _alternatives(template: str | list[str] | None) -> list[str]:
+    return [template] if isinstance(template, str) else list(template or [])
+
+
+def _inputs(values: Mapping[str, Any]) -> dict[str, Any]:
+    """An activity's attributes as configured values read them (``{metadata.messageId}``)."""
+    inputs = dict(values)
+    inputs["metadata"] = dict(values.get("metadata") or {})
+    inputs.update((k, v) for k, v in (values.get("extra") or {}).items() if k not in inputs)
+    return inputs
+
+
 def _idem(key: str | None) -> str | None:
     # The unique column is 255 characters; longer keys (long message ids) are hashed.
     if key is None or len(key) <= 255:
@@ -77,7 +95,9 @@ class EngagementMixin:
     if TYPE_CHECKING:
         options: SQLOptions
         tables: ManagedTables
-        _reflected: dict[str, sa.Table]
+        _engagement: dict[str, EngagementStore]
+
+        def _table(self, name: str, schema: str | None) -> sa.Table: ...
 
         def _tx(
             self, what: str, *, write: bool = True
@@ -119,13 +139,16 @@ class EngagementMixin:
     # -- activities ----------------------------------------------------------------------------
 
     async def create_activity(self, activity: NewActivity) -> Activity:
-        """Store an activity; a repeated ``idempotency_key`` returns the first one (also under
-        concurrency: the key is unique). Raises :class:`NotFound` for an unknown contact or
-        company."""
+        """Store an activity (mapped mode with ``activities``: also in the CRM's table, whose
+        row id is the activity's id); a repeated ``idempotency_key`` returns the first one
+        (also under concurrency: the key is unique). Raises :class:`NotFound` for an unknown
+        contact or company."""
         table = self.tables.activities
+        crm = self._engagement.get("activities")
         key = _idem(activity.idempotency_key)
         if self._lite_ok(self._store(Entity.CONTACT), self._store(Entity.COMPANY)):
             return await self._lite_activity(activity, key, to_db(activity.occurred_at))
+        now = utcnow()
         async with self._tx("create activity") as conn:
             if key is not None:
                 row = (
@@ -150,14 +173,23 @@ class EngagementMixin:
                 "metadata": dict(activity.metadata) or None,
                 "extra": dict(activity.extra) or None,
                 "idempotency_key": key,
-                "created_at": utcnow(),
+                "created_at": now,
             }
             if key is None:
+                if crm is not None:
+                    values["id"] = new_id = await crm.insert(conn, _inputs(values), now)
                 await conn.execute(sa.insert(table).values(values))
                 where = table.c.id == new_id
             else:
+                # The key is claimed first: a concurrent twin waits on it, then finds ours.
                 await conn.execute(self._insert_ignore(table, "idempotency_key").values(values))
                 where = table.c.idempotency_key == key
+                mine = (await conn.execute(sa.select(table.c.id).where(where))).scalar()
+                if mine == new_id and crm is not None:
+                    crm_id = await crm.insert(conn, _inputs(values), now)
+                    await conn.execute(
+                        sa.update(table).where(table.c.id == new_id).values(id=crm_id)
+                    )
             row = (await conn.execute(sa.select(table).where(where))).mappings().one()
         return self._activity(row)
 
@@ -201,6 +233,9 @@ class EngagementMixin:
                 "created_at": now,
                 "updated_at": now,
             }
+            crm = self._engagement.get("tasks")
+            if crm is not None:
+                values["id"] = await crm.insert(conn, values, now)
             await conn.execute(sa.insert(table).values(values))
         return self._task(values)
 
@@ -228,10 +263,19 @@ class EngagementMixin:
         if not wanted:
             return []
         by_id: dict[str, Task] = {}
+        crm = self._engagement.get("tasks")
         async with self._tx("get tasks", write=False) as conn:
+            stored: dict[str, Any] = {}
             for part in chunked(wanted):
                 rows = await conn.execute(sa.select(table).where(table.c.id.in_(part)))
-                by_id.update((r["id"], self._task(r)) for r in rows.mappings())
+                stored.update((str(r["id"]), r) for r in rows.mappings())
+            # The CRM's row wins: a task completed (or deleted) there is so for Enginy too.
+            there = await crm.read(conn, stored) if crm is not None else None
+        for task_id, row in stored.items():
+            if there is None:
+                by_id[task_id] = self._task(row)
+            elif task_id in there:
+                by_id[task_id] = self._task(task_overlay(row, there[task_id]))
         return [by_id[i] for i in wanted if i in by_id]
 
     async def update_task(self, task_id: str, changes: TaskChanges) -> Task:
@@ -262,6 +306,10 @@ class EngagementMixin:
             for part in chunked(sorted(wanted)):
                 rows = await conn.execute(self._lock(sa.select(table).where(table.c.id.in_(part))))
                 current.update((r["id"], dict(r)) for r in rows.mappings())
+            crm = self._engagement.get("tasks")
+            if crm is not None:
+                there = await crm.read(conn, current)
+                current = {k: task_overlay(v, there[k]) for k, v in current.items() if k in there}
             before = {k: dict(v) for k, v in current.items()}
             writes: dict[str, dict[str, Any]] = {}
             for task_id, row in current.items():
@@ -279,6 +327,9 @@ class EngagementMixin:
                 writes[task_id] = new
                 row.update(new)
             await self._write(conn, table, table.c.id, writes, current=before)
+            if crm is not None:
+                changed = {k: (current[k], set(w)) for k, w in writes.items()}
+                await crm.update(conn, changed, now or utcnow())
         return [self._task(current[i]) for i in wanted if i in current]
 
     # -- users ---------------------------------------------------------------------------------
@@ -288,44 +339,77 @@ class EngagementMixin:
         config = self.options.users
         if config is None:
             raise Unsupported("no users table is configured (backend.options.users)")
-        t = self._reflected[config.table]
-        email = t.c[config.email_column] if config.email_column else sa.null()
-        cols: tuple[Any, Any, Any] = (t.c[config.id_column], t.c[config.name_column], email)
+        t = self._table(config.table, config.db_schema)
+        source: Any = t
+        joined = None
+        if config.join is not None:
+            joined = self._table(config.join.table, config.join.db_schema)
+            source = t.outerjoin(joined, t.c[config.join.column] == joined.c[config.join.key])
+
+        def column(name: str) -> Any:
+            table, _, col = name.rpartition(".")
+            if table and joined is not None and table == joined.name:
+                return joined.c[col]
+            return t.c[col]
+
+        names = (
+            sorted({f for a in _alternatives(config.name) for f in template_fields(a)})
+            if config.name
+            else [config.name_column]
+        )
+        cols = [t.c[config.id_column], *(column(n) for n in names)]
+        cols.append(column(config.email_column) if config.email_column else sa.null())
+        stmt = sa.select(*cols).select_from(source).order_by(t.c[config.id_column])
+        for table, where in ((t, config.where), (joined, config.join.where if config.join else {})):
+            visible = where_clause(table, where) if table is not None else None
+            if visible is not None:
+                stmt = stmt.where(visible)
         async with self._tx("list users", write=False) as conn:
-            rows = (await conn.execute(sa.select(*cols).order_by(cols[1], cols[0]))).all()
-        return [
-            User(id=str(i), name=str(n) if n is not None else "", email=str(e) if e else None)
-            for i, n, e in rows
-        ]
+            rows = (await conn.execute(stmt)).all()
+        users = []
+        for row in rows:
+            values = dict(zip(names, row[1:-1], strict=True))
+            if config.name:
+                name = render_template(config.name, values) or ""
+            else:
+                name = str(values[config.name_column] or "")
+            email = row[-1]
+            users.append(User(id=str(row[0]), name=name, email=str(email) if email else None))
+        return sorted(users, key=lambda u: (u.name, u.id))
 
     # -- browsing ------------------------------------------------------------------------------
 
-    def _assoc_source(self) -> tuple[sa.Table, sa.Column[Any], sa.Column[Any]]:
-        """The link table and its contact / company columns (FK mode: the contacts table)."""
+    def _assoc_source(self) -> tuple[sa.Table, sa.Column[Any], sa.Column[Any], Any]:
+        """The link table, its contact / company columns and the condition of the links the
+        adapter sees (FK mode: the contacts table and its visible rows)."""
         assoc = self.options.associations
         if assoc is None:
             t = self.tables.associations
-            return t, t.c.contact_id, t.c.company_id
+            return t, t.c.contact_id, t.c.company_id, None
         if assoc.table is not None:
-            t = self._reflected[assoc.table]
-            return t, t.c[assoc.contact_column], t.c[assoc.company_column]
+            t = self._table(assoc.table, assoc.db_schema)
+            visible = where_clause(t, assoc.where)
+            return t, t.c[assoc.contact_column], t.c[assoc.company_column], visible
         store = self._store(Entity.CONTACT)
         assert assoc.fk_column is not None
-        return store.table, store.pk, store.table.c[assoc.fk_column]
+        return store.table, store.pk, store.table.c[assoc.fk_column], store.visible
 
     async def counts(self) -> dict[str, int]:
-        """How many contacts, companies, associations, activities and tasks are stored."""
-        assoc, _, company_col = self._assoc_source()
+        """How many contacts, companies, associations, activities and tasks are stored (that
+        the adapter sees: soft-deleted rows are not counted)."""
+        assoc, _, company_col, assoc_visible = self._assoc_source()
 
-        def count(t: sa.Table, where: Any = None) -> Any:
+        def count(t: sa.Table, *where: Any) -> Any:
             stmt = sa.select(sa.func.count()).select_from(t)
-            return (stmt.where(where) if where is not None else stmt).scalar_subquery()
+            conditions = [w for w in where if w is not None]
+            return (stmt.where(*conditions) if conditions else stmt).scalar_subquery()
 
-        fk_mode = self.options.associations is not None and self.options.associations.fk_column
+        fk_mode = self.options.associations is not None and self.options.associations.table is None
+        contacts, companies = self._store(Entity.CONTACT), self._store(Entity.COMPANY)
         stmt = sa.select(
-            count(self._store(Entity.CONTACT).table),
-            count(self._store(Entity.COMPANY).table),
-            count(assoc, company_col.is_not(None) if fk_mode else None),
+            count(contacts.table, contacts.visible),
+            count(companies.table, companies.visible),
+            count(assoc, company_col.is_not(None) if fk_mode else None, assoc_visible),
             count(self.tables.activities),
             count(self.tables.tasks),
         )
@@ -345,7 +429,9 @@ class EngagementMixin:
         """Stored records, newest first; ``search`` scans the ids, the text columns and the
         JSON column (``lower(...) LIKE``: on SQLite case folds ASCII letters only)."""
         store = self._store(entity)
-        stmt = sa.select(store.pk).order_by(store.order.desc()).limit(limit).offset(offset)
+        stmt = store.only_visible(
+            sa.select(store.pk).order_by(store.order.desc()).limit(limit).offset(offset)
+        )
         if search:
             stmt = self._search_records(stmt, store, search)
         async with self._tx(f"list {entity.plural}", write=False) as conn:
@@ -356,7 +442,7 @@ class EngagementMixin:
 
     async def list_associated(self, entity: Entity, crm_id: str) -> list[StoredRecord]:
         """A contact's companies (``CONTACT``) or a company's contacts (``COMPANY``)."""
-        _, contact_col, company_col = self._assoc_source()
+        _, contact_col, company_col, visible = self._assoc_source()
         own = self._store(entity)
         other = self._store(Entity.COMPANY if entity is Entity.CONTACT else Entity.CONTACT)
         pk = own.parse_id(crm_id)
@@ -365,12 +451,11 @@ class EngagementMixin:
         mine, theirs = (
             (contact_col, company_col) if entity is Entity.CONTACT else (company_col, contact_col)
         )
+        stmt = sa.select(theirs).where(mine == pk, theirs.is_not(None))
+        if visible is not None:
+            stmt = stmt.where(visible)
         async with self._tx("list associations", write=False) as conn:
-            ids = (
-                (await conn.execute(sa.select(theirs).where(mine == pk, theirs.is_not(None))))
-                .scalars()
-                .all()
-            )
+            ids = (await conn.execute(stmt)).scalars().all()
             loaded = await self._load(conn, other, [other.format_id(i) for i in ids])
         return [r for _, r in sorted(loaded.values(), key=lambda p: p[0])]
 
@@ -394,7 +479,8 @@ class EngagementMixin:
     def _search_records(self, stmt: sa.Select[Any], store: RecordStore, search: str) -> Any:
         """``stmt`` restricted to the records where ``search`` appears (see list_records)."""
         texts: list[Any] = [sa.cast(store.pk, sa.String())]
-        texts += [c for c in store.columns.values() if isinstance(c.type, sa.String)]
+        # Text columns only (PostgreSQL has no lower() of an enum).
+        texts += [c for c in store.columns.values() if column_is_text(c)]
         if store.json_col is not None:
             texts.append(sa.cast(store.json_col, sa.Text()))
         if store.ext_col is not None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import exc as sa_exc
 
-from backends.base import AuthFailed, BackendError, InvalidRecord, Unavailable
+from backends.base import AuthFailed, BackendError, InvalidRecord, SchemaError, Unavailable
 
 from .options import safe_url
 
@@ -23,6 +23,7 @@ __all__ = [
     "db_errors",
     "is_record_error",
     "is_retryable_conflict",
+    "is_schema_error",
     "reason",
     "scrub",
 ]
@@ -36,6 +37,30 @@ _MYSQL_RECORD_CODES = {1048, 1062, 1264, 1265, 1292, 1366, 1406, 1364, 1452, 145
 _MYSQL_AUTH_CODES = {1044, 1045, 1049, 1698}
 _MYSQL_RETRY_CODES = {1205, 1213}  # lock wait timeout, deadlock
 _PG_RETRY_STATES = {"40001", "40P01"}  # serialization failure, deadlock
+# Permanent until someone changes the schema or the configuration: syntax error or access
+# rule violation (undefined table/column/function, "operator does not exist: character
+# varying = uuid", datatype mismatch, insufficient privilege), feature not supported, invalid
+# schema name.
+_PG_SCHEMA_CLASSES = ("42", "0A", "3F")
+_MYSQL_SCHEMA_CODES = {
+    1054,  # unknown column
+    1064,  # syntax error
+    1142,  # command denied to user for table
+    1143,  # command denied to user for column
+    1146,  # table does not exist
+    1253,  # collation not valid for character set
+    1267,  # illegal mix of collations (2 operands)
+    1270,  # illegal mix of collations (3 operands)
+    1271,  # illegal mix of collations (n operands)
+    1305,  # function does not exist
+}
+_SQLITE_SCHEMA_WORDS = (
+    "no such table",
+    "no such column",
+    "has no column named",
+    "no such function",
+    "syntax error",
+)
 
 
 class RecordRejected(Exception):
@@ -44,6 +69,10 @@ class RecordRejected(Exception):
 
 
 def _sqlstate(exc: sa_exc.DBAPIError) -> str | None:
+    """PostgreSQL's SQLSTATE (``None`` for MySQL/MariaDB, whose error numbers say more: the
+    driver's SQLSTATE there is ``HY000`` for most of them)."""
+    if _mysql_code(exc) is not None:
+        return None
     orig = exc.orig
     for attr in ("sqlstate", "pgcode"):
         value = getattr(orig, attr, None)
@@ -107,6 +136,22 @@ def is_retryable_conflict(exc: BaseException | None) -> bool:
     return _sqlstate(exc) in _PG_RETRY_STATES or _mysql_code(exc) in _MYSQL_RETRY_CODES
 
 
+def is_schema_error(exc: BaseException) -> bool:
+    """Whether ``exc`` says the schema or the configuration is wrong (retrying cannot help)."""
+    if not isinstance(exc, sa_exc.DBAPIError) or exc.connection_invalidated:
+        return False
+    state = _sqlstate(exc)
+    if state is not None:
+        return state[:2] in _PG_SCHEMA_CLASSES
+    code = _mysql_code(exc)
+    if code is not None:
+        return code in _MYSQL_SCHEMA_CODES
+    if type(exc.orig).__module__.startswith("sqlite3"):
+        text = str(exc.orig).lower()
+        return any(word in text for word in _SQLITE_SCHEMA_WORDS)
+    return False
+
+
 def _is_auth_error(exc: sa_exc.DBAPIError) -> bool:
     state = _sqlstate(exc)
     if state is not None and state[:2] in ("28", "3D"):  # invalid authorization / catalog
@@ -128,7 +173,9 @@ def db_errors(what: str, secrets: Sequence[str] = ()) -> Iterator[None]:
       (retryable; the transaction was rolled back, nothing is half-written);
     * credentials refused → :class:`AuthFailed`;
     * a value the database rejects → :class:`InvalidRecord` (callers that write batches catch
-      it per row, see :class:`RecordRejected`).
+      it per row, see :class:`RecordRejected`);
+    * a statement the schema cannot run (a missing column, an operator between mismatched
+      types, mixed collations, a missing privilege) → :class:`SchemaError`: not retryable.
     """
     try:
         yield
@@ -143,6 +190,11 @@ def db_errors(what: str, secrets: Sequence[str] = ()) -> Iterator[None]:
             ) from exc
         if is_record_error(exc):
             raise InvalidRecord(f"{what}: {reason(exc, secrets)}") from exc
+        if is_schema_error(exc):
+            raise SchemaError(
+                f"{what}: the database refused the statement: {reason(exc, secrets)} (a schema "
+                "or configuration problem: `enginy-adapter check` lists them)"
+            ) from exc
         raise Unavailable(f"{what}: database error: {reason(exc, secrets)}", retry_after=1) from exc
     except (TimeoutError, OSError, ConnectionError) as exc:
         raise Unavailable(

@@ -19,7 +19,7 @@ from backends.base import Conflict, Entity, ItemResult, NotFound, RecordUpdate
 
 from .batching import chunked
 from .insert import create_payload, create_statement, sqlite_create_statements
-from .mapped import RecordStore
+from .mapped import RecordStore, RowParts
 from .patch import PatchPlan, patch_statement
 from .schema import KEY_VALUE_LENGTH
 
@@ -40,6 +40,10 @@ class _Prepared:
     external_id: str
     row: dict[str, Any]
     keys: dict[str, str]
+    #: Mapped mode: the record's values for child tables, its extension table and the
+    #: extra-fields side table, and its fields (the inputs of configured values).
+    satellites: RowParts | None = None
+    fields: Mapping[str, Any] | None = None
 
 
 class OneStatementWritesMixin:

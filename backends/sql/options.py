@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote, unquote
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -25,9 +25,19 @@ from sqlalchemy.exc import ArgumentError
 from backends.base import DriverOptions
 from backends.registry import install_hint
 
+from .mapped_options import MappedTable
+from .related_options import (
+    ACTIVITY_ATTRIBUTES,
+    TASK_ATTRIBUTES,
+    AssociationsMapping,
+    EngagementTable,
+    UsersTable,
+)
+
 __all__ = [
     "DEFAULT_URL",
     "AssociationsMapping",
+    "EngagementTable",
     "MappedTable",
     "SQLOptions",
     "UsersTable",
@@ -47,16 +57,6 @@ SUPPORTED_SCHEMES = {
 }
 
 _QUERY_SECRET = re.compile(r"([?&][^=&#]*(?:pass|secret|token)[^=&#]*=)[^&#]*", re.IGNORECASE)
-
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
-
-
-def _identifier(value: str) -> str:
-    # Identifiers are quoted by SQLAlchemy anyway; refusing odd characters keeps error messages
-    # and index names predictable across the three databases.
-    if not _IDENT.match(value) or len(value) > 63:
-        raise ValueError(f"{value!r} is not a plain SQL identifier (letters, digits, _; ≤63 chars)")
-    return value
 
 
 def _split_credentials(url: str) -> tuple[str, str, str, str] | None:
@@ -139,54 +139,6 @@ def _check_dbapi(module: str) -> None:
     )
 
 
-class MappedTable(DriverOptions):
-    """A customer table holding contacts or companies (mapped mode)."""
-
-    table: str
-    #: The primary-key column; its value (as a string) is the record's ``crmId``.
-    primary_key: str = "id"
-    #: ``database``: the database makes the id (identity, sequence, autoincrement or a default);
-    #: ``uuid``: the adapter makes a UUID string and inserts it.
-    id_strategy: Literal["database", "uuid"] = "database"
-    #: Optional JSON (or text) column receiving fields that have no column of their own. Without
-    #: it such a field is a per-record ``invalid_record`` error.
-    json_column: str | None = None
-
-    @field_validator("table", "primary_key", "json_column")
-    @classmethod
-    def _check_identifier(cls, value: str | None) -> str | None:
-        return value if value is None else _identifier(value)
-
-
-class AssociationsMapping(DriverOptions):
-    """Where contact → company links go in mapped mode: a link table, or a foreign-key column
-    of the contacts table (then a contact has at most one company; the last link wins)."""
-
-    table: str | None = None
-    contact_column: str = "contact_id"
-    company_column: str = "company_id"
-    #: Column of the contacts table holding the company's primary key.
-    fk_column: str | None = None
-
-    @model_validator(mode="after")
-    def _one_place(self) -> AssociationsMapping:
-        if (self.table is None) == (self.fk_column is None):
-            raise ValueError("set exactly one of 'table' (a link table) or 'fk_column'")
-        for name in (self.table, self.contact_column, self.company_column, self.fk_column):
-            if name is not None:
-                _identifier(name)
-        return self
-
-
-class UsersTable(DriverOptions):
-    """A table listing the CRM's users (``GET /users``)."""
-
-    table: str
-    id_column: str = "id"
-    name_column: str = "name"
-    email_column: str | None = "email"
-
-
 class SQLOptions(DriverOptions):
     """Options of :class:`backends.sql.SQLBackend`."""
 
@@ -197,6 +149,10 @@ class SQLOptions(DriverOptions):
     #: character works, no encoding needed. Never logged.
     password: SecretStr | None = None
     mode: Literal["managed", "mapped"] = "managed"
+    #: Mapped mode: the database schema of the customer's tables (PostgreSQL schema, MySQL
+    #: database) wherever a table does not name its own; the adapter's tables stay in the
+    #: connection's default schema.
+    db_schema: str | None = Field(default=None, alias="schema")
     #: Prefix of every table the adapter owns (managed tables and mapped-mode side tables).
     table_prefix: str = "enginy_"
     pool_size: int = Field(default=5, ge=1, le=200)
@@ -215,6 +171,50 @@ class SQLOptions(DriverOptions):
     #: (501, Enginy turns owner selection off). The adapter's own ``<prefix>users`` table may
     #: be named here, to fill it yourself.
     users: UsersTable | None = None
+    #: Mapped mode: activities and tasks into the CRM's own tables (besides the adapter's
+    #: copy in ``<prefix>activities`` / ``<prefix>tasks``); without them they stay in the
+    #: adapter's tables only.
+    activities: EngagementTable | None = None
+    tasks: EngagementTable | None = None
+    #: MariaDB/MySQL: the collation of the tables the adapter creates. Default: the one of
+    #: the mapped contacts table's key (a different one makes joins fail with "Illegal mix
+    #: of collations"), else the database's.
+    collation: str | None = None
+
+    model_config = DriverOptions.model_config | {"populate_by_name": True}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_schema(cls, data: Any) -> Any:
+        """``schema`` applies to every customer table that does not name its own."""
+        if not isinstance(data, dict) or not data.get("schema"):
+            return data
+        schema = data["schema"]
+
+        def own(node: Any) -> Any:
+            if isinstance(node, dict) and "schema" not in node:
+                return {**node, "schema": schema}
+            return node
+
+        def lookups(node: Any) -> Any:
+            # ``lookup: {table, ...}`` values read tables of the customer's schema too.
+            if isinstance(node, dict):
+                return {k: own(v) if k == "lookup" else lookups(v) for k, v in node.items()}
+            if isinstance(node, list):
+                return [lookups(v) for v in node]
+            return node
+
+        out = dict(data)
+        for name in ("contacts", "companies", "associations", "users", "activities", "tasks"):
+            section = out.get(name)
+            if not isinstance(section, dict):
+                continue
+            section = lookups(own(section))
+            for nested in ("targets", "join"):
+                if isinstance(section.get(nested), dict):
+                    section[nested] = own(section[nested])
+            out[name] = section
+        return out
 
     @field_validator("url")
     @classmethod
@@ -240,6 +240,12 @@ class SQLOptions(DriverOptions):
             )
         return value
 
+    @field_validator("password", mode="before")
+    @classmethod
+    def _empty_password(cls, value: Any) -> Any:
+        # ``password: ${DB_PASSWORD:-}`` with the variable unset: no password option.
+        return None if value == "" else value
+
     @field_validator("table_prefix")
     @classmethod
     def _check_prefix(cls, value: str) -> str:
@@ -257,9 +263,36 @@ class SQLOptions(DriverOptions):
     def _mapped_needs_tables(self) -> SQLOptions:
         if self.mode == "mapped" and (self.contacts is None or self.companies is None):
             raise ValueError("mode 'mapped' needs 'contacts' and 'companies' tables")
-        if self.mode == "managed" and (self.contacts or self.companies or self.associations):
-            raise ValueError("'contacts', 'companies' and 'associations' apply to mode 'mapped'")
+        mapped_only = ("contacts", "companies", "associations", "activities", "tasks")
+        if self.mode == "managed" and any(getattr(self, name) for name in mapped_only):
+            raise ValueError(
+                "'contacts', 'companies', 'associations', 'activities' and 'tasks' apply to "
+                "mode 'mapped'"
+            )
         return self
+
+    @field_validator("activities")
+    @classmethod
+    def _activity_columns(cls, value: EngagementTable | None) -> EngagementTable | None:
+        if value is not None:
+            value.check_attributes(ACTIVITY_ATTRIBUTES, "activities")
+            if value.completed is not None:
+                raise ValueError("'completed' describes tasks, not activities")
+        return value
+
+    @field_validator("tasks")
+    @classmethod
+    def _task_columns(cls, value: EngagementTable | None) -> EngagementTable | None:
+        if value is not None:
+            value.check_attributes(TASK_ATTRIBUTES, "tasks")
+        return value
+
+    @field_validator("collation")
+    @classmethod
+    def _check_collation(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[A-Za-z0-9_]{1,64}$", value):
+            raise ValueError("a collation name: letters, digits and _")
+        return value
 
     @property
     def dialect(self) -> str:

@@ -5,6 +5,7 @@ Every table name starts with the configured ``table_prefix`` (default ``enginy_`
 =====================  ==========================================================================
 ``<p>schema_version``  one row: the schema version this database is at
 ``<p>links``           mapped mode: external id ↔ crm id, unique per entity (idempotent creates)
+``<p>extra_fields``    mapped mode: fields without a column (``extra_fields: side_table``), as JSON
 ``<p>match_keys``      normalised match keys ``(entity, key_name, value) → crm_id``, indexed
 ``<p>contacts``        managed mode: contacts (unique external id, typed common columns +
                        ``extra`` JSON)
@@ -70,6 +71,7 @@ class ManagedTables:
     prefix: str
     schema_version: sa.Table
     links: sa.Table
+    extra_fields: sa.Table
     match_keys: sa.Table
     contacts: sa.Table
     companies: sa.Table
@@ -83,6 +85,7 @@ class ManagedTables:
         return [
             self.schema_version,
             self.links,
+            self.extra_fields,
             self.match_keys,
             self.associations,
             self.activities,
@@ -130,8 +133,19 @@ def _record_table(md: sa.MetaData, name: str, columns: dict[str, tuple[str, Any]
     )
 
 
-def build_tables(prefix: str) -> ManagedTables:
-    """Table definitions (current version) for ``prefix``."""
+def build_tables(prefix: str, collation: str | None = None) -> ManagedTables:
+    """Table definitions (current version) for ``prefix``. ``collation`` (MariaDB/MySQL): the
+    collation of every table, so that their text ids compare with the mapped tables' keys."""
+    tables = _build(prefix)
+    if collation is not None:
+        # MySQL table options; the other databases ignore them.
+        for table in tables.metadata.tables.values():
+            table.dialect_kwargs["mysql_charset"] = collation.split("_", 1)[0]
+            table.dialect_kwargs["mysql_collate"] = collation
+    return tables
+
+
+def _build(prefix: str) -> ManagedTables:
     md = sa.MetaData()
     p = prefix
     return ManagedTables(
@@ -156,6 +170,14 @@ def build_tables(prefix: str) -> ManagedTables:
             sa.Column("claim", sa.String(36), nullable=False),
             sa.Column("created_at", Timestamp, nullable=False),
             sa.Index(f"{p}links_crm_ix", "entity", "crm_id"),
+        ),
+        extra_fields=sa.Table(
+            f"{p}extra_fields",
+            md,
+            sa.Column("entity", sa.String(16), primary_key=True),
+            sa.Column("crm_id", CrmId, primary_key=True),
+            sa.Column("data", Json, nullable=False),
+            sa.Column("updated_at", Timestamp, nullable=False),
         ),
         match_keys=sa.Table(
             f"{p}match_keys",
@@ -241,7 +263,15 @@ def _v1_create(conn: sa.Connection, tables: ManagedTables, mapped: bool) -> None
     tables.metadata.create_all(conn, tables=wanted, checkfirst=True)
 
 
-MIGRATIONS: tuple[Step, ...] = (Step(1, "create the adapter's tables", _v1_create),)
+def _v2_extra_fields(conn: sa.Connection, tables: ManagedTables, mapped: bool) -> None:
+    if mapped:
+        tables.metadata.create_all(conn, tables=[tables.extra_fields], checkfirst=True)
+
+
+MIGRATIONS: tuple[Step, ...] = (
+    Step(1, "create the adapter's tables", _v1_create),
+    Step(2, "mapped mode: <prefix>extra_fields for fields without a column", _v2_extra_fields),
+)
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
 
@@ -290,3 +320,40 @@ async def migrate(
         return version
     finally:
         await _unlock(conn, tables.prefix)
+
+
+async def table_collations(conn: AsyncConnection, names: list[str]) -> dict[str, str]:
+    """MariaDB/MySQL: ``{table: collation}`` of the existing tables among ``names`` (in the
+    connection's database)."""
+    if conn.dialect.name not in ("mysql", "mariadb") or not names:
+        return {}
+    rows = await conn.execute(
+        sa.text(
+            "SELECT TABLE_NAME, TABLE_COLLATION FROM information_schema.TABLES "
+            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN :names"
+        ).bindparams(sa.bindparam("names", expanding=True)),
+        {"names": names},
+    )
+    return {str(name): str(collation) for name, collation in rows}
+
+
+async def align_collation(
+    conn: AsyncConnection, tables: ManagedTables, collation: str
+) -> list[str]:
+    """MariaDB/MySQL: convert the adapter's existing tables to ``collation`` (only its own
+    tables; a mapped table is never altered). Returns the tables converted."""
+    names = [t.name for t in tables.metadata.tables.values()]
+    found = await table_collations(conn, names)
+    converted = []
+    charset = collation.split("_", 1)[0]
+    quote = conn.dialect.identifier_preparer.quote
+    for name, current in sorted(found.items()):
+        if current != collation:
+            await conn.execute(
+                sa.text(
+                    f"ALTER TABLE {quote(name)} CONVERT TO CHARACTER SET {charset} "
+                    f"COLLATE {collation}"
+                )
+            )
+            converted.append(name)
+    return converted

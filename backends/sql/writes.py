@@ -3,10 +3,8 @@ partial updates, each one transaction with a constant number of statements."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
@@ -27,7 +25,8 @@ from .batching import chunked
 from .errors import is_record_error, reason
 from .fastwrites import OneStatementWritesMixin, _Prepared, utcnow
 from .ids import time_ordered_ids
-from .mapped import RecordStore, ValueRejected, coerce, fits_managed
+from .mapped import RecordStore, ValueRejected, fits_managed
+from .mapped_writes import MappedWritesMixin
 from .patch import plan_patch, supports_patch
 from .schema import KEY_VALUE_LENGTH
 
@@ -61,14 +60,7 @@ def _holds_nul(value: Any) -> bool:
     return False
 
 
-@dataclass
-class _Claim:
-    external_id: str
-    crm_id: str | None
-    claim: str
-
-
-class RecordWritesMixin(OneStatementWritesMixin):
+class RecordWritesMixin(MappedWritesMixin, OneStatementWritesMixin):
     """``create_records`` / ``update_records`` and the helpers they share. Mixed into
     :class:`SQLBackend`."""
 
@@ -174,6 +166,7 @@ class RecordWritesMixin(OneStatementWritesMixin):
         database fails (the transaction is rolled back: nothing is half-written).
         """
         store = self._store(entity)
+        now = utcnow()
         results: list[ItemResult | None] = [None] * len(records)
         first: dict[str, int] = {}
         repeats: list[tuple[int, int]] = []
@@ -195,13 +188,16 @@ class RecordWritesMixin(OneStatementWritesMixin):
                 results[i] = ItemResult(error=InvalidRecord(_NUL_VALUE))
                 continue
             try:
-                row = store.to_row(record.fields)
+                if store.managed:
+                    row, parts = store.to_row(record.fields), None
+                else:
+                    row, parts = self._prepare_mapped(store, record.fields, now)
             except ValueRejected as exc:
                 results[i] = ItemResult(error=InvalidRecord(str(exc)))
                 continue
             first[ext] = i
             keys = {k: v for k, v in record.match_keys.items() if v and len(v) <= KEY_VALUE_LENGTH}
-            prepared.append(_Prepared(i, ext, row, keys))
+            prepared.append(_Prepared(i, ext, row, keys, parts, record.fields))
         if prepared:
             what = f"create {entity.plural}"
             create = self._create_direct if store.ext_col is not None else self._create
@@ -297,105 +293,6 @@ class RecordWritesMixin(OneStatementWritesMixin):
                 await conn.execute(sa.insert(self.tables.match_keys), key_rows)
         return out
 
-    async def _create(
-        self, what: str, store: RecordStore, prepared: list[_Prepared], careful: bool
-    ) -> dict[int, ItemResult]:
-        """Mapped mode: claim each external id in ``<prefix>links`` first (the customer's
-        table has no column for it), then create the rows whose claims this transaction
-        won."""
-        entity = store.entity.value
-        links = self.tables.links
-        now = utcnow()
-        token = str(uuid.uuid4())
-        new_ids = {p.external_id: store.new_id() if store.makes_ids else None for p in prepared}
-        out: dict[int, ItemResult] = {}
-        async with self._tx(what) as conn:
-            # Sorted so that concurrent batches take their unique-index locks in one order.
-            claims = [
-                {
-                    "entity": entity,
-                    "external_id": ext,
-                    "crm_id": new_ids[ext],
-                    "claim": token,
-                    "created_at": now,
-                }
-                for ext in sorted(new_ids)
-            ]
-            claim = self._insert_ignore(links, "entity", "external_id")
-            held: dict[str, Any] = {}
-            if conn.dialect.name in ("postgresql", "sqlite"):
-                # RETURNING lists the claims that were inserted; only a conflict (an existing
-                # or concurrently created external id) needs the extra read below. (MariaDB's
-                # ON DUPLICATE KEY ... RETURNING also returns the duplicates: not usable.)
-                got = await conn.execute(claim.returning(links.c.external_id), claims)
-                held = {ext: _Claim(ext, new_ids[ext], token) for ext in got.scalars()}
-            else:
-                await conn.execute(claim, claims)
-            others = [ext for ext in new_ids if ext not in held]
-            for part in chunked(others):
-                for r in await conn.execute(
-                    sa.select(links.c.external_id, links.c.crm_id, links.c.claim).where(
-                        links.c.entity == entity, links.c.external_id.in_(part)
-                    )
-                ):
-                    held[r.external_id] = _Claim(r.external_id, r.crm_id, r.claim)
-            mine: list[_Prepared] = []
-            for p in prepared:
-                link = held.get(p.external_id)
-                if link is not None and link.claim == token:
-                    mine.append(p)
-                elif link is not None and link.crm_id is not None:
-                    out[p.index] = ItemResult(crm_id=link.crm_id, created=False)
-                else:
-                    out[p.index] = ItemResult(
-                        error=Conflict(f"externalId {p.external_id!r} is being created elsewhere")
-                    )
-            if not mine:
-                return out
-            stamps = {c: now for c in store.stamp_cols}
-            rows = [
-                {
-                    **p.row,
-                    **stamps,
-                    **({store.pk.name: new_ids[p.external_id]} if store.makes_ids else {}),
-                }
-                for p in mine
-            ]
-            inserted = await self._insert_rows(conn, store, rows, careful)
-            made: dict[str, str] = {}
-            for p, (crm_id, why) in zip(mine, inserted, strict=True):
-                if crm_id is None:
-                    out[p.index] = ItemResult(error=InvalidRecord(why or "rejected"))
-                else:
-                    made[p.external_id] = crm_id
-                    out[p.index] = ItemResult(crm_id=crm_id, created=True)
-            gone = [p.external_id for p in mine if p.external_id not in made]
-            for part in chunked(gone):
-                await conn.execute(
-                    sa.delete(links).where(
-                        links.c.entity == entity,
-                        links.c.external_id.in_(part),
-                        links.c.claim == token,
-                    )
-                )
-            if not store.makes_ids and made:
-                await self._write(
-                    conn,
-                    links,
-                    links.c.external_id,
-                    {ext: {"crm_id": crm_id} for ext, crm_id in made.items()},
-                    where=links.c.entity == entity,
-                )
-            key_rows = [
-                {"entity": entity, "key_name": k, "value": v, "crm_id": made[p.external_id]}
-                for p in mine
-                if p.external_id in made
-                for k, v in p.keys.items()
-            ]
-            if key_rows:
-                await conn.execute(sa.insert(self.tables.match_keys), key_rows)
-        return out
-
     async def _insert_rows(
         self, conn: AsyncConnection, store: RecordStore, rows: list[dict[str, Any]], careful: bool
     ) -> list[tuple[str | None, str | None]]:
@@ -477,8 +374,14 @@ class RecordWritesMixin(OneStatementWritesMixin):
             if plans and all(plan is not None for plan in plans):
                 ready = [plan for plan in plans if plan is not None]
                 return await self._retrying(lambda: self._patch(what, store, updates, ready))
+            if not store.managed:
+                return await self._retrying(
+                    lambda: self._update_mapped(what, store, updates, False)
+                )
             return await self._retrying(lambda: self._update(what, store, updates, False))
         except InvalidRecord:
+            if not store.managed:
+                return await self._retrying(lambda: self._update_mapped(what, store, updates, True))
             return await self._retrying(lambda: self._update(what, store, updates, True))
 
     async def _update(
@@ -548,7 +451,7 @@ class RecordWritesMixin(OneStatementWritesMixin):
 
     @staticmethod
     def _merge(store: RecordStore, old: Mapping[str, Any], update: RecordUpdate) -> dict[str, Any]:
-        """The column values after ``update`` (only columns it may change)."""
+        """Managed: the column values after ``update`` (only columns it may change)."""
         if store.managed:
             # Typed column when the value has the column's type, else the extra JSON (see
             # RecordStore.to_row); only the touched columns are returned.
@@ -577,18 +480,4 @@ class RecordWritesMixin(OneStatementWritesMixin):
             if touched:
                 new["extra"] = extra or None
             return new
-        new = store.to_row(update.fields)
-        json_col = store.json_col
-        if (json_col is not None and json_col.name in new) or update.clear:
-            extra = store.extra_of(old)
-            if json_col is not None and json_col.name in new:
-                extra.update(store.extra_of(new))
-            for name in update.clear:
-                column = store.columns.get(name)
-                if column is not None:
-                    new[column.name] = coerce(column, None)
-                else:
-                    extra.pop(name, None)
-            if json_col is not None:
-                new[json_col.name] = store._encode_json(extra) if extra else None
-        return new
+        raise AssertionError("mapped updates go through _update_mapped")

@@ -643,3 +643,48 @@ async def test_check_setup_weighs_missing_mapped_properties_by_policy(
     assert any(line in p for p in report.problems) is is_problem
     assert any(line in n for n in report.notes) is not is_problem
     assert any(n.startswith("contactLinkTemplate: https://") for n in report.notes)
+
+
+async def test_a_read_only_check_creates_no_property(
+    make_backend: MakeBackend, fake: FakeHubSpot
+) -> None:
+    """``enginy-adapter check`` without ``--migrate`` sets ``read_only``: nothing is created
+    in the portal, and the missing property is reported instead."""
+    from backends.base import Entity
+
+    driver = make_backend()
+    driver.read_only = True
+    await driver.open()
+    report = await driver.check_setup({Entity.CONTACT: {"email": "email"}})
+    for object_type in ("contacts", "companies"):
+        assert "enginy_external_id" not in fake.store.properties[object_type]
+    assert any(
+        "contacts.enginy_external_id is missing (`serve` (or `check --migrate`) creates it)" in p
+        for p in report.problems
+    ), report.problems
+
+
+async def test_a_compound_key_is_one_search_then_checked_part_by_part(
+    backend: HubSpotBackend, fake: FakeHubSpot, clock: VirtualClock
+) -> None:
+    """First + last name + company (a matching rule of the front): one ``IN`` search on the
+    first part, the other parts compared on the results (case and spaces folded)."""
+    from backends.base import MatchKey
+
+    made = await backend.create_records(
+        Entity.CONTACT,
+        [
+            NewRecord("a", {"firstname": "Ada", "lastname": "Lovelace", "company": "Acme"}),
+            NewRecord("b", {"firstname": "Ada", "lastname": "Lovelace", "company": "Globex"}),
+            NewRecord("c", {"firstname": "Ada", "lastname": "King", "company": "Acme"}),
+        ],
+    )
+    ids = [r.crm_id for r in made]
+    await clock.sleep(5)  # HubSpot's search index catches up with the writes
+    key = MatchKey("firstName+lastName+company", None, "compound",
+                   ("firstname", "lastname", "company"))  # fmt: skip
+    wanted = ['["ada","lovelace","globex"]', '["ada","king","acme"]', '["ada","lovelace","x"]']
+    fake.calls.clear()
+    found = await backend.find_records(Entity.CONTACT, key, wanted)
+    assert {v: r.crm_id for v, r in found.items()} == {wanted[0]: ids[1], wanted[1]: ids[2]}
+    assert [c.op for c in fake.calls if "search" in c.op] == ["search:contacts"]
