@@ -56,6 +56,7 @@ from backends.base import Backend, Capability, Entity, Unavailable
 
 from .associations import AssociationsMixin
 from .check import Reflected
+from .checkpoint import Checkpointer
 from .crm_engagement import EngagementStore
 from .engagement import EngagementMixin
 from .errors import db_errors, is_retryable_conflict
@@ -129,6 +130,7 @@ class SQLBackend(
         #: SQLite through aiosqlite: the hot paths' batches, each one trip to the connection's
         #: thread (see sqlitebatch.py), and their compiled statements.
         self._lite: SQLiteBatches | None = None
+        self._checkpointer: Checkpointer | None = None
         self._lite_sql: dict[Any, Any] = {}
         if self.options.users is None:
             # Instance-level: whether users exist depends on the configuration. An empty
@@ -145,6 +147,9 @@ class SQLBackend(
 
     async def close(self) -> None:
         """Dispose of the pool. Never raises."""
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            await checkpointer.stop()
         engine, self._engine = self._engine, None
         self._lite = None
         if engine is not None:

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import event, pool
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from .checkpoint import SAFETY_NET_PAGES
 from .options import SQLOptions
 
 __all__ = ["make_engine"]
@@ -53,13 +54,14 @@ def make_engine(options: SQLOptions) -> AsyncEngine:
             connect_args["connect_timeout"] = max(1, int(options.connect_timeout))
     engine = create_async_engine(url, connect_args=connect_args, **kwargs)
     if dialect == "sqlite":
-        _sqlite_session(engine, in_memory="poolclass" in kwargs)
+        background = options.checkpoint_interval is not None
+        _sqlite_session(engine, in_memory="poolclass" in kwargs, background_checkpoints=background)
     elif dialect == "mysql" and options.statement_timeout is not None:
         _mysql_session(engine, options.statement_timeout)
     return engine
 
 
-def _sqlite_session(engine: AsyncEngine, *, in_memory: bool) -> None:
+def _sqlite_session(engine: AsyncEngine, *, in_memory: bool, background_checkpoints: bool) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy emit BEGIN itself (below): pysqlite's implicit transactions break
@@ -70,6 +72,9 @@ def _sqlite_session(engine: AsyncEngine, *, in_memory: bool) -> None:
             # WAL: readers never block the writer; NORMAL sync is durable across app crashes.
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            if background_checkpoints:
+                # The driver's Checkpointer copies the log back; commits only as a safety net.
+                cursor.execute(f"PRAGMA wal_autocheckpoint={SAFETY_NET_PAGES}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 

@@ -163,6 +163,9 @@ class SQLOptions(DriverOptions):
     connect_timeout: float = Field(default=10.0, gt=0)
     #: Seconds one statement may run (PostgreSQL, MariaDB); ``null`` for no limit.
     statement_timeout: float | None = Field(default=30.0, gt=0)
+    #: SQLite file: seconds between background WAL checkpoints (backends/sql/checkpoint.py);
+    #: ``null`` leaves them to SQLite, inside the commits that grow the log past 1,000 pages.
+    checkpoint_interval: float | None = Field(default=0.5, gt=0, le=3600)
     #: Mapped mode: the customer's tables.
     contacts: MappedTable | None = None
     companies: MappedTable | None = None

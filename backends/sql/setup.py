@@ -29,6 +29,7 @@ from .check import (
     key_collation,
     text_key_columns,
 )
+from .checkpoint import Checkpointer
 from .coerce import column_is_text
 from .crm_engagement import EngagementStore
 from .engine import make_engine
@@ -65,6 +66,7 @@ class SchemaSetupMixin:
         read_only: bool
         _engine: AsyncEngine | None
         _lite: SQLiteBatches | None
+        _checkpointer: Checkpointer | None
         _secrets: tuple[str, ...]
         _stores: dict[Entity, RecordStore]
         _engagement: dict[str, EngagementStore]
@@ -93,6 +95,17 @@ class SchemaSetupMixin:
         if table is None:
             raise SchemaError(f"table '{name}' was not found when the backend opened")
         return table
+
+    def _start_checkpoints(self) -> None:
+        """SQLite file: WAL checkpoints from a task of the driver (backends/sql/checkpoint.py)."""
+        # A file in WAL mode only: an in-memory database has no log.
+        url, interval = self.options.engine_url, self.options.checkpoint_interval
+        if self.options.dialect != "sqlite" or interval is None:
+            return
+        if url.database in (None, "", ":memory:"):
+            return
+        self._checkpointer = Checkpointer(self.engine, interval)
+        self._checkpointer.start()
 
     async def open(self) -> None:
         """Connect, reflect the customer's tables, create or migrate the adapter's tables
@@ -127,6 +140,8 @@ class SchemaSetupMixin:
                             code="schema_mismatch",
                         )
             self._build_stores()
+            if not self.read_only:
+                self._start_checkpoints()
             # The URL is logged with its password masked, never as configured.
             logger.info(
                 "sql backend ready: %s, %s schema, adapter tables %s* at version %d%s",
