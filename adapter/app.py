@@ -12,7 +12,11 @@ contract's routes (:mod:`adapter.http`), and around them, outermost first:
    instead (:mod:`adapter.ops.listeners`);
 3. :class:`~adapter.http.auth.ApiKeyMiddleware` (A.2);
 4. :class:`~adapter.ops.startup.BackendGateMiddleware`: 503 until the backend is open (after the key
-   check, so A.2 holds during an outage too; the OpenAPI document and metrics need no backend).
+   check, so A.2 holds during an outage too; the OpenAPI document and metrics need no backend;
+   with the outbox on, the writes it queues pass).
+
+With ``outbox.enabled`` the service's writes go through the :class:`~adapter.outbox.Outbox`
+(queued while the backend cannot take them), whose deliverer runs for the app's lifetime.
 
 ``GET /openapi.json`` and ``GET /metrics`` (unless ``observability.metrics.listen`` moves
 metrics to their own listener) are ordinary routes behind the API key, under
@@ -20,7 +24,8 @@ metrics to their own listener) are ordinary routes behind the API key, under
 errors, records per operation) and drivers that retry upstream get
 ``backend.on_upstream_retry(reason)``.
 
-``app.state`` holds ``service``, ``backend_gate`` and ``telemetry``. :func:`worker_app` builds
+``app.state`` holds ``service``, ``backend_gate``, ``outbox`` (``None`` when off) and
+``telemetry``. :func:`worker_app` builds
 the app of one uvicorn worker process from the environment (``enginy-adapter serve`` with
 ``server.workers`` > 1, or ``uvicorn --factory adapter.app:worker_app``).
 """
@@ -28,7 +33,7 @@ the app of one uvicorn worker process from the environment (``enginy-adapter ser
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -47,13 +52,15 @@ from adapter.matching import Matcher
 from adapter.ops.instrument import instrument_backend
 from adapter.ops.listeners import serve_separately
 from adapter.ops.logs import configure_logging
-from adapter.ops.startup import BackendGate, BackendGateMiddleware, Backoff
+from adapter.ops.outbox_metrics import OutboxMetrics
+from adapter.ops.startup import BackendGate, BackendGateMiddleware, Backoff, StartupFailed
 from adapter.ops.telemetry import (
     Telemetry,
     TelemetryMiddleware,
     metrics_endpoint,
     serve_metrics_separately,
 )
+from adapter.outbox import Outbox, OutboxUnavailable, Writes
 from adapter.redaction import redact
 from adapter.service import Service
 from backends.base import Backend, Entity, User
@@ -63,8 +70,9 @@ __all__ = ["build_service", "create_app", "worker_app"]
 _log = logging.getLogger("adapter.ui")
 
 
-def build_service(settings: Settings, backend: Backend) -> Service:
-    """The :class:`Service` for ``settings`` over ``backend`` (mapping, matching, users)."""
+def build_service(settings: Settings, backend: Backend, writes: Writes | None = None) -> Service:
+    """The :class:`Service` for ``settings`` over ``backend`` (mapping, matching, users);
+    ``writes``: the outbox's, when it is on."""
     users = (
         None
         if settings.users is None
@@ -77,7 +85,40 @@ def build_service(settings: Settings, backend: Backend) -> Service:
         nulls={e: settings.mapping.for_entity(e).nulls for e in Entity},
         users=users,
         health_cache_seconds=settings.server.health_cache_seconds,
+        writes=writes,
     )
+
+
+def _queueable(root: str) -> Callable[[str, str], bool]:
+    """The requests whose writes the outbox can queue: ``PUT /contacts``, ``PUT /companies``,
+    ``POST /associations``, ``POST /activities``, ``PATCH /tasks/{id}`` and
+    ``PATCH /tasks/batch``."""
+    fixed = {
+        ("PUT", f"{root}/contacts"),
+        ("PUT", f"{root}/companies"),
+        ("POST", f"{root}/associations"),
+        ("POST", f"{root}/activities"),
+    }
+    tasks = f"{root}/tasks/"
+
+    def queueable(method: str, path: str) -> bool:
+        if method == "PATCH" and path.startswith(tasks):
+            return "/" not in path[len(tasks) :] and len(path) > len(tasks)
+        return (method, path) in fixed
+
+    return queueable
+
+
+async def _start_outbox(outbox: Outbox, gate: BackendGate, secrets: tuple[str, ...]) -> None:
+    """Open the queue; a queue that cannot be opened stops the start like a configuration
+    error (one line, exit 1): accepting writes it cannot store would lose them."""
+    try:
+        await outbox.start()
+    except OutboxUnavailable as exc:
+        line = redact(f"the outbox cannot start: {exc.message}", secrets)
+        gate.fatal = line
+        logging.getLogger("adapter.startup").error("%s", line)
+        raise StartupFailed(line) from None
 
 
 def create_app(
@@ -97,9 +138,14 @@ def create_app(
     if not keys:
         raise ConfigError("at least one API key is required", path="auth.keys")
     driver = backend if backend is not None else build_backend(settings)
-    service = build_service(settings, driver)
     secrets = settings.secret_values()
     gate = BackendGate(driver, open_backoff, scrub=lambda text: redact(text, secrets))
+    outbox = (
+        Outbox(settings.outbox, driver, ready=lambda: gate.ready)
+        if settings.outbox.enabled
+        else None
+    )
+    service = build_service(settings, driver, outbox.writes if outbox is not None else None)
 
     root = settings.server.root_path
     routes = contract_routes(Endpoints(service, settings.server.max_body_bytes))
@@ -109,7 +155,14 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with gate.lifespan():
-            yield
+            if outbox is None:
+                yield
+                return
+            await _start_outbox(outbox, gate, secrets)
+            try:
+                yield
+            finally:
+                await outbox.stop()
 
     metrics = settings.observability.metrics
     app = Starlette(
@@ -121,6 +174,7 @@ def create_app(
                 gate=gate,
                 health_path=root + "/health",
                 open_paths=(root + OPENAPI_PATH, root + metrics.path),
+                passthrough=_queueable(root) if outbox is not None else None,
             ),
         ],
         exception_handlers=exception_handlers(),
@@ -128,7 +182,8 @@ def create_app(
     )
     app.state.service = service
     app.state.backend_gate = gate
-    _add_operations(app, settings, driver, keys)
+    app.state.outbox = outbox
+    _add_operations(app, settings, driver, keys, outbox)
     return app
 
 
@@ -141,7 +196,9 @@ def worker_app() -> Starlette:
     return create_app(settings)
 
 
-def _add_operations(app: Starlette, settings: Settings, backend: Backend, keys: list[str]) -> None:
+def _add_operations(
+    app: Starlette, settings: Settings, backend: Backend, keys: list[str], outbox: Outbox | None
+) -> None:
     """Metrics, request logs, ``/openapi.json`` and the ``/ui`` dashboard."""
     obs, ui, root = settings.observability, settings.ui, settings.server.root_path
     telemetry = Telemetry(
@@ -161,6 +218,8 @@ def _add_operations(app: Starlette, settings: Settings, backend: Backend, keys: 
     instrument_backend(backend, telemetry)
     # Drivers that retry upstream calls report each retry here (see docs/operations.md).
     backend.on_upstream_retry = lambda reason: telemetry.upstream_retry(backend.name, reason)
+    if outbox is not None:
+        outbox.events = OutboxMetrics(telemetry.registry)
 
     extra: list[BaseRoute] = [Route(OPENAPI_PATH, openapi_endpoint(settings), methods=["GET"])]
     if obs.metrics.enabled and obs.metrics.listen is None:
@@ -178,11 +237,11 @@ def _add_operations(app: Starlette, settings: Settings, backend: Backend, keys: 
         )
     if ui.enabled and ui.listen is not None:
         # A listener of its own: /ui at its root, not on the main port.
-        dashboard = build_ui_app(settings, backend, telemetry.recent, ui)
+        dashboard = build_ui_app(settings, backend, telemetry.recent, ui, outbox=outbox)
         separate = TelemetryMiddleware(dashboard, telemetry)
         serve_separately(app, separate, ui.listen, what="dashboard", tls=settings.server.tls)
     elif ui.enabled:
-        ui_app = build_ui_app(settings, backend, telemetry.recent, ui)
+        ui_app = build_ui_app(settings, backend, telemetry.recent, ui, outbox=outbox)
         if root:
             ui_app = Starlette(routes=[Mount(root, app=ui_app)])
         app.add_middleware(UIDispatch, ui_app=ui_app, prefix=root + UI_PREFIX)

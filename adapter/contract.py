@@ -54,6 +54,8 @@ __all__ = [
     "CreateResult",
     "FieldWarning",
     "HealthOk",
+    "QueuedActivityOut",
+    "QueuedTaskOut",
     "RecordIn",
     "RecordUpdateIn",
     "SyncResponse",
@@ -262,12 +264,14 @@ class SyncResponse(TypedDict):
 
 
 class UpdateResult(TypedDict):
-    """``error`` and ``message`` only when ``success`` is false."""
+    """``error`` and ``message`` only when ``success`` is false; ``queued: true`` when the
+    update was accepted into the outbox, to be applied once the backend takes it."""
 
     crmId: str
     success: bool
     error: NotRequired[str]
     message: NotRequired[str]
+    queued: NotRequired[bool]
 
 
 class UpdateResponse(TypedDict):
@@ -307,11 +311,14 @@ class AssociationError(_Closed):
 
 
 class AssociationsResponse(_Closed):
-    """``{"success", "created", "errors"?}``; ``created`` counts the pairs that succeeded."""
+    """``{"success", "created", "errors"?, "queued"?}``; ``created`` counts the pairs that
+    succeeded, ``queued`` those accepted into the outbox (created once the backend takes
+    them)."""
 
     success: bool
     created: int
     errors: list[AssociationError] | None = None
+    queued: int | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -347,6 +354,14 @@ class ActivityOut(_Closed):
     company_id: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     created_at: UtcDateTime | None = None
+
+
+class QueuedActivityOut(ActivityOut):
+    """An activity accepted into the outbox: the values as they will be stored, ``queued:
+    true``, no ``createdAt`` yet, and for ``id`` the queue's receipt (``queued-<uid>``): the
+    CRM's own id does not exist until the activity is delivered."""
+
+    queued: bool = True
 
 
 # --------------------------------------------------------------------------------------------
@@ -412,6 +427,24 @@ class TaskOut(_Closed):
     completed_at: UtcDateTime | None = None
     created_at: UtcDateTime | None = None
     updated_at: UtcDateTime | None = None
+
+
+class QueuedTaskOut(_Closed):
+    """A task update accepted into the outbox, rendered with ``exclude_unset``: ``id``, the
+    fields the update sets, the completion it will store, and ``queued: true``. What the
+    adapter could not read (the backend is down) is left out, never invented."""
+
+    id: str
+    subject: str | None = None
+    description: str | None = None
+    type: str | None = None
+    owner_id: str | None = None
+    due_date: UtcDateTime | None = None
+    contact_id: str | None = None
+    company_id: str | None = None
+    completed: bool | None = None
+    completed_at: UtcDateTime | None = None
+    queued: bool = True
 
 
 # --------------------------------------------------------------------------------------------

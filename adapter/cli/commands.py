@@ -11,6 +11,7 @@ and the embedded backend). Adding a command is one more :func:`register` call.
 * ``links`` (:mod:`adapter.cli.links`): print the record-link templates for Enginy;
 * ``healthcheck`` (:mod:`adapter.cli.healthcheck`): call the local service's ``/health``, as
   configured (the Docker image's ``HEALTHCHECK``);
+* ``outbox`` (:mod:`adapter.cli.outbox`): list, retry or drop the outbox's queued writes;
 * ``simulate`` (:mod:`adapter.simulate`): play Enginy's side against a running server.
 
 Exit codes: 0 success, 1 failure (configuration, backend), 2 usage error (argparse).
@@ -22,7 +23,7 @@ import argparse
 from collections.abc import Callable, Mapping, Sequence
 
 from adapter import __version__
-from adapter.cli import check, healthcheck, links, serve
+from adapter.cli import check, healthcheck, links, outbox, serve
 from adapter.cli.common import PROG, Command
 from adapter.config import ENV_CONFIG
 
@@ -53,6 +54,7 @@ register("serve", serve.COMMAND)
 register("check", check.COMMAND)
 register("links", links.COMMAND)
 register("healthcheck", healthcheck.COMMAND)
+register("outbox", outbox.COMMAND)
 register(
     "simulate",
     Command(

@@ -5,6 +5,7 @@
   vocabulary (policies, normaliser names, default match keys);
 * :mod:`adapter.config.observability` — the ``observability:`` section;
 * :mod:`adapter.config.tls` — ``server.tls`` (HTTPS), checked against the files it names;
+* :mod:`adapter.config.outbox` — the ``outbox:`` section;
 * :mod:`adapter.config.loading` — reading the YAML, ``${VAR}`` interpolation, the
   ``ENGINY_ADAPTER_*`` environment variables;
 * :mod:`adapter.config.driver` — resolving ``backend.driver`` and validating its options;
@@ -47,6 +48,7 @@ from adapter.config.observability import (
     TelemetryConfig,
     split_listen,
 )
+from adapter.config.outbox import DEFAULT_OUTBOX_URL, OutboxBackoff, OutboxConfig
 from adapter.config.schema import (
     DEFAULT_BACKEND,
     DEFAULT_MAX_BODY_BYTES,
@@ -64,6 +66,7 @@ __all__ = [
     "DEFAULT_MATCH_KEYS",
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_NORMALISER_BY_FIELD",
+    "DEFAULT_OUTBOX_URL",
     "ENV_API_KEY",
     "ENV_CONFIG",
     "ENV_HOST",
@@ -81,6 +84,8 @@ __all__ = [
     "MatchingConfig",
     "MetricsConfig",
     "NullPolicy",
+    "OutboxBackoff",
+    "OutboxConfig",
     "ServerConfig",
     "Settings",
     "TLSConfig",

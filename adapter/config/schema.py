@@ -10,6 +10,7 @@ Shape (``config.example.yaml`` documents every option)::
     users:         null | [{id, name, email}]
     observability: {metrics: {...}, logs: {...}}
     ui:            {enabled, password, listen, max_failed_logins, lockout_seconds, ...}
+    outbox:        {enabled, url, password, table, batch_size, backoff, max_age_seconds, ...}
 
 Every model rejects unknown keys, so a misspelt option fails at start-up instead of being
 silently ignored; each option has one spelling. This module is pure data: loading the YAML is
@@ -27,6 +28,7 @@ from pydantic import ConfigDict, Field, SecretStr, field_validator, model_valida
 
 from adapter.config.fields import MappingConfig, MatchingConfig, Section
 from adapter.config.observability import TelemetryConfig, check_listen
+from adapter.config.outbox import OutboxConfig
 from adapter.config.tls import TLSConfig
 from adapter.redaction import option_secrets
 
@@ -214,9 +216,19 @@ class Settings(Section):
     observability: TelemetryConfig = Field(default_factory=TelemetryConfig)
     #: The dashboard at ``/ui`` (``adapter/http/dashboard.py``).
     ui: UIConfig = Field(default_factory=UIConfig)
+    #: The durable queue for writes while the backend is down (``adapter/outbox/``).
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
 
     @field_validator(
-        "server", "auth", "backend", "mapping", "matching", "observability", "ui", mode="before"
+        "server",
+        "auth",
+        "backend",
+        "mapping",
+        "matching",
+        "observability",
+        "ui",
+        "outbox",
+        mode="before",
     )
     @classmethod
     def _empty_section(cls, value: Any) -> Any:
@@ -226,7 +238,7 @@ class Settings(Section):
     def secret_values(self) -> tuple[str, ...]:
         """Every configured secret, for :func:`adapter.redaction.redact`: the API keys, the
         dashboard password and the backend options that look secret (``password``, ``token``,
-        any :class:`~pydantic.SecretStr`)."""
+        any :class:`~pydantic.SecretStr`) and the outbox database's password."""
         values = [key.get_secret_value() for key in self.auth.keys]
         if self.ui.password is not None:
             values.append(self.ui.password.get_secret_value())
@@ -234,4 +246,5 @@ class Settings(Section):
         if tls is not None and tls.keyfile_password is not None:
             values.append(tls.keyfile_password.get_secret_value())
         values.extend(option_secrets(self.backend.options))
+        values.extend(self.outbox.secrets)
         return tuple(dict.fromkeys(values))

@@ -17,6 +17,9 @@ none is configured. With ``ui.listen`` the pages are served on a listener of the
 ``list_tasks(completed=..., search=...)``) and kept by the pager. The overview warns when the
 base URL Enginy would call is not ``https://``.
 
+With the outbox on (``outbox.enabled``), the overview shows the queue (depth, oldest age,
+deliveries, dead letters) and ``/ui/outbox`` lists its dead letters and oldest items.
+
 Every page is sent with a Content-Security-Policy that forbids scripts outright, so even a
 value that escaped escaping could not run; the escaping itself is tested.
 """
@@ -42,6 +45,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from adapter.config import Settings, UIConfig
 from adapter.http.login import BasicAuthGuard, LoginThrottle
 from adapter.links import link_templates, service_base_url
+from adapter.outbox import Outbox, OutboxStatus, OutboxUnavailable, format_duration
 from backends.base import Backend, BackendError, Capability, Entity, NotFound, Unsupported
 
 __all__ = ["UI_PREFIX", "BasicAuthGuard", "Dashboard", "RecentCall", "UIDispatch", "build_ui_app"]
@@ -113,6 +117,7 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["display"] = _display
     env.filters["when"] = _when
+    env.filters["duration"] = format_duration
     env.filters["q"] = lambda value: quote(str(value), safe="")
     return env
 
@@ -158,8 +163,10 @@ class Dashboard:
         backend: Backend,
         recent_calls: Callable[[], Sequence[RecentCall]],
         config: UIConfig,
+        outbox: Outbox | None = None,
     ) -> None:
         self.settings = settings
+        self.outbox = outbox
         self.backend = backend
         self.recent_calls = recent_calls
         self.config = config
@@ -179,6 +186,7 @@ class Dashboard:
             Route(f"{UI_PREFIX}/companies/{{crm_id}}", _bind(self.record_page, Entity.COMPANY)),
             Route(f"{UI_PREFIX}/tasks", self.task_list),
             Route(f"{UI_PREFIX}/tasks/{{task_id}}", self.task_page),
+            Route(f"{UI_PREFIX}/outbox", self.outbox_page),
             Mount(f"{UI_PREFIX}/static", StaticFiles(directory=_HERE / "static"), name="ui-static"),
         ]
         return BasicAuthGuard(
@@ -221,6 +229,7 @@ class Dashboard:
             "driver": self.backend.name,
             "browse": self.browse,
             "tasks_ok": self.tasks_ok,
+            "outbox_on": self.outbox is not None,
             **context,
         }
         return self.templates.TemplateResponse(
@@ -251,6 +260,7 @@ class Dashboard:
             request,
             "overview.html",
             {
+                **await self._outbox_context(items=0),
                 "title": "Overview",
                 "base_url": base,
                 "base_url_guessed": self.config.public_base_url is None,
@@ -262,6 +272,27 @@ class Dashboard:
                 "capabilities": sorted(c.value for c in self.backend.capabilities),
             },
         )
+
+    async def outbox_page(self, request: Request) -> Response:
+        if self.outbox is None:
+            off = {
+                "title": "Outbox",
+                "code": "not_enabled",
+                "message": "The outbox is off (outbox.enabled in the configuration).",
+            }
+            return self.render(request, "error.html", off, 404)
+        context = await self._outbox_context(items=50)
+        return self.render(request, "outbox.html", {"title": "Outbox", **context})
+
+    async def _outbox_context(self, *, items: int) -> dict[str, Any]:
+        status: OutboxStatus | None = None
+        error: str | None = None
+        if self.outbox is not None:
+            try:
+                status = await self.outbox.status(items=items)
+            except OutboxUnavailable as exc:
+                error = f"{exc.code}: {exc.message}"
+        return {"outbox": status, "outbox_error": error, "now": status.now if status else 0.0}
 
     async def record_list(self, request: Request, entity: Entity) -> Response:
         page, size, search = _page(request), self.config.page_size, _search(request)
@@ -366,9 +397,11 @@ def build_ui_app(
     backend: Backend,
     recent_calls: Callable[[], Sequence[RecentCall]],
     config: UIConfig | None = None,
+    *,
+    outbox: Outbox | None = None,
 ) -> ASGIApp:
     """The dashboard as an ASGI app serving ``/ui`` and below (already behind Basic auth)."""
-    return Dashboard(settings, backend, recent_calls, config or UIConfig()).app()
+    return Dashboard(settings, backend, recent_calls, config or UIConfig(), outbox).app()
 
 
 class UIDispatch:

@@ -28,6 +28,7 @@ from adapter.contract import (
     CreateCompaniesRequest,
     CreateContactsRequest,
     HealthOk,
+    QueuedTaskOut,
     TaskBatchPatch,
     TaskIds,
     TaskIn,
@@ -52,6 +53,7 @@ __all__ = ["Endpoints", "read_json"]
 M = TypeVar("M", bound=BaseModel)
 
 _TASK_LIST = TypeAdapter(list[TaskOut])
+_UPDATED_TASKS = TypeAdapter(list[TaskOut | QueuedTaskOut])
 _USER_LIST = TypeAdapter(list[UserOut])
 _HEALTH_OK = HealthOk().model_dump_json().encode()
 _JSON = "application/json"
@@ -186,7 +188,8 @@ class Endpoints:
     async def update_task(self, request: Request) -> Response:
         body = await read_json(request, TaskPatch, self.max_body_bytes)
         task = await self.service.update_task(request.path_params["task_id"], body)
-        return _json(task.model_dump_json().encode())
+        # A queued update shows only what it knows (QueuedTaskOut); a task is shown whole.
+        return _json(task.model_dump_json(exclude_unset=isinstance(task, QueuedTaskOut)).encode())
 
     async def get_tasks(self, request: Request) -> Response:
         body = await read_json(request, TaskIds, self.max_body_bytes)
@@ -194,7 +197,12 @@ class Endpoints:
 
     async def update_tasks(self, request: Request) -> Response:
         body = await read_json(request, TaskBatchPatch, self.max_body_bytes)
-        return _json(_TASK_LIST.dump_json(await self.service.update_tasks(body)))
+        tasks = await self.service.update_tasks(body)
+        if any(isinstance(t, QueuedTaskOut) for t in tasks):
+            # Tasks read back are built with every field set, so only the queued ones lose
+            # the keys they do not know.
+            return _json(_UPDATED_TASKS.dump_json(tasks, exclude_unset=True))
+        return _json(_UPDATED_TASKS.dump_json(tasks))
 
     # -- users --------------------------------------------------------------------------------
 

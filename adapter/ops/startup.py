@@ -207,23 +207,34 @@ class BackendGateMiddleware:
     """Pure ASGI: until the backend is open, answer 503 without reaching the routes.
 
     Paths in ``open_paths`` (the OpenAPI document, metrics) need no backend and are always
-    served. On the lifespan, a start-up stopped by :class:`StartupFailed` (already logged in
-    one line) is reported to the server without Starlette's traceback text.
+    served; so are the requests ``passthrough(method, path)`` accepts (with the outbox on,
+    the writes it queues while the backend cannot be opened). On the lifespan, a start-up
+    stopped by :class:`StartupFailed` (already logged in one line) is reported to the server
+    without Starlette's traceback text.
     """
 
     def __init__(
-        self, app: ASGIApp, *, gate: BackendGate, health_path: str, open_paths: tuple[str, ...]
+        self,
+        app: ASGIApp,
+        *,
+        gate: BackendGate,
+        health_path: str,
+        open_paths: tuple[str, ...],
+        passthrough: Callable[[str, str], bool] | None = None,
     ) -> None:
         self.app = app
         self.gate = gate
         self.health_path = health_path
         self.open_paths = frozenset(open_paths)
+        self.passthrough = passthrough
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             if not self.gate.ready:
                 path: str = scope["path"]
-                if path not in self.open_paths:
+                if path not in self.open_paths and not (
+                    self.passthrough is not None and self.passthrough(scope["method"], path)
+                ):
                     response = self.gate.unavailable(health=path == self.health_path)
                     await response(scope, receive, send)
                     return

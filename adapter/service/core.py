@@ -10,6 +10,7 @@ from adapter.config import NullPolicy
 from adapter.errors import HealthUnavailable
 from adapter.mapping import FieldMapper
 from adapter.matching import Matcher
+from adapter.outbox import DirectWrites, Writes
 from adapter.service.engagements import KNOWN_ACTIVITY_TYPES, EngagementOperations
 from adapter.service.health import HealthCheck
 from adapter.service.records import RecordOperations
@@ -27,6 +28,8 @@ class Service(RecordOperations, EngagementOperations):
 
     ``mappers`` and ``nulls`` hold one entry per :class:`Entity`; ``users`` is the static YAML
     list (``None`` when not configured); ``clock`` is the time used for task completion.
+    ``writes`` makes the writes the outbox can take (:mod:`adapter.outbox.writes`): straight
+    to the driver unless given.
     """
 
     def __init__(
@@ -40,8 +43,10 @@ class Service(RecordOperations, EngagementOperations):
         health_cache_seconds: float = 5.0,
         clock: Callable[[], datetime] = _utc_now,
         monotonic: Callable[[], float] = time.monotonic,
+        writes: Writes | None = None,
     ) -> None:
         self.backend = backend
+        self.writes: Writes = writes if writes is not None else DirectWrites(backend)
         self.mappers = dict(mappers)
         self.matcher = matcher
         self.nulls = dict(nulls)

@@ -17,6 +17,8 @@ from adapter.contract import (
     AssociationError,
     AssociationIn,
     AssociationsResponse,
+    QueuedActivityOut,
+    QueuedTaskOut,
     TaskBatchPatch,
     TaskIn,
     TaskOut,
@@ -24,6 +26,7 @@ from adapter.contract import (
     UserOut,
 )
 from adapter.errors import TaskNotFound
+from adapter.outbox import Queued, Writes
 from backends.base import (
     Activity,
     AssociationPair,
@@ -97,10 +100,44 @@ def _activity_out(activity: Activity) -> ActivityOut:
     )
 
 
+def _queued_activity(receipt: str, activity: NewActivity) -> QueuedActivityOut:
+    # The values as they will be stored; the id is the queue's receipt (no CRM id yet).
+    return QueuedActivityOut(
+        id=receipt,
+        type=activity.type,
+        subject=activity.subject,
+        body=activity.body,
+        direction=activity.direction,
+        owner_id=activity.owner_id,
+        occurred_at=activity.occurred_at,
+        contact_id=activity.contact_id,
+        company_id=activity.company_id,
+        metadata=dict(activity.metadata),
+        created_at=None,
+        queued=True,
+    )
+
+
+def _queued_task(task_id: str, changes: TaskChanges) -> QueuedTaskOut:
+    """What a queued task update will store: the fields it sets and its completion. The
+    completion time is the request's ``completedAt``, else the time the update was accepted
+    (a task completed already keeps its own, as on the direct path)."""
+    known: dict[str, Any] = {"id": task_id, "queued": True}
+    for attr, name in _TASK_FIELD_NAMES.items():
+        if name in changes.fields:
+            known[attr] = changes.fields[name]
+    if changes.completed is not None:
+        known["completed"] = changes.completed
+        known["completed_at"] = (changes.completed_at or changes.now) if changes.completed else None
+    # Only the keys in ``known`` count as set: the answer is rendered with exclude_unset.
+    return QueuedTaskOut.model_validate(known)
+
+
 class EngagementOperations:
     """The associations, activities, tasks and users half of :class:`adapter.service.Service`."""
 
     backend: Backend
+    writes: Writes
     users: list[User] | None
     clock: Callable[[], datetime]
     _seen_activity_types: set[str]
@@ -108,10 +145,11 @@ class EngagementOperations:
     # -- associations -------------------------------------------------------------------------
 
     async def create_associations(self, items: Sequence[AssociationIn]) -> AssociationsResponse:
-        """Link contacts to companies; ``created`` counts the pairs that succeeded."""
+        """Link contacts to companies; ``created`` counts the pairs that succeeded, ``queued``
+        (only when some were) the pairs accepted into the outbox."""
         _require(self.backend, Capability.ASSOCIATIONS, "associations")
         pairs = [AssociationPair(i.contact_crm_id, i.company_crm_id) for i in items]
-        outcomes = await self.backend.create_associations(pairs) if pairs else []
+        outcomes = await self.writes.create_associations(pairs) if pairs else []
         errors = [
             AssociationError(
                 contactCRMId=pair.contact_id,
@@ -120,17 +158,24 @@ class EngagementOperations:
                 message=outcome.error.message,
             )
             for pair, outcome in zip(pairs, outcomes, strict=True)
-            if outcome.error is not None
+            if not isinstance(outcome, Queued) and outcome.error is not None
         ]
-        created = len(pairs) - len(errors)
+        queued = sum(1 for outcome in outcomes if isinstance(outcome, Queued))
+        created = len(pairs) - len(errors) - queued
         return AssociationsResponse(
-            success=created > 0 or not errors, created=created, errors=errors or None
+            success=created > 0 or queued > 0 or not errors,
+            created=created,
+            errors=errors or None,
+            queued=queued or None,
         )
 
     # -- activities ---------------------------------------------------------------------------
 
     async def create_activity(self, item: ActivityIn) -> ActivityOut:
-        """Store one activity, idempotently on ``(type, direction, metadata.messageId)`` (A.9)."""
+        """Store one activity, idempotently on ``(type, direction, metadata.messageId)`` (A.9).
+
+        Accepted into the outbox: the activity as it will be stored, its ``id`` the queue's
+        receipt (:class:`~adapter.contract.QueuedActivityOut`)."""
         _require(self.backend, Capability.ACTIVITIES, "activities")
         metadata = item.metadata or {}
         message_id = metadata.get("messageId")
@@ -151,21 +196,22 @@ class EngagementOperations:
                 "generic activity (logged once per type)",
                 item.type[:64],
             )
-        activity = await self.backend.create_activity(
-            NewActivity(
-                type=item.type,
-                direction=item.direction,
-                subject=item.subject,
-                body=item.body,
-                owner_id=item.owner_id,
-                occurred_at=item.occurred_at,
-                contact_id=item.contact_id,
-                company_id=item.company_id,
-                metadata=metadata,
-                idempotency_key=key,
-                extra=dict(item.model_extra or {}),
-            )
+        new = NewActivity(
+            type=item.type,
+            direction=item.direction,
+            subject=item.subject,
+            body=item.body,
+            owner_id=item.owner_id,
+            occurred_at=item.occurred_at,
+            contact_id=item.contact_id,
+            company_id=item.company_id,
+            metadata=metadata,
+            idempotency_key=key,
+            extra=dict(item.model_extra or {}),
         )
+        activity = await self.writes.create_activity(new)
+        if isinstance(activity, Queued):
+            return _queued_activity(activity.receipt, new)
         return _activity_out(activity)
 
     # -- tasks --------------------------------------------------------------------------------
@@ -206,15 +252,18 @@ class EngagementOperations:
             raise TaskNotFound(task_id)
         return _task_out(tasks[0])
 
-    async def update_task(self, task_id: str, patch: TaskPatch) -> TaskOut:
-        """Partial update: only the keys sent change; completing sets ``completedAt`` (A.10)."""
+    async def update_task(self, task_id: str, patch: TaskPatch) -> TaskOut | QueuedTaskOut:
+        """Partial update: only the keys sent change; completing sets ``completedAt`` (A.10).
+        Accepted into the outbox: a :class:`~adapter.contract.QueuedTaskOut`."""
         _require(self.backend, Capability.TASKS, "tasks")
         changes = self._task_changes(patch)
         try:
-            task = await self.backend.update_task(task_id, changes)
+            task = await self.writes.update_task(task_id, changes)
         except NotFound as exc:
             # The contract's own 404 for tasks, not the generic one.
             raise TaskNotFound(task_id) from exc
+        if isinstance(task, Queued):
+            return _queued_task(task_id, changes)
         return _task_out(task)
 
     async def get_tasks(self, ids: Sequence[str]) -> list[TaskOut]:
@@ -222,15 +271,27 @@ class EngagementOperations:
         _require(self.backend, Capability.TASKS, "tasks")
         return [_task_out(t) for t in await self.backend.get_tasks(list(ids))] if ids else []
 
-    async def update_tasks(self, patch: TaskBatchPatch) -> list[TaskOut]:
-        """Complete (or un-complete) several tasks; unknown ids are skipped."""
+    async def update_tasks(self, patch: TaskBatchPatch) -> list[TaskOut | QueuedTaskOut]:
+        """Complete (or un-complete) several tasks; unknown ids are skipped. Ids accepted into
+        the outbox are listed as :class:`~adapter.contract.QueuedTaskOut`, in the order asked
+        (whether they exist is known once delivered)."""
         _require(self.backend, Capability.TASKS, "tasks")
         if not patch.ids:
             return []
         changes = TaskChanges(
             now=self.clock(), completed=patch.completed, completed_at=patch.completed_at
         )
-        return [_task_out(t) for t in await self.backend.update_tasks(patch.ids, changes)]
+        tasks, queued = await self.writes.update_tasks(patch.ids, changes)
+        if not queued:
+            return [_task_out(t) for t in tasks]
+        by_id = {t.id: t for t in tasks}
+        out: list[TaskOut | QueuedTaskOut] = []
+        for task_id in dict.fromkeys(patch.ids):
+            if task_id in queued:
+                out.append(_queued_task(task_id, changes))
+            elif task_id in by_id:
+                out.append(_task_out(by_id[task_id]))
+        return out
 
     def _task_changes(self, patch: TaskPatch) -> TaskChanges:
         sent = patch.model_fields_set

@@ -26,6 +26,7 @@ from adapter.contract import (
 from adapter.errors import BatchFailed
 from adapter.mapping import ENVELOPE_FIELDS, FieldMapper, UnmappedField
 from adapter.matching import Matcher
+from adapter.outbox import Queued, Writes
 from backends.base import (
     EXTERNAL_ID,
     Backend,
@@ -53,6 +54,7 @@ class RecordOperations:
     """The record half of :class:`adapter.service.Service`."""
 
     backend: Backend
+    writes: Writes
     mappers: dict[Entity, FieldMapper]
     matcher: Matcher
     nulls: dict[Entity, NullPolicy]
@@ -191,7 +193,8 @@ class RecordOperations:
     async def update_records(
         self, entity: Entity, items: Sequence[RecordUpdateIn]
     ) -> UpdateResponse:
-        """Partial updates; one result per input, in order (A.6)."""
+        """Partial updates; one result per input, in order (A.6). An update accepted into the
+        outbox is ``{"crmId", "success": true, "queued": true}``."""
         mapper = self.mappers[entity]
         clear_nulls = self.nulls.get(entity, NullPolicy.IGNORE) is NullPolicy.CLEAR
         slots: list[UpdateResult | None] = []
@@ -219,7 +222,7 @@ class RecordOperations:
             updates.append(RecordUpdate(crm_id, backend_values, cleared, keys))
             slots.append(None)
 
-        outcomes = iter(await self.backend.update_records(entity, updates) if updates else [])
+        outcomes = iter(await self.writes.update_records(entity, updates) if updates else [])
         results: list[UpdateResult] = []
         warnings: list[FieldWarning] = []
         update_iter = iter(updates)
@@ -228,7 +231,9 @@ class RecordOperations:
                 results.append(slot)
                 continue
             update, outcome = next(update_iter), next(outcomes)
-            if outcome.error is None:
+            if isinstance(outcome, Queued):
+                results.append({"crmId": update.crm_id, "success": True, "queued": True})
+            elif outcome.error is None:
                 results.append({"crmId": update.crm_id, "success": True})
                 for name, why in outcome.dropped.items():
                     warnings.append(
