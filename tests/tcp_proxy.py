@@ -10,26 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import threading
 from typing import Any
 
-__all__ = ["TcpProxy", "free_port"]
+from tests.browser_support import free_port
 
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+__all__ = ["TcpProxy"]
 
 
 class TcpProxy:
-    """Forwards ``127.0.0.1:<port>`` to ``target`` until cut."""
+    """Forwards ``127.0.0.1:<port>`` to ``target`` until cut; ``latency`` seconds are added
+    to every chunk forwarded (a slower network, to make deliveries take measurable time)."""
 
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, latency: float = 0.0) -> None:
         self.target = (target_host, target_port)
+        self.latency = latency
         self.port = free_port()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -43,8 +38,10 @@ class TcpProxy:
 
     def __exit__(self, *exc: Any) -> None:
         self.cut()
+        self._call(self._drain())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
+        self._loop.close()
 
     @property
     def up(self) -> bool:
@@ -80,6 +77,12 @@ class TcpProxy:
             with contextlib.suppress(Exception):
                 await server.wait_closed()
 
+    async def _drain(self) -> None:
+        # Let the connection tasks see their aborted transports and finish.
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
@@ -92,10 +95,11 @@ class TcpProxy:
         )
         self._writers.difference_update((writer, up_writer))
 
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
+                if self.latency:
+                    await asyncio.sleep(self.latency)
                 writer.write(data)
                 await writer.drain()
         except OSError:

@@ -52,6 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     drop.add_argument(
         "--pending", action="store_true", help="also delete queued (not yet delivered) writes"
     )
+    for action in (listing, retry, drop):
+        # Also after the action (``outbox list --config c.yaml``); SUPPRESS keeps a value
+        # given before it.
+        action.add_argument(
+            "--config", metavar="FILE", default=argparse.SUPPRESS, help="YAML configuration"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
