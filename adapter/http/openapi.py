@@ -33,7 +33,8 @@ _REF = "#/components/schemas/{model}"
 @dataclass(frozen=True)
 class Operation:
     """One documented route. ``response`` is a model or typed dict, ``[Model]`` for a bare
-    array, or a raw media type (``text/plain``) for the operational routes."""
+    array, or a raw media type (``text/plain``) for the operational routes. ``queued`` is the
+    other shape of the answer (of the array's items) when the outbox accepted the write."""
 
     method: Literal["GET", "POST", "PUT", "PATCH"]
     path: str
@@ -45,9 +46,14 @@ class Operation:
     errors: tuple[int, ...] = ()
     description: str = ""
     extra_responses: dict[int, str] = field(default_factory=dict)
+    queued: type[Any] | None = None
 
 
 _BODY_ERRORS = (400, 413, 415)
+_QUEUED = (
+    " With the outbox on (`outbox.enabled`), a write the backend cannot take now (unreachable, "
+    "rate-limited, timing out) is queued and answered with `queued: true`; see docs/outbox.md."
+)
 _BACKEND_ERRORS = (503,)
 
 #: The contract's 15 routes, then the adapter's own operational ones.
@@ -96,7 +102,7 @@ OPERATIONS: tuple[Operation, ...] = (
         c.UpdateContactsRequest,
         errors=(*_BODY_ERRORS, *_BACKEND_ERRORS),
         description="Only the keys present change; an unknown crmId is `success: false`, "
-        "`error: not_found` (A.6).",
+        "`error: not_found` (A.6)." + _QUEUED,
     ),
     Operation(
         "POST",
@@ -127,6 +133,7 @@ OPERATIONS: tuple[Operation, ...] = (
         c.UpdateResponse,
         c.UpdateCompaniesRequest,
         errors=(*_BODY_ERRORS, *_BACKEND_ERRORS),
+        description="As PUT /contacts." + _QUEUED,
     ),
     Operation(
         "POST",
@@ -137,6 +144,9 @@ OPERATIONS: tuple[Operation, ...] = (
         c.AssociationsResponse,
         c.AssociationsRequest,
         errors=(*_BODY_ERRORS, 501, *_BACKEND_ERRORS),
+        description="`created` counts the pairs linked now." + _QUEUED.replace(
+            "with `queued: true`", "with `queued`: how many pairs were"
+        ),
     ),
     Operation(
         "POST",
@@ -147,7 +157,8 @@ OPERATIONS: tuple[Operation, ...] = (
         c.ActivityOut,
         c.ActivityIn,
         errors=(*_BODY_ERRORS, 404, 501, *_BACKEND_ERRORS),
-        description="Idempotent on (type, direction, metadata.messageId) (A.9).",
+        description="Idempotent on (type, direction, metadata.messageId) (A.9)." + _QUEUED,
+        queued=c.QueuedActivityOut,
     ),
     Operation(
         "POST",
@@ -178,6 +189,8 @@ OPERATIONS: tuple[Operation, ...] = (
         [c.TaskOut],
         c.TaskBatchPatch,
         errors=(*_BODY_ERRORS, 501, *_BACKEND_ERRORS),
+        description=_QUEUED.strip(),
+        queued=c.QueuedTaskOut,
     ),
     Operation(
         "GET",
@@ -198,7 +211,8 @@ OPERATIONS: tuple[Operation, ...] = (
         c.TaskPatch,
         errors=(*_BODY_ERRORS, 404, 501, *_BACKEND_ERRORS),
         description="Completing sets `completedAt` (the request's value, else now); "
-        "un-completing clears it (A.10).",
+        "un-completing clears it (A.10)." + _QUEUED,
+        queued=c.QueuedTaskOut,
     ),
     Operation(
         "GET",
@@ -257,6 +271,8 @@ def _model_schemas() -> tuple[dict[Any, Any], dict[str, Any]]:
         if op.request is not None:
             pairs[(op.request, "validation")] = None
         models = op.response if isinstance(op.response, list) else [op.response]
+        if op.queued is not None:
+            models = [*models, op.queued]
         for model in models:
             if isinstance(model, type):
                 pairs[(model, "serialization")] = None
@@ -325,13 +341,12 @@ def _operation(op: Operation, refs: dict[Any, Any], error_ref: dict[str, Any]) -
             },
         }
     else:
+        one = op.response[0] if isinstance(op.response, list) else op.response
+        schema: dict[str, Any] = refs[(one, "serialization")]
+        if op.queued is not None:
+            schema = {"oneOf": [schema, refs[(op.queued, "serialization")]]}
         if isinstance(op.response, list):
-            schema: dict[str, Any] = {
-                "type": "array",
-                "items": refs[(op.response[0], "serialization")],
-            }
-        else:
-            schema = refs[(op.response, "serialization")]
+            schema = {"type": "array", "items": schema}
         ok = {"description": "OK", "content": {"application/json": {"schema": schema}}}
     responses["200"] = ok
     for status in sorted({401, *op.errors}):

@@ -17,8 +17,8 @@ activities and task updates one by one, ``outbox.concurrency`` at a time. Each i
 
 While the backend is down the deliverer does not try the queue item by item: it checks the
 backend (``ping``) every ``outbox.probe_seconds``, and once it answers, every item waiting on
-the outage is due at once. A rate limit pauses deliveries until it passes. A direct write that
-went through on the request path counts as "the backend is back" too.
+the outage is due at once. A rate limit pauses deliveries until it passes. Meanwhile the
+request path queues new writes without trying the backend (:meth:`Deliverer.known_failure`).
 """
 
 from __future__ import annotations
@@ -131,6 +131,7 @@ class Deliverer:
         self.down = False
         self._back = False
         self._paused_until = 0.0
+        self._last_failure: Unavailable | None = None
         self._wake = asyncio.Event()
         self._stats_at = 0.0
 
@@ -141,6 +142,7 @@ class Deliverer:
         self._wake.set()
 
     def backend_failed(self, error: Unavailable) -> None:
+        self._last_failure = error
         if isinstance(error, RateLimited):
             self._pause(error)
         else:
@@ -150,6 +152,12 @@ class Deliverer:
         if self.down:
             self._back = True
             self._wake.set()
+
+    def known_failure(self) -> Unavailable | None:
+        """The failure that made the backend down or paused, while it is; else ``None``."""
+        if self._last_failure is not None and (self.down or self.clock() < self._paused_until):
+            return self._last_failure
+        return None
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -345,10 +353,10 @@ class Deliverer:
             for item in items:
                 self._dead(claim, item, error.code, error.message, now)
             return
-        if isinstance(error, RateLimited):
-            self._pause(error)
+        if isinstance(error, Unavailable):
+            self.backend_failed(error)
         else:
-            self.down = True
+            self.down = True  # credentials refused: the probe tells when they work again
         logger.warning(
             "outbox: %d %s item(s) not delivered (%s: %s); retrying later",
             len(items),

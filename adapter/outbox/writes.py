@@ -9,8 +9,11 @@ on) decides per record:
    (:class:`~backends.base.Unavailable`, which :class:`~backends.base.RateLimited` is: the
    backend unreachable, a timeout, a 429 or an upstream 503 after the driver's own retries),
    they are queued too;
-3. before the backend has opened (the service started during an outage), every write is
-   queued without trying.
+3. while the deliverer knows the backend is down (until its probe sees it answer again) or
+   rate-limited (until the limit's ``Retry-After``), and before the backend has opened (the
+   service started during an outage), writes are queued without trying: a down CRM is not
+   asked again for every request, a rate-limited one is not pushed further over its limit,
+   and Enginy is answered at once.
 
 A queued write is answered with :class:`Queued` (the service renders the contract's success
 shape with ``"queued": true``). Per-record failures (an unknown id, a rejected value) are
@@ -129,6 +132,9 @@ class DeliveryHooks(Protocol):
     def backend_answered(self) -> None:
         """A direct call went through: the backend is up."""
 
+    def known_failure(self) -> Unavailable | None:
+        """Why the backend cannot take writes now (down, or rate-limited), if it is known."""
+
 
 class QueueingWrites:
     """Direct when possible, queued when the backend cannot take the write now (module doc).
@@ -217,10 +223,15 @@ class QueueingWrites:
         (its answer is one result per index), queue those too if it fails transiently."""
         outcomes: dict[int, R | Queued] = {}
         reason = "queued behind earlier writes of the same record"
+        known = self.hooks.known_failure()
         if not self.ready():
             wait = list(range(len(writes)))
             reason = "the backend is not open yet"
             failure: Unavailable | None = Unavailable(reason)
+        elif known is not None:
+            wait = list(range(len(writes)))
+            reason = f"{known.code}: {known.message}"
+            failure = known
         else:
             behind = await self.store.pending_keys([w.key for w in writes])
             wait = [i for i, w in enumerate(writes) if w.key in behind]

@@ -247,15 +247,14 @@ async def test_a_later_update_never_overtakes_a_queued_one(
     client: httpx.AsyncClient, backend: OutageBackend
 ) -> None:
     (a, b) = await contacts(client, 2)
-    outbox = outbox_of(client)
+    deliverer = outbox_of(client).deliverer
     backend.failure = DOWN
     await client.put("/contacts", json={"contacts": [{"crmId": a, "status": "first"}]})
-    # The backend is back, but the deliverer has not caught up yet (it waits for its probe):
-    # a's next update must queue behind the first; b has nothing queued and goes straight in.
-    outbox.deliverer.down = True
+    # The backend is back and known to be, but the deliverer has not caught up yet: a's next
+    # update must queue behind the first; b has nothing queued and goes straight in.
+    deliverer.ready = lambda: False
     backend.failure = None
-    ping = backend.ping
-    backend.ping = _failing_ping  # type: ignore[method-assign]
+    deliverer.down = False
     response = await client.put(
         "/contacts",
         json={"contacts": [{"crmId": a, "status": "second"}, {"crmId": b, "status": "direct"}]},
@@ -264,14 +263,39 @@ async def test_a_later_update_never_overtakes_a_queued_one(
         {"crmId": a, "success": True, "queued": True},
         {"crmId": b, "success": True},
     ]
-    backend.ping = ping  # type: ignore[method-assign]
+    assert (await backend.get_records(Entity.CONTACT, [a]))[a].fields.get("status") is None
+    assert (await backend.get_records(Entity.CONTACT, [b]))[b].fields["status"] == "direct"
+    deliverer.ready = lambda: True
     await drained(client)
     assert [w[2]["status"] for w in backend.writes if w[1] == a] == ["first", "second"]
     assert (await backend.get_records(Entity.CONTACT, [a]))[a].fields["status"] == "second"
 
 
-async def _failing_ping() -> None:
-    raise DOWN
+async def test_while_the_backend_is_known_down_writes_are_queued_without_trying(
+    client: httpx.AsyncClient, backend: OutageBackend
+) -> None:
+    (a, b) = await contacts(client, 2)
+    calls = 0
+    original = backend.update_records
+
+    async def counted(*args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return await original(*args)
+
+    backend.update_records = counted  # type: ignore[method-assign]
+    backend.failure = DOWN
+    await client.put("/contacts", json={"contacts": [{"crmId": a, "n": 1}]})
+    assert calls == 1  # tried once, failed: the backend is now known to be down
+    for n in range(5):
+        answer = await client.put("/contacts", json={"contacts": [{"crmId": b, "n": n}]})
+        assert answer.json()["results"][0]["queued"] is True
+    assert calls == 1  # b was never tried directly: asked nothing of a down backend
+    (_, queued_b, *_) = await outbox_of(client).store.list_items()
+    assert queued_b.last_error == "backend_unavailable: connection refused"
+    backend.failure = None
+    await drained(client)
+    assert (await backend.get_records(Entity.CONTACT, [b]))[b].fields["n"] == 4
 
 
 async def test_many_queued_updates_arrive_in_order_per_record(

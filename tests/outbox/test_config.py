@@ -58,3 +58,29 @@ def test_mistakes_name_their_yaml_path(tmp_path: Path, text: str, expected: str)
         load(tmp_path, text + "\n")
     assert expected in str(caught.value)
     assert "pw@" not in str(caught.value)
+
+
+def test_the_openapi_document_shows_the_queued_answers() -> None:
+    from adapter.http.openapi import build_openapi
+
+    doc = build_openapi()
+    schemas = doc["components"]["schemas"]
+
+    def answer(path: str, method: str) -> dict[str, object]:
+        content = doc["paths"][path][method]["responses"]["200"]["content"]
+        schema: dict[str, object] = content["application/json"]["schema"]
+        return schema
+
+    assert answer("/activities", "post")["oneOf"][1] == {  # type: ignore[index]
+        "$ref": "#/components/schemas/QueuedActivityOut"
+    }
+    assert "queued" in schemas["QueuedActivityOut"]["properties"]
+    assert answer("/tasks/{taskId}", "patch")["oneOf"][1] == {  # type: ignore[index]
+        "$ref": "#/components/schemas/QueuedTaskOut"
+    }
+    assert schemas["QueuedTaskOut"]["required"] == ["id"]
+    batch = answer("/tasks/batch", "patch")
+    assert batch["type"] == "array" and len(batch["items"]["oneOf"]) == 2  # type: ignore[index]
+    assert "queued" in schemas["AssociationsResponse"]["properties"]
+    assert "queued" in schemas["UpdateResult"]["properties"]
+    assert "outbox" in doc["paths"]["/contacts"]["put"]["description"]
