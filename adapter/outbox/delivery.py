@@ -189,15 +189,17 @@ class Deliverer:
         if not self.ready():
             await self._idle(self.config.poll_seconds)
             return False
+        # Every process probes a backend it found down, delivering or not: its request path
+        # queues without trying until the backend is known to be back.
+        if self.down and not await self._recovered():
+            await self._idle(self.config.probe_seconds)
+            return False
         if not self.store.try_acquire_delivery():
-            await self._idle(_LOCK_RETRY_SECONDS)
+            await self._idle(min(_LOCK_RETRY_SECONDS, self.config.probe_seconds))
             return False
         now = self.clock()
         if now < self._paused_until:
             await self._idle(min(self._paused_until - now, self.config.poll_seconds))
-            return False
-        if self.down and not await self._recovered():
-            await self._idle(self.config.probe_seconds)
             return False
         if await self.deliver_round():
             return True

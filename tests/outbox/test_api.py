@@ -12,8 +12,15 @@ import httpx
 import pytest
 
 from adapter.ops.startup import Backoff
-from adapter.outbox import Outbox, OutboxUnavailable, State
-from backends.base import Entity, RateLimited, Unavailable
+from adapter.outbox import Outbox, OutboxUnavailable, Queued, State
+from backends.base import (
+    Entity,
+    ItemResult,
+    NewRecord,
+    RateLimited,
+    RecordUpdate,
+    Unavailable,
+)
 from tests.conftest import serve_app
 
 from .support import OutageBackend, outbox_settings
@@ -535,3 +542,43 @@ async def test_metrics_and_dashboard_show_the_queue(
     assert 'enginy_adapter_outbox_items{state="pending"} 0.0' in metrics
     assert 'enginy_adapter_outbox_delivered_total{kind="contacts.update"} 3.0' in metrics
     assert "enginy_adapter_outbox_oldest_age_seconds 0.0" in metrics
+
+
+async def test_two_processes_on_one_sqlite_queue_one_delivers_both_recover(
+    backend: OutageBackend, tmp_path: Path
+) -> None:
+    """Two worker processes (two Outbox instances here) share one SQLite queue: one holds
+    the delivery lock and delivers what both queued; the other still notices that the
+    backend is back (its own probe) and stops queueing its writes."""
+    settings = outbox_settings(tmp_path)
+    (a, b) = (Outbox(settings.outbox, backend), Outbox(settings.outbox, backend))
+    await a.start()
+    await asyncio.sleep(0.1)  # a takes the delivery lock first
+    await b.start()
+    try:
+        assert a.store.holds_delivery and not b.store.holds_delivery
+        contact = (await backend.create_records(Entity.CONTACT, [_new("lead")]))[0].crm_id
+        assert contact is not None
+        backend.failure = DOWN
+        (queued,) = await b.writes.update_records(Entity.CONTACT, [_update(contact, n=1)])
+        assert isinstance(queued, Queued)
+        backend.failure = None
+        deadline = asyncio.get_running_loop().time() + 10
+        while (await a.store.stats()).pending or b.deliverer.down:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.02)
+        assert a.deliverer.counts["delivered:contacts.update"] == 1
+        assert b.deliverer.counts["delivered:contacts.update"] == 0
+        (direct,) = await b.writes.update_records(Entity.CONTACT, [_update(contact, n=2)])
+        assert isinstance(direct, ItemResult) and direct.ok
+    finally:
+        await b.stop()
+        await a.stop()
+
+
+def _new(external_id: str) -> NewRecord:
+    return NewRecord(external_id, {})
+
+
+def _update(crm_id: str, **fields: Any) -> RecordUpdate:
+    return RecordUpdate(crm_id, fields)
