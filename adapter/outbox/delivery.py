@@ -132,6 +132,7 @@ class Deliverer:
         self._back = False
         self._paused_until = 0.0
         self._last_failure: Unavailable | None = None
+        self._next_probe = 0.0
         self._wake = asyncio.Event()
         self._stats_at = 0.0
 
@@ -139,7 +140,8 @@ class Deliverer:
 
     def queued(self, kind: str, count: int) -> None:
         self.events.enqueued(kind, count)
-        self._wake.set()
+        if self.known_failure() is None:
+            self._wake.set()  # queued behind a record's earlier writes: deliverable soon
 
     def backend_failed(self, error: Unavailable) -> None:
         self._last_failure = error
@@ -192,7 +194,6 @@ class Deliverer:
         # Every process probes a backend it found down, delivering or not: its request path
         # queues without trying until the backend is known to be back.
         if self.down and not await self._recovered():
-            await self._idle(self.config.probe_seconds)
             return False
         if not self.store.try_acquire_delivery():
             await self._idle(min(_LOCK_RETRY_SECONDS, self.config.probe_seconds))
@@ -221,12 +222,19 @@ class Deliverer:
         self._wake.clear()
 
     async def _recovered(self) -> bool:
-        """While down: is the backend back (a probe, or a direct write that went through)?
-        When it is, the items waiting on the outage are made due now."""
+        """While down: is the backend back (a probe at most every ``probe_seconds``, or a
+        direct write that went through)? When it is, the items waiting on the outage are made
+        due now. When it is not, waits until the next probe is due (or a wake-up)."""
         if not self._back:
+            wait = self._next_probe - time.monotonic()
+            if wait > 0:
+                await self._idle(wait)
+                return False
+            self._next_probe = time.monotonic() + self.config.probe_seconds
             try:
                 await self.backend.ping()
             except BackendError:
+                await self._idle(self.config.probe_seconds)
                 return False
         self._back = False
         self.down = False

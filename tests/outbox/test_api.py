@@ -582,3 +582,26 @@ def _new(external_id: str) -> NewRecord:
 
 def _update(crm_id: str, **fields: Any) -> RecordUpdate:
     return RecordUpdate(crm_id, fields)
+
+
+async def test_a_down_backend_is_probed_once_per_interval_however_many_writes_arrive(
+    backend: OutageBackend, tmp_path: Path
+) -> None:
+    pings = 0
+
+    async def ping() -> None:
+        nonlocal pings
+        pings += 1
+        raise DOWN
+
+    async with serve_app(outbox_settings(tmp_path, probe_seconds=0.5), backend) as client:
+        ids = await contacts(client, 4)
+        backend.failure = DOWN
+        backend.ping = ping  # type: ignore[method-assign]
+        started = asyncio.get_running_loop().time()
+        for n in range(40):
+            body = {"contacts": [{"crmId": ids[n % 4], "n": n}]}
+            assert (await client.put("/contacts", json=body)).json()["results"][0]["queued"]
+        await asyncio.sleep(max(0.0, started + 1.2 - asyncio.get_running_loop().time()))
+        # 1.2 s at one probe per 0.5 s: at most 3, not one per queued write.
+        assert 1 <= pings <= 3
