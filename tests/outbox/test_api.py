@@ -605,3 +605,15 @@ async def test_a_down_backend_is_probed_once_per_interval_however_many_writes_ar
         await asyncio.sleep(max(0.0, started + 1.2 - asyncio.get_running_loop().time()))
         # 1.2 s at one probe per 0.5 s: at most 3, not one per queued write.
         assert 1 <= pings <= 3
+
+
+async def test_a_queue_that_cannot_be_opened_stops_the_start(tmp_path: Path) -> None:
+    from adapter.app import create_app
+    from adapter.ops.startup import StartupFailed
+
+    settings = outbox_settings(tmp_path, url=f"sqlite+aiosqlite:///{tmp_path}/no/such/dir/q.db")
+    app = create_app(settings, OutageBackend())
+    with pytest.raises(StartupFailed, match="the outbox cannot start"):
+        async with app.router.lifespan_context(app):
+            pass  # pragma: no cover - never reached
+    assert app.state.backend_gate.fatal.startswith("the outbox cannot start: outbox: open")
