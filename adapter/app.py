@@ -25,9 +25,9 @@ errors, records per operation) and drivers that retry upstream get
 ``backend.on_upstream_retry(reason)``.
 
 ``app.state`` holds ``service``, ``backend_gate``, ``outbox`` (``None`` when off) and
-``telemetry``. :func:`worker_app` builds
-the app of one uvicorn worker process from the environment (``enginy-adapter serve`` with
-``server.workers`` > 1, or ``uvicorn --factory adapter.app:worker_app``).
+``telemetry``. :func:`worker_app` builds the app of one uvicorn worker process from the
+environment (``enginy-adapter serve`` with ``server.workers`` > 1, or
+``uvicorn --factory adapter.app:worker_app``).
 """
 
 from __future__ import annotations

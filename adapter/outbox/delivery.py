@@ -233,7 +233,9 @@ class Deliverer:
             self._next_probe = time.monotonic() + self.config.probe_seconds
             try:
                 await self.backend.ping()
-            except BackendError:
+            except Exception as exc:
+                if not isinstance(exc, BackendError):  # a driver bug: say so, keep probing
+                    logger.error("outbox: the backend's ping raised unexpectedly", exc_info=exc)
                 await self._idle(self.config.probe_seconds)
                 return False
         self._back = False
