@@ -133,6 +133,7 @@ class Deliverer:
         self._paused_until = 0.0
         self._last_failure: Unavailable | None = None
         self._next_probe = 0.0
+        self._limited = 0  # rate limits met since the last delivery
         self._wake = asyncio.Event()
         self._stats_at = 0.0
 
@@ -245,7 +246,10 @@ class Deliverer:
         return True
 
     def _pause(self, error: Unavailable) -> None:
-        wait = error.retry_after if error.retry_after is not None else self.delay(1)
+        # A limit that gives no Retry-After (HubSpot's daily quota) is waited out with the
+        # backoff, growing while it lasts: a limited CRM is asked less and less often.
+        self._limited += 1
+        wait = error.retry_after if error.retry_after is not None else self.delay(self._limited)
         self._paused_until = max(self._paused_until, self.clock() + wait)
 
     # -- a round ----------------------------------------------------------------------------------
@@ -355,6 +359,7 @@ class Deliverer:
     # -- outcomes ---------------------------------------------------------------------------------
 
     def _done(self, claim: Claim, item: OutboxItem) -> None:
+        self._limited = 0
         claim.done(item)
         self.counts[f"delivered:{item.kind}"] += 1
         self.events.delivered(item.kind, 1)

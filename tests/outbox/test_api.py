@@ -617,3 +617,22 @@ async def test_a_queue_that_cannot_be_opened_stops_the_start(tmp_path: Path) -> 
         async with app.router.lifespan_context(app):
             pass  # pragma: no cover - never reached
     assert app.state.backend_gate.fatal.startswith("the outbox cannot start: outbox: open")
+
+
+async def test_a_rate_limit_without_retry_after_is_waited_out_longer_each_time(
+    tmp_path: Path,
+) -> None:
+    now = [1000.0]
+    settings = outbox_settings(tmp_path)  # backoff: 0.05 s, x2, at most 0.5 s, no jitter
+    outbox = Outbox(settings.outbox, OutageBackend(), clock=lambda: now[0])
+    deliverer = outbox.deliverer
+    pauses = []
+    for _ in range(6):
+        deliverer.backend_failed(RateLimited("daily quota"))
+        pauses.append(round(deliverer._paused_until - now[0], 3))
+        now[0] = deliverer._paused_until
+    assert pauses == [0.05, 0.1, 0.2, 0.4, 0.5, 0.5]
+    assert deliverer.known_failure() is None  # the last pause is over
+    deliverer.backend_failed(RateLimited("10 s window", retry_after=7))
+    assert deliverer._paused_until - now[0] == 7
+    assert deliverer.known_failure() is not None  # writes are queued without trying meanwhile
