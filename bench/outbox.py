@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from backends.sql.schema import build_tables
 from tests.browser_support import free_port
+from tests.outbox.support import run_sql_async
 from tests.tcp_proxy import TcpProxy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,19 +58,6 @@ KEY = "bench-key"
 POSTGRES_URL = os.environ.get(
     "ENGINY_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
-
-
-async def sql(url: str, *statements: str) -> list[list[tuple[Any, ...]]]:
-    engine = create_async_engine(url)
-    out: list[list[tuple[Any, ...]]] = []
-    try:
-        async with engine.begin() as conn:
-            for statement in statements:
-                result = await conn.execute(sa.text(statement))
-                out.append([tuple(r) for r in result] if result.returns_rows else [])
-    finally:
-        await engine.dispose()
-    return out
 
 
 def triggers(prefix: str) -> list[str]:
@@ -236,7 +224,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     ]
                     created = await client.post("/contacts", json={"contacts": batch})
                     ids += [r["crmId"] for r in created.json()["results"]]
-                await sql(url, *triggers(prefix))
+                await run_sql_async(url, *triggers(prefix))
 
                 sender = Sender(client, args.updates + args.activities, args.send_seconds)
                 proxy.cut()
@@ -282,7 +270,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-    activities, audit, final = await sql(
+    activities, audit, final = await run_sql_async(
         url,
         f"SELECT contact_id, (metadata->>'seq')::int FROM {prefix}activities",
         f"SELECT kind, crm_id, seq FROM {prefix}audit ORDER BY n",

@@ -21,7 +21,7 @@ from pydantic import (
 )
 from sqlalchemy.engine import URL, make_url
 
-from backends.sql.options import SQLOptions, safe_url, url_secrets
+from backends.sql.options import SQLOptions
 
 __all__ = ["DEFAULT_OUTBOX_URL", "OUTBOX_DIALECTS", "OutboxBackoff", "OutboxConfig"]
 
@@ -115,21 +115,27 @@ class OutboxConfig(BaseModel):
         """``sqlite`` or ``postgresql``."""
         return OUTBOX_DIALECTS[make_url(self.url).drivername]
 
+    def sql_options(self) -> SQLOptions:
+        """The queue's database as the SQL driver's options, for its engine, its URL
+        rendering and its password scrubbing (``engine_url``, ``safe_url``, ``secrets``)."""
+        return SQLOptions(
+            url=self.url,
+            password=self.password,
+            pool_size=self.pool_size,
+            connect_timeout=self.connect_timeout,
+        )
+
     @property
     def engine_url(self) -> URL:
         """The URL to connect to, password included: never log it."""
-        url = make_url(self.url)
-        if self.password is not None:
-            url = url.set(password=self.password.get_secret_value())
-        return url
+        return self.sql_options().engine_url
 
     @property
     def safe_url(self) -> str:
         """The URL with its password masked, for messages."""
-        return safe_url(self.url, password=self.password is not None)
+        return self.sql_options().safe_url
 
     @property
     def secrets(self) -> tuple[str, ...]:
         """Every spelling of the password, for scrubbing messages."""
-        password = self.password.get_secret_value() if self.password is not None else None
-        return url_secrets(self.url, password)
+        return self.sql_options().secrets

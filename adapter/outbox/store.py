@@ -48,7 +48,6 @@ from adapter.outbox.items import OutboxItem, State, Write
 from backends.base import BackendError, Unavailable
 from backends.sql.engine import make_engine
 from backends.sql.errors import db_errors
-from backends.sql.options import SQLOptions
 
 __all__ = ["Claim", "OutboxStats", "OutboxStore", "OutboxUnavailable", "build_table"]
 
@@ -194,13 +193,7 @@ class OutboxStore:
         path = self.sqlite_path()
         if not create and path is not None and not path.is_file():
             raise OutboxUnavailable(f"no outbox database at {path}")
-        options = SQLOptions(
-            url=self.config.url,
-            password=self.config.password,
-            pool_size=self.config.pool_size,
-            connect_timeout=self.config.connect_timeout,
-        )
-        engine = make_engine(options)
+        engine = make_engine(self.config.sql_options())
         if self.dialect == "sqlite":
             _sqlite_durable(engine)
         self._engine = engine

@@ -6,6 +6,7 @@ contract-level answer (501 ``not_supported``) before any work is done.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -84,8 +85,8 @@ def _task_out(task: Task) -> TaskOut:
     )
 
 
-def _activity_out(activity: Activity) -> ActivityOut:
-    return ActivityOut(
+def _activity_out(activity: Activity, model: type[ActivityOut] = ActivityOut) -> ActivityOut:
+    return model(
         id=activity.id,
         type=activity.type,
         subject=activity.subject,
@@ -100,22 +101,16 @@ def _activity_out(activity: Activity) -> ActivityOut:
     )
 
 
-def _queued_activity(receipt: str, activity: NewActivity) -> QueuedActivityOut:
-    # The values as they will be stored; the id is the queue's receipt (no CRM id yet).
-    return QueuedActivityOut(
-        id=receipt,
-        type=activity.type,
-        subject=activity.subject,
-        body=activity.body,
-        direction=activity.direction,
-        owner_id=activity.owner_id,
-        occurred_at=activity.occurred_at,
-        contact_id=activity.contact_id,
-        company_id=activity.company_id,
-        metadata=dict(activity.metadata),
-        created_at=None,
-        queued=True,
-    )
+#: What a new activity and a stored one share: a queued activity is shown as it will be stored.
+_NEW_ACTIVITY_FIELDS = tuple(
+    f.name for f in dataclasses.fields(Activity) if f.name not in ("id", "created_at")
+)
+
+
+def _queued_activity(receipt: str, new: NewActivity) -> ActivityOut:
+    # The id is the queue's receipt: the CRM's id does not exist until delivery.
+    values = {name: getattr(new, name) for name in _NEW_ACTIVITY_FIELDS}
+    return _activity_out(Activity(id=receipt, **values), QueuedActivityOut)
 
 
 def _queued_task(task_id: str, changes: TaskChanges) -> QueuedTaskOut:

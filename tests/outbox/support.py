@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from backends.base import (
     Activity,
@@ -22,7 +26,7 @@ from backends.base import (
 from backends.memory import MemoryBackend
 from tests.conftest import make_settings
 
-__all__ = ["OutageBackend", "outbox_settings"]
+__all__ = ["OutageBackend", "outbox_settings", "run_sql"]
 
 
 class OutageBackend(MemoryBackend):
@@ -101,3 +105,22 @@ def outbox_settings(tmp_path: Path, **outbox: Any) -> Any:
         **outbox,
     }
     return make_settings(outbox=section)
+
+
+async def run_sql_async(url: str, *statements: str) -> list[list[tuple[Any, ...]]]:
+    """Run ``statements`` in one transaction on ``url``; the rows of each (``[]`` when none)."""
+    engine = create_async_engine(url)
+    out: list[list[tuple[Any, ...]]] = []
+    try:
+        async with engine.begin() as conn:
+            for statement in statements:
+                result = await conn.execute(sa.text(statement))
+                out.append([tuple(row) for row in result] if result.returns_rows else [])
+    finally:
+        await engine.dispose()
+    return out
+
+
+def run_sql(url: str, *statements: str) -> list[list[tuple[Any, ...]]]:
+    """:func:`run_sql_async` from synchronous code."""
+    return asyncio.run(run_sql_async(url, *statements))

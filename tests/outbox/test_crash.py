@@ -36,6 +36,8 @@ from tests.browser_support import free_port
 from tests.sql.conftest import POSTGRES_URL, require_server
 from tests.tcp_proxy import TcpProxy
 
+from .support import run_sql
+
 pytestmark = pytest.mark.postgres
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,23 +120,6 @@ def database() -> Iterator[tuple[str, str]]:
     asyncio.run(drop())
 
 
-async def _sql(url: str, *statements: str) -> list[list[Any]]:
-    engine = create_async_engine(url)
-    out: list[list[Any]] = []
-    try:
-        async with engine.begin() as conn:
-            for statement in statements:
-                result = await conn.execute(sa.text(statement))
-                out.append([tuple(row) for row in result] if result.returns_rows else [])
-    finally:
-        await engine.dispose()
-    return out
-
-
-def sql(url: str, *statements: str) -> list[list[Any]]:
-    return asyncio.run(_sql(url, *statements))
-
-
 def test_kill_9_with_writes_queued_then_restart_delivers_each_once_in_order(
     database: tuple[str, str], tmp_path: Path
 ) -> None:
@@ -183,7 +168,7 @@ def test_kill_9_with_writes_queued_then_restart_delivers_each_once_in_order(
             assert created.status_code == 200, created.text
             ids = [r["crmId"] for r in created.json()["results"]]
             task_id = first.http.post("/tasks", json={"subject": "Call back"}).json()["id"]
-            sql(
+            run_sql(
                 url,
                 f"CREATE TABLE {prefix}audit (n bigserial PRIMARY KEY, crm_id text, step text)",
                 f"CREATE FUNCTION {prefix}audit_fn() RETURNS trigger AS $$ BEGIN "
@@ -261,7 +246,7 @@ def test_kill_9_with_writes_queued_then_restart_delivers_each_once_in_order(
         finally:
             third.stop()
 
-    activities, steps, audit, tasks = sql(
+    activities, steps, audit, tasks = run_sql(
         url,
         f"SELECT contact_id, metadata->>'seq', metadata->>'messageId' FROM {prefix}activities",
         f"SELECT id, extra->>'step' FROM {prefix}contacts",

@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from adapter.config import OutboxConfig
 from adapter.outbox import OutboxStore, OutboxUnavailable, State, Write, WriteKind
 from tests.sql.conftest import POSTGRES_URL, require_server
+
+from .support import run_sql_async
 
 pytestmark = pytest.mark.anyio
 
@@ -39,10 +39,7 @@ async def config(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         return
     url = require_server(POSTGRES_URL, "PostgreSQL")
     yield OutboxConfig(url=url, table=table)
-    engine = create_async_engine(url)
-    async with engine.begin() as conn:
-        await conn.execute(sa.text(f'DROP TABLE IF EXISTS "{table}"'))
-    await engine.dispose()
+    await run_sql_async(url, f'DROP TABLE IF EXISTS "{table}"')
 
 
 @pytest.fixture
@@ -259,10 +256,7 @@ async def test_postgres_deliverers_skip_each_others_items_and_keep_order(
     finally:
         await a.close()
         await b.close()
-        engine = create_async_engine(url)
-        async with engine.begin() as conn:
-            await conn.execute(sa.text(f'DROP TABLE IF EXISTS "{config.table}"'))
-        await engine.dispose()
+        await run_sql_async(url, f'DROP TABLE IF EXISTS "{config.table}"')
 
 
 @pytest.mark.postgres
@@ -295,10 +289,7 @@ async def test_postgres_replicas_drain_one_queue_in_order_without_duplicates(
     finally:
         for store in stores:
             await store.close()
-        engine = create_async_engine(url)
-        async with engine.begin() as conn:
-            await conn.execute(sa.text(f'DROP TABLE IF EXISTS "{config.table}"'))
-        await engine.dispose()
+        await run_sql_async(url, f'DROP TABLE IF EXISTS "{config.table}"')
     assert sorted(n for _, n in delivered) == list(range(140))  # each once
     for k in range(7):
         assert [n for key, n in delivered if key == f"k{k}"] == list(range(k, 140, 7))
