@@ -193,6 +193,8 @@ class OutboxStore:
         path = self.sqlite_path()
         if not create and path is not None and not path.is_file():
             raise OutboxUnavailable(f"no outbox database at {path}")
+        if path is not None and not path.resolve().parent.is_dir():
+            raise OutboxUnavailable(f"no directory {path.resolve().parent} for the outbox database")
         engine = make_engine(self.config.sql_options())
         if self.dialect == "sqlite":
             _sqlite_durable(engine)
