@@ -123,6 +123,9 @@ class OutboxConfig(BaseModel):
             password=self.password,
             pool_size=self.pool_size,
             connect_timeout=self.connect_timeout,
+            # The queue's writes are small rows: SQLite's own checkpoints (in the commit that
+            # grows the log past 1,000 pages) suit it; the driver's background task is not run.
+            checkpoint_interval=None,
         )
 
     @property

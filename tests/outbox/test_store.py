@@ -293,3 +293,19 @@ async def test_postgres_replicas_drain_one_queue_in_order_without_duplicates(
     assert sorted(n for _, n in delivered) == list(range(140))  # each once
     for k in range(7):
         assert [n for key, n in delivered if key == f"k{k}"] == list(range(k, 140, 7))
+
+
+async def test_the_sqlite_queue_is_durable_and_keeps_its_log_short(tmp_path: Path) -> None:
+    store = OutboxStore(OutboxConfig(url=f"sqlite+aiosqlite:///{tmp_path / 'q.db'}"))
+    await store.open()
+    try:
+        async with store.engine.connect() as conn:
+            pragmas = [
+                (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar()
+                for name in ("journal_mode", "synchronous", "wal_autocheckpoint")
+            ]
+    finally:
+        await store.close()
+    # WAL, synchronous=FULL (2): an accepted write survives a power loss; SQLite's own
+    # checkpoints (no background task runs for the queue).
+    assert pragmas == ["wal", 2, 1000]
