@@ -327,6 +327,81 @@ async def test_companies_from_contact_email_domains(clock: VirtualClock) -> None
     assert len(linked) == 2
 
 
+@pytest.mark.parametrize(
+    ("stored", "value", "hit"),
+    [
+        # The docs' example: an e-mail address is one token, completed by the wildcard.
+        ("ana@hubspot.com", "*@hubspot.com", True),
+        ("ana@hubspot.com", "hubspot.com", False),  # no wildcard: a whole token only
+        ("ana@hubspot.com", "*hubspot", False),
+        ("Acme Corp", "acme", True),  # words are tokens; case is ignored
+        ("Acme Corp", "ACME CORP", True),
+        ("Acme Corp", "acme inc", False),
+        ("http://uk.linkedin.com/in/Jane-Doe/?trk=x", "*linkedin.com/in/jane-doe*", True),
+        ("linkedin.com/in/jane-doe", "*linkedin.com/in/jane-doe*", True),  # * may be empty
+        ("linkedin.com/in/jane", "*linkedin.com/in/jane-doe*", False),
+        ("shop.acme.co.uk", "*acme.*", True),
+        ("acme-group.com", "*acme.*", False),
+        ("acme.com", "a*e.c*", True),  # a wildcard anywhere
+    ],
+)
+def test_contains_token_follows_hubspot_s_operator(stored: str, value: str, hit: bool) -> None:
+    from backends.testing.hubspot.links import contains_token
+
+    assert contains_token(stored, value) is hit
+
+
+async def test_token_and_property_presence_filters_through_search(
+    http: httpx.AsyncClient, fake: FakeHubSpot, clock: VirtualClock
+) -> None:
+    await create(
+        http,
+        [
+            {
+                "properties": {
+                    "email": "a@x.io",
+                    "hs_linkedin_url": "https://www.linkedin.com/in/A/",
+                }
+            },
+            {"properties": {"email": "b@x.io", "hs_linkedin_url": "linkedin.com/in/b"}},
+            {"properties": {"email": "c@x.io"}},
+        ],
+    )
+    clock.now += fake.store.search_lag + 1
+
+    async def emails(*filters: dict[str, str]) -> list[str]:
+        clock.now += 1
+        answer = await http.post(
+            f"{V3}/contacts/search",
+            json={"filterGroups": [{"filters": list(filters)}], "properties": ["email"]},
+        )
+        assert answer.status_code == 200, answer.text
+        return sorted(r["properties"]["email"] for r in answer.json()["results"])
+
+    url = "hs_linkedin_url"
+    assert await emails({"propertyName": url, "operator": "HAS_PROPERTY"}) == ["a@x.io", "b@x.io"]
+    assert await emails({"propertyName": url, "operator": "NOT_HAS_PROPERTY"}) == ["c@x.io"]
+    token = {"propertyName": url, "operator": "CONTAINS_TOKEN", "value": "*linkedin.com/in/a*"}
+    assert await emails(token) == ["a@x.io"]
+    assert await emails({**token, "operator": "NOT_CONTAINS_TOKEN"}) == ["b@x.io", "c@x.io"]
+
+
+async def test_companies_from_contact_email_domains_come_after_a_delay(
+    clock: VirtualClock,
+) -> None:
+    fake = FakeHubSpot(token=TOKEN, clock=clock, auto_create_companies=True, auto_create_delay=1.0)
+    async with httpx.AsyncClient(
+        transport=fake.transport(), headers={"Authorization": f"Bearer {TOKEN}"}
+    ) as http:
+        made = await create(http, [{"properties": {"email": "a@acme.io"}}])
+        contact = made.json()["results"][0]["id"]
+        assert fake.objects["companies"] == {}
+        clock.now += 1.5
+        await http.get(f"{V3}/contacts")  # HubSpot works in the background; any call shows it
+    (company,) = fake.objects["companies"].values()
+    assert ("contacts", contact, "companies", company["id"], 1) in fake.store.associations
+
+
 def test_the_portal_is_served_to_other_processes() -> None:
     from backends.testing.hubspot.server import FakePortalProcess
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -11,7 +12,7 @@ import httpx
 
 from backends.testing.hubspot.schema import ASSOCIATION_TYPES, DEFAULT_TYPE, TYPE_IDS
 
-__all__ = ["OBJECT_ALIASES_SAFE", "FakeError", "SearchAndLinks"]
+__all__ = ["OBJECT_ALIASES_SAFE", "FakeError", "SearchAndLinks", "contains_token"]
 
 BATCH_LIMIT = 100
 OBJECT_ALIASES_SAFE = {
@@ -57,6 +58,31 @@ class FakeError(Exception):
 
     def response(self) -> httpx.Response:
         return httpx.Response(self.status, json=self.body(), headers=self.headers)
+
+
+def contains_token(stored: str, value: str) -> bool:
+    """HubSpot's ``CONTAINS_TOKEN`` (developers.hubspot.com/docs/api/crm/search, "Filter search
+    results": "Contains a token. In your request, you can use wildcards (*) to complete a
+    partial search. For example, use the value ``*@hubspot.com`` to retrieve contacts with a
+    HubSpot email address").
+
+    * Tokens are the stored value's white-space separated words. The docs' example shows that
+      an e-mail address is one token (``*@hubspot.com`` matches ``ana@hubspot.com`` as a whole:
+      ``@`` and ``.`` do not split); how HubSpot splits other punctuation is not documented,
+      and the fake treats a URL like an address, as one token.
+    * ``*`` stands for any run of characters (none included), anywhere in the value; without
+      one the value must equal a whole token (``hubspot.com`` does not match
+      ``ana@hubspot.com``).
+    * Case is ignored ("values are case-insensitive", except ``IN`` on strings and
+      enumerations).
+    * A value of several words needs each of them as a token.
+    """
+    tokens = stored.lower().split()
+    for word in value.lower().split():
+        pattern = re.compile(".*".join(re.escape(part) for part in word.split("*")))
+        if not any(pattern.fullmatch(token) for token in tokens):
+            return False
+    return True
 
 
 def _iso(ts: datetime) -> str:
@@ -204,8 +230,11 @@ class SearchAndLinks:
             return text is not None and text.lower() == value.lower()
         if op == "NEQ":
             return text is None or text.lower() != value.lower()
-        if op == "CONTAINS_TOKEN":
-            return text is not None and value.lower().strip("*") in text.lower()
+        if op in ("CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN"):
+            if not value:
+                raise FakeError(400, f"{op} needs a value", "VALIDATION_ERROR")
+            hit = text is not None and contains_token(text, value)
+            return hit if op == "CONTAINS_TOKEN" else not hit
         if op in ("GT", "GTE", "LT", "LTE"):
             try:
                 a, b = float(text or "nan"), float(value)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from backends.testing.hubspot.admin import PortalAdmin
 from backends.testing.hubspot.links import OBJECT_ALIASES_SAFE, FakeError, SearchAndLinks
 from backends.testing.hubspot.schema import ASSOCIATION_TYPES, TYPE_IDS, default_properties
 
@@ -17,22 +18,6 @@ __all__ = ["FakeError", "ObjectStore"]
 
 BATCH_LIMIT = 100
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-#: Domains HubSpot does not turn into companies (free email providers; a sample).
-FREE_EMAIL_DOMAINS = frozenset(
-    {
-        "gmail.com",
-        "googlemail.com",
-        "yahoo.com",
-        "hotmail.com",
-        "outlook.com",
-        "live.com",
-        "aol.com",
-        "icloud.com",
-        "gmx.com",
-        "proton.me",
-        "protonmail.com",
-    }
-)
 UNIQUE_BUILTIN = {"contacts": {"email"}}
 REQUIRED_TIMESTAMP = {"tasks", "emails", "communications", "notes"}
 
@@ -45,15 +30,24 @@ def _invalid(name: str, error: str, message: str) -> dict[str, Any]:
     return {"isValid": False, "message": message, "error": error, "name": name}
 
 
-class ObjectStore(SearchAndLinks):
+class ObjectStore(PortalAdmin, SearchAndLinks):
     """Objects, properties and associations of one fake portal."""
 
     def __init__(
-        self, *, clock: Callable[[], float], search_lag: float, auto_create_companies: bool = False
+        self,
+        *,
+        clock: Callable[[], float],
+        search_lag: float,
+        auto_create_companies: bool = False,
+        auto_create_delay: float = 0.0,
     ) -> None:
         self.clock = clock
         self.search_lag = search_lag
         self.auto_create_companies = auto_create_companies
+        self.auto_create_delay = auto_create_delay
+        #: Contacts whose company HubSpot has yet to make: (due at, contact id).
+        self._deferred: list[tuple[float, str]] = []
+        self._running_deferred = False
         self.objects: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in TYPE_IDS}
         self.properties = default_properties()
         self.groups: dict[str, set[str]] = {t: {"hubspot"} for t in TYPE_IDS}
@@ -70,6 +64,7 @@ class ObjectStore(SearchAndLinks):
     def serve(
         self, kind: str, args: list[str], method: str, body: Any, params: dict[str, str], fake: Any
     ) -> tuple[str, int, Any]:
+        self._run_deferred()
         if kind == "batch":
             object_type, op = args
             handler = {
@@ -289,27 +284,6 @@ class ObjectStore(SearchAndLinks):
         self.objects[object_type][object_id] = obj
         self._write(object_type, obj, props)
         return obj
-
-    def _company_for_contact(self, object_type: str, contact: dict[str, Any]) -> None:
-        """HubSpot's "create and associate companies with contacts" setting: a business email
-        domain gets a company (or is associated with the one holding that domain)."""
-        email = str(contact["properties"].get("email") or "")
-        if not (self.auto_create_companies and object_type == "contacts" and "@" in email):
-            return
-        domain = email.rsplit("@", 1)[1].lower()
-        if domain in FREE_EMAIL_DOMAINS:
-            return
-        company = next(
-            (
-                c
-                for c in self.objects["companies"].values()
-                if str(c["properties"].get("domain") or "").lower() == domain
-            ),
-            None,
-        )
-        if company is None:
-            company = self._new("companies", {"name": domain, "domain": domain})
-        self._link("contacts", contact["id"], "companies", company["id"], 1)
 
     def _errors_for(self, problems: list[dict[str, Any]], trace: str | None) -> dict[str, Any]:
         error: dict[str, Any] = {
@@ -584,61 +558,3 @@ class ObjectStore(SearchAndLinks):
         if start + limit < len(objs):
             payload["paging"] = {"next": {"after": str(start + limit)}}
         return f"{object_type}.list", 200, payload
-
-    # -- owners, properties ---------------------------------------------------------------------
-
-    def list_owners(self, fake: Any, params: dict[str, str]) -> dict[str, Any]:
-        limit = int(params.get("limit", "100"))
-        if limit > 500:
-            raise FakeError(
-                400, "limit: Must be less than or equal to 500", "VALIDATION_ERROR", op="owners"
-            )
-        archived = params.get("archived", "false") == "true"
-        owners = [o for o in fake.owners if o["archived"] == archived]
-        start = int(params.get("after", "0"))
-        payload: dict[str, Any] = {"results": owners[start : start + limit]}
-        if start + limit < len(owners):
-            payload["paging"] = {"next": {"after": str(start + limit), "link": "..."}}
-        return payload
-
-    def props(
-        self, kind: str, args: list[str], method: str, body: dict[str, Any]
-    ) -> tuple[str, int, Any]:
-        object_type = args[0]
-        if object_type not in self.properties:
-            raise FakeError(404, f"Unknown object type {object_type}", "OBJECT_NOT_FOUND")
-        if kind == "property_groups":
-            op = f"property_groups:{object_type}"
-            if body.get("name") in self.groups[object_type]:
-                raise FakeError(409, f"Group {body.get('name')} already exists", "CONFLICT", op=op)
-            self.groups[object_type].add(str(body.get("name")))
-            return op, 201, {"name": body.get("name"), "label": body.get("label")}
-        if method == "GET":
-            return (
-                f"properties:{object_type}",
-                200,
-                {"results": list(copy.deepcopy(self.properties[object_type]).values())},
-            )
-        op = f"properties.create:{object_type}"
-        name = str(body.get("name") or "")
-        missing = [
-            k for k in ("name", "label", "type", "fieldType", "groupName") if not body.get(k)
-        ]
-        if missing:
-            raise FakeError(400, f"Missing required fields: {missing}", "VALIDATION_ERROR", op=op)
-        if name in self.properties[object_type]:
-            raise FakeError(409, f"Property named '{name}' already exists.", "CONFLICT", op=op)
-        if body["groupName"] not in self.groups[object_type]:
-            raise FakeError(
-                400, f"Group {body['groupName']} does not exist", "VALIDATION_ERROR", op=op
-            )
-        definition = {
-            **body,
-            "hubspotDefined": False,
-            "options": body.get("options") or [],
-            "hasUniqueValue": bool(body.get("hasUniqueValue")),
-            "archived": False,
-            "modificationMetadata": {"readOnlyValue": False, "archivable": True},
-        }
-        self.properties[object_type][name] = definition
-        return op, 201, definition

@@ -20,7 +20,9 @@ rules rather than an idealised API. Where each comes from:
   developers.hubspot.com/docs/api/crm/contacts);
 * search (developers.hubspot.com/docs/api/crm/search): 5 filter groups, 6 filters per group, 18
   in all; 3,000-character bodies; 200 per page and 10,000 results per query; ``IN`` matches only
-  lower-case values; a filter or sort on a property the portal lacks is a 400; results lag
+  lower-case values; ``CONTAINS_TOKEN`` matches a whole token, ``*`` standing for any
+  characters, ignoring case (:func:`.links.contains_token`); ``HAS_PROPERTY`` /
+  ``NOT_HAS_PROPERTY``; a filter or sort on a property the portal lacks is a 400; results lag
   writes ("may take a few moments to appear"), here by ``search_lag`` seconds;
 * rate limits (developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines and the
   older api/usage-details page): 100 calls per rolling 10 s for a Free/Starter private app
@@ -31,7 +33,9 @@ rules rather than an idealised API. Where each comes from:
 * "Create and associate companies with contacts" (knowledge.hubspot.com/object-settings/
   automatically-create-and-associate-companies-with-contacts): with ``auto_create_companies``,
   a contact created with a business email gets a company for its email domain, created by the
-  portal itself (no ``enginy_*`` property), unless a company with that domain already exists;
+  portal itself (no ``enginy_*`` property) and associated as the contact's primary company,
+  unless a company with that domain already exists; HubSpot does this in the background, here
+  ``auto_create_delay`` seconds later;
 * v4 association type ids with direction; both the v3/v4 and the date-versioned paths.
 
 Everything it answered is in :attr:`FakeHubSpot.calls`; ``fail_next`` scripts any status or a
@@ -68,6 +72,8 @@ class Call:
     op: str
     status: int
     inputs: int = 0
+    #: The JSON body sent, decoded (``None`` without one).
+    body: Any = None
 
 
 @dataclass(slots=True)
@@ -93,6 +99,7 @@ class FakeHubSpot:
         daily_limit: int | None = None,
         search_lag: float = 2.0,
         auto_create_companies: bool = False,
+        auto_create_delay: float = 0.0,
         portal_id: int = 4242,
         missing_scopes: frozenset[str] = frozenset(),
     ) -> None:
@@ -104,7 +111,10 @@ class FakeHubSpot:
         self.portal_id = portal_id
         self.missing_scopes = set(missing_scopes)
         self.store = ObjectStore(
-            clock=clock, search_lag=search_lag, auto_create_companies=auto_create_companies
+            clock=clock,
+            search_lag=search_lag,
+            auto_create_companies=auto_create_companies,
+            auto_create_delay=auto_create_delay,
         )
         self.calls: list[Call] = []
         self._window: collections.deque[float] = collections.deque()
@@ -183,13 +193,14 @@ class FakeHubSpot:
         except FakeError as exc:
             op, response = exc.op or path, exc.response()
         inputs = 0
+        sent: Any = None
         if request.content:
             try:
                 sent = json.loads(request.content)
                 inputs = len(sent.get("inputs") or []) if isinstance(sent, dict) else len(sent)
             except ValueError:
                 pass
-        self.calls.append(Call(request.method, path, op, response.status_code, inputs))
+        self.calls.append(Call(request.method, path, op, response.status_code, inputs, sent))
         return response
 
     def _scripted(self, request: httpx.Request) -> httpx.Response | None:

@@ -140,6 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--search-per-second", type=int, default=5)
     parser.add_argument("--search-lag", type=float, default=2.0)
     parser.add_argument("--auto-create-companies", action="store_true")
+    parser.add_argument("--auto-create-delay", type=float, default=0.0)
     parser.add_argument("--owners", type=int, default=2)
     args = parser.parse_args(argv)
     portal = FakeHubSpot(
@@ -148,6 +149,7 @@ def main(argv: list[str] | None = None) -> None:
         search_per_second=args.search_per_second or None,
         search_lag=args.search_lag,
         auto_create_companies=args.auto_create_companies,
+        auto_create_delay=args.auto_create_delay,
     )
     for n in range(args.owners):
         portal.add_owner(f"Owner{n}", "Fake", f"owner{n}@example.com")
