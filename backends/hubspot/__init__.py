@@ -11,7 +11,8 @@ Capabilities
 Options
     :class:`HubSpotOptions` — ``token`` (required), ``api_version``, the unique properties the
     driver owns (``external_id_property``, ``linkedin_key_property``, ``domain_key_property``,
-    created by ``open()``), ``unknown_properties`` (create/note/drop/reject),
+    created by ``open()``; ``domain_name_key_property``, created on the first use of a
+    ``domain_any_extension`` key), ``unknown_properties`` (create/note/drop/reject),
     ``linkedin_connection_as``, ``rate_limit`` (``requests_per_10s``, ``searches_per_second``,
     ``redis_url`` for a budget shared by every replica), ``budget_seconds``, cache TTLs,
     timeouts. See ``docs/hubspot.md``.
@@ -20,8 +21,11 @@ Limits and quirks handled
     translated by option label or value (a value with no option drops that field, named in the
     result); 100 inputs per batch call; 207 opted into with a unique ``objectWriteTraceId`` per
     input; 409 duplicate email resolved to the existing contact; companies de-duplicated by
-    domain; never search to de-duplicate after a write (search lags writes): normalised keys
-    live in unique properties read with ``batch/read``; search 5/s, 3,000-char bodies,
+    domain (and HubSpot's own companies for contact e-mail domains, through the contacts'
+    associations); never search to de-duplicate after a write (search lags writes):
+    normalised keys live in unique properties read with ``batch/read``, and records without
+    them (made by hand) are found by search, ``CONTAINS_TOKEN`` with ``*`` for LinkedIn URLs,
+    each candidate confirmed by the normaliser; search 5/s, 5 filter groups, 3,000-char bodies,
     lower-case ``IN`` values, a filter on a missing property skipped; 429
     ``TEN_SECONDLY_ROLLING`` waits the window, search's secondly limit ~1 s, ``DAILY`` is not
     retried; 423/477/5xx/timeouts retried within a per-call budget, then ``Unavailable``.
@@ -40,11 +44,14 @@ from backends.hubspot.options import HubSpotOptions
 from backends.hubspot.owners import OwnersMixin
 from backends.hubspot.records import RecordsMixin
 from backends.hubspot.tasks import TasksMixin
+from backends.hubspot.updates import UpdatesMixin
 
 __all__ = ["HubSpotBackend", "HubSpotClient", "HubSpotOptions", "SetupReport"]
 
 
-class HubSpotBackend(RecordsMixin, AssociationsMixin, TasksMixin, OwnersMixin, SetupMixin):
+class HubSpotBackend(
+    RecordsMixin, UpdatesMixin, AssociationsMixin, TasksMixin, OwnersMixin, SetupMixin
+):
     """The HubSpot driver (see the module docstring for what it does and how)."""
 
     name: ClassVar[str] = "hubspot"

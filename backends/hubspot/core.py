@@ -24,8 +24,15 @@ from backends.base import (
 from backends.hubspot.client import HubSpotClient, Sleep
 from backends.hubspot.options import HubSpotOptions
 from backends.hubspot.properties import PropertyCatalog, from_hubspot_value
+from backends.hubspot.recent import build_recent
 
-__all__ = ["BATCH_LIMIT", "OBJECT_TYPES", "HubSpotCore", "chunks", "is_record_id"]
+__all__ = [
+    "BATCH_LIMIT",
+    "OBJECT_TYPES",
+    "HubSpotCore",
+    "chunks",
+    "is_record_id",
+]
 
 log = logging.getLogger("backends.hubspot")
 
@@ -88,6 +95,8 @@ class HubSpotCore(Backend):
         self._known: TTLCache[tuple[str, str], bool] = TTLCache(
             maxsize=10_000, ttl=600, timer=clock
         )
+        #: Contacts created lately, by e-mail domain (see :mod:`.autocompanies`).
+        self.recent = build_recent(options, clock)
         self._opened = False
 
     def _report_retry(self, kind: str) -> None:
@@ -168,6 +177,7 @@ class HubSpotCore(Backend):
 
     async def close(self) -> None:
         await self.client.aclose()
+        await self.recent.aclose()
 
     async def ping(self) -> None:
         """One cheap authenticated read (contacts, limit 1)."""
@@ -198,6 +208,7 @@ class HubSpotCore(Backend):
             ext,
             self.options.linkedin_key_property,
             self.options.domain_key_property,
+            self.options.domain_name_key_property,
         }
         originals = self.catalog.original_names(object_type)
         fields = {

@@ -1,37 +1,61 @@
-"""Match keys on HubSpot: which key lives in a property the driver owns, and how the others
-are searched.
+"""Match keys on HubSpot: the normalisers, the keys the driver holds in properties of its own,
+and how a key's field is searched for records that do not hold them.
 
-HubSpot's search index lags writes, and ``IN`` filters match exact (lower-cased) strings, so a
+HubSpot's search index lags writes, and ``IN`` filters match whole (lower-cased) strings, so a
 key searched on the field itself misses a record created a moment ago and a URL stored as
-``http://uk.linkedin.com/in/ana/``. The driver therefore keeps the *normalised* key (the front's
-normaliser output: ``linkedin.com/in/ana``, ``acme.com``) in a unique property of its own,
-written with every create and update, and reads it back with ``batch/read`` by that property -
-HubSpot's primary store, one call per 100 values, no search budget. Records made by hand in
-HubSpot (no key property) are still found by a fallback search on the field in its usual
-spellings.
+``http://uk.linkedin.com/in/ana/``. The driver therefore keeps the *normalised* key in a unique
+property of its own, written with every create and update, and reads it back with
+``batch/read`` by that property - HubSpot's primary store, one call per 100 values, no search
+budget:
+
+========================  =====================  ==========================================
+Enginy key (normaliser)   property (default)     value
+========================  =====================  ==========================================
+``linkedinUrl``           ``enginy_linkedin_key``  ``linkedin.com/in/ana`` (contacts, companies)
+``domain`` (domain)       ``enginy_domain_key``    ``acme.co.uk`` (companies)
+``domain``                ``enginy_domain_name_key``  ``acme`` (companies; made on first use of
+(domain_any_extension)                           a ``domain_any_extension`` key)
+========================  =====================  ==========================================
+
+Records that hold no key (made by hand in HubSpot, by HubSpot itself or by another
+integration) are found by a search on the field, each candidate confirmed by the same
+normaliser (:func:`normalise_for_key`): an ``IN`` of the value's usual spellings for domains,
+e-mails, names and phones; ``CONTAINS_TOKEN`` with ``*`` wildcards (:func:`token_pattern`) for
+LinkedIn URLs and domains under any extension, whose hand-typed spellings are open-ended.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import unicodedata
 from typing import Any
 
-from backends.base import Entity
+__all__ = [
+    "TOKEN_KINDS",
+    "fallback_spellings",
+    "key_kind",
+    "normalise_for_key",
+    "token_pattern",
+]
 
-__all__ = ["KEY_KINDS", "fallback_spellings", "key_kind", "normalise_for_key"]
-
-#: Match-key name → normaliser kind, per entity, for the keys held in a driver property.
-KEY_KINDS: Mapping[Entity, Mapping[str, str]] = {
-    Entity.CONTACT: {"linkedinUrl": "linkedin"},
-    Entity.COMPANY: {"domain": "domain", "linkedinUrl": "linkedin"},
-}
+#: Kinds whose fallback search is ``CONTAINS_TOKEN`` (see :func:`token_pattern`).
+TOKEN_KINDS = frozenset({"linkedin", "domain_any_extension"})
 
 _SCHEME = re.compile(r"^(?:[a-z][a-z0-9+.\-]*:)?//", re.IGNORECASE)
+_PORT = re.compile(r":\d*$")
+
+# Second-level labels under a country code that belong to the extension (acme.co.uk).
+_SECOND_LEVEL = frozenset(
+    {"co", "com", "org", "net", "ac", "gov", "edu", "ltd", "plc", "gob", "nic", "or", "ne",
+     "go", "gv", "nom", "biz", "info", "mil", "sch"}
+)  # fmt: skip
 
 
-def key_kind(key_name: str) -> str:
-    """The normaliser kind of a key name (``linkedinUrl`` → ``linkedin``)."""
+def key_kind(key_name: str, normaliser: str | None = None) -> str:
+    """The normaliser of a key: the one the front names (``MatchKey.normaliser``), else guessed
+    from the key's name (``linkedinUrl`` → ``linkedin``)."""
+    if normaliser and normaliser != "compound":
+        return normaliser
     name = key_name.lower()
     if "linkedin" in name:
         return "linkedin"
@@ -44,37 +68,69 @@ def key_kind(key_name: str) -> str:
     return "name"
 
 
+def _host(text: str) -> str:
+    host = _SCHEME.sub("", text).lower()
+    for stop in "/?#":
+        host = host.split(stop, 1)[0]
+    host = _PORT.sub("", host.rsplit("@", 1)[-1]).strip()
+    return host.removeprefix("www.").rstrip(".")
+
+
 def normalise_for_key(kind: str, value: Any) -> str | None:
-    """A stored value in the front's normalised form (same rules as ``adapter/matching.py``,
-    repeated so that the driver never imports the front)."""
+    """A stored value in the front's normalised form (the rules of ``adapter/matching.py``,
+    repeated so that the driver never imports the front; a test keeps them equal)."""
     if not isinstance(value, str) or not value.strip():
         return None
     text = value.strip()
     if kind == "email":
         text = text.lower()
         return text.removeprefix("mailto:").strip() or None
-    if kind in ("linkedin", "domain"):
+    if kind == "domain":
+        return _host(text) or None
+    if kind == "domain_any_extension":
+        labels = [label for label in _host(text).split(".") if label]
+        if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in _SECOND_LEVEL:
+            labels = labels[:-2]
+        elif len(labels) >= 2:
+            labels = labels[:-1]
+        return labels[-1] if labels else None
+    if kind == "linkedin":
         text = _SCHEME.sub("", text).lower().split("#", 1)[0].split("?", 1)[0]
         host, sep, path = text.partition("/")
-        host = re.sub(r":\d*$", "", host.rsplit("@", 1)[-1]).rstrip(".")
-        if kind == "domain":
-            return host.removeprefix("www.") or None
+        host = _PORT.sub("", host).rstrip(".")
         host = "linkedin.com" if host.endswith(".linkedin.com") else host.removeprefix("www.")
         return (host + sep + path).rstrip("/") or None
     if kind == "phone":
-        digits = re.sub(r"\D", "", text)
+        digits = "".join(ch for ch in text if ch.isascii() and ch.isdigit())
         return ("+" + digits if text.startswith("+") else digits) or None
-    return " ".join(text.casefold().split()) or None
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split()) or None
 
 
 def fallback_spellings(kind: str, value: str) -> list[str]:
     """Spellings of a normalised key worth an ``IN`` search on the field itself (lower-case, as
-    HubSpot requires), for records that carry no key property (made by hand or by another
-    integration). The results are re-normalised before matching, so a near miss never
-    matches the wrong record; a spelling not listed here is not found."""
+    HubSpot requires), for records that carry no key property. The results are re-normalised
+    before matching, so a near miss never matches the wrong record."""
     value = value.lower()
-    if kind == "linkedin":
-        return [f"https://www.{value}", f"https://www.{value}/", value]
     if kind == "domain":
         return [value, f"www.{value}"]
     return [value]
+
+
+def token_pattern(kind: str, value: str) -> str | None:
+    """The ``CONTAINS_TOKEN`` value that finds every spelling of a normalised key, or ``None``
+    when the value cannot be one token (white space, or a ``*`` of its own).
+
+    HubSpot's search takes ``*`` as "any characters" in a ``CONTAINS_TOKEN`` value (its docs
+    find every ``@hubspot.com`` address with ``*@hubspot.com``: an address is one token) and
+    ignores case there. So ``*linkedin.com/in/ana*`` finds ``http://uk.linkedin.com/in/Ana/?trk=x``
+    and ``https://www.linkedin.com/in/ana/``; ``*acme.*`` finds ``acme.com``, ``www.acme.es`` and
+    ``shop.acme.co.uk``. It finds more than that (``linkedin.com/in/ana-maria``,
+    ``notacme.com``): every candidate is normalised again and kept only when equal.
+    """
+    if not value or "*" in value or any(ch.isspace() for ch in value):
+        return None
+    if kind == "linkedin":
+        return f"*{value}*"
+    if kind == "domain_any_extension":
+        return f"*{value}.*"
+    return None

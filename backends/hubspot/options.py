@@ -71,6 +71,9 @@ class HubSpotOptions(DriverOptions):
     #: URL (contacts and companies) and the normalised company domain.
     linkedin_key_property: str = "enginy_linkedin_key"
     domain_key_property: str = "enginy_domain_key"
+    #: Unique property with a company domain's name under any extension (``acme`` for
+    #: ``acme.co.uk``), made on the first use of a ``domain_any_extension`` match key.
+    domain_name_key_property: str = "enginy_domain_name_key"
     #: Extra properties read back on find/get (besides the default map and custom ones).
     read_properties: tuple[str, ...] = ()
 

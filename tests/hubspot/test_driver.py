@@ -452,21 +452,13 @@ async def test_conflict_that_cannot_be_resolved_is_a_per_item_conflict(
 async def test_many_fallback_values_are_split_under_the_search_body_limit(
     backend: HubSpotBackend, fake: FakeHubSpot, clock: VirtualClock
 ) -> None:
-    for i in range(60):  # companies made by hand: no key property, so search must find them
-        fake.store._new(
-            "companies",
-            {
-                "name": f"Acme {i}",
-                "linkedin_company_page": f"https://www.linkedin.com/company/a-{i}",
-            },
-        )
+    domains = [f"a-rather-long-company-domain-number-{i}.example.com" for i in range(60)]
+    for i, domain in enumerate(domains):  # made by hand: no key property, so search finds them
+        fake.store._new("companies", {"name": f"Acme {i}", "domain": f"www.{domain}"})
     clock.now += fake.store.search_lag + 1
     fake.calls.clear()
-    wanted = [f"linkedin.com/company/a-{i}" for i in range(60)]
-    found = await backend.find_records(
-        Entity.COMPANY, MatchKey("linkedinUrl", "linkedin_company_page"), wanted
-    )
-    assert set(found) == set(wanted)
+    found = await backend.find_records(Entity.COMPANY, MatchKey("domain", "domain"), domains)
+    assert set(found) == set(domains)
     searches = [c for c in fake.calls if c.op.startswith("search")]
     assert len(searches) > 1  # the fake rejects any body over 3,000 characters
     assert all(c.status == 200 for c in searches)

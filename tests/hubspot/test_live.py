@@ -8,6 +8,7 @@ the external-id property when missing).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -124,3 +125,50 @@ async def test_live_round_trip(live: HubSpotBackend) -> None:
     finally:
         for object_type, ids in made.items():
             await archive(live, object_type, [i for i in ids if i])
+
+
+async def test_live_token_search_finds_a_hand_typed_linkedin_url(live: HubSpotBackend) -> None:
+    """The assumption behind the LinkedIn fallback: HubSpot's CONTAINS_TOKEN takes a URL as one
+    token, as its docs show for an e-mail address (``*@hubspot.com``), so a ``*`` on each side
+    finds any scheme, sub-domain, query or case of it."""
+    tag = uuid.uuid4().hex[:8]
+    url = f"http://uk.linkedin.com/in/Enginy-Live-{tag}/?trk=x"
+    response = await live.client.request(
+        "POST",
+        live.client.paths.objects("contacts"),
+        json={"properties": {"email": f"enginy-live-{tag}@example.com", "hs_linkedin_url": url}},
+    )
+    crm_id = str(response.json_dict()["id"])
+    wanted = f"linkedin.com/in/enginy-live-{tag}"
+    body = {
+        "filterGroups": [
+            {
+                "filters": [
+                    {
+                        "propertyName": "hs_linkedin_url",
+                        "operator": "CONTAINS_TOKEN",
+                        "value": f"*{wanted}*",
+                    }
+                ]
+            }
+        ],
+        "properties": ["hs_linkedin_url"],
+        "limit": 10,
+    }
+    try:
+        ids: list[str] = []
+        for _ in range(30):  # search lags writes: wait for the index
+            await asyncio.sleep(2)
+            answer = await live.client.request(
+                "POST", live.client.paths.search("contacts"), json=body, search=True
+            )
+            ids = [str(r["id"]) for r in answer.json_dict().get("results") or []]
+            if ids:
+                break
+        assert ids == [crm_id]
+        found = await live.find_records(
+            Entity.CONTACT, MatchKey("linkedinUrl", "hs_linkedin_url", "linkedin"), [wanted]
+        )
+        assert found[wanted].crm_id == crm_id
+    finally:
+        await archive(live, "contacts", [crm_id])

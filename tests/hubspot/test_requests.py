@@ -258,17 +258,62 @@ async def test_find_by_linkedin_reads_the_key_then_searches_hand_made_records(
         {"id": "linkedin.com/company/acme"},
         {"id": "linkedin.com/company/beta"},
     ]
+    # One search for every company with a LinkedIn page and no key: those made by hand.
     sent = body(search.calls.last)
-    (group,) = sent["filterGroups"]
-    (flt,) = group["filters"]
-    assert flt["propertyName"] == "linkedin_company_page"
-    assert flt["operator"] == "IN"
-    assert all(v == v.lower() for v in flt["values"])
-    assert "https://www.linkedin.com/company/acme" in flt["values"]
-    assert not any("beta" in v for v in flt["values"])  # only what the key did not find
+    assert sent["filterGroups"] == [
+        {
+            "filters": [
+                {"propertyName": "linkedin_company_page", "operator": "HAS_PROPERTY"},
+                {"propertyName": "enginy_linkedin_key", "operator": "NOT_HAS_PROPERTY"},
+            ]
+        }
+    ]
     assert sent["sorts"] == [{"propertyName": "createdate", "direction": "ASCENDING"}]
     assert sent["limit"] == 200
+    assert "linkedin_company_page" in sent["properties"]
     assert len(search.calls.last.request.content) <= 3000
+
+
+async def test_many_hand_made_urls_are_searched_with_contains_token_five_at_a_time(
+    api: respx.MockRouter, driver: HubSpotBackend
+) -> None:
+    api.post("/crm/v3/objects/contacts/batch/read").respond(200, json={"results": []})
+    census = {
+        "total": 5000,
+        "results": [obj(str(i), hs_linkedin_url=f"linkedin.com/in/other-{i}") for i in range(200)],
+        "paging": {"next": {"after": "200"}},
+    }
+    hand_made = obj("7", hs_linkedin_url="HTTP://uk.LinkedIn.com/in/Lead-3/?trk=x")
+    search = api.post("/crm/v3/objects/contacts/search").mock(
+        side_effect=[
+            httpx.Response(200, json=census),
+            httpx.Response(200, json={"total": 1, "results": [hand_made]}),
+            httpx.Response(200, json={"total": 0, "results": []}),
+        ]
+    )
+    wanted = [f"linkedin.com/in/lead-{i}" for i in range(7)]
+    found = await driver.find_records(
+        Entity.CONTACT, MatchKey("linkedinUrl", "hs_linkedin_url", "linkedin"), wanted
+    )
+    assert {v: r.crm_id for v, r in found.items()} == {"linkedin.com/in/lead-3": "7"}
+    # 5,000 unkeyed contacts: 24 more census pages would cost more than 2 token searches.
+    assert search.call_count == 3
+    first, second = body(search.calls[1]), body(search.calls[2])
+    for sent, values in ((first, wanted[:5]), (second, wanted[5:])):
+        assert sent["filterGroups"] == [
+            {
+                "filters": [
+                    {
+                        "propertyName": "hs_linkedin_url",
+                        "operator": "CONTAINS_TOKEN",
+                        "value": f"*{value}*",
+                    },
+                    {"propertyName": "enginy_linkedin_key", "operator": "NOT_HAS_PROPERTY"},
+                ]
+            }
+            for value in values
+        ]
+    assert all(len(call.request.content) <= 3000 for call in search.calls)
 
 
 async def test_find_by_name_searches_lower_case_in(
