@@ -11,11 +11,16 @@ index lagging writes and HubSpot's rate limits. Prints:
    create <= 2; companies create <= 5: external id, domain key, a domain search for companies
    made by hand or by HubSpot, create; the 60 email / 20 LinkedIn / 20 none sync <= 4); in
    process, on virtual time;
-2. owners fetched per cache TTL under repeated ``GET /users`` (virtual time);
-3. two ``enginy-adapter serve`` processes on one fake portal limited to 100 calls / 10 s,
+2. what finding records the adapter did not write costs (virtual time): LinkedIn URLs typed by
+   hand on portals with 20, 1,020 and 5,020 contacts that hold no key; companies under a
+   ``domain_any_extension`` key; companies created right after contacts for whose e-mail
+   domains HubSpot made companies (same process, another process without and with Redis:
+   duplicates); an update onto a LinkedIn URL another contact holds;
+3. owners fetched per cache TTL under repeated ``GET /users`` (virtual time);
+4. two ``enginy-adapter serve`` processes on one fake portal limited to 100 calls / 10 s,
    ``--requests`` concurrent ``POST /contacts`` each: with the budget in one Redis, then with
    per-process limits for contrast (failed requests, upstream 429s, duplicates; real time);
-4. ``enginy-adapter simulate`` against the adapter on a stock fake portal: MUST and SHOULD
+5. ``enginy-adapter simulate`` against the adapter on a stock fake portal: MUST and SHOULD
    checks passed / failed / skipped.
 """
 
@@ -65,7 +70,7 @@ class VirtualClock:
 
 @asynccontextmanager
 async def serve(
-    fake: FakeHubSpot, clock: VirtualClock, **options: Any
+    fake: FakeHubSpot, clock: VirtualClock, matching: Any = None, **options: Any
 ) -> AsyncIterator[tuple[httpx.AsyncClient, HubSpotBackend]]:
     backend = HubSpotBackend(
         HubSpotOptions(token=TOKEN, portal_id="1", **options),
@@ -73,9 +78,13 @@ async def serve(
         sleep=clock.sleep,
         clock=clock,
     )
-    settings = Settings.model_validate(
-        {"auth": {"keys": [KEY]}, "ui": {"password": "bench-dashboard-password"}}
-    )
+    config: dict[str, Any] = {
+        "auth": {"keys": [KEY]},
+        "ui": {"password": "bench-dashboard-password"},
+    }
+    if matching is not None:
+        config["matching"] = matching
+    settings = Settings.model_validate(config)
     app = create_app(settings, backend)
     transport = httpx.ASGITransport(app)
     async with (
@@ -199,7 +208,6 @@ async def per_operation(batch: int) -> None:
             (batch * 6 // 10, batch // 5),
         ):
             unknown = batch - by_email - by_linkedin
-            fallback = batch - by_email
             found = await run(
                 f"POST /contacts/sync ({batch}: {by_email} email, {by_linkedin} LinkedIn, "
                 f"{unknown} none)",
@@ -207,7 +215,7 @@ async def per_operation(batch: int) -> None:
                 "POST",
                 "/contacts/sync",
                 {"contacts": mixed(by_email, by_linkedin)},
-                f"{fallback} values need the LinkedIn fallback",
+                f"{unknown} LinkedIn URLs no key holds: one search for records without the key",
             )
             assert len(found["results"]) == by_email + by_linkedin, len(found["results"])
 
@@ -262,6 +270,170 @@ async def per_operation(batch: int) -> None:
             {"ids": [task["id"]], "completed": True},
         )
     print(f"Upstream HubSpot calls per Enginy operation ({batch}-record batches)\n")
+    table.print()
+
+
+def hand_made(fake: FakeHubSpot, object_type: str, **props: str) -> str:
+    """A record made in HubSpot itself: HubSpot's properties only, none of the driver's keys."""
+    return str(fake.store._new(object_type, dict(props))["id"])
+
+
+async def fallback_costs(batch: int) -> None:
+    """What finding records the adapter did not write costs (virtual time): LinkedIn URLs
+    typed by hand, domains under any extension, companies HubSpot made from contact e-mails
+    a moment ago; and an update onto a key another record holds."""
+    table = Table()
+    part = batch // 5  # 20 of 100
+
+    async def measure(
+        fake: FakeHubSpot, client: httpx.AsyncClient, method: str, path: str, body: Any
+    ) -> tuple[Any, int, str]:
+        start = len(fake.calls)
+        response = await client.request(method, path, json=body)
+        assert response.status_code == 200, response.text
+        calls, detail = ops(fake, start)
+        return response.json(), calls, detail
+
+    spellings = (
+        "http://uk.linkedin.com/in/Hand-{i}/?trk=x",
+        "https://www.linkedin.com/in/hand-{i}/",
+        "LinkedIn.com/in/HAND-{i}",
+        "https://de.linkedin.com/in/hand-{i}?originalSubdomain=de",
+    )
+    for others in (0, 1_000, 5_000):
+        clock = VirtualClock()
+        fake = new_fake(clock)
+        async with serve(fake, clock) as (client, _):
+            leads = [contact(i) for i in range(batch - 2 * part)]
+            await client.post("/contacts", json={"contacts": leads})
+            for i in range(others):
+                url = f"https://www.linkedin.com/in/other-{i}"
+                hand_made(fake, "contacts", email=f"other{i}@example.net", hs_linkedin_url=url)
+            for i in range(part):
+                url = spellings[i % len(spellings)].format(i=i)
+                hand_made(fake, "contacts", email=f"hand{i}@example.net", hs_linkedin_url=url)
+            clock.now += fake.store.search_lag + 1
+            items = [{"externalId": f"x-{i}", "email": lead["email"].upper()} for i, lead in
+                     enumerate(leads)]  # fmt: skip
+            items += [
+                {"externalId": f"h-{i}", "linkedinUrl": f"https://www.linkedin.com/in/hand-{i}"}
+                for i in range(part)
+            ]
+            items += [
+                {"externalId": f"g-{i}", "email": f"g{i}@example.org",
+                 "linkedinUrl": f"linkedin.com/in/ghost-{i}"}
+                for i in range(part)
+            ]  # fmt: skip
+            found, calls, detail = await measure(
+                fake, client, "POST", "/contacts/sync", {"contacts": items}
+            )
+            assert len(found["results"]) == batch - part, len(found["results"])
+            table.add(
+                f"POST /contacts/sync ({batch - 2 * part} email, {part} LinkedIn typed by "
+                f"hand, {part} none); {others + part} hand-made contacts with a URL",
+                calls,
+                "<= 4" if others == 0 else "-",
+                others > 0 or calls <= 4,
+                detail,
+            )
+
+    matching = {"companies": [{"field": "domain", "normaliser": "domain_any_extension"}]}
+    half = batch // 2
+    for others in (0, 2_000):
+        clock = VirtualClock()
+        fake = new_fake(clock)
+        async with serve(fake, clock, matching=matching) as (client, _):
+            mine = [
+                {"externalId": f"a-{i}", "name": f"Acme {i}", "domain": f"acme{i}.com"}
+                for i in range(half)
+            ]
+            _, calls, detail = await measure(
+                fake, client, "POST", "/companies", {"companies": mine}
+            )
+            if others == 0:
+                table.add(f"POST /companies ({half} new, domain_any_extension)", calls, "<= 6",
+                          calls <= 6, detail)  # fmt: skip
+            for i in range(others):
+                hand_made(fake, "companies", name=f"C{i}", domain=f"c{i}.example.org")
+            for i in range(batch // 4):
+                hand_made(fake, "companies", name=f"Hand {i}", domain=f"www.hand{i}.co.uk")
+            clock.now += fake.store.search_lag + 1
+            items = [{"externalId": f"s-{i}", "domain": f"https://acme{i}.es/"} for i in
+                     range(half)]  # fmt: skip
+            items += [{"externalId": f"h-{i}", "domain": f"hand{i}.com"} for i in
+                      range(batch // 4)]  # fmt: skip
+            items += [{"externalId": f"g-{i}", "domain": f"ghost{i}.com"} for i in
+                      range(batch - half - batch // 4)]  # fmt: skip
+            found, calls, detail = await measure(
+                fake, client, "POST", "/companies/sync", {"companies": items}
+            )
+            assert len(found["results"]) == half + batch // 4, len(found["results"])
+            table.add(
+                f"POST /companies/sync ({half} by name key, {batch // 4} typed by hand, "
+                f"{batch - half - batch // 4} none; domain_any_extension); {others + batch // 4} "
+                "companies without the key",
+                calls,
+                "-",
+                True,
+                detail,
+            )
+
+    redis_url = os.environ.get("ENGINY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    for setup in ("same process", "another process, no Redis", "another process, one Redis"):
+        clock = VirtualClock()
+        fake = new_fake(clock, auto_create_companies=True)
+        shared: dict[str, Any] = {}
+        if setup.endswith("one Redis"):
+            limits = {"redis_url": redis_url, "key_prefix": f"enginy-bench:{uuid.uuid4().hex}"}
+            shared = {"rate_limit": limits}
+        async with (
+            serve(fake, clock, **shared) as (client, _),
+            serve(fake, clock, **shared) as (other, _),
+        ):
+            people = [{"externalId": f"p-{i}", "email": f"ana@co{i}.example"} for i in range(batch)]
+            await client.post("/contacts", json={"contacts": people})
+            made_by_hubspot = len(fake.objects["companies"])
+            companies = [
+                {"externalId": f"c-{i}", "name": f"Co {i}", "domain": f"co{i}.example"}
+                for i in range(batch)
+            ]
+            where = client if setup == "same process" else other
+            _, calls, detail = await measure(
+                fake, where, "POST", "/companies", {"companies": companies}
+            )
+            duplicates = len(fake.objects["companies"]) - made_by_hubspot
+            table.add(
+                f"POST /companies ({batch}) right after their contacts, HubSpot making "
+                f"companies from e-mails; {setup}",
+                calls,
+                "-",
+                duplicates == 0 or "no Redis" in setup,
+                f"{duplicates} duplicates; {detail}",
+            )
+
+    clock = VirtualClock()
+    fake = new_fake(clock)
+    async with serve(fake, clock) as (client, _):
+        leads = [contact(i, "u") for i in range(batch)]
+        created, _, _ = await measure(fake, client, "POST", "/contacts", {"contacts": leads})
+        updates = [
+            {"crmId": r["crmId"], "lastName": "Moved",
+             "linkedinUrl": leads[(n + 1) % batch]["linkedinUrl"] if n < batch // 10 else None}
+            for n, r in enumerate(created["results"])
+        ]  # fmt: skip
+        updates = [{k: v for k, v in u.items() if v is not None} for u in updates]
+        answer, calls, detail = await measure(
+            fake, client, "PUT", "/contacts", {"contacts": updates}
+        )
+        ok = len(answer["results"]) == batch and not answer.get("errors")
+        table.add(
+            f"PUT /contacts ({batch}; {batch // 10} onto a LinkedIn URL another contact holds)",
+            calls,
+            "<= 2",
+            ok and calls <= 2,
+            detail,
+        )
+    print(f"\nWhat finding records the adapter did not write costs ({batch}-record batches)\n")
     table.print()
 
 
@@ -406,6 +578,7 @@ async def main() -> None:
     parser.add_argument("--records", type=int, default=10, help="contacts per request")
     args = parser.parse_args()
     await per_operation(args.batch)
+    await fallback_costs(args.batch)
     await owners_ttl()
     await two_replicas(args.requests, args.records)
     await simulate_stock_portal()
