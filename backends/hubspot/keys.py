@@ -8,14 +8,10 @@ property of its own, written with every create and update, and reads it back wit
 ``batch/read`` by that property - HubSpot's primary store, one call per 100 values, no search
 budget:
 
-========================  =====================  ==========================================
-Enginy key (normaliser)   property (default)     value
-========================  =====================  ==========================================
-``linkedinUrl``           ``enginy_linkedin_key``  ``linkedin.com/in/ana`` (contacts, companies)
-``domain`` (domain)       ``enginy_domain_key``    ``acme.co.uk`` (companies)
-``domain``                ``enginy_domain_name_key``  ``acme`` (companies; made on first use of
-(domain_any_extension)                           a ``domain_any_extension`` key)
-========================  =====================  ==========================================
+* ``linkedinUrl`` → ``enginy_linkedin_key`` (``linkedin.com/in/ana``; contacts, companies);
+* ``domain`` → ``enginy_domain_key`` (``acme.co.uk``; companies);
+* ``domain`` under ``domain_any_extension`` → ``enginy_domain_name_key`` (``acme``; companies,
+  made on first use). See :mod:`.owned`.
 
 Records that hold no key (made by hand in HubSpot, by HubSpot itself or by another
 integration) are found by a search on the field, each candidate confirmed by the same
@@ -127,10 +123,8 @@ def token_pattern(kind: str, value: str) -> str | None:
     ``shop.acme.co.uk``. It finds more than that (``linkedin.com/in/ana-maria``,
     ``notacme.com``): every candidate is normalised again and kept only when equal.
     """
-    if not value or "*" in value or any(ch.isspace() for ch in value):
+    if kind not in TOKEN_KINDS or not value or "*" in value:
         return None
-    if kind == "linkedin":
-        return f"*{value}*"
-    if kind == "domain_any_extension":
-        return f"*{value}.*"
-    return None
+    if any(ch.isspace() for ch in value):
+        return None
+    return f"*{value}*" if kind == "linkedin" else f"*{value}.*"

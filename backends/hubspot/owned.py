@@ -1,14 +1,10 @@
 """The key properties the driver owns: which key each holds, and their values on writes.
 
-=============================  ============================  ===============================
-property (option)              holds                         written
-=============================  ============================  ===============================
-``linkedin_key_property``      the LinkedIn URL, normalised   always (contacts, companies)
-``domain_key_property``        the company domain, normalised always (companies)
-``domain_name_key_property``   the domain's name under any    when the ``domain`` key is a
-                               extension (``acme``)           ``domain_any_extension`` one;
-                                                              the property is made then
-=============================  ============================  ===============================
+* ``linkedin_key_property`` (contacts, companies): the LinkedIn URL, normalised; always.
+* ``domain_key_property`` (companies): the domain, normalised (``acme.co.uk``); always.
+* ``domain_name_key_property`` (companies): the domain's name under any extension (``acme``);
+  only when the ``domain`` match key is a ``domain_any_extension`` one, and the property is
+  made then (so a plain domain key never makes ``acme.com`` and ``acme.es`` clash).
 
 The domain key always holds the full domain (``acme.co.uk``), whatever the ``domain`` key's
 normaliser, so changing ``matching:`` never leaves keys of the other kind behind. Which
@@ -21,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from backends.base import Entity
+from backends.base import AuthFailed, Conflict, Entity, InvalidRecord
 from backends.hubspot.core import OBJECT_TYPES
 from backends.hubspot.keys import normalise_for_key
 from backends.hubspot.search import SearchMixin
@@ -76,16 +72,33 @@ class OwnedKeysMixin(SearchMixin):
         object_type = OBJECT_TYPES[entity]
         if prop in await self.catalog.definitions(object_type):
             return prop
-        if prop != self.options.domain_name_key_property or not self._may_create:
+        if prop != self.options.domain_name_key_property or self.read_only:
             return None
-        exists = await self.catalog.ensure(
-            object_type,
-            prop,
-            "Enginy domain name key",
-            unique=True,
-            description="Normalised match key kept by the Enginy adapter; do not edit.",
-        )
-        return prop if exists else None
+        refused = self.__dict__.get("_name_key_refused")
+        if refused is None and not self.options.create_properties:
+            refused = "create_properties is false"
+        if refused is None:
+            try:
+                await self.catalog.ensure(
+                    object_type,
+                    prop,
+                    "Enginy domain name key",
+                    unique=True,
+                    description="Normalised match key kept by the Enginy adapter; do not edit.",
+                )
+                return prop
+            except (AuthFailed, InvalidRecord, Conflict) as exc:
+                refused = f"HubSpot refused to create it ({exc.message})"
+        if not self.__dict__.get("_name_key_refused"):
+            # Once per process: the set-up is not tried again on every call.
+            self.__dict__["_name_key_refused"] = refused
+            log.warning(
+                "hubspot: companies.%s is missing and %s: domain_any_extension keys are looked "
+                "up by search only, which lags writes (create it as a unique text property)",
+                prop,
+                refused,
+            )
+        return None
 
     def _linkedin_value(self, entity: Entity, fields: Mapping[str, object]) -> str | None:
         field = self.default_field_map.get(entity, {}).get(LINKEDIN_KEY, LINKEDIN_KEY)

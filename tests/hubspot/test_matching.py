@@ -304,23 +304,43 @@ async def test_an_adopted_hand_made_company_is_tagged_from_its_own_domain(
     assert stored["enginy_external_id"] == "c9"
 
 
-async def test_without_the_schema_write_scope_any_extension_works_through_search(
-    backend: HubSpotBackend, make_backend: MakeBackend, fake: FakeHubSpot, clock: VirtualClock
+@pytest.mark.parametrize("refusal", ["create_properties false", "scope missing"])
+async def test_without_the_name_key_property_any_extension_works_through_search(
+    backend: HubSpotBackend,
+    make_backend: MakeBackend,
+    fake: FakeHubSpot,
+    clock: VirtualClock,
+    caplog: pytest.LogCaptureFixture,
+    refusal: str,
 ) -> None:
-    driver = make_backend(create_properties=False)  # the others exist: ``backend`` made them
+    # The other properties exist (``backend`` made them); the name key cannot be made.
+    fake.calls.clear()
+    if refusal == "scope missing":
+        fake.missing_scopes.add("crm.schemas.companies.write")
+        driver = make_backend()
+    else:
+        driver = make_backend(create_properties=False)
     await driver.open()
-    (first,) = await driver.create_records(
-        Entity.COMPANY,
-        [NewRecord("c1", {"name": "Acme", "domain": "acme.com"}, {"domain": "acme"})],
-    )
-    assert "enginy_domain_name_key" not in fake.store.properties["companies"]
-    clock.now += fake.store.search_lag + 1
-    found = await driver.find_records(Entity.COMPANY, ANY_EXTENSION, ["acme"])
-    assert found["acme"].crm_id == first.crm_id
-    (again,) = await driver.create_records(
-        Entity.COMPANY, [NewRecord("c2", {"name": "Acme", "domain": "acme.es"}, {"domain": "acme"})]
-    )
+    with caplog.at_level(logging.WARNING, "backends.hubspot"):
+        (first,) = await driver.create_records(
+            Entity.COMPANY,
+            [NewRecord("c1", {"name": "Acme", "domain": "acme.com"}, {"domain": "acme"})],
+        )
+        assert first.ok and "enginy_domain_name_key" not in fake.store.properties["companies"]
+        clock.now += fake.store.search_lag + 1
+        found = await driver.find_records(Entity.COMPANY, ANY_EXTENSION, ["acme"])
+        assert found["acme"].crm_id == first.crm_id
+        (again,) = await driver.create_records(
+            Entity.COMPANY,
+            [NewRecord("c2", {"name": "Acme", "domain": "acme.es"}, {"domain": "acme"})],
+        )
     assert again.crm_id == first.crm_id and len(fake.objects["companies"]) == 1
+    warnings = [
+        r.getMessage() for r in caplog.records if "enginy_domain_name_key" in r.getMessage()
+    ]
+    assert len(warnings) == 1 and "search only" in warnings[0]
+    attempts = [c for c in fake.calls if c.method == "POST" and "/properties/" in c.path]
+    assert len(attempts) == (1 if refusal == "scope missing" else 0)  # tried once, not per call
     await driver.close()
 
 
