@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 import pytest
 
+from adapter.app import create_app
+from adapter.config import Settings
 from backends.hubspot import HubSpotBackend, HubSpotOptions
 from backends.testing.hubspot import FakeHubSpot
 
 TOKEN = "pat-na1-0123456789-secret-token"
+#: The adapter's API key in tests that go through the HTTP front.
+KEY = "test-key-hubspot"
 
 
 class VirtualClock:
@@ -65,3 +71,19 @@ async def backend(make_backend: MakeBackend) -> AsyncIterator[HubSpotBackend]:
         yield driver
     finally:
         await driver.close()
+
+
+@asynccontextmanager
+async def serve(backend: HubSpotBackend, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """The adapter's HTTP front on ``backend`` (``settings``: more of the YAML, such as
+    ``matching``), with a client that sends the API key."""
+    app = create_app(Settings.model_validate({"auth": {"keys": [KEY]}, **settings}), backend)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app),
+            base_url="http://adapter",
+            headers={"X-API-Key": KEY},
+        ) as client,
+    ):
+        yield client

@@ -3,43 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import httpx
 import pytest
 
-from adapter.app import create_app
-from adapter.config import Settings
 from adapter.mapping import build_mappers
 from backends.base import Entity
 from backends.hubspot import HubSpotBackend
 from backends.testing.hubspot import FakeHubSpot
 
-from .conftest import MakeBackend
+from .conftest import MakeBackend, serve
 
 pytestmark = pytest.mark.anyio
 
-KEY = "test-key-hubspot"
 DAILY = {
     "status": "error",
     "message": "You have reached your daily limit.",
     "errorType": "RATE_LIMIT",
     "policyName": "DAILY",
 }
-
-
-@asynccontextmanager
-async def serve(backend: HubSpotBackend) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings.model_validate({"auth": {"keys": [KEY]}}), backend)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app),
-            base_url="http://adapter",
-            headers={"X-API-Key": KEY},
-        ) as client,
-    ):
-        yield client
 
 
 @pytest.fixture

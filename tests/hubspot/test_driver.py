@@ -176,25 +176,6 @@ async def test_owned_keys_are_found_at_once_while_search_lags(
     assert by_name["acme inc"].external_id == "c1"
 
 
-async def test_hand_made_records_are_found_by_the_linkedin_fallback(
-    backend: HubSpotBackend, fake: FakeHubSpot, clock: VirtualClock
-) -> None:
-    # Made in HubSpot by hand: the built-in property only, in the spellings people paste.
-    stored = {
-        "h1": "https://www.linkedin.com/in/Ana-Ruiz/",
-        "h2": "https://www.linkedin.com/in/bo",
-        "h3": "linkedin.com/in/cy",
-    }
-    for n, url in stored.items():
-        fake.store._new("contacts", {"email": f"{n}@x.io", "hs_linkedin_url": url})
-    clock.now += fake.store.search_lag + 1
-    wanted = ["linkedin.com/in/ana-ruiz", "linkedin.com/in/bo", "linkedin.com/in/cy"]
-    found = await backend.find_records(
-        Entity.CONTACT, MatchKey("linkedinUrl", "hs_linkedin_url"), [*wanted, "linkedin.com/in/x"]
-    )
-    assert set(found) == set(wanted)
-
-
 async def test_a_match_key_on_a_missing_property_is_skipped_not_failed(
     backend: HubSpotBackend, fake: FakeHubSpot, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -7,28 +7,21 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
 
-import httpx
 import pytest
 
-from adapter.app import create_app
-from adapter.config import Settings
 from backends.base import Entity, MatchKey, NewRecord, RecordUpdate
 from backends.hubspot import HubSpotBackend, HubSpotOptions
 from backends.testing.hubspot import FakeHubSpot
 from tests.redis_support import require_redis
 
-from .conftest import TOKEN, MakeBackend, VirtualClock
+from .conftest import TOKEN, MakeBackend, VirtualClock, serve
 
 pytestmark = pytest.mark.anyio
 
 LINKEDIN = MatchKey("linkedinUrl", "hs_linkedin_url", "linkedin")
 DOMAIN = MatchKey("domain", "domain", "domain")
 ANY_EXTENSION = MatchKey("domain", "domain", "domain_any_extension")
-KEY = "test-key-matching"
 
 
 def hand_made(fake: FakeHubSpot, object_type: str, **props: str) -> str:
@@ -50,20 +43,6 @@ def search_filters(fake: FakeHubSpot) -> list[list[list[tuple[str, str, str]]]]:
 
 def ops(fake: FakeHubSpot) -> list[str]:
     return [c.op for c in fake.calls]
-
-
-@asynccontextmanager
-async def serve(backend: HubSpotBackend, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings.model_validate({"auth": {"keys": [KEY]}, **settings}), backend)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app),
-            base_url="http://adapter",
-            headers={"X-API-Key": KEY},
-        ) as client,
-    ):
-        yield client
 
 
 # -- LinkedIn URLs typed by hand --------------------------------------------------------------
