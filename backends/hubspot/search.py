@@ -46,6 +46,16 @@ Body = dict[str, Any]
 Filter = dict[str, Any]
 
 
+def _body(groups: list[list[Filter]], names: list[str]) -> Body:
+    """A search: ``groups`` ORed (the filters of one ANDed), oldest first, 200 a page."""
+    return {
+        "filterGroups": [{"filters": filters} for filters in groups],
+        "properties": names,
+        "sorts": [{"propertyName": "createdate", "direction": "ASCENDING"}],
+        "limit": SEARCH_PAGE,
+    }
+
+
 def _size(body: Body) -> int:
     return len(json.dumps(body, separators=(",", ":")))
 
@@ -193,14 +203,7 @@ class SearchMixin(HubSpotCore):
         names: list[str] = []
 
         def body_for(spellings: list[str]) -> Body:
-            return {
-                "filterGroups": [
-                    {"filters": [{"propertyName": field, "operator": "IN", "values": spellings}]}
-                ],
-                "properties": names,
-                "sorts": [{"propertyName": "createdate", "direction": "ASCENDING"}],
-                "limit": SEARCH_PAGE,
-            }
+            return _body([[{"propertyName": field, "operator": "IN", "values": spellings}]], names)
 
         def fits(body: Body) -> bool:
             return _size({**body, "after": str(SEARCH_MAX_RESULTS)}) <= SEARCH_BODY_LIMIT
@@ -242,12 +245,7 @@ class SearchMixin(HubSpotCore):
         names: list[str] = []
 
         def body_for(groups: list[list[Filter]]) -> Body:
-            return {
-                "filterGroups": [{"filters": filters} for filters in groups],
-                "properties": names,
-                "sorts": [{"propertyName": "createdate", "direction": "ASCENDING"}],
-                "limit": SEARCH_PAGE,
-            }
+            return _body(groups, names)
 
         def token_groups(chunk: Iterable[str]) -> list[list[Filter]]:
             return [
