@@ -38,6 +38,7 @@ BUILTIN_DRIVERS: dict[str, str] = {
     "memory": "backends.memory:MemoryBackend",
     "sql": "backends.sql:SQLBackend",
     "hubspot": "backends.hubspot:HubSpotBackend",
+    "rest": "backends.rest:RestBackend",
 }
 
 #: The entry-point group through which installed packages add drivers.

@@ -103,6 +103,7 @@ def test_builtin_table_is_the_agreed_one() -> None:
         "memory": "backends.memory:MemoryBackend",
         "sql": "backends.sql:SQLBackend",
         "hubspot": "backends.hubspot:HubSpotBackend",
+        "rest": "backends.rest:RestBackend",
     }
     assert ENTRY_POINT_GROUP == "enginy_adapter.backends"
 

@@ -9,7 +9,12 @@ one deadline per driver operation, secret-safe logs.
   header name → budget) tell the limiter how much the server still allows.
 * Failures are decided by the :class:`~backends.http.retry.RetryPolicy` and retried by tenacity;
   a 429 marks its budget exhausted, so every concurrent caller waits the window, not only the
-  one that was refused.
+  one that was refused. A call marked ``idempotent=False`` (a create without an idempotency
+  key) is retried only when the server cannot have acted on it (a 429/423/425, a connection
+  that was never made); anything else raises at once, and the caller decides (finds what the
+  lost attempt may have written before sending again).
+* Authentication that needs more than a header (OAuth2 token refresh) is an ``httpx.Auth``
+  flow handed to the client: it runs inside every attempt, on the same transport.
 * Every call runs inside a *budget of time* (:meth:`HttpClient.budget`, a deadline shared by all
   the calls of one driver operation, e.g. one Enginy request). When the next wait would pass it,
   the call fails at once with ``Unavailable`` / ``RateLimited`` carrying ``retry_after``, so the
@@ -23,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import inspect
 import itertools
 import logging
 import random
@@ -45,7 +51,11 @@ _ids = itertools.count()
 
 
 class ErrorFactory(Protocol):
-    """Builds the driver's error for a failed answer (its one status → error table)."""
+    """Builds the driver's error for a failed answer (its one status → error table).
+
+    A factory that also takes a ``headers`` keyword (``Mapping[str, str]``) gets the answer's
+    headers, for tables that classify by header as well as by status and body.
+    """
 
     def __call__(
         self, status: int, body: Mapping[str, Any], *, retry_after: float | None = None
@@ -86,6 +96,26 @@ class _Retry(Exception):
         self.error, self.wait, self.kind = error, wait, kind
 
 
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One request as the caller asked for it (sent again unchanged by each retry)."""
+
+    method: str
+    path: str
+    json: Any
+    params: Mapping[str, Any] | None
+    budgets: Sequence[str]
+    accept: Collection[int]
+    headers: Mapping[str, str] | None
+    idempotent: bool
+
+
+#: Answers that say the server did not act on the request (rate limit, lock, too early).
+_UNPROCESSED = frozenset({423, 425, 429})
+#: Transport failures raised before the request left (safe to send again whatever it was).
+_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
 def _int_header(headers: Mapping[str, str], name: str | None) -> int | None:
     if name is None:
         return None
@@ -120,9 +150,12 @@ class HttpClient:
         jitter: Callable[[], float] = random.random,
         logger: logging.Logger | None = None,
         name: str = "upstream",
+        auth: httpx.Auth | None = None,
+        verify: bool | str = True,
     ) -> None:
         self.limiter, self.policy = limiter, policy or RetryPolicy()
         self._errors, self._describe = errors, describe
+        self._errors_read_headers = "headers" in inspect.signature(errors).parameters
         self.max_attempts, self.budget_seconds = max_attempts, budget_seconds
         self.rate_headers = tuple(rate_headers)
         self._sleep, self._clock, self._jitter = sleep, clock, jitter
@@ -139,6 +172,8 @@ class HttpClient:
             ),
             transport=transport,
             follow_redirects=False,
+            auth=auth,
+            verify=verify,
         )
         self._deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
             f"http_deadline_{next(_ids)}", default=None
@@ -180,13 +215,18 @@ class HttpClient:
         params: Mapping[str, Any] | None = None,
         budgets: Sequence[str] = ("general",),
         accept: Collection[int] = (),
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool = True,
     ) -> HttpResponse:
         """Send one call with the limiter and retries.
 
         Returns any 2xx (no exact code is expected: APIs swap 200/201 in practice) or a status
         listed in ``accept``; raises the driver's :class:`BackendError` otherwise (after the
-        retries the policy allows, within the attempt cap and the time budget).
+        retries the policy allows, within the attempt cap and the time budget). ``headers``
+        are added to this call only; ``idempotent=False`` retries only failures the server
+        cannot have acted on (see the module docstring).
         """
+        call = _Call(method, path, json, params, budgets, accept, headers, idempotent)
         with self.budget():
             deadline = self._deadline.get()
             assert deadline is not None
@@ -218,9 +258,7 @@ class HttpClient:
                 async for attempt in retrying:
                     with attempt:
                         number = attempt.retry_state.attempt_number
-                        return await self._attempt(
-                            method, path, json, params, budgets, accept, deadline, number
-                        )
+                        return await self._attempt(call, deadline, number)
             except _Retry as exc:
                 raise self._gave_up(exc) from None
         raise AssertionError("unreachable")  # pragma: no cover
@@ -258,25 +296,16 @@ class HttpClient:
             pool=min(t.pool or remaining, remaining),
         )
 
-    async def _attempt(
-        self,
-        method: str,
-        path: str,
-        json: Any,
-        params: Mapping[str, Any] | None,
-        budgets: Sequence[str],
-        accept: Collection[int],
-        deadline: float,
-        number: int,
-    ) -> HttpResponse:
-        await self._acquire(budgets, deadline)
+    async def _attempt(self, call: _Call, deadline: float, number: int) -> HttpResponse:
+        method, path, params = call.method, call.path, call.params
+        await self._acquire(call.budgets, deadline)
         timeout = self._timeout(deadline)
         url = self.redactor.url(path, params)
         self.attempts += 1
         started = time.perf_counter()
         try:
             response = await self._http.request(
-                method, path, json=json, params=params, timeout=timeout
+                method, path, json=call.json, params=params, timeout=timeout, headers=call.headers
             )
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
             kind = type(exc).__name__
@@ -286,6 +315,8 @@ class HttpClient:
             )  # fmt: skip
             decision = self.policy.for_network_error(exc, number)
             failure = Unavailable(self.redactor.text(f"{self.name} {method} {path}: {kind}: {exc}"))
+            if not call.idempotent and not isinstance(exc, _NEVER_SENT):
+                raise failure from None  # it may have been acted on: the caller decides
             raise _Retry(failure, self._jittered(decision), decision.kind) from None
         elapsed = time.perf_counter() - started
         body: Any = None
@@ -296,18 +327,22 @@ class HttpClient:
                 body = {"message": response.text[:200]}
         status = response.status_code
         await self._observe(response.headers)
-        if 200 <= status < 300 or status in accept:
+        if 200 <= status < 300 or status in call.accept:
             log_attempt(self.log, self.redactor, method, url, number, str(status), elapsed)
             return HttpResponse(status, body, response.headers)
         data = body if isinstance(body, dict) else {}
         decision = self.policy.for_response(status, data, response.headers, number)
-        error = self._errors(status, data, retry_after=decision.wait if decision.retry else None)
+        wait = decision.wait if decision.retry else None
+        if self._errors_read_headers:
+            error = self._errors(status, data, retry_after=wait, headers=response.headers)  # type: ignore[call-arg]
+        else:
+            error = self._errors(status, data, retry_after=wait)
         error.message = self.redactor.text(error.message)
         detail = self._describe(data, status) if self._describe else str(status)
         log_attempt(
             self.log, self.redactor, method, url, number, detail, elapsed, level=logging.WARNING
         )
-        if not decision.retry:
+        if not decision.retry or (not call.idempotent and status not in _UNPROCESSED):
             raise error
         if decision.exhausted is not None:
             await self.limiter.pause(decision.exhausted, decision.wait)
