@@ -150,6 +150,12 @@ class RecordCodec:
                 if key not in self._hidden and value is not None:
                     fields[key] = value
         fields.update(await self._unknown_fields(raw))
+        for name, template in self.spec.record.read.items():
+            value = template.evaluate({"record": raw})
+            if value is MISSING or value is None or value == []:
+                fields.pop(name, None)
+            else:
+                fields[name] = value
         return StoredRecord(
             crm_id=str(crm_id),
             external_id=None if ext in (MISSING, None, "") else str(ext),

@@ -14,9 +14,10 @@ repeated or retried activity is logged once.
 from __future__ import annotations
 
 import logging
-from functools import partial
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from backends.base import (
@@ -35,8 +36,9 @@ from backends.base import (
 )
 from backends.rest.finding import KeyPlan, run_strategy
 from backends.rest.lookups import StrategyHost
-from backends.rest.paths import MISSING, get_path
+from backends.rest.paths import MISSING, get_path, set_path
 from backends.rest.records import RecordsMixin
+from backends.rest.resources import ActivitiesSpec
 
 __all__ = ["EngagementsMixin"]
 
@@ -100,10 +102,16 @@ class EngagementsMixin(RecordsMixin):
     # -- activities ---------------------------------------------------------------------------
 
     async def create_activity(self, activity: NewActivity) -> Activity:
-        """Log one activity; idempotent on its key when ``activities.find`` is configured."""
-        spec = self.options.activities
-        if spec is None:
+        """Log one activity through the first route that takes its type; idempotent on its
+        key when that route has ``find``."""
+        routes = self.options.activities
+        if not routes:
             raise Unsupported("backend.options.activities is not configured")
+        spec = next((r for r in routes if r.types is None or activity.type in r.types), None)
+        if spec is None:
+            raise InvalidRecord(f"no activities route takes type {activity.type!r}")
+        key = activity.idempotency_key
+        token = key or uuid.uuid4().hex
         ctx: dict[str, Any] = {
             "type": activity.type,
             "direction": activity.direction,
@@ -114,77 +122,80 @@ class EngagementsMixin(RecordsMixin):
             "contact_id": activity.contact_id,
             "company_id": activity.company_id,
             "metadata": dict(activity.metadata),
-            "idempotency_key": activity.idempotency_key,
+            "idempotency_key": key,
             "extra": dict(activity.extra),
+            "token": token,
         }
+        ctx = {name: value for name, value in ctx.items() if value is not None}
         with self.client.budget():
             await self.require_records(
                 {Entity.CONTACT: [activity.contact_id], Entity.COMPANY: [activity.company_id]}
             )
-            key = activity.idempotency_key
             if key is None or not spec.find:
-                return await self._log_activity(ctx, activity, None)
+                return await self._log_activity(spec, ctx, activity, token)
             async with self.lock("activity", key):
-                existing = await self._find_activity(ctx, key)
+                existing = await self._find_activity(spec, ctx, key)
                 if existing is not None:
-                    return self._activity(existing, activity)
-                return await self._log_activity(ctx, activity, key)
+                    return self._activity(spec, existing, activity)
+                return await self._log_activity(spec, ctx, activity, token)
 
-    async def _find_activity(self, ctx: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
-        spec = self.options.activities
-        assert spec is not None
-        if self.options.dry_run:
+    async def _find_activity(
+        self, spec: ActivitiesSpec, ctx: Mapping[str, Any], token: str
+    ) -> Mapping[str, Any] | None:
+        if self.options.dry_run or not spec.find:
             return None
-        plan = KeyPlan("idempotency_key", (), "exact")
+        plan = KeyPlan("token", (), "exact")
         host = StrategyHost(self)
         for strategy in spec.find:
-            hits = await run_strategy(strategy, host, plan, [key], ctx)
-            if hits and hits.get(key):
-                return hits[key][0]
+            hits = await run_strategy(strategy, host, plan, [token], ctx)
+            if hits and hits.get(token):
+                return hits[token][0]
         return None
 
     async def _log_activity(
-        self, ctx: Mapping[str, Any], activity: NewActivity, key: str | None
+        self, spec: ActivitiesSpec, ctx: Mapping[str, Any], activity: NewActivity, token: str
     ) -> Activity:
-        spec = self.options.activities
-        assert spec is not None
+        findable = bool(spec.find)
         for attempt in range(1, self.options.max_attempts + 1):
             try:
                 answer = await self.client.send(
-                    spec.create.request, spec.create.response, ctx, idempotent=key is None
+                    spec.create.request, spec.create.response, ctx, idempotent=not findable
                 )
             except Conflict:
-                found = await self._find_activity(ctx, key) if key else None
+                found = await self._find_activity(spec, ctx, token)
                 if found is None:
                     raise
-                return self._activity(found, activity)
+                return self._activity(spec, found, activity)
             except RateLimited as exc:
                 await self._sleep(exc.retry_after or 1.0)
                 continue
             except Unavailable:
-                if key is None or attempt == self.options.max_attempts:
+                if not findable or attempt == self.options.max_attempts:
                     raise
+                # The CRM may have logged it: look before sending again.
                 await self._sleep(self.client.http.policy.backoff(attempt))
-                found = await self._find_activity(ctx, key)
+                found = await self._find_activity(spec, ctx, token)
                 if found is not None:
-                    return self._activity(found, activity)
+                    return self._activity(spec, found, activity)
                 continue
             record = spec.create.response.record_of(answer.body)
             activity_id = spec.create.response.id_of(answer.body)
-            if activity_id is None and key is not None:
-                found = await self._find_activity(ctx, key)
-                activity_id = None if found is None else self._activity(found, activity).id
-            if activity_id is None:
-                raise InvalidRecord("the activity's create answer holds no id")
+            if activity_id is None and not self.options.dry_run:
+                found = await self._find_activity(spec, ctx, token)
+                if found is None:
+                    raise InvalidRecord("the activity's create answer holds no id (set find)")
+                return self._activity(spec, found, activity)
             shaped = dict(record) if isinstance(record, Mapping) else {}
-            shaped.setdefault(spec.record.id, activity_id)
-            return self._activity(shaped, activity)
+            set_path(shaped, spec.record.id, activity_id)
+            return self._activity(spec, shaped, activity)
         raise Unavailable("the activity could not be logged within the attempts allowed")
 
-    def _activity(self, record: Mapping[str, Any], sent: NewActivity) -> Activity:
+    def _activity(
+        self, spec: ActivitiesSpec, record: Mapping[str, Any], sent: NewActivity
+    ) -> Activity:
         """The stored activity: the record's values where the shape names a path, the values
         sent elsewhere."""
-        shape = self.options.activities.record  # type: ignore[union-attr]
+        shape = spec.record
 
         def read(path: str | None, fallback: Any) -> Any:
             value = get_path(record, path) if path else MISSING

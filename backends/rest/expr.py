@@ -33,6 +33,9 @@ lists its own, and a template naming another root fails at load with its YAML pa
 ``prefix(s)``           ``s`` + the value (absent and null stay so)
 ``suffix(s)``           the value + ``s``
 ``slug``                ``campaignOpens`` → ``campaign_opens`` (lower case, ``_``)
+``domain``              ``https://www.acme.com/about`` → ``acme.com``
+``when(x)``             the value when ``x`` is set (non-empty), else nothing
+``unless(x)``           the value when ``x`` is not set, else nothing
 ======================  ===========================================================
 """
 
@@ -48,6 +51,7 @@ from typing import Any
 from pydantic import GetCoreSchemaHandler
 from pydantic_core import core_schema
 
+from backends.keys import normalise_for_key
 from backends.rest.paths import MISSING, get_path
 
 __all__ = ["FUNCTIONS", "Context", "Expr", "Template", "parse_expression", "slug"]
@@ -161,6 +165,9 @@ FUNCTIONS: dict[str, tuple[tuple[int, int], Callable[..., Any]]] = {
     "prefix": ((1, 1), lambda v, p: _affix(v, str(p), "")),
     "suffix": ((1, 1), lambda v, s: _affix(v, "", str(s))),
     "slug": ((0, 0), lambda v: _text(v, slug)),
+    "domain": ((0, 0), lambda v: _text(v, lambda t: normalise_for_key("domain", t) or t)),
+    "when": ((1, 1), lambda v, c: v if c not in (MISSING, None, "", False, [], {}) else MISSING),
+    "unless": ((1, 1), lambda v, c: MISSING if c not in (MISSING, None, "", False, [], {}) else v),
 }
 
 

@@ -67,6 +67,9 @@ class _Strategy(BaseModel):
     normaliser: Normaliser | None = None
     separator: str = " "
     pagination: tagged(Pagination) | None = None  # type: ignore[valid-type]
+    #: Used only when at least this many values are sought (a list read pays off for a
+    #: batch, not for the one lookup before a create).
+    min_values: int = Field(default=1, ge=1)
 
     @field_validator("match")
     @classmethod

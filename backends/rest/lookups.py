@@ -4,8 +4,8 @@ resource, the rule for a value several records hold, and reads by id."""
 from __future__ import annotations
 
 import logging
-from functools import partial
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from backends.base import EXTERNAL_ID, Entity, MatchKey, NotFound, StoredRecord
@@ -101,6 +101,8 @@ class FindingMixin(RestCore):
                 remaining = [v for v in wanted if v not in found]
                 if not remaining:
                     break
+                if len(remaining) < strategy.min_values:
+                    continue
                 hits = await run_strategy(strategy, host, plan, remaining, {})
                 if hits is None:
                     continue  # a list longer than the strategy's bound: the next one

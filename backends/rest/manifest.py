@@ -98,11 +98,17 @@ class RestOptions(DriverOptions):
     contacts: RecordResource
     companies: RecordResource
     associations: AssociationsSpec | None = None
-    activities: ActivitiesSpec | None = None
+    #: One route, or a list of routes by activity type.
+    activities: list[ActivitiesSpec] | None = None
     tasks: TasksSpec | None = None
     users: UsersSpec | None = None
     #: The request ``ping`` sends (default: the contacts' first externalId lookup).
     health: Operation | None = None
+
+    @field_validator("activities", mode="before")
+    @classmethod
+    def _one_route(cls, value: Any) -> Any:
+        return [value] if isinstance(value, dict) else value
 
     @field_validator("base_url")
     @classmethod
@@ -133,8 +139,8 @@ class RestOptions(DriverOptions):
         for resource in (self.contacts, self.companies):
             operations += [resource.create, resource.get, resource.get_many, resource.update]
             operations += [s for strategies in resource.find.values() for s in strategies]
-        if self.activities is not None:
-            operations += [self.activities.create, *self.activities.find]
+        for route in self.activities or []:
+            operations += [route.create, *route.find]
         if self.tasks is not None:
             operations += [self.tasks.create, self.tasks.get, self.tasks.update]
         operations += [self.associations, self.users]

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from functools import partial
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt

@@ -175,11 +175,11 @@ class Operation(_Spec):
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, data: Any) -> Any:
-        # ``{method, path, body}`` without ``request:`` is the request itself.
+        # ``{method, path, body, ...}`` without ``request:``: those keys are the request.
         if isinstance(data, Mapping) and "request" not in data and "path" in data:
-            data = dict(data)
-            response = data.pop("response", None)
-            return {"request": data, **({"response": response} if response else {})}
+            request = {k: v for k, v in data.items() if k in RequestSpec.model_fields}
+            rest = {k: v for k, v in data.items() if k not in RequestSpec.model_fields}
+            return {"request": request, **rest}
         return data
 
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from backends.rest.components import tagged
 from backends.rest.customfields import DropUnknown, UnknownFields
+from backends.rest.expr import Template
 from backends.rest.finding import FIND_ROOTS, FindStrategy
 from backends.rest.pagination import Pagination
 from backends.rest.paths import check_path
@@ -53,6 +54,7 @@ ACTIVITY_ROOTS = COMMON | {
     "metadata",
     "idempotency_key",
     "extra",
+    "token",
 }
 TASK_ROOTS = COMMON | {
     "subject",
@@ -123,6 +125,15 @@ class RecordShape(_Spec):
     created: str | None = None
     #: Paths never returned as fields (with ``fields: null``).
     exclude: list[str] = Field(default_factory=list)
+    #: Fields read through an expression over the ``record`` root instead of their path
+    #: (``website: "=record.website | domain"``, ``assigned_to: "=record.assigned_to.0.id"``).
+    read: dict[str, Template] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _read_roots(self) -> RecordShape:
+        for name, template in self.read.items():
+            check_roots(template.roots(), {"record", "vars"}, f"read.{name}")
+        return self
 
     @field_validator("id", "created")
     @classmethod
@@ -214,13 +225,16 @@ class ActivityShape(_Spec):
 
 
 class ActivitiesSpec(_Spec):
-    """``activities``: where a campaign activity goes (a note, an activity, an interaction)."""
+    """One route of ``activities``: where activities of ``types`` go (a note, an activity, an
+    interaction); the first route whose ``types`` hold the activity's type (or that lists
+    none) takes it."""
 
+    types: list[str] | None = None
     create: Operation
     record: ActivityShape = Field(default_factory=ActivityShape)
-    #: Finds an activity already logged under the same idempotency key (``value``), before a
-    #: create and after a create whose answer was lost. Without it, a repeated ``messageId``
-    #: logs a second activity.
+    #: Finds an activity by the ``token`` its create wrote (the idempotency key, or a random
+    #: token without one; sought as ``value``): before a create and after one whose answer
+    #: was lost or held no id. Without it, a repeated ``messageId`` logs a second activity.
     find: list[tagged(FindStrategy)] = Field(default_factory=list)  # type: ignore[valid-type]
 
     @model_validator(mode="after")
@@ -228,26 +242,31 @@ class ActivitiesSpec(_Spec):
         _check_operation(self.create, ACTIVITY_ROOTS, "create.request")
         for index, strategy in enumerate(self.find):
             check_roots(strategy.request.roots(), ACTIVITY_ROOTS | FIND_ROOTS, f"find[{index}]")
+            if strategy.match is None:
+                raise ValueError(f"find[{index}].match: name the field that holds the token")
+        if self.find and "token" not in self.create.request.roots():
+            raise ValueError("create.request must write the token (=token) that find looks for")
         return self
 
 
 class TaskShape(_Spec):
-    """How a stored task reads (record paths)."""
+    """How a stored task reads: record paths, or lists of paths (the first present wins:
+    ``due_date: [custom_fields.enginy_due_at, due_date]``)."""
 
     id: str = "id"
     subject: str = "subject"
-    description: str | None = None
-    type: str | None = None
-    owner_id: str | None = None
-    due_date: str | None = None
-    contact_id: str | None = None
-    company_id: str | None = None
+    description: str | list[str] | None = None
+    type: str | list[str] | None = None
+    owner_id: str | list[str] | None = None
+    due_date: str | list[str] | None = None
+    contact_id: str | list[str] | None = None
+    company_id: str | list[str] | None = None
     #: The completion field, and the values that mean "completed".
     completed: str = "completed"
     completed_values: list[Any] = Field(default_factory=lambda: [True])
-    completed_at: str | None = None
-    created_at: str | None = None
-    updated_at: str | None = None
+    completed_at: str | list[str] | None = None
+    created_at: str | list[str] | None = None
+    updated_at: str | list[str] | None = None
 
     @field_validator(
         "id",
@@ -264,8 +283,10 @@ class TaskShape(_Spec):
         "updated_at",
     )
     @classmethod
-    def _paths(cls, value: str | None) -> str | None:
-        return _path(value)
+    def _paths(cls, value: str | list[str] | None) -> str | list[str] | None:
+        for path in [value] if isinstance(value, str) else value or []:
+            check_path(path)
+        return value
 
 
 class TasksSpec(_Spec):

@@ -14,9 +14,9 @@ call changes completion) and ``fields`` (only the fields that change).
 from __future__ import annotations
 
 import uuid
-from functools import partial
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any
 
 from backends.base import (
@@ -71,11 +71,14 @@ class TasksMixin(EngagementsMixin):
     def _task_of(self, raw: Mapping[str, Any]) -> Task | None:
         shape = self._tasks().record
 
-        def read(path: str | None) -> Any:
-            value = get_path(raw, path) if path else MISSING
-            return None if value in (MISSING, "") else value
+        def read(paths: str | list[str] | None) -> Any:
+            for path in [paths] if isinstance(paths, str) else paths or []:
+                value = get_path(raw, path)
+                if value not in (MISSING, "", None):
+                    return value
+            return None
 
-        def text(path: str | None) -> str | None:
+        def text(path: str | list[str] | None) -> str | None:
             value = read(path)
             return None if value is None else str(value)
 
@@ -160,6 +163,7 @@ class TasksMixin(EngagementsMixin):
             "extra": dict(task.extra),
             "token": token,
         }
+        ctx = {name: value for name, value in ctx.items() if value is not None}
         with self.client.budget():
             await self.require_records(
                 {Entity.CONTACT: [task.contact_id], Entity.COMPANY: [task.company_id]}
