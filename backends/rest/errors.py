@@ -194,7 +194,7 @@ def message_of(spec: ErrorsSpec, body: Any) -> str:
     """The error's message as one line (see the module docstring)."""
     for path in spec.message:
         value = get_path(body, path)
-        if value is not MISSING and value not in (None, "", [], {}):
+        if value is not MISSING and not isinstance(value, bool) and value not in (None, "", [], {}):
             return " ".join(_text(value).split())[:500]
     return ""
 

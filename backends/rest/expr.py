@@ -21,7 +21,8 @@ lists its own, and a template naming another root fails at load with its YAML pa
 ``default(x)``          ``x`` when the value is absent or null
 ``lower`` / ``upper``   change the case of a string
 ``string``              the value as text (numbers, booleans)
-``join(sep)``           a list as one string (absent and null items left out)
+``join(sep)``           a list as one string (absent, null and empty items left out;
+                        nothing left: absent)
 ``array``               wrap in a list (a list stays a list, null gives ``[]``)
 ``compact``             a list without its null and empty items
 ``first``               a list's first item
@@ -34,6 +35,8 @@ lists its own, and a template naming another root fails at load with its YAML pa
 ``suffix(s)``           the value + ``s``
 ``slug``                ``campaignOpens`` → ``campaign_opens`` (lower case, ``_``)
 ``domain``              ``https://www.acme.com/about`` → ``acme.com``
+``int``                 ``"42"`` → ``42`` (ids of APIs with numeric ids)
+``object(key)``         ``v`` → ``{key: v}`` (``=fields.email | object("value") | array``)
 ``when(x)``             the value when ``x`` is set (non-empty), else nothing
 ``unless(x)``           the value when ``x`` is not set, else nothing
 ======================  ===========================================================
@@ -98,8 +101,18 @@ def _text(value: Any, fn: Callable[[str], Any]) -> Any:
 
 def _join(value: Any, sep: Any) -> Any:
     if isinstance(value, list):
-        return str(sep).join(str(v) for v in value if v is not None and v is not MISSING)
+        parts = [str(v) for v in value if v is not None and v is not MISSING and v != ""]
+        return str(sep).join(parts) if parts else MISSING
     return value if value is MISSING or value is None else str(value)
+
+
+def _int(value: Any) -> Any:
+    if isinstance(value, bool) or value is MISSING or value is None:
+        return value
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return value
 
 
 def _array(value: Any) -> Any:
@@ -166,6 +179,8 @@ FUNCTIONS: dict[str, tuple[tuple[int, int], Callable[..., Any]]] = {
     "suffix": ((1, 1), lambda v, s: _affix(v, "", str(s))),
     "slug": ((0, 0), lambda v: _text(v, slug)),
     "domain": ((0, 0), lambda v: _text(v, lambda t: normalise_for_key("domain", t) or t)),
+    "int": ((0, 0), _int),
+    "object": ((1, 1), lambda v, k: v if v is MISSING or v is None else {str(k): v}),
     "when": ((1, 1), lambda v, c: v if c not in (MISSING, None, "", False, [], {}) else MISSING),
     "unless": ((1, 1), lambda v, c: MISSING if c not in (MISSING, None, "", False, [], {}) else v),
 }
@@ -297,7 +312,8 @@ class _Parser:
                 args[0] = _Const(args[0].root)  # the table's name, not a path
             low, high = FUNCTIONS[name][0]
             if not low <= len(args) <= high:
-                raise ValueError(f"{name} takes {low}-{high} argument(s), got {len(args)}")
+                wanted = f"{low}" if low == high else f"{low} to {high}"
+                raise ValueError(f"{name} takes {wanted} argument(s), got {len(args)}")
             expr = _Call(expr, name, tuple(args))
         return expr
 

@@ -352,8 +352,9 @@ class RecordsMixin(FindingMixin):
         codec = self.codecs[entity]
         values: dict[str, Any] = {**update.fields, **dict.fromkeys(update.clear)}
         current: Mapping[str, Any] | None = None
+        spec = self.resource(entity).update
         try:
-            if codec.merges_on_client:
+            if codec.merges_on_client or "current" in spec.request.roots():
                 raws = await self.fetch_raw(entity, [update.crm_id])
                 if not raws:
                     return ItemResult(
@@ -363,15 +364,13 @@ class RecordsMixin(FindingMixin):
             fields, dropped = await codec.encode(values, keys=update.match_keys, current=current)
         except InvalidRecord as exc:
             return ItemResult(error=exc)
-        spec = self.resource(entity).update
+        ctx = {"id": update.crm_id, "fields": fields, "current": current or {}}
         try:
             if not fields:
                 if not await self.fetch_raw(entity, [update.crm_id]):
                     raise NotFound(f"No {entity.value} exists with ID: {update.crm_id}")
             else:
-                await self.client.send(
-                    spec.request, spec.response, {"id": update.crm_id, "fields": fields}
-                )
+                await self.client.send(spec.request, spec.response, ctx)
         except NotFound as exc:
             return ItemResult(
                 error=NotFound(f"No {entity.value} exists with ID: {update.crm_id} ({exc.message})")
