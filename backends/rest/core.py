@@ -76,7 +76,14 @@ class RestCore(Backend):
         )
         self.client.http.on_retry = self._report_retry
         self.catalog = (
-            FieldCatalog(options.custom_fields, self._send_op, self._items_op, timer=clock)
+            FieldCatalog(
+                options.custom_fields,
+                self._send_op,
+                self._items_op,
+                timer=clock,
+                sleep=sleep,
+                attempts=options.max_attempts,
+            )
             if options.custom_fields is not None
             else None
         )

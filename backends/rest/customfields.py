@@ -152,8 +152,11 @@ class FieldCatalog:
         items: Items,
         *,
         timer: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        attempts: int = 4,
     ) -> None:
         self.api, self._send, self._items = api, send, items
+        self._sleep, self.attempts = sleep, attempts
         self._cache: TTLCache[str, dict[str, str]] = TTLCache(
             maxsize=64, ttl=api.ttl_seconds or 1e-9, timer=timer
         )
@@ -190,6 +193,19 @@ class FieldCatalog:
         """``{key: field name}`` for reading records."""
         return {key: self.name_of(key, label) for key, label in (await self.keys(target)).items()}
 
+    async def _define(self, target: str, key: str, ctx: Mapping[str, Any]) -> None:
+        """Send the definition; when its answer is lost, look before sending it again."""
+        for attempt in range(1, self.attempts + 1):
+            try:
+                await self._send(self.api.define, ctx)
+                return
+            except Unavailable:
+                if attempt == self.attempts:
+                    raise
+                await self._sleep(min(30.0, 2.0 ** (attempt - 1)))
+                if key in await self.keys(target, fresh=True):
+                    return
+
     async def ensure(
         self,
         target: str,
@@ -215,12 +231,12 @@ class FieldCatalog:
                 "filterable": filterable,
             }
             try:
-                await self._send(self.api.define, ctx)
+                await self._define(target, key, ctx)
             except Conflict:
                 pass  # defined meanwhile by another process: read it back
-            except Unavailable:
-                raise
             except BackendError as exc:
+                if exc.retryable:
+                    raise
                 raise BackendError(
                     f"cannot define custom field {key!r} on {target}: {exc.message}",
                     code=exc.code,
