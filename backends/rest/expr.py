@@ -37,6 +37,8 @@ lists its own, and a template naming another root fails at load with its YAML pa
 ``domain``              ``https://www.acme.com/about`` → ``acme.com``
 ``int``                 ``"42"`` → ``42`` (ids of APIs with numeric ids)
 ``object(key)``         ``v`` → ``{key: v}`` (``=fields.email | object("value") | array``)
+``objects(key)``        a list ``[a, b]`` → ``[{key: a}, {key: b}]`` (an ``_or`` of filters)
+``json``                the value as JSON text (a filter in a query parameter)
 ``when(x)``             the value when ``x`` is set (non-empty), else nothing
 ``unless(x)``           the value when ``x`` is not set, else nothing
 ======================  ===========================================================
@@ -45,6 +47,7 @@ lists its own, and a template naming another root fails at load with its YAML pa
 from __future__ import annotations
 
 import ast
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -181,6 +184,8 @@ FUNCTIONS: dict[str, tuple[tuple[int, int], Callable[..., Any]]] = {
     "domain": ((0, 0), lambda v: _text(v, lambda t: normalise_for_key("domain", t) or t)),
     "int": ((0, 0), _int),
     "object": ((1, 1), lambda v, k: v if v is MISSING or v is None else {str(k): v}),
+    "objects": ((1, 1), lambda v, k: [{str(k): x} for x in v] if isinstance(v, list) else v),
+    "json": ((0, 0), lambda v: v if v is MISSING else json.dumps(v, separators=(",", ":"))),
     "when": ((1, 1), lambda v, c: v if c not in (MISSING, None, "", False, [], {}) else MISSING),
     "unless": ((1, 1), lambda v, c: MISSING if c not in (MISSING, None, "", False, [], {}) else v),
 }
@@ -245,6 +250,8 @@ class _Call(Expr):
         value = self.base.evaluate(ctx, tables)
         args = [a.evaluate(ctx, tables) for a in self.args]
         if self.name == "map":
+            if value is MISSING:
+                return MISSING  # nothing to look up: an update that leaves the field alone
             table = tables.get(str(args[0]), {})
             key = _string(value)
             if isinstance(key, str) and key in table:

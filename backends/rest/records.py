@@ -43,6 +43,7 @@ from backends.base import (
 )
 from backends.rest.lookups import FindingMixin
 from backends.rest.paths import MISSING, get_path
+from backends.rest.resources import well_formed
 
 __all__ = ["RecordsMixin"]
 
@@ -271,7 +272,7 @@ class RecordsMixin(FindingMixin):
                 answer = await self.client.send(
                     batch.request,
                     batch.response,
-                    {"records": [f for _, f, _ in pending]},
+                    {"records": [self._body(entity, r, f) for r, f, _ in pending]},
                     idempotent=False,
                 )
             except (InvalidRecord, Conflict):
@@ -300,6 +301,12 @@ class RecordsMixin(FindingMixin):
         if pending:
             raise Unavailable(f"a batch create of {entity.plural} did not get through")
         return outcome
+
+    def _body(self, entity: Entity, record: NewRecord, fields: Mapping[str, Any]) -> Any:
+        """What a create of this record alone would send: one item of a batch's ``records``."""
+        create = self.resource(entity).create
+        ctx = {"fields": fields, "external_id": record.external_id, "keys": record.match_keys}
+        return self.client.build(create.request, ctx).json
 
     def _batch_results(
         self, batch: Any, body: Any, pending: list[tuple[NewRecord, dict[str, Any], dict[str, str]]]
@@ -350,6 +357,8 @@ class RecordsMixin(FindingMixin):
         """A partial update: only the fields sent (and ``clear``) change. An unknown id gives
         ``ItemResult(error=NotFound)``."""
         codec = self.codecs[entity]
+        if not well_formed([update.crm_id], self.resource(entity).record.id_format):
+            return ItemResult(error=NotFound(f"No {entity.value} exists with ID: {update.crm_id}"))
         values: dict[str, Any] = {**update.fields, **dict.fromkeys(update.clear)}
         current: Mapping[str, Any] | None = None
         spec = self.resource(entity).update

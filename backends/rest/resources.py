@@ -7,6 +7,8 @@ when the configuration loads, with its YAML path.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -33,6 +35,7 @@ __all__ = [
     "TaskShape",
     "TasksSpec",
     "UsersSpec",
+    "well_formed",
 ]
 
 COMMON = {"vars", "now"}
@@ -86,7 +89,8 @@ def _path(value: str | None) -> str | None:
 
 class BatchSpec(_Spec):
     """A native batch create: one call for up to ``max_size`` records (``records`` root: the
-    records' bodies), answered with the created records in order at ``response.items``."""
+    bodies a create of each record alone would send), answered with the created records in
+    order at ``response.items``."""
 
     request: RequestSpec
     response: ResponseSpec = Field(default_factory=ResponseSpec)
@@ -117,10 +121,27 @@ class GetManySpec(Operation):
     per_call: int = Field(100, ge=1, le=1000)
 
 
+IdFormat = Literal["any", "integer", "uuid"]
+
+_ID_PATTERNS = {
+    "integer": re.compile(r"^[0-9]{1,18}$"),
+    "uuid": re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$"),
+}
+
+
+def well_formed(ids: Sequence[str], id_format: IdFormat) -> list[str]:
+    """The ids that can name a record in an API whose ids have ``id_format`` (an API asked
+    for ``abc`` among integer ids may answer 500, or a 404 page in HTML)."""
+    pattern = _ID_PATTERNS.get(id_format)
+    return [i for i in ids if pattern is None or pattern.match(i)]
+
+
 class RecordShape(_Spec):
     """How a stored record reads."""
 
     id: str = "id"
+    #: What the API's ids look like; other ids name nothing and are never sent.
+    id_format: IdFormat = "any"
     #: Creation time, for "the oldest record wins".
     created: str | None = None
     #: Paths never returned as fields (with ``fields: null``).
@@ -254,6 +275,7 @@ class TaskShape(_Spec):
     ``due_date: [custom_fields.enginy_due_at, due_date]``)."""
 
     id: str = "id"
+    id_format: IdFormat = "any"
     subject: str = "subject"
     description: str | list[str] | None = None
     type: str | list[str] | None = None
@@ -267,6 +289,18 @@ class TaskShape(_Spec):
     completed_at: str | list[str] | None = None
     created_at: str | list[str] | None = None
     updated_at: str | list[str] | None = None
+    #: Values read through an expression over the ``record`` root instead of a path
+    #: (``type: "=record.type | upper"``).
+    read: dict[str, Template] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _read(self) -> TaskShape:
+        unknown = sorted(set(self.read) - set(TaskShape.model_fields) - {"read"})
+        if unknown:
+            raise ValueError(f"read names no task field: {', '.join(unknown)}")
+        for name, template in self.read.items():
+            check_roots(template.roots(), {"record", "vars"}, f"read.{name}")
+        return self
 
     @field_validator(
         "id",

@@ -35,7 +35,7 @@ from backends.rest.engagements import EngagementsMixin
 from backends.rest.finding import KeyPlan, run_strategy
 from backends.rest.lookups import StrategyHost
 from backends.rest.paths import MISSING, get_path
-from backends.rest.resources import TasksSpec
+from backends.rest.resources import TasksSpec, well_formed
 
 __all__ = ["TasksMixin"]
 
@@ -71,39 +71,47 @@ class TasksMixin(EngagementsMixin):
     def _task_of(self, raw: Mapping[str, Any]) -> Task | None:
         shape = self._tasks().record
 
-        def read(paths: str | list[str] | None) -> Any:
+        computed = {
+            name: template.evaluate({"record": raw}, self.options.tables)
+            for name, template in shape.read.items()
+        }
+
+        def read(paths: str | list[str] | None, name: str = "") -> Any:
+            if name in computed:
+                value = computed[name]
+                return None if value in (MISSING, "") else value
             for path in [paths] if isinstance(paths, str) else paths or []:
                 value = get_path(raw, path)
                 if value not in (MISSING, "", None):
                     return value
             return None
 
-        def text(path: str | list[str] | None) -> str | None:
-            value = read(path)
+        def text(path: str | list[str] | None, name: str = "") -> str | None:
+            value = read(path, name)
             return None if value is None else str(value)
 
-        task_id = text(shape.id)
+        task_id = text(shape.id, "id")
         if task_id is None:
             return None
-        completed = read(shape.completed) in shape.completed_values
+        completed = read(shape.completed, "completed") in shape.completed_values
         return Task(
             id=task_id,
-            subject=text(shape.subject) or "",
-            description=text(shape.description),
-            type=text(shape.type),
-            owner_id=text(shape.owner_id),
-            due_date=_time(read(shape.due_date)),
-            contact_id=text(shape.contact_id),
-            company_id=text(shape.company_id),
+            subject=text(shape.subject, "subject") or "",
+            description=text(shape.description, "description"),
+            type=text(shape.type, "type"),
+            owner_id=text(shape.owner_id, "owner_id"),
+            due_date=_time(read(shape.due_date, "due_date")),
+            contact_id=text(shape.contact_id, "contact_id"),
+            company_id=text(shape.company_id, "company_id"),
             completed=completed,
-            completed_at=_time(read(shape.completed_at)) if completed else None,
-            created_at=_time(read(shape.created_at)),
-            updated_at=_time(read(shape.updated_at)),
+            completed_at=_time(read(shape.completed_at, "completed_at")) if completed else None,
+            created_at=_time(read(shape.created_at, "created_at")),
+            updated_at=_time(read(shape.updated_at, "updated_at")),
         )
 
     async def _raw_tasks(self, ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
         spec = self._tasks()
-        ids = [i for i in dict.fromkeys(ids) if i]
+        ids = well_formed([i for i in dict.fromkeys(ids) if i], spec.record.id_format)
         found: dict[str, Mapping[str, Any]] = {}
         if not ids:
             return found

@@ -40,6 +40,7 @@ def evaluate(source: object, **ctx: object) -> object:
         ("=t | map(kinds)", {"t": "EMAIL"}, "email"),
         ('=t | map(kinds, "note")', {"t": "LINKEDIN"}, "note"),
         ("=t | map(kinds)", {"t": "LINKEDIN"}, "LINKEDIN"),
+        ('=t | map(kinds, "note")', {}, MISSING),
         ("=done | map(kinds)", {"done": True}, "Done"),
         ("=s | truncate(3)", {"s": "abcdef"}, "abc"),
         ('=s | prefix("[") | suffix("]")', {"s": "k"}, "[k]"),
