@@ -75,6 +75,19 @@ class RecordCodec:
             if split_path(path)[:-1] == prefix and len(split_path(path)) == len(prefix) + 1
         ]
 
+    def resolve(self, path: str) -> str:
+        """``path`` with a custom field named by its label made its key, for CRMs that assign
+        keys (``keys_by: label``: ``custom_fields.enginy_id`` → ``custom_fields.<hash>``)."""
+        policy = self.spec.unknown_fields
+        if not (isinstance(policy, DefinedUnknown) and self.catalog and self.catalog.by_label):
+            return path
+        prefix, parts = split_path(policy.container), split_path(path)
+        if len(parts) == len(prefix) + 1 and parts[:-1] == prefix:
+            key = self.catalog.key_of(policy.target, parts[-1])
+            if key is not None:
+                return ".".join([*prefix, key])
+        return path
+
     async def encode(
         self,
         fields: Mapping[str, Any],
@@ -103,10 +116,10 @@ class RecordCodec:
             else:
                 dropped[name] = "the CRM has no such field (unknown_fields: drop)"
         if external_id is not None:
-            flat[self.spec.external_id] = external_id
+            flat[self.resolve(self.spec.external_id)] = external_id
         for key_name, path in self.spec.keys.items():
             if keys is not None and key_name in keys:
-                flat[path] = keys[key_name]
+                flat[self.resolve(path)] = keys[key_name]
         nested = unflatten(flat)
         if isinstance(policy, ObjectUnknown) and policy.merge == "client" and current is not None:
             sent = get_path(nested, policy.path)
@@ -138,7 +151,7 @@ class RecordCodec:
         crm_id = get_path(raw, self.spec.record.id)
         if crm_id in (MISSING, None, ""):
             return None
-        ext = get_path(raw, self.spec.external_id)
+        ext = get_path(raw, self.resolve(self.spec.external_id))
         fields: dict[str, Any] = {}
         if self.native is not None:
             for path in self.native - self._owned:
@@ -173,7 +186,7 @@ class RecordCodec:
             container = get_path(raw, policy.container) if policy.container else raw
             if isinstance(container, Mapping):
                 names = await self.catalog.names(policy.target)
-                owned = set(self.owned_custom_keys())
+                owned = {split_path(self.resolve(p))[-1] for p in self._owned}
                 for key, value in container.items():
                     if key not in owned and value is not None and key in names:
                         out[names[key]] = value

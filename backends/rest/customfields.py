@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from backends.base import BackendError, Conflict, Unavailable
 from backends.rest.expr import slug
 from backends.rest.paths import MISSING, check_path, get_path
-from backends.rest.requests import Operation
+from backends.rest.requests import ListSpec, Operation
 
 __all__ = [
     "CustomFieldsApi",
@@ -102,13 +102,18 @@ class CustomFieldsApi(_Spec):
     """``custom_fields:``: how the CRM lists and defines its custom fields."""
 
     #: Lists the definitions (``response.items``); reads ``target``.
-    list: Operation
+    list: ListSpec
     #: Defines one; reads ``target``, ``key``, ``label``, ``type``, ``filterable``.
     define: Operation
     key_path: str = "key"
     label_path: str = "label"
     #: Item path of a definition's target, when ``list`` answers for every target at once.
     target_path: str | None = None
+    #: ``key``: the driver names a field's key (a slug of its name); ``label``: the CRM
+    #: assigns keys, and fields are found by label (Pipedrive).
+    keys_by: Literal["key", "label"] = "key"
+    #: With ``keys_by: label``, where the definition's answer holds the new key.
+    define_key: str = "data.key"
     #: JSON type of the first value → the CRM's field type.
     types: dict[str, str] = Field(
         default_factory=lambda: {"string": "text", "number": "number", "boolean": "checkbox"}
@@ -124,7 +129,7 @@ class CustomFieldsApi(_Spec):
             raise ValueError(f"keys are JSON types (string, number, boolean), not {unknown}")
         return value
 
-    @field_validator("key_path", "label_path", "target_path")
+    @field_validator("key_path", "label_path", "target_path", "define_key")
     @classmethod
     def _paths(cls, value: str | None) -> str | None:
         return None if value is None else check_path(value)
@@ -143,7 +148,12 @@ def _json_type(value: Any) -> Literal["string", "number", "boolean"]:
 
 
 class FieldCatalog:
-    """The CRM's custom-field definitions per target: read once, defined when missing."""
+    """The CRM's custom-field definitions per target: read once, defined when missing.
+
+    With ``keys_by: key`` the driver chooses a field's key (its name as a slug); with
+    ``keys_by: label`` the CRM assigns keys (Pipedrive's 40-character hashes) and a field is
+    found by its label, the name the driver defined it with.
+    """
 
     def __init__(
         self,
@@ -160,9 +170,15 @@ class FieldCatalog:
         self._cache: TTLCache[str, dict[str, str]] = TTLCache(
             maxsize=64, ttl=api.ttl_seconds or 1e-9, timer=timer
         )
+        #: label → key per target, kept past the cache's life (keys never change).
+        self._labels: dict[str, dict[str, str]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         #: Definitions made by this process (for logs and tests).
         self.defined: list[tuple[str, str]] = []
+
+    @property
+    def by_label(self) -> bool:
+        return self.api.keys_by == "label"
 
     def _lock(self, target: str) -> asyncio.Lock:
         return self._locks.setdefault(target, asyncio.Lock())
@@ -182,29 +198,26 @@ class FieldCatalog:
             if key not in (MISSING, None):
                 found[str(key)] = str(label) if label not in (MISSING, None) else str(key)
         self._cache[target] = found
+        self._labels.setdefault(target, {}).update({v: k for k, v in found.items()})
         return found
+
+    def key_of(self, target: str, label: str) -> str | None:
+        """The key a label was last seen with (``keys_by: label``), without a call."""
+        return self._labels.get(target, {}).get(label)
 
     def name_of(self, key: str, label: str) -> str:
         """The field name a stored key reads back as: the label of a field the driver defined
         (``campaignOpens``), the key of one an administrator made (``lead_source``)."""
-        return label if slug(label) == key else key
+        return label if self.by_label or slug(label) == key else key
 
     async def names(self, target: str) -> dict[str, str]:
         """``{key: field name}`` for reading records."""
         return {key: self.name_of(key, label) for key, label in (await self.keys(target)).items()}
 
-    async def _define(self, target: str, key: str, ctx: Mapping[str, Any]) -> None:
-        """Send the definition; when its answer is lost, look before sending it again."""
-        for attempt in range(1, self.attempts + 1):
-            try:
-                await self._send(self.api.define, ctx)
-                return
-            except Unavailable:
-                if attempt == self.attempts:
-                    raise
-                await self._sleep(min(30.0, 2.0 ** (attempt - 1)))
-                if key in await self.keys(target, fresh=True):
-                    return
+    def _lookup(self, definitions: Mapping[str, str], name: str, key: str) -> str | None:
+        if self.by_label:
+            return next((k for k, label in definitions.items() if label == name), None)
+        return key if key in definitions else None
 
     async def ensure(
         self,
@@ -217,33 +230,55 @@ class FieldCatalog:
     ) -> str:
         """The key holding field ``name`` on ``target``, defined first when missing. Raises
         :class:`BackendError` when the CRM refuses the definition."""
-        key = key or slug(name)
-        if key in await self.keys(target):
-            return key
+        wanted = key or slug(name)
+        found = self._lookup(await self.keys(target), name, wanted)
+        if found is not None:
+            return found
         async with self._lock(target):
-            if key in await self.keys(target, fresh=True):
-                return key
+            found = self._lookup(await self.keys(target, fresh=True), name, wanted)
+            if found is not None:
+                return found
             ctx = {
                 "target": target,
-                "key": key,
+                "key": wanted,
                 "label": name,
                 "type": self.api.types.get(_json_type(sample), "text"),
                 "filterable": filterable,
             }
             try:
-                await self._define(target, key, ctx)
+                answer = await self._define(target, name, wanted, ctx)
             except Conflict:
-                pass  # defined meanwhile by another process: read it back
+                answer = None  # defined meanwhile by another process: read it back
             except BackendError as exc:
                 if exc.retryable:
                     raise
                 raise BackendError(
-                    f"cannot define custom field {key!r} on {target}: {exc.message}",
+                    f"cannot define custom field {name!r} on {target}: {exc.message}",
                     code=exc.code,
                 ) from exc
-            self.defined.append((target, key))
-            log.info("rest: defined custom field %s.%s (%s)", target, key, ctx["type"])
-            if key not in await self.keys(target, fresh=True):
-                # Some APIs answer the definition before their list shows it.
-                self._cache[target] = {**self._cache.get(target, {}), key: name}
-            return key
+            made = get_path(answer, self.api.define_key) if self.by_label else wanted
+            if made in (MISSING, None):
+                made = self._lookup(await self.keys(target, fresh=True), name, wanted)
+            if made is None:
+                raise BackendError(f"custom field {name!r} on {target} was defined but not listed")
+            made = str(made)
+            # Some APIs answer the definition before their list shows it.
+            self._cache[target] = {**self._cache.get(target, {}), made: name}
+            self._labels.setdefault(target, {})[name] = made
+            self.defined.append((target, made))
+            log.info("rest: defined custom field %s.%s (%s)", target, name, ctx["type"])
+            return made
+
+    async def _define(self, target: str, name: str, key: str, ctx: Mapping[str, Any]) -> Any:
+        """Send the definition; when its answer is lost, look before sending it again."""
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return await self._send(self.api.define, ctx)
+            except Unavailable:
+                if attempt == self.attempts:
+                    raise
+                await self._sleep(min(30.0, 2.0 ** (attempt - 1)))
+                made = self._lookup(await self.keys(target, fresh=True), name, key)
+                if made is not None:
+                    return {} if not self.by_label else None
+        return None

@@ -19,6 +19,7 @@ lists its own, and a template naming another root fails at load with its YAML pa
 
 ======================  ===========================================================
 ``default(x)``          ``x`` when the value is absent or null
+``otherwise(x)``        ``x`` when the value is absent (a null stays: it clears)
 ``lower`` / ``upper``   change the case of a string
 ``string``              the value as text (numbers, booleans)
 ``join(sep)``           a list as one string (absent, null and empty items left out;
@@ -29,6 +30,7 @@ lists its own, and a template naming another root fails at load with its YAML pa
 ``url``                 ``acme.com`` → ``https://acme.com`` (values with a scheme unchanged)
 ``date``                a time as ``YYYY-MM-DD``
 ``datetime``            a time as ISO 8601 in UTC (``2026-01-31T09:00:00Z``)
+``time``                a time as ``HH:MM`` in UTC
 ``map(table[, d])``     look the value up in a table of the manifest's ``tables``
 ``truncate(n)``         at most ``n`` characters
 ``prefix(s)``           ``s`` + the value (absent and null stay so)
@@ -38,6 +40,7 @@ lists its own, and a template naming another root fails at load with its YAML pa
 ``int``                 ``"42"`` → ``42`` (ids of APIs with numeric ids)
 ``object(key)``         ``v`` → ``{key: v}`` (``=fields.email | object("value") | array``)
 ``objects(key)``        a list ``[a, b]`` → ``[{key: a}, {key: b}]`` (an ``_or`` of filters)
+``with(key, v)``        a mapping with one more key
 ``json``                the value as JSON text (a filter in a query parameter)
 ``when(x)``             the value when ``x`` is set (non-empty), else nothing
 ``unless(x)``           the value when ``x`` is not set, else nothing
@@ -142,6 +145,15 @@ def _datetime(value: Any) -> Any:
     return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def _time(value: Any) -> Any:
+    when = _as_datetime(value)
+    return value if when is None else when.astimezone(UTC).strftime("%H:%M")
+
+
+def _with(value: Any, key: Any, extra: Any) -> Any:
+    return {**value, str(key): extra} if isinstance(value, Mapping) else value
+
+
 def _string(value: Any) -> Any:
     if value is MISSING or value is None or isinstance(value, str):
         return value
@@ -163,6 +175,7 @@ def _affix(value: Any, before: str, after: str) -> Any:
 #: Function name → (arguments it takes, the function). ``map`` is bound to the tables.
 FUNCTIONS: dict[str, tuple[tuple[int, int], Callable[..., Any]]] = {
     "default": ((1, 1), lambda v, d: d if v is MISSING or v is None else v),
+    "otherwise": ((1, 1), lambda v, d: d if v is MISSING else v),
     "lower": ((0, 0), lambda v: _text(v, str.lower)),
     "upper": ((0, 0), lambda v: _text(v, str.upper)),
     "string": ((0, 0), _string),
@@ -176,6 +189,8 @@ FUNCTIONS: dict[str, tuple[tuple[int, int], Callable[..., Any]]] = {
     "url": ((0, 0), _url),
     "date": ((0, 0), _date),
     "datetime": ((0, 0), _datetime),
+    "time": ((0, 0), _time),
+    "with": ((2, 2), _with),
     "map": ((1, 2), lambda v, *a: v),  # resolved against the tables at evaluation
     "truncate": ((1, 1), _truncate),
     "prefix": ((1, 1), lambda v, p: _affix(v, str(p), "")),

@@ -155,11 +155,14 @@ async def run_strategy(
     plan: KeyPlan,
     wanted: Sequence[str],
     base_ctx: Mapping[str, Any],
+    resolve: Callable[[str], str] = str,
 ) -> dict[str, list[Mapping[str, Any]]] | None:
     """The records holding each wanted value, by value (values found nowhere absent); ``None``
-    when the strategy does not apply (a list longer than its bound)."""
+    when the strategy does not apply (a list longer than its bound). ``resolve`` turns a
+    ``match`` path naming a custom field by label into its key."""
     if strategy.normaliser is not None or strategy.match is not None:
         paths = [strategy.match] if isinstance(strategy.match, str) else strategy.match
+        paths = [resolve(p) for p in paths or []]
         normaliser = plan.normaliser if strategy.normaliser is None else strategy.normaliser
         plan = KeyPlan(plan.name, tuple(paths or plan.paths), normaliser, strategy.separator)
     wanted_set = set(wanted)

@@ -74,10 +74,11 @@ class FindingMixin(RestCore):
         """What is compared for ``key``: the driver-kept field (exact), the external id
         (exact), or the key's own field normalised as the front normalises it."""
         spec = self.resource(entity)
+        codec = self.codecs[entity]
         if key.name == EXTERNAL_ID:
-            return KeyPlan(key.name, (spec.external_id,), None)
+            return KeyPlan(key.name, (codec.resolve(spec.external_id),), None)
         if key.name in spec.keys:
-            return KeyPlan(key.name, (spec.keys[key.name],), None)
+            return KeyPlan(key.name, (codec.resolve(spec.keys[key.name]),), None)
         normaliser = getattr(key, "normaliser", None) or NORMALISER_BY_KEY.get(key.name)
         return KeyPlan(key.name, (key.field or key.name,), normaliser or key_kind(key.name))
 
@@ -104,7 +105,9 @@ class FindingMixin(RestCore):
                     break
                 if len(remaining) < strategy.min_values:
                     continue
-                hits = await run_strategy(strategy, host, plan, remaining, {})
+                hits = await run_strategy(
+                    strategy, host, plan, remaining, {}, self.codecs[entity].resolve
+                )
                 if hits is None:
                     continue  # a list longer than the strategy's bound: the next one
                 for value, records in hits.items():

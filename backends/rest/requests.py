@@ -22,11 +22,13 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from backends.rest.components import tagged
 from backends.rest.errors import BodyMatch
 from backends.rest.expr import Context, Expr, Template, parse_expression
+from backends.rest.pagination import Pagination
 from backends.rest.paths import MISSING, check_path, get_path, set_path
 
-__all__ = ["Built", "Operation", "RequestSpec", "ResponseSpec", "check_roots"]
+__all__ = ["Built", "ListSpec", "Operation", "RequestSpec", "ResponseSpec", "check_roots"]
 
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 
@@ -181,6 +183,12 @@ class Operation(_Spec):
             rest = {k: v for k, v in data.items() if k not in RequestSpec.model_fields}
             return {"request": request, **rest}
         return data
+
+
+class ListSpec(Operation):
+    """A list read page by page (``pagination``: :mod:`backends.rest.pagination`)."""
+
+    pagination: tagged(Pagination) | None = None  # type: ignore[valid-type]
 
 
 def check_roots(template_roots: set[str], allowed: set[str], where: str) -> None:

@@ -17,9 +17,8 @@ from backends.rest.components import tagged
 from backends.rest.customfields import DropUnknown, UnknownFields
 from backends.rest.expr import Template
 from backends.rest.finding import FIND_ROOTS, FindStrategy
-from backends.rest.pagination import Pagination
 from backends.rest.paths import check_path
-from backends.rest.requests import Operation, RequestSpec, ResponseSpec, check_roots
+from backends.rest.requests import ListSpec, Operation, RequestSpec, ResponseSpec, check_roots
 
 __all__ = [
     "ACTIVITY_ROOTS",
@@ -355,12 +354,6 @@ class TasksSpec(_Spec):
     @classmethod
     def _token(cls, value: str | None) -> str | None:
         return _path(value)
-
-
-class ListSpec(Operation):
-    """A list read page by page."""
-
-    pagination: tagged(Pagination) | None = None  # type: ignore[valid-type]
 
 
 class UsersSpec(ListSpec):

@@ -90,10 +90,15 @@ class TokenServer:
 
 
 def flow(server: TokenServer, clock: VirtualClock) -> tuple[httpx.AsyncClient, OAuth2Flow]:
-    spec = OAuth2RefreshToken.model_validate({
-        "type": "oauth2_refresh_token", "token_url": "https://auth.test/oauth/token",
-        "client_id": "cid", "client_secret": "csecret", "refresh_token": "refresh-0",
-    })  # fmt: skip
+    spec = OAuth2RefreshToken.model_validate(
+        {
+            "type": "oauth2_refresh_token",
+            "token_url": "https://auth.test/oauth/token",
+            "client_id": "cid",
+            "client_secret": "csecret",
+            "refresh_token": "refresh-0",
+        }
+    )
     auth = OAuth2Flow(spec, clock)
     client = httpx.AsyncClient(
         base_url="https://api.test", transport=httpx.MockTransport(server.handle), auth=auth
@@ -141,10 +146,16 @@ async def test_a_refused_grant_is_auth_failed_without_the_secret() -> None:
 
 async def test_client_credentials_in_the_body() -> None:
     server = TokenServer()
-    spec = SPEC.validate_python({
-        "type": "oauth2_client_credentials", "token_url": "https://auth.test/oauth/token",
-        "client_id": "cid", "client_secret": "csecret", "client_auth": "body", "scope": "crm",
-    })  # fmt: skip
+    spec = SPEC.validate_python(
+        {
+            "type": "oauth2_client_credentials",
+            "token_url": "https://auth.test/oauth/token",
+            "client_id": "cid",
+            "client_secret": "csecret",
+            "client_auth": "body",
+            "scope": "crm",
+        }
+    )
     prepared = spec.prepare(VirtualClock())
     client = httpx.AsyncClient(transport=httpx.MockTransport(server.handle), auth=prepared.flow)
     assert (await client.get("https://api.test/x")).status_code == 200

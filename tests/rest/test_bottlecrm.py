@@ -93,30 +93,69 @@ async def test_enginy_calls_land_where_bottlecrm_shows_them(bottlecrm: BottleCRM
     app = create_app(settings, driver)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://adapter",
-                          headers={"X-API-Key": API_KEY}) as enginy,
-    ):  # fmt: skip
-        company = await enginy.post("/companies", json={"companies": [
-            {"externalId": "co-1", "name": "Acme Analytics", "domain": "acme.example",
-             "industry": "Software"}]})  # fmt: skip
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app),
+            base_url="http://adapter",
+            headers={"X-API-Key": API_KEY},
+        ) as enginy,
+    ):
+        company = await enginy.post(
+            "/companies",
+            json={
+                "companies": [
+                    {
+                        "externalId": "co-1",
+                        "name": "Acme Analytics",
+                        "domain": "acme.example",
+                        "industry": "Software",
+                    }
+                ]
+            },
+        )
         company_id = company.json()["results"][0]["crmId"]
-        contact = await enginy.post("/contacts", json={"contacts": [
-            {"externalId": "ct-1", "email": "Ada@Acme.example", "firstName": "Ada",
-             "lastName": "Lovelace", "title": "CTO", "company": "Acme Analytics"}]})  # fmt: skip
+        contact = await enginy.post(
+            "/contacts",
+            json={
+                "contacts": [
+                    {
+                        "externalId": "ct-1",
+                        "email": "Ada@Acme.example",
+                        "firstName": "Ada",
+                        "lastName": "Lovelace",
+                        "title": "CTO",
+                        "company": "Acme Analytics",
+                    }
+                ]
+            },
+        )
         contact_id = contact.json()["results"][0]["crmId"]
         linked = await enginy.post(
             "/associations",
             json={"associations": [{"contactCRMId": contact_id, "companyCRMId": company_id}]},
         )
         assert linked.status_code == 200, linked.text
-        activity = await enginy.post("/activities", json={
-            "type": "EMAIL", "direction": "OUTBOUND", "subject": "Intro", "body": "<p>Hi Ada</p>",
-            "occurredAt": "2026-01-05T10:00:00Z", "contactId": contact_id,
-            "metadata": {"messageId": "m-1"}})  # fmt: skip
+        activity = await enginy.post(
+            "/activities",
+            json={
+                "type": "EMAIL",
+                "direction": "OUTBOUND",
+                "subject": "Intro",
+                "body": "<p>Hi Ada</p>",
+                "occurredAt": "2026-01-05T10:00:00Z",
+                "contactId": contact_id,
+                "metadata": {"messageId": "m-1"},
+            },
+        )
         assert activity.status_code == 200, activity.text
-        task = await enginy.post("/tasks", json={
-            "subject": "Call Ada", "dueDate": "2026-02-01T09:00:00Z", "contactId": contact_id,
-            "companyId": company_id})  # fmt: skip
+        task = await enginy.post(
+            "/tasks",
+            json={
+                "subject": "Call Ada",
+                "dueDate": "2026-02-01T09:00:00Z",
+                "contactId": contact_id,
+                "companyId": company_id,
+            },
+        )
         assert task.status_code == 200, task.text
 
     with bottlecrm.client(timeout=30) as crm:
@@ -164,20 +203,30 @@ async def test_simulate_passes_every_must_and_should(bottlecrm: BottleCRMTenant)
 async def test_no_duplicates_when_a_tenth_of_answers_are_lost(
     bottlecrm: BottleCRMTenant, fault_proxy: MakeFaultProxy
 ) -> None:
-    plan = FaultPlan({Fault.ERROR_AFTER: 0.05, Fault.TIMEOUT_AFTER: 0.05}, seed=11,
-                     methods={"POST", "PATCH"}, hang_seconds=3)  # fmt: skip
+    plan = FaultPlan(
+        {Fault.ERROR_AFTER: 0.05, Fault.TIMEOUT_AFTER: 0.05},
+        seed=11,
+        methods={"POST", "PATCH"},
+        hang_seconds=3,
+    )
     proxy = fault_proxy(bottlecrm.base_url, plan)
     driver = preset_driver(
-        "bottlecrm", proxy.url, bottlecrm.token,
-        timeouts={"read": 1.0}, max_attempts=6,
-    )  # fmt: skip
+        "bottlecrm",
+        proxy.url,
+        bottlecrm.token,
+        timeouts={"read": 1.0},
+        max_attempts=6,
+    )
     await driver.open()
     try:
         records = [
-            NewRecord(f"ext-{n}", {"email": f"lead{n}@example.com", "first_name": f"Lead{n}",
-                                   "last_name": "Test"}, {"email": f"lead{n}@example.com"})
+            NewRecord(
+                f"ext-{n}",
+                {"email": f"lead{n}@example.com", "first_name": f"Lead{n}", "last_name": "Test"},
+                {"email": f"lead{n}@example.com"},
+            )
             for n in range(40)
-        ]  # fmt: skip
+        ]
         first = await driver.create_records(Entity.CONTACT, records)
         again = await driver.create_records(Entity.CONTACT, records)  # Enginy's retry
     finally:

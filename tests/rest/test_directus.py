@@ -77,23 +77,56 @@ async def test_enginy_calls_land_where_the_data_studio_shows_them(directus: Dire
     settings = preset_settings("directus", directus.base_url, directus.token)
     app, enginy = app_client(settings, build_backend(settings))
     async with app.router.lifespan_context(app), enginy:  # type: ignore[attr-defined]
-        company = await enginy.post("/companies", json={"companies": [
-            {"externalId": "co-1", "name": "Acme Analytics", "domain": "acme.example",
-             "numberOfEmployees": 40, "ownerId": directus.member_id}]})  # fmt: skip
+        company = await enginy.post(
+            "/companies",
+            json={
+                "companies": [
+                    {
+                        "externalId": "co-1",
+                        "name": "Acme Analytics",
+                        "domain": "acme.example",
+                        "numberOfEmployees": 40,
+                        "ownerId": directus.member_id,
+                    }
+                ]
+            },
+        )
         company_id = company.json()["results"][0]["crmId"]
-        contact = await enginy.post("/contacts", json={"contacts": [
-            {"externalId": "ct-1", "email": "Ada@Acme.example", "firstName": "Ada",
-             "company": "Acme Analytics", "campaignOpens": 3}]})  # fmt: skip
+        contact = await enginy.post(
+            "/contacts",
+            json={
+                "contacts": [
+                    {
+                        "externalId": "ct-1",
+                        "email": "Ada@Acme.example",
+                        "firstName": "Ada",
+                        "company": "Acme Analytics",
+                        "campaignOpens": 3,
+                    }
+                ]
+            },
+        )
         contact_id = contact.json()["results"][0]["crmId"]
-        await enginy.post("/associations", json={"associations": [
-            {"contactCRMId": contact_id, "companyCRMId": company_id}]})  # fmt: skip
-        activity = await enginy.post("/activities", json={
-            "type": "LINKEDIN", "direction": "INBOUND", "subject": "Re: intro", "body": "Sure",
-            "contactId": contact_id, "metadata": {"messageId": "m-1"}})  # fmt: skip
+        await enginy.post(
+            "/associations",
+            json={"associations": [{"contactCRMId": contact_id, "companyCRMId": company_id}]},
+        )
+        activity = await enginy.post(
+            "/activities",
+            json={
+                "type": "LINKEDIN",
+                "direction": "INBOUND",
+                "subject": "Re: intro",
+                "body": "Sure",
+                "contactId": contact_id,
+                "metadata": {"messageId": "m-1"},
+            },
+        )
         task = await enginy.post("/tasks", json={"subject": "Call Ada", "contactId": contact_id})
         assert activity.status_code == task.status_code == 200
-        update = await enginy.put("/contacts", json={"contacts": [
-            {"crmId": contact_id, "campaignClicks": 1}]})  # fmt: skip
+        update = await enginy.put(
+            "/contacts", json={"contacts": [{"crmId": contact_id, "campaignClicks": 1}]}
+        )
         assert update.json()["results"][0]["success"] is True
 
     with directus.client(timeout=30) as crm:
@@ -134,10 +167,13 @@ async def test_simulate_passes_every_must_and_should(directus: DirectusServer) -
 
 def leads(n: int) -> list[NewRecord]:
     return [
-        NewRecord(f"ext-{i}", {"email": f"lead{i}@example.com", "first_name": f"Lead{i}"},
-                  {"email": f"lead{i}@example.com"})
+        NewRecord(
+            f"ext-{i}",
+            {"email": f"lead{i}@example.com", "first_name": f"Lead{i}"},
+            {"email": f"lead{i}@example.com"},
+        )
         for i in range(n)
-    ]  # fmt: skip
+    ]
 
 
 @pytest.mark.anyio
@@ -162,8 +198,12 @@ async def test_a_batch_of_100_is_one_lookup_and_one_create_and_a_sync_one_call_p
 async def test_no_duplicates_when_a_tenth_of_answers_are_lost(
     directus: DirectusServer, fault_proxy: MakeFaultProxy
 ) -> None:
-    plan = FaultPlan({Fault.ERROR_AFTER: 0.05, Fault.TIMEOUT_AFTER: 0.05}, seed=5,
-                     methods={"POST", "PATCH", "SEARCH"}, hang_seconds=3)  # fmt: skip
+    plan = FaultPlan(
+        {Fault.ERROR_AFTER: 0.05, Fault.TIMEOUT_AFTER: 0.05},
+        seed=5,
+        methods={"POST", "PATCH", "SEARCH"},
+        hang_seconds=3,
+    )
     proxy = fault_proxy(directus.base_url, plan)
     driver = preset_driver(
         "directus", proxy.url, directus.token, timeouts={"read": 1.0}, max_attempts=6

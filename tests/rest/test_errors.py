@@ -47,11 +47,16 @@ def table(**spec: object) -> ErrorTable:
     ],
 )
 def test_classification(status: int, body: dict[str, object], cls: type[BackendError]) -> None:
-    errors = table(rules=[
-        {"status": 400, "message": "already exists", "class": "conflict"},
-        {"status": 400, "body": {"path": "errors.0.extensions.code", "equals": "RECORD_NOT_UNIQUE"},
-         "class": "conflict"},
-    ])  # fmt: skip
+    errors = table(
+        rules=[
+            {"status": 400, "message": "already exists", "class": "conflict"},
+            {
+                "status": 400,
+                "body": {"path": "errors.0.extensions.code", "equals": "RECORD_NOT_UNIQUE"},
+                "class": "conflict",
+            },
+        ]
+    )
     error = errors(status, body)
     assert type(error) is cls
     assert error.message.startswith(f"the CRM answered {status}")

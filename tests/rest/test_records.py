@@ -139,12 +139,19 @@ def batched() -> dict[str, object]:
         "response": {"items": "data"},
         "max_size": 2,
     }
-    contacts["find"]["externalId"].insert(0, {
-        "type": "filter", "per_call": 50, "min_values": 2,
-        "request": {"path": "/contacts", "query": {"external_ids": '=values | join(",")',
-                    "limit": 100}},
-        "response": {"items": "data"},
-    })  # fmt: skip
+    contacts["find"]["externalId"].insert(
+        0,
+        {
+            "type": "filter",
+            "per_call": 50,
+            "min_values": 2,
+            "request": {
+                "path": "/contacts",
+                "query": {"external_ids": '=values | join(",")', "limit": 100},
+            },
+            "response": {"items": "data"},
+        },
+    )
     return options
 
 
