@@ -38,6 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="create or migrate what the backend needs, as serve does (default: change nothing)",
     )
     parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate the configuration without reaching the CRM (drivers: rest)",
+    )
+    parser.add_argument(
         "--verbose",
         action="store_true",
         help="also show the driver's log lines (retries, connection attempts)",

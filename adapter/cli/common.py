@@ -4,6 +4,7 @@ command's flags, and the one-line failure answer."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from typing import Any, TextIO
 from pydantic import ValidationError
 
 from adapter.config import (
+    ENV_DRY_RUN,
     ConfigError,
     ServerConfig,
     Settings,
@@ -52,6 +54,10 @@ def load_for_command(args: argparse.Namespace) -> Settings:
     """Load the settings for a command: ``--config`` or ``$ENGINY_ADAPTER_CONFIG``, then
     ``--host`` / ``--port`` / ``--ssl-certfile`` / ``--ssl-keyfile`` when the command has
     them. Raises :class:`ConfigError`."""
+    if getattr(args, "dry_run", False):
+        # Through the environment, so that worker processes (which load the settings again)
+        # dry-run too.
+        os.environ[ENV_DRY_RUN] = "1"
     settings = load_settings(getattr(args, "config", None))
     server_updates: dict[str, Any] = {}
     if getattr(args, "host", None):

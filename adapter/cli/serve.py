@@ -151,6 +151,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the certificate's PEM private key (default: server.tls.keyfile)",
     )
     parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="send nothing to the CRM: log each request the driver would send (secrets masked) "
+        "and answer as if it succeeded, with ids starting dry-run- (drivers: rest)",
+    )
+    parser.add_argument(
         "--log-level",
         default="info",
         choices=["critical", "error", "warning", "info", "debug"],

@@ -35,6 +35,7 @@ from adapter.config.fields import (
 from adapter.config.loading import (
     ENV_API_KEY,
     ENV_CONFIG,
+    ENV_DRY_RUN,
     ENV_HOST,
     ENV_PORT,
     ENV_UI_PASSWORD,
@@ -69,6 +70,7 @@ __all__ = [
     "DEFAULT_OUTBOX_URL",
     "ENV_API_KEY",
     "ENV_CONFIG",
+    "ENV_DRY_RUN",
     "ENV_HOST",
     "ENV_PORT",
     "ENV_UI_PASSWORD",

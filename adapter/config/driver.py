@@ -27,6 +27,12 @@ def build_backend(settings: Settings) -> Backend:
         driver = load_driver(settings.backend.driver)
     except DriverLoadError as exc:
         raise ConfigError(str(exc), path="backend.driver") from None
+    if settings.backend.options.get("dry_run") and "dry_run" not in driver.Options.model_fields:
+        raise ConfigError(
+            f"driver {driver.name!r} has no dry run (--dry-run, ENGINY_ADAPTER_DRY_RUN): only "
+            "drivers that send requests to a CRM (rest) can log them instead",
+            path="backend.options.dry_run",
+        )
     try:
         options = driver.Options.model_validate(settings.backend.options)
     except ValidationError as exc:

@@ -4,7 +4,8 @@
   ``$``), so secrets stay in the environment.
 * ``ENGINY_ADAPTER_CONFIG`` (file path), ``ENGINY_ADAPTER_API_KEY`` (one more valid key),
   ``ENGINY_ADAPTER_UI_PASSWORD`` (``ui.password``), ``ENGINY_ADAPTER_HOST`` and
-  ``ENGINY_ADAPTER_PORT`` cover the essentials without a file.
+  ``ENGINY_ADAPTER_PORT`` cover the essentials without a file;
+  ``ENGINY_ADAPTER_DRY_RUN=1`` (``--dry-run``) sets ``backend.options.dry_run``.
 * Duplicate keys, which YAML would silently resolve by keeping the last one, are refused.
 * Every problem is a :class:`~adapter.config.errors.ConfigError` naming the YAML path.
 """
@@ -27,6 +28,7 @@ from adapter.config.schema import Settings
 __all__ = [
     "ENV_API_KEY",
     "ENV_CONFIG",
+    "ENV_DRY_RUN",
     "ENV_HOST",
     "ENV_PORT",
     "ENV_UI_PASSWORD",
@@ -40,6 +42,8 @@ ENV_API_KEY: Final = "ENGINY_ADAPTER_API_KEY"
 ENV_HOST: Final = "ENGINY_ADAPTER_HOST"
 ENV_PORT: Final = "ENGINY_ADAPTER_PORT"
 ENV_UI_PASSWORD: Final = "ENGINY_ADAPTER_UI_PASSWORD"
+#: ``1``: the backend sends nothing and logs what it would send (drivers with ``dry_run``).
+ENV_DRY_RUN: Final = "ENGINY_ADAPTER_DRY_RUN"
 
 _VARIABLE = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|(\{))")
 
@@ -175,6 +179,14 @@ def load_settings(
         sources["server.port"] = ENV_PORT
     if environ.get(ENV_UI_PASSWORD, "").strip():
         _section(raw, "ui")["password"] = environ[ENV_UI_PASSWORD].strip()
+    if environ.get(ENV_DRY_RUN, "").strip().lower() in ("1", "true", "yes"):
+        backend = _section(raw, "backend")
+        options = backend.get("options")
+        if options is None:
+            options = backend["options"] = {}
+        if not isinstance(options, dict):
+            raise ConfigError("must be a mapping", path="backend.options")
+        options["dry_run"] = True
     if environ.get(ENV_API_KEY, "").strip():
         auth = _section(raw, "auth")
         keys = auth.get("keys")

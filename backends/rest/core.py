@@ -34,7 +34,7 @@ from backends.rest.customfields import FieldCatalog
 from backends.rest.finding import FindStrategy
 from backends.rest.manifest import RestOptions
 from backends.rest.requests import Operation
-from backends.rest.resources import RecordResource
+from backends.rest.resources import IdFormat, RecordResource, well_formed
 
 __all__ = ["RestCore"]
 
@@ -105,6 +105,11 @@ class RestCore(Backend):
     def _report_retry(self, kind: str) -> None:
         if self.on_upstream_retry is not None:
             self.on_upstream_retry(kind)
+
+    def usable_ids(self, ids: Sequence[str], id_format: IdFormat) -> list[str]:
+        """The ids that can name something (a dry run's own ids are always usable)."""
+        ids = [i for i in dict.fromkeys(ids) if i]
+        return ids if self.options.dry_run else well_formed(ids, id_format)
 
     def resource(self, entity: Entity) -> RecordResource:
         return self.options.contacts if entity is Entity.CONTACT else self.options.companies

@@ -13,7 +13,6 @@ from backends.keys import NORMALISER_BY_KEY, key_kind
 from backends.rest.core import RestCore
 from backends.rest.finding import KeyPlan, run_strategy
 from backends.rest.paths import MISSING, get_path
-from backends.rest.resources import well_formed
 
 __all__ = ["FindingMixin", "StrategyHost", "pick"]
 
@@ -142,7 +141,7 @@ class FindingMixin(RestCore):
         """The API's records for ``ids`` (unknown ids left out): ``get_many`` in chunks, else
         ``get`` per id, ``concurrency`` at a time."""
         spec = self.resource(entity)
-        ids = well_formed([i for i in dict.fromkeys(ids) if i], spec.record.id_format)
+        ids = self.usable_ids(ids, spec.record.id_format)
         if not ids:
             return []
         if spec.get_many is not None:

@@ -43,7 +43,6 @@ from backends.base import (
 )
 from backends.rest.lookups import FindingMixin
 from backends.rest.paths import MISSING, get_path
-from backends.rest.resources import well_formed
 
 __all__ = ["RecordsMixin"]
 
@@ -357,7 +356,7 @@ class RecordsMixin(FindingMixin):
         """A partial update: only the fields sent (and ``clear``) change. An unknown id gives
         ``ItemResult(error=NotFound)``."""
         codec = self.codecs[entity]
-        if not well_formed([update.crm_id], self.resource(entity).record.id_format):
+        if not self.usable_ids([update.crm_id], self.resource(entity).record.id_format):
             return ItemResult(error=NotFound(f"No {entity.value} exists with ID: {update.crm_id}"))
         values: dict[str, Any] = {**update.fields, **dict.fromkeys(update.clear)}
         current: Mapping[str, Any] | None = None

@@ -28,6 +28,7 @@ __all__ = [
     "BatchSpec",
     "CreateSpec",
     "GetManySpec",
+    "IdFormat",
     "ListSpec",
     "RecordResource",
     "RecordShape",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any
@@ -35,7 +36,7 @@ from backends.rest.engagements import EngagementsMixin
 from backends.rest.finding import KeyPlan, run_strategy
 from backends.rest.lookups import StrategyHost
 from backends.rest.paths import MISSING, get_path
-from backends.rest.resources import TasksSpec, well_formed
+from backends.rest.resources import TasksSpec
 
 __all__ = ["TasksMixin"]
 
@@ -111,7 +112,7 @@ class TasksMixin(EngagementsMixin):
 
     async def _raw_tasks(self, ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
         spec = self._tasks()
-        ids = well_formed([i for i in dict.fromkeys(ids) if i], spec.record.id_format)
+        ids = self.usable_ids(ids, spec.record.id_format)
         found: dict[str, Mapping[str, Any]] = {}
         if not ids:
             return found
@@ -240,6 +241,9 @@ class TasksMixin(EngagementsMixin):
         with self.client.budget():
             raws = await self._raw_tasks([task_id])
             current = self._task_of(raws[task_id]) if task_id in raws else None
+            if current is None and self.options.dry_run:
+                # Nothing to read in a dry run: the task as the changes would leave it.
+                current = Task(id=task_id, subject=str(changes.fields.get("subject") or ""))
             if current is None:
                 raise NotFound(f"No task exists with ID: {task_id}")
             fields = {k: _iso(v) for k, v in changes.fields.items() if k in TASK_FIELDS}
@@ -255,7 +259,9 @@ class TasksMixin(EngagementsMixin):
                 ctx.update(completed=False, completed_at=None)
             await self.client.send(spec.update.request, spec.update.response, ctx)
             if self.options.dry_run:
-                return current
+                completed = current.completed if changes.completed is None else changes.completed
+                done_at = _time(ctx.get("completed_at")) if completed else None
+                return replace(current, completed=completed, completed_at=done_at)
             raws = await self._raw_tasks([task_id])
         updated = self._task_of(raws[task_id]) if task_id in raws else None
         if updated is None:
