@@ -54,11 +54,8 @@ def load_for_command(args: argparse.Namespace) -> Settings:
     """Load the settings for a command: ``--config`` or ``$ENGINY_ADAPTER_CONFIG``, then
     ``--host`` / ``--port`` / ``--ssl-certfile`` / ``--ssl-keyfile`` when the command has
     them. Raises :class:`ConfigError`."""
-    if getattr(args, "dry_run", False):
-        # Through the environment, so that worker processes (which load the settings again)
-        # dry-run too.
-        os.environ[ENV_DRY_RUN] = "1"
-    settings = load_settings(getattr(args, "config", None))
+    environ = {**os.environ, ENV_DRY_RUN: "1"} if getattr(args, "dry_run", False) else os.environ
+    settings = load_settings(getattr(args, "config", None), environ=environ)
     server_updates: dict[str, Any] = {}
     if getattr(args, "host", None):
         server_updates["host"] = args.host

@@ -28,6 +28,7 @@ from adapter.cli.common import PROG, Command, fail, load_for_command
 from adapter.config import (
     ENV_API_KEY,
     ENV_CONFIG,
+    ENV_DRY_RUN,
     ENV_HOST,
     ENV_PORT,
     ENV_UI_PASSWORD,
@@ -265,6 +266,8 @@ def run_server(
     if config_path:
         os.environ[ENV_CONFIG] = os.path.abspath(config_path)
     os.environ[ENV_HOST] = settings.server.host
+    if settings.backend.options.get("dry_run"):
+        os.environ[ENV_DRY_RUN] = "1"  # --dry-run: the workers too
     os.environ[ENV_PORT] = str(settings.server.port)
     keys = settings.auth.keys
     if keys and not os.environ.get(ENV_API_KEY):

@@ -5,6 +5,7 @@ the answers say their ids are not real."""
 from __future__ import annotations
 
 import logging
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -119,6 +120,7 @@ def test_the_environment_and_the_flag_turn_it_on(
     config.write_text(yaml.safe_dump({"backend": {"driver": "rest", "options": options}}))
     # The CRM cannot be reached: check passes only because nothing is sent.
     assert main(["check", "--dry-run", "--config", str(config)]) == 0
+    assert ENV_DRY_RUN not in os.environ  # the flag does not leak into later commands
     out = capsys.readouterr().out
     assert "dry run: nothing is sent" in out and "ok: configuration valid" in out
 
