@@ -165,7 +165,7 @@ def test_unknown_name_suggests_close_names_and_lists_known(
         load_driver("memroy")
     message = str(caught.value)
     assert "did you mean 'memory'?" in message
-    assert "known drivers: hubspot, memory, pipedrive, sql" in message
+    assert "known drivers: hubspot, memory, pipedrive, rest, sql" in message
 
 
 def test_unknown_plugin_name_is_suggested(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -183,7 +183,7 @@ def test_far_name_has_no_suggestion_but_lists_known() -> None:
     with pytest.raises(DriverNotFound) as caught:
         load_driver("salesforce")
     assert "did you mean" not in str(caught.value)
-    assert "known drivers: hubspot, memory, sql" in str(caught.value)
+    assert "known drivers: hubspot, memory, rest, sql" in str(caught.value)
 
 
 @pytest.mark.parametrize(
