@@ -1,6 +1,8 @@
 """Contacts and companies: exactly-once creates, finds by strategy, reads and partial updates.
 
-**Exactly once.** A create first looks the external id up (``find.externalId``): a record that
+**Exactly once.** An upsert keyed by the external id (``create.upsert``) is exactly once by
+itself: it is sent, and retried, with no look-up. Otherwise a create first looks the external
+id up (``find.externalId``): a record that
 has it is the answer (``created=False``). Otherwise the record is sent with its external id
 in it. When the answer is lost (a timeout, a dropped connection, a 5xx: the CRM may have
 written the record), the driver does not send the create again blindly: it waits, looks the
@@ -104,9 +106,10 @@ class RecordsMixin(FindingMixin):
 
     async def _create_one(self, entity: Entity, record: NewRecord) -> ItemResult:
         async with self.lock(entity.value, record.external_id):
-            found = await self._by_external_id(entity, [record.external_id])
-            if record.external_id in found:
-                return ItemResult(crm_id=found[record.external_id].crm_id)
+            if not self.resource(entity).create.upsert:  # an upsert needs no look-up
+                found = await self._by_external_id(entity, [record.external_id])
+                if record.external_id in found:
+                    return ItemResult(crm_id=found[record.external_id].crm_id)
             try:
                 fields, dropped = await self.codecs[entity].encode(
                     record.fields, external_id=record.external_id, keys=record.match_keys
@@ -158,7 +161,7 @@ class RecordsMixin(FindingMixin):
                 create.request,
                 create.response,
                 ctx,
-                idempotent=headers is not None,
+                idempotent=headers is not None or create.upsert,
                 headers=headers,
             )
         except Conflict as exc:
@@ -169,7 +172,7 @@ class RecordsMixin(FindingMixin):
         except RateLimited as exc:
             raise _Again(exc, exc.retry_after or 1.0) from None  # refused: nothing written
         except Unavailable as exc:
-            if headers is not None:
+            if headers is not None or create.upsert:
                 raise  # the HTTP layer already retried with the same idempotency key
             # The CRM may have written it: look before sending again.
             await self._sleep(self.client.http.policy.backoff(number))
@@ -195,7 +198,8 @@ class RecordsMixin(FindingMixin):
                     )
                 )
             crm_id = found[record.external_id].crm_id
-        return ItemResult(crm_id=crm_id, created=True, dropped=dropped)
+        created = answer.status in create.created_status if create.upsert else True
+        return ItemResult(crm_id=crm_id, created=created, dropped=dropped)
 
     async def _adopt(self, entity: Entity, record: NewRecord, exc: BackendError) -> str | None:
         """The record a "duplicate" refusal means, by the new record's match keys; it gets the

@@ -112,6 +112,11 @@ class CreateSpec(Operation):
     #: A header the API honours as an idempotency key (``Idempotency-Key``): a create
     #: retried with the same key makes one record, so retries need no lookup first.
     idempotency_header: str | None = None
+    #: The create is an upsert keyed by the external id (``PUT /contacts/by-external-id/
+    #: {external_id}``, Salesforce's ``PATCH .../Enginy_Id__c/{value}``): no look-up first,
+    #: and retries are safe. ``created_status``: the answers that mean "made" (not "updated").
+    upsert: bool = False
+    created_status: list[int] = Field(default_factory=lambda: [201])
     batch: BatchSpec | None = None
 
 

@@ -1,7 +1,8 @@
 """A minimal JSON CRM API for the REST driver's behaviour tests (not a model of any product:
 the product fakes are the Pipedrive fake and the real BottleCRM and Directus servers).
 
-``/contacts`` and ``/companies``: ``POST`` (one record; 409 on a duplicate ``email``), ``POST
+``/contacts`` and ``/companies``: ``POST`` (one record; 409 on a duplicate ``email``), ``PUT
+/<kind>/by-external-id/<id>`` (an upsert: 201 made, 200 updated), ``POST
 /<kind>/batch`` (all or nothing), ``GET`` with exact ``external_id``/``email``/``ids`` filters
 and ``offset``/``limit`` pages, ``GET``/``PATCH /<kind>/<id>`` (404 for an unknown id). With
 ``honour_idempotency``, a create carrying an ``Idempotency-Key`` seen before answers the first
@@ -112,6 +113,15 @@ class FakeCRM:
             return httpx.Response(201, json={"data": created})
         if request.method == "GET" and len(parts) == 1:
             return self._list(store, request.url.params)
+        if request.method == "PUT" and len(parts) == 3 and parts[1] == "by-external-id":
+            held = [r for r in store.values() if r.get("external_id") == parts[2]]
+            if held:
+                held[0].update({k: v for k, v in body.items() if v is not None})
+                return httpx.Response(200, json={"data": held[0]})
+            created = self._create(kind, {**body, "external_id": parts[2]})
+            if isinstance(created, httpx.Response):
+                return created
+            return httpx.Response(201, json={"data": created})
         record = store.get(parts[1]) if len(parts) == 2 else None
         if record is None:
             return httpx.Response(404, json={"error": f"no {kind} {parts[-1]}"})

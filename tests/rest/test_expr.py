@@ -52,8 +52,11 @@ def evaluate(source: object, **ctx: object) -> object:
         ('=a | otherwise("x")', {"a": None}, None),
         ('=a | otherwise("x")', {}, "x"),
         ("=when | time", {"when": "2026-01-31T09:05:00+01:00"}, "08:05"),
-        ('=e | object("person_id") | with("primary", true) | array', {"e": 5},
-         [{"person_id": 5, "primary": True}]),
+        (
+            '=e | object("person_id") | with("primary", true) | array',
+            {"e": 5},
+            [{"person_id": 5, "primary": True}],
+        ),
         ("=a | unless(b)", {"a": 1, "b": "x"}, MISSING),
         ("==literal", {}, "=literal"),
         ("plain", {}, "plain"),

@@ -11,13 +11,24 @@ from backends.keys import NORMALISER_BY_KEY, key_kind, normalise_for_key
 
 SAMPLES = {
     "email": [" John@ACME.com ", "mailto:Ada@Example.org", "", "  ", "plain"],
-    "linkedin": ["https://www.linkedin.com/in/JohnDoe/?trk=x", "uk.linkedin.com/in/ana/",
-                 "HTTP://LinkedIn.com/company/Acme#about", "linkedin.com:443/in/x", ""],
-    "domain": ["https://www.Acme.com/about", "WWW.ACME.COM", "acme.com.:443", "john@acme.com",
-               "//cdn.acme.io?x=1", ""],
-    "name": ["  ACME\tInc ", "Straße", "ＡＣＭＥ", "a\u00a0b", ""],
+    "linkedin": [
+        "https://www.linkedin.com/in/JohnDoe/?trk=x",
+        "uk.linkedin.com/in/ana/",
+        "HTTP://LinkedIn.com/company/Acme#about",
+        "linkedin.com:443/in/x",
+        "",
+    ],
+    "domain": [
+        "https://www.Acme.com/about",
+        "WWW.ACME.COM",
+        "acme.com.:443",
+        "john@acme.com",
+        "//cdn.acme.io?x=1",
+        "",
+    ],
+    "name": ["  ACME\tInc ", "Straße", "\uff21\uff23\uff2d\uff25", "a\u00a0b", ""],
     "phone": ["+1 (555) 012-3456", "555.012", "no digits", ""],
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize(

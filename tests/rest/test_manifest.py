@@ -13,7 +13,7 @@ import yaml
 from adapter.cli import main
 from adapter.config import ConfigError, build_backend, load_settings
 from backends.base import Capability
-from tests.rest.fakecrm import manifest
+from tests.rest.fakecrm import TOKEN, manifest
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "rest"
 
@@ -129,3 +129,24 @@ def test_every_preset_loads(preset: str) -> None:
     driver = build_backend(settings)
     assert driver.name == "rest"
     assert {Capability.ASSOCIATIONS, Capability.ACTIVITIES, Capability.TASKS} <= driver.capabilities
+
+
+def test_contacts_and_companies_are_required(tmp_path: Path) -> None:
+    options = manifest()
+    del options["companies"]
+    assert "backend.options.companies: required option is missing" in error_for(tmp_path, options)
+
+
+def test_the_rate_budget_is_shared_in_redis_like_hubspots(tmp_path: Path) -> None:
+    from backends.http import LocalLimiter, RedisLimiter
+
+    options = manifest(
+        rate_limit={"requests": 10, "per_seconds": 2, "redis_url": "redis://127.0.0.1:6379/0"}
+    )
+    driver = load(tmp_path, options)
+    assert isinstance(driver.client.limiter, RedisLimiter)
+    assert driver.client.limiter.key_prefix.startswith("enginy:rest:")
+    assert TOKEN not in driver.client.limiter.key_prefix
+    assert driver.client.limiter.budgets["general"].calls == 10
+    local = load(tmp_path, manifest(rate_limit={"requests": 10}))
+    assert isinstance(local.client.limiter, LocalLimiter)

@@ -220,3 +220,34 @@ async def test_update_is_partial_merges_the_extra_object_and_reports_unknown_ids
     assert set(got) == {made.crm_id}
     assert got[made.crm_id].fields["score"] == 2 and got[made.crm_id].external_id == "ext-1"
     await driver.close()
+
+
+async def test_an_upsert_by_external_id_needs_no_lookup_and_retries_safely() -> None:
+    crm = FakeCRM()
+    crm.fail("PUT", "/contacts/by-external-id/ext-1", 500, after_write=True)
+    options = manifest()
+    options["contacts"]["create"] = {
+        "method": "PUT",
+        "path": "/contacts/by-external-id/{external_id}",
+        "body": "=fields",
+        "response": {"record": "data"},
+        "upsert": True,
+    }
+    driver = make_driver(options, crm.transport())
+    first = await driver.create_record(C, ada())
+    again = await driver.create_record(C, ada(first_name="Changed"))
+    await driver.close()
+    assert first.ok and again.crm_id == first.crm_id and again.created is False
+    assert len(crm.records["contacts"]) == 1
+    assert [r.method for r in crm.requests] == ["PUT", "PUT", "PUT"]  # no GET look-ups
+
+
+async def test_fields_the_crm_has_no_column_for_are_named_when_dropped() -> None:
+    crm = FakeCRM()
+    options = manifest()
+    options["contacts"]["unknown_fields"] = {"type": "drop"}
+    driver = make_driver(options, crm.transport())
+    result = await driver.create_record(C, ada(campaignOpens=5))
+    await driver.close()
+    assert result.ok and set(result.dropped) == {"campaignOpens"}
+    assert "campaignOpens" not in json.dumps(crm.records["contacts"])
