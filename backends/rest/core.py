@@ -97,6 +97,11 @@ class RestCore(Backend):
             weakref.WeakValueDictionary()
         )
         self._slots = asyncio.Semaphore(options.concurrency)
+        #: External id → crm id of records this process created or found lately: a create
+        #: waiting on another's lock answers with its record without a call.
+        self.made: TTLCache[tuple[Entity, str], str] = TTLCache(
+            maxsize=50_000, ttl=600, timer=clock
+        )
         #: Records known to exist lately (created, found or read): spares existence checks.
         self.known: TTLCache[tuple[Entity, str], bool] = TTLCache(
             maxsize=10_000, ttl=600, timer=clock

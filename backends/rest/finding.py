@@ -94,6 +94,9 @@ class ListStrategy(_Strategy):
     type: Literal["list"]
     #: The most records read; a longer list makes this strategy give way to the next.
     max_records: int = Field(1000, ge=1, le=100_000)
+    #: A complete read ends the search: values it did not find are not sought by the next
+    #: strategies (``false`` when they compare other fields than this one).
+    exhaustive: bool = True
 
 
 FindStrategy = FilterStrategy | SearchStrategy | ListStrategy
@@ -157,8 +160,9 @@ async def run_strategy(
     base_ctx: Mapping[str, Any],
     resolve: Callable[[str], str] = str,
 ) -> dict[str, list[Mapping[str, Any]]] | None:
-    """The records holding each wanted value, by value (values found nowhere absent); ``None``
-    when the strategy does not apply (a list longer than its bound). ``resolve`` turns a
+    """The records holding each wanted value, by value (values found nowhere absent, or with
+    no records after an exhaustive list: sought no further); ``None`` when the strategy does
+    not apply (a list longer than its bound). ``resolve`` turns a
     ``match`` path naming a custom field by label into its key."""
     if strategy.normaliser is not None or strategy.match is not None:
         paths = [strategy.match] if isinstance(strategy.match, str) else strategy.match
@@ -186,6 +190,8 @@ async def run_strategy(
         if len(items) > strategy.max_records:
             return None
         take(items)
+        if strategy.exhaustive:
+            found.update({value: [] for value in wanted if value not in found})
         return found
 
     size = strategy.per_call

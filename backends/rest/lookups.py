@@ -97,9 +97,10 @@ class FindingMixin(RestCore):
         plan = self.plan(entity, key)
         host = StrategyHost(self, lambda ids: self.fetch_raw(entity, ids))
         found: dict[str, StoredRecord] = {}
+        settled: set[str] = set()  # found nowhere by an exhaustive read: sought no further
         with self.client.budget():
             for strategy in strategies:
-                remaining = [v for v in wanted if v not in found]
+                remaining = [v for v in wanted if v not in found and v not in settled]
                 if not remaining:
                     break
                 if len(remaining) < strategy.min_values:
@@ -110,6 +111,9 @@ class FindingMixin(RestCore):
                 if hits is None:
                     continue  # a list longer than the strategy's bound: the next one
                 for value, records in hits.items():
+                    if not records:
+                        settled.add(value)
+                        continue
                     chosen = pick(records, spec.several, spec.record.created, spec.record.id)
                     stored = await self.codecs[entity].decode(chosen)
                     if stored is not None:

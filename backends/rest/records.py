@@ -87,13 +87,21 @@ class RecordsMixin(FindingMixin):
             if batch is not None and len(unique) > 1:
                 outcome = await self._create_batched(entity, list(unique.values()))
             else:
+                # One look-up for the whole batch (a list read or an IN filter where the
+                # manifest has one), then one create per record not found.
+                upsert = self.resource(entity).create.upsert
+                held = {} if upsert else await self._by_external_id(entity, list(unique))
                 results = await self.gather(
-                    [partial(self._create_one, entity, r) for r in unique.values()]
+                    [
+                        partial(self._create_one, entity, r, held.get(r.external_id))
+                        for r in unique.values()
+                    ]
                 )
                 outcome = dict(zip(unique, results, strict=True))
-        for result in outcome.values():
+        for external_id, result in outcome.items():
             if result.crm_id is not None:
                 self.known[(entity, result.crm_id)] = True
+                self.made[(entity, external_id)] = result.crm_id
         answers: list[ItemResult] = []
         seen: set[str] = set()
         for record in records:
@@ -104,12 +112,18 @@ class RecordsMixin(FindingMixin):
             answers.append(result)
         return answers
 
-    async def _create_one(self, entity: Entity, record: NewRecord) -> ItemResult:
+    async def _create_one(
+        self, entity: Entity, record: NewRecord, held: StoredRecord | None = None
+    ) -> ItemResult:
+        """Create one record found by nothing in the batch's look-up (``held``: what it found).
+        Under the external id's lock, a record an earlier call of this process made meanwhile
+        is the answer."""
         async with self.lock(entity.value, record.external_id):
-            if not self.resource(entity).create.upsert:  # an upsert needs no look-up
-                found = await self._by_external_id(entity, [record.external_id])
-                if record.external_id in found:
-                    return ItemResult(crm_id=found[record.external_id].crm_id)
+            made = self.made.get((entity, record.external_id))
+            if made is not None:
+                return ItemResult(crm_id=made)
+            if held is not None:
+                return ItemResult(crm_id=held.crm_id)
             try:
                 fields, dropped = await self.codecs[entity].encode(
                     record.fields, external_id=record.external_id, keys=record.match_keys
