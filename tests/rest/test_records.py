@@ -252,3 +252,51 @@ async def test_fields_the_crm_has_no_column_for_are_named_when_dropped() -> None
     await driver.close()
     assert result.ok and set(result.dropped) == {"campaignOpens"}
     assert "campaignOpens" not in json.dumps(crm.records["contacts"])
+
+
+def with_list() -> dict[str, object]:
+    options = manifest()
+    contacts = options["contacts"]
+    for key in ("externalId", "email"):
+        contacts["find"][key].insert(0, {
+            "type": "list", "min_values": 10, "max_records": 50,
+            "request": {"path": "/contacts"}, "response": {"items": "data"},
+            "pagination": {"type": "offset", "page_size": 20, "total": "total"},
+            **({"match": "email"} if key == "email" else {}),
+        })  # fmt: skip
+    return options
+
+
+async def test_a_batch_is_one_look_up_then_one_create_per_record() -> None:
+    crm = FakeCRM()
+    driver = make_driver(with_list(), crm.transport())
+    results = await driver.create_records(C, [ada(n) for n in range(20)])
+    assert all(r.ok and r.created for r in results)
+    assert len(crm.calls("GET", "/contacts")) == 1 and len(crm.calls("POST", "/contacts")) == 20
+    await driver.close()
+
+
+async def test_a_complete_list_read_ends_the_search_and_a_longer_one_gives_way() -> None:
+    crm = FakeCRM()
+    for n in range(30):
+        crm.records["contacts"][str(n)] = {
+            "id": str(n),
+            "email": f"p{n}@x.test",
+            "external_id": f"e{n}",
+        }
+    driver = make_driver(with_list(), crm.transport())
+    wanted = [f"e{n}" for n in range(0, 30, 2)] + [f"new{n}" for n in range(15)]
+    found = await driver.find_records(C, MatchKey("externalId"), wanted)
+    assert set(found) == {f"e{n}" for n in range(0, 30, 2)}
+    assert len(crm.requests) == 2  # two pages of 20, no per-value filter for the 15 new ones
+    for n in range(30, 60):  # now 60 records: more than the list's bound of 50
+        crm.records["contacts"][str(n)] = {
+            "id": str(n),
+            "email": f"p{n}@x.test",
+            "external_id": f"e{n}",
+        }
+    crm.requests.clear()
+    found = await driver.find_records(C, MatchKey("externalId"), [f"e{n}" for n in range(50, 60)])
+    assert len(found) == 10
+    assert len(crm.calls("GET", "/contacts")) == 3 + 10  # 3 pages read, then 10 filters
+    await driver.close()
