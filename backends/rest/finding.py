@@ -199,16 +199,18 @@ async def run_strategy(
 
     async def one(chunk: list[str]) -> list[Any]:
         ctx = {**base_ctx, "key": plan.name, "value": chunk[0], "values": chunk}
-        items = await host.collect(strategy, ctx)
-        if isinstance(strategy, SearchStrategy):
-            ids = [
-                str(i)
-                for i in (get_path(h, strategy.response.item_id) for h in items)
-                if i not in (MISSING, None)
-            ]
-            return list(await host.fetch(list(dict.fromkeys(ids)))) if ids else []
-        return items
+        return await host.collect(strategy, ctx)
 
-    for records in await host.gather([partial(one, chunk) for chunk in chunks]):
+    pages = await host.gather([partial(one, chunk) for chunk in chunks])
+    if isinstance(strategy, SearchStrategy):
+        # Every hit of every search, read whole in one go (get_many takes 100 ids a call).
+        ids = [
+            str(i)
+            for page in pages
+            for i in (get_path(hit, strategy.response.item_id) for hit in page)
+            if i not in (MISSING, None)
+        ]
+        pages = [list(await host.fetch(list(dict.fromkeys(ids))))] if ids else []
+    for records in pages:
         take(records)
     return found
