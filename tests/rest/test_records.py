@@ -5,10 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 
 import pytest
 
-from backends.base import Entity, InvalidRecord, MatchKey, NewRecord, NotFound, RecordUpdate
+from backends.base import (
+    Backend,
+    Entity,
+    InvalidRecord,
+    MatchKey,
+    NewActivity,
+    NewRecord,
+    NotFound,
+    RecordUpdate,
+    Unsupported,
+)
+from backends.testing import CapabilitiesSuite
 from tests.rest.fakecrm import FakeCRM, manifest, resource
 from tests.rest.support import VirtualClock, make_driver
 
@@ -300,3 +312,22 @@ async def test_a_complete_list_read_ends_the_search_and_a_longer_one_gives_way()
     assert len(found) == 10
     assert len(crm.calls("GET", "/contacts")) == 3 + 10  # 3 pages read, then 10 filters
     await driver.close()
+
+
+class TestCoreOnlyManifest(CapabilitiesSuite):
+    """A manifest with contacts and companies only declares no optional group, and every group
+    it leaves out answers Unsupported (the front's 501)."""
+
+    @pytest.fixture
+    async def backend(self) -> AsyncIterator[Backend]:
+        driver = make_driver(manifest(), FakeCRM().transport())
+        try:
+            yield driver
+        finally:
+            await driver.close()
+
+    @pytest.mark.anyio
+    async def test_activities_are_unsupported_too(self, backend: Backend) -> None:
+        assert backend.capabilities == frozenset()
+        with pytest.raises(Unsupported):
+            await backend.create_activity(NewActivity(type="EMAIL"))
