@@ -148,29 +148,37 @@ class RestCore(Backend):
 
     # -- life cycle -----------------------------------------------------------------------------
 
+    def _own_fields(self) -> list[tuple[str, str, str, bool]]:
+        """The custom fields the driver needs: ``(target, label, key, filterable)``."""
+        own: list[tuple[str, str, str, bool]] = []
+        for entity in Entity:
+            target = getattr(self.resource(entity).unknown_fields, "target", None)
+            for key in self.codecs[entity].owned_custom_keys():
+                assert target is not None  # owned keys exist only under a defined container
+                own.append((target, key, key, True))
+        for target, fields in self.options.own_fields.items():
+            for item in fields:
+                key = str(item["key"])
+                own.append(
+                    (target, str(item.get("label") or key), key, bool(item.get("filterable", True)))
+                )
+        return own
+
     async def open(self) -> None:
         """Define the driver's own custom fields (external id, keys) where the manifest keeps
-        them in the CRM's custom fields; read nothing else. Raises :class:`AuthFailed` or
-        :class:`Unavailable` when the CRM cannot be used."""
+        them in the CRM's custom fields; read nothing else. Opened :attr:`read_only` (``check``
+        without ``--migrate``) it defines nothing and notes what is missing. Raises
+        :class:`AuthFailed` or :class:`Unavailable` when the CRM cannot be used."""
+        self._missing: list[str] = []
         if self.catalog is None or self.options.dry_run:
             return
         with self.client.budget():
-            for entity in Entity:
-                target = getattr(self.resource(entity).unknown_fields, "target", None)
-                for key in self.codecs[entity].owned_custom_keys():
-                    assert target is not None
-                    await self.catalog.ensure(target, key, "", key=key, filterable=True)
-            for target, fields in self.options.own_fields.items():
-                for item in fields:
-                    key = str(item["key"])
-                    label = str(item.get("label") or key)
-                    await self.catalog.ensure(
-                        target,
-                        label,
-                        item.get("sample", ""),
-                        key=key,
-                        filterable=bool(item.get("filterable", True)),
-                    )
+            for target, label, key, filterable in self._own_fields():
+                if self.read_only:
+                    if await self.catalog.find(target, label, key) is None:
+                        self._missing.append(f"{target}.{key}")
+                    continue
+                await self.catalog.ensure(target, label, "", key=key, filterable=filterable)
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -201,6 +209,12 @@ class RestCore(Backend):
         ]
         if self.options.dry_run:
             notes.append("dry run: nothing is sent to the CRM (backend.options.dry_run)")
+        missing = getattr(self, "_missing", [])
+        if missing:
+            notes.append(
+                f"custom fields the driver defines at start-up (serve, or check --migrate): "
+                f"{', '.join(missing)}"
+            )
         for entity in Entity:
             spec = self.resource(entity)
             section = f"backend.options.{entity.plural}"

@@ -219,6 +219,10 @@ class FieldCatalog:
             return next((k for k, label in definitions.items() if label == name), None)
         return key if key in definitions else None
 
+    async def find(self, target: str, name: str, key: str | None = None) -> str | None:
+        """The key of field ``name`` on ``target`` when it is defined (nothing is defined)."""
+        return self._lookup(await self.keys(target, fresh=True), name, key or slug(name))
+
     async def ensure(
         self,
         target: str,

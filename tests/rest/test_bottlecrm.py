@@ -253,3 +253,21 @@ async def test_a_bad_token_is_a_refused_credential_not_a_retry(bottlecrm: Bottle
     assert type(info.value).__name__ == "AuthFailed"
     assert "bcrm_pat_not-a-real-token" not in str(info.value)
     assert driver.client.attempts == 1
+
+
+@pytest.mark.anyio
+async def test_check_without_migrate_defines_nothing_and_says_what_serve_will(
+    bottlecrm: BottleCRMTenant,
+) -> None:
+    driver = preset_driver("bottlecrm", bottlecrm.base_url, bottlecrm.token)
+    driver.read_only = True
+    try:
+        await driver.open()
+        report = await driver.check_setup({})
+    finally:
+        await driver.close()
+    with bottlecrm.client(timeout=30) as crm:
+        assert crm.get("/api/custom-fields/").json()["definitions"] == []
+    [note] = [n for n in report.notes if n.startswith("custom fields the driver defines")]
+    assert "Contact.enginy_id" in note and "Task.enginy_token" in note
+    assert not report.problems
