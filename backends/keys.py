@@ -9,11 +9,12 @@ copies are held equal by ``tests/rest/test_keys.py``.
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from typing import Any
 
-__all__ = ["NORMALISER_BY_KEY", "key_kind", "normalise_for_key"]
+__all__ = ["NORMALISER_BY_KEY", "compound_value", "key_kind", "normalise_for_key"]
 
 #: The normaliser of the contract's keys, by key name (what the front applies to them).
 NORMALISER_BY_KEY = {
@@ -25,6 +26,13 @@ NORMALISER_BY_KEY = {
     "phone": "phone",
     "mobilePhone": "phone",
 }
+
+#: Second-level labels under a two-letter country code (``co.uk``, ``com.br``): part of the
+#: extension for ``domain_any_extension``.
+_SECOND_LEVEL = frozenset(
+    {"co", "com", "org", "net", "ac", "gov", "edu", "ltd", "plc", "gob", "nic", "or", "ne",
+     "go", "gv", "nom", "biz", "info", "mil", "sch"}
+)  # fmt: skip
 
 _SCHEME = re.compile(r"^(?:[a-z][a-z0-9+.\-]*:)?//", re.IGNORECASE)
 
@@ -60,7 +68,20 @@ def normalise_for_key(kind: str, value: Any) -> str | None:
             return host.removeprefix("www.") or None
         host = "linkedin.com" if host.endswith(".linkedin.com") else host.removeprefix("www.")
         return (host + sep + path).rstrip("/") or None
+    if kind == "domain_any_extension":
+        bare = normalise_for_key("domain", value) or ""
+        labels = [label for label in bare.split(".") if label]
+        if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in _SECOND_LEVEL:
+            labels = labels[:-2]
+        elif len(labels) >= 2:
+            labels = labels[:-1]
+        return labels[-1] if labels else None
     if kind == "phone":
         digits = re.sub(r"\D", "", text)
         return ("+" + digits if text.startswith("+") else digits) or None
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split()) or None
+
+
+def compound_value(parts: list[str]) -> str:
+    """A compound key's value as the front writes it: its normalised parts as a JSON array."""
+    return json.dumps(parts, ensure_ascii=False, separators=(",", ":"))

@@ -53,15 +53,14 @@ import ast
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import GetCoreSchemaHandler
-from pydantic_core import core_schema
+from pydantic import PlainSerializer, PlainValidator
 
 from backends.rest.functions import FUNCTIONS, slug, string
 from backends.rest.paths import MISSING, get_path
 
-__all__ = ["FUNCTIONS", "Context", "Expr", "Template", "parse_expression", "slug"]
+__all__ = ["FUNCTIONS", "Context", "Expr", "Template", "TemplateValue", "parse_expression", "slug"]
 
 #: Roots an operation provides, by name.
 Context = Mapping[str, Any]
@@ -290,13 +289,15 @@ class Template:
         return f"Template({self.source!r})"
 
     @classmethod
-    def __get_pydantic_core_schema__(
-        cls, source: type[Any], handler: GetCoreSchemaHandler
-    ) -> core_schema.CoreSchema:
-        return core_schema.no_info_plain_validator_function(
-            lambda value: value if isinstance(value, Template) else cls(value),
-            serialization=core_schema.plain_serializer_function_ser_schema(lambda t: t.source),
-        )
+    def of(cls, value: Any) -> Template:
+        """``value`` compiled (a template stays as it is); ``ValueError`` names the problem."""
+        return value if isinstance(value, Template) else cls(value)
+
+
+#: A template as a field of a manifest model: compiled when the configuration loads.
+TemplateValue = Annotated[
+    Template, PlainValidator(Template.of), PlainSerializer(lambda template: template.source)
+]
 
 
 def _evaluate(node: Any, ctx: Context, tables: Mapping[str, Mapping[str, Any]]) -> Any:

@@ -24,6 +24,7 @@ carrying several values (``per_call``), its answer split by comparison.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -31,7 +32,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from backends.keys import normalise_for_key
+from backends.keys import NORMALISER_BY_KEY, compound_value, key_kind, normalise_for_key
 from backends.rest.components import tagged
 from backends.rest.pagination import Pagination
 from backends.rest.paths import MISSING, check_path, get_path
@@ -49,7 +50,7 @@ __all__ = [
 ]
 
 #: The roots a strategy's request may read.
-FIND_ROOTS = {"value", "values", "key", "vars"}
+FIND_ROOTS = {"value", "values", "parts", "key", "vars"}
 
 #: ``contains``: the value sought appears in the field's text (an idempotency marker kept in
 #: a note's body).
@@ -109,7 +110,7 @@ class KeyPlan:
 
     name: str
     paths: tuple[str, ...]
-    normaliser: str | None  # None: exact comparison (external ids, driver-kept keys)
+    normaliser: str | None  # None: exact; "compound": the front's several-field keys
     separator: str = " "
 
 
@@ -137,11 +138,28 @@ def _normalise(value: Any, normaliser: str | None) -> str | None:
     return normalise_for_key(normaliser, value if isinstance(value, str) else str(value))
 
 
+def _part_kind(path: str) -> str:
+    name = path.rsplit(".", 1)[-1]
+    return NORMALISER_BY_KEY.get(name) or key_kind(name)
+
+
+def _text(value: Any) -> Any:
+    return value if isinstance(value, str) or value in (MISSING, None) else str(value)
+
+
 def keys_of(record: Any, plan: KeyPlan) -> set[str]:
     """The normalised values of ``plan``'s key that ``record`` holds (a list field gives one
     per item; a compound key gives the joined value)."""
     if not isinstance(record, Mapping):
         return set()
+    if plan.normaliser == "compound":
+        # The front's compound key: each field through the normaliser its name implies, the
+        # parts as a JSON array (adapter/matching.py writes the value so).
+        parts = [
+            normalise_for_key(_part_kind(path), _text(get_path(record, path)))
+            for path in plan.paths
+        ]
+        return set() if None in parts else {compound_value([p for p in parts if p])}
     if len(plan.paths) == 1:
         raw = get_path(record, plan.paths[0])
         values = raw if isinstance(raw, list) else [raw]
@@ -199,6 +217,8 @@ async def run_strategy(
 
     async def one(chunk: list[str]) -> list[Any]:
         ctx = {**base_ctx, "key": plan.name, "value": chunk[0], "values": chunk}
+        if plan.normaliser == "compound":  # a compound value's parts, for the request
+            ctx["parts"] = json.loads(chunk[0])
         return await host.collect(strategy, ctx)
 
     pages = await host.gather([partial(one, chunk) for chunk in chunks])

@@ -78,7 +78,9 @@ class FindingMixin(RestCore):
             return KeyPlan(key.name, (codec.resolve(spec.external_id),), None)
         if key.name in spec.keys:
             return KeyPlan(key.name, (codec.resolve(spec.keys[key.name]),), None)
-        normaliser = getattr(key, "normaliser", None) or NORMALISER_BY_KEY.get(key.name)
+        if key.normaliser == "compound" and key.fields:
+            return KeyPlan(key.name, tuple(key.fields), "compound")
+        normaliser = key.normaliser or NORMALISER_BY_KEY.get(key.name)
         return KeyPlan(key.name, (key.field or key.name,), normaliser or key_kind(key.name))
 
     async def find_records(

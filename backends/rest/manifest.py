@@ -21,12 +21,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from backends.base import DriverOptions
 from backends.http import RateLimitOptions
 from backends.rest.auth import AuthSpec, NoAuth
-from backends.rest.components import tagged, without_tags
+from backends.rest.components import tagged
 from backends.rest.customfields import CustomFieldsApi, DefinedUnknown
 from backends.rest.errors import ErrorsSpec
 from backends.rest.requests import Operation, check_roots
@@ -148,11 +148,3 @@ class RestOptions(DriverOptions):
             if op is not None:
                 found |= op.request.tables()
         return found
-
-    @classmethod
-    def model_validate(cls, obj: Any, **kwargs: Any) -> RestOptions:
-        """Validate, with the YAML's own paths in errors (no union tags)."""
-        try:
-            return super().model_validate(obj, **kwargs)
-        except ValidationError as exc:
-            raise without_tags(exc) from None

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from backends.rest.components import tagged
 from backends.rest.errors import BodyMatch
-from backends.rest.expr import Context, Expr, Template, parse_expression
+from backends.rest.expr import Context, Expr, TemplateValue, parse_expression
 from backends.rest.pagination import Pagination
 from backends.rest.paths import MISSING, check_path, get_path, set_path
 
@@ -58,9 +58,9 @@ class Built:
 class RequestSpec(_Spec):
     method: Method = "GET"
     path: str = Field(min_length=1)
-    query: dict[str, Template] = Field(default_factory=dict)
-    headers: dict[str, Template] = Field(default_factory=dict)
-    body: Template | None = None
+    query: dict[str, TemplateValue] = Field(default_factory=dict)
+    headers: dict[str, TemplateValue] = Field(default_factory=dict)
+    body: TemplateValue | None = None
 
     @field_validator("path")
     @classmethod

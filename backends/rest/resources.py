@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from backends.rest.components import tagged
 from backends.rest.customfields import DropUnknown, UnknownFields
-from backends.rest.expr import Template
+from backends.rest.expr import TemplateValue
 from backends.rest.finding import FIND_ROOTS, FindStrategy
 from backends.rest.paths import check_path
 from backends.rest.requests import ListSpec, Operation, RequestSpec, ResponseSpec, check_roots
@@ -153,7 +153,7 @@ class RecordShape(_Spec):
     exclude: list[str] = Field(default_factory=list)
     #: Fields read through an expression over the ``record`` root instead of their path
     #: (``website: "=record.website | domain"``, ``assigned_to: "=record.assigned_to.0.id"``).
-    read: dict[str, Template] = Field(default_factory=dict)
+    read: dict[str, TemplateValue] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _read_roots(self) -> RecordShape:
@@ -296,7 +296,7 @@ class TaskShape(_Spec):
     updated_at: str | list[str] | None = None
     #: Values read through an expression over the ``record`` root instead of a path
     #: (``type: "=record.type | upper"``).
-    read: dict[str, Template] = Field(default_factory=dict)
+    read: dict[str, TemplateValue] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _read(self) -> TaskShape:

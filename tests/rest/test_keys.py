@@ -28,6 +28,14 @@ SAMPLES = {
     ],
     "name": ["  ACME\tInc ", "Straße", "\uff21\uff23\uff2d\uff25", "a\u00a0b", ""],
     "phone": ["+1 (555) 012-3456", "555.012", "no digits", ""],
+    "domain_any_extension": [
+        "https://shop.acme.co.uk/about",
+        "www.acme.es",
+        "acme.com",
+        "localhost",
+        "a.b.c.com.br",
+        "",
+    ],
 }
 
 

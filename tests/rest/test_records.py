@@ -331,3 +331,29 @@ class TestCoreOnlyManifest(CapabilitiesSuite):
         assert backend.capabilities == frozenset()
         with pytest.raises(Unsupported):
             await backend.create_activity(NewActivity(type="EMAIL"))
+
+
+async def test_the_fronts_compound_and_any_extension_keys_are_compared_as_it_writes_them() -> None:
+    crm = FakeCRM()
+    store = crm.records["contacts"]
+    store["1"] = {"id": "1", "first_name": " Ada ", "last_name": "LOVELACE", "domain": "acme.co.uk"}
+    store["2"] = {
+        "id": "2",
+        "first_name": "Ada",
+        "last_name": "Byron",
+        "domain": "https://www.acme.es/",
+    }
+    options = manifest()
+    for key in ("fullName", "site"):
+        options["contacts"]["find"][key] = [{
+            "type": "list", "request": {"path": "/contacts"}, "response": {"items": "data"},
+            "pagination": {"type": "offset", "page_size": 50, "total": "total"},
+        }]  # fmt: skip
+    driver = make_driver(options, crm.transport())
+    compound = MatchKey("fullName", None, "compound", ("first_name", "last_name"))
+    found = await driver.find_records(C, compound, ['["ada","lovelace"]', '["ada","smith"]'])
+    assert {v: r.crm_id for v, r in found.items()} == {'["ada","lovelace"]': "1"}
+    site = MatchKey("site", "domain", "domain_any_extension")
+    found = await driver.find_records(C, site, ["acme"])
+    assert found["acme"].crm_id == "1"  # both hold "acme": the oldest (created first) wins
+    await driver.close()
