@@ -2,9 +2,9 @@
 
 The front normalises every key it hands a driver (``adapter/matching.py``: ``Ada@Acme.com`` →
 ``ada@acme.com``, ``https://www.acme.com/about`` → ``acme.com``). A driver that reads a CRM's own
-values back (HubSpot's search results, a REST API's filter answers) normalises them the same way
-before comparing, with the rules repeated here so that drivers never import the front. The two
-copies are held equal by ``tests/rest/test_keys.py``.
+values back (a REST API's filter answers, a search's hits) normalises them the same way before
+comparing, with the rules repeated here, for any driver, so that drivers never import the front.
+The two copies are held equal by ``tests/rest/test_keys.py``.
 """
 
 from __future__ import annotations
