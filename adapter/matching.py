@@ -13,13 +13,20 @@ a string, or that is empty once normalised, is not a key (it must never match an
 
 from __future__ import annotations
 
-import json
-import re
-import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from adapter.config import DEFAULT_MATCH_KEYS, KeySpec
 from backends.base import EXTERNAL_ID, Entity
+from backends.keys import (
+    NORMALISERS,
+    compound_value,
+    normalise_domain,
+    normalise_domain_any_extension,
+    normalise_email,
+    normalise_linkedin_url,
+    normalise_name,
+    normalise_phone,
+)
 
 __all__ = [
     "NORMALISERS",
@@ -31,133 +38,6 @@ __all__ = [
     "normalise_name",
     "normalise_phone",
 ]
-
-Normaliser = Callable[[object], "str | None"]
-
-# A leading URL scheme (``https://``, ``HTTP://``, ``//``): Enginy sends domains and LinkedIn
-# URLs with or without one, and users paste both forms into their CRM.
-_SCHEME = re.compile(r"^(?:[a-z][a-z0-9+.\-]*:)?//", re.IGNORECASE)
-_WHITESPACE = re.compile(r"\s+")
-_PORT = re.compile(r":\d*$")
-
-
-def normalise_email(value: object) -> str | None:
-    """Trim and lower-case an email address (``" John@ACME.com "`` → ``john@acme.com``).
-
-    A ``mailto:`` prefix is removed because CRMs that store links keep it.
-    """
-    if not isinstance(value, str):
-        return None
-    email = value.strip().lower()
-    if email.startswith("mailto:"):
-        email = email[len("mailto:") :].strip()
-    return email or None
-
-
-def normalise_linkedin_url(value: object) -> str | None:
-    """Reduce a LinkedIn URL to ``linkedin.com/in/<slug>`` form.
-
-    Removes the scheme, ``www.`` (and the country/mobile sub-domains LinkedIn redirects from,
-    such as ``uk.`` or ``m.``, which name the same profile), the query string, the fragment and
-    trailing slashes; lower-cases the result. ``https://www.linkedin.com/in/JohnDoe/?trk=x``
-    → ``linkedin.com/in/johndoe``.
-    """
-    if not isinstance(value, str):
-        return None
-    url = _SCHEME.sub("", value.strip()).lower()
-    url = url.split("#", 1)[0].split("?", 1)[0]
-    host, sep, path = url.partition("/")
-    host = _PORT.sub("", host).rstrip(".")
-    if host.endswith(".linkedin.com"):
-        host = "linkedin.com"
-    elif host.startswith("www."):
-        host = host[len("www.") :]
-    url = (host + sep + path).rstrip("/")
-    return url or None
-
-
-def normalise_domain(value: object) -> str | None:
-    """Reduce a website or domain to its bare host name.
-
-    Removes the scheme, any ``user@`` part, ``www.``, the port, the path, the query string, the
-    fragment and trailing dots; trims and lower-cases. ``https://www.acme.com/about`` →
-    ``acme.com``; ``WWW.ACME.COM`` → ``acme.com``; ``acme.com.:443`` → ``acme.com``.
-    """
-    if not isinstance(value, str):
-        return None
-    host = _SCHEME.sub("", value.strip()).lower()
-    for stop in "/?#":
-        host = host.split(stop, 1)[0]
-    # "john@acme.com" (an email in a domain field) and "user:pw@host" both name the host.
-    host = host.rsplit("@", 1)[-1]
-    host = _PORT.sub("", host).strip()
-    if host.startswith("www."):
-        host = host[len("www.") :]
-    return host.rstrip(".") or None
-
-
-def normalise_name(value: object) -> str | None:
-    """Fold case and whitespace: ``"  ACME\\tInc "`` → ``acme inc``.
-
-    NFKC first, so that full-width letters and non-breaking spaces compare equal to their
-    plain forms; ``casefold`` rather than ``lower`` so that ``Straße`` equals ``STRASSE``.
-    """
-    if not isinstance(value, str):
-        return None
-    name = _WHITESPACE.sub(" ", unicodedata.normalize("NFKC", value).casefold()).strip()
-    return name or None
-
-
-def normalise_phone(value: object) -> str | None:
-    """Keep the digits of a phone number, and a leading ``+``: ``+1 (555) 012-3456`` →
-    ``+15550123456``. A value without any digit is not a key."""
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    digits = "".join(ch for ch in text if ch.isascii() and ch.isdigit())
-    if not digits:
-        return None
-    return "+" + digits if text.startswith("+") else digits
-
-
-# Second-level labels under a country code that are part of the extension, not the name:
-# acme.co.uk, acme.com.br, acme.org.au, acme.ne.jp.
-_SECOND_LEVEL = frozenset(
-    {"co", "com", "org", "net", "ac", "gov", "edu", "ltd", "plc", "gob", "nic", "or", "ne",
-     "go", "gv", "nom", "biz", "info", "mil", "sch"}
-)  # fmt: skip
-
-
-def normalise_domain_any_extension(value: object) -> str | None:
-    """The name a domain has under any extension: ``acme.com``, ``www.acme.es``,
-    ``https://shop.acme.co.uk/about`` → ``acme``, so that one company's sites in several
-    countries are one key. The extension is the last label, with the second-level label of a
-    country code (``co.uk``, ``com.br``) when there is one; sub-domains are dropped."""
-    host = normalise_domain(value)
-    if host is None:
-        return None
-    labels = [label for label in host.split(".") if label]
-    if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in _SECOND_LEVEL:
-        labels = labels[:-2]
-    elif len(labels) >= 2:
-        labels = labels[:-1]
-    return labels[-1] if labels else None
-
-
-#: Normaliser name (as written in the YAML, :data:`adapter.config.NORMALISER_NAMES`) → function.
-NORMALISERS: dict[str, Normaliser] = {
-    "email": normalise_email,
-    "linkedin": normalise_linkedin_url,
-    "domain": normalise_domain,
-    "domain_any_extension": normalise_domain_any_extension,
-    "name": normalise_name,
-    "phone": normalise_phone,
-}
-
-
-def _key_value(parts: Sequence[str]) -> str:
-    """A compound key's value: its normalised parts, unambiguously (a JSON array)."""
-    return json.dumps(list(parts), ensure_ascii=False, separators=(",", ":"))
 
 
 class _Plan:
@@ -184,7 +64,7 @@ class _Plan:
             if part is None:
                 return None  # a compound key needs every part
             values.append(part)
-        return _key_value(values)
+        return compound_value(values)
 
 
 class Matcher:

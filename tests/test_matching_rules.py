@@ -17,7 +17,6 @@ from adapter.config import KeySpec, MatchingConfig, Settings
 from adapter.matching import Matcher, normalise_domain_any_extension
 from backends.base import Entity
 from backends.memory import MemoryBackend
-from backends.sql.lookup import domain_stem
 
 pytestmark = pytest.mark.anyio
 KEY = "rules-test-key"
@@ -45,8 +44,6 @@ RULES = {
 )
 def test_any_domain_extension(raw: object, stem: str | None) -> None:
     assert normalise_domain_any_extension(raw) == stem
-    # the SQL driver's copy of the rule, for stored websites, agrees
-    assert domain_stem(raw) == stem
 
 
 def test_compound_keys_are_configured_by_their_fields() -> None:

@@ -14,17 +14,16 @@ budget:
   made on first use). See :mod:`.owned`.
 
 Records that hold no key (made by hand in HubSpot, by HubSpot itself or by another
-integration) are found by a search on the field, each candidate confirmed by the same
-normaliser (:func:`normalise_for_key`): an ``IN`` of the value's usual spellings for domains,
-e-mails, names and phones; ``CONTAINS_TOKEN`` with ``*`` wildcards (:func:`token_pattern`) for
-LinkedIn URLs and domains under any extension, whose hand-typed spellings are open-ended.
+integration) are found by a search on the field, each candidate confirmed by the front's own
+normaliser (:func:`backends.keys.normalise_for_key`): an ``IN`` of the value's usual spellings
+for domains, e-mails, names and phones; ``CONTAINS_TOKEN`` with ``*`` wildcards
+(:func:`token_pattern`) for LinkedIn URLs and domains under any extension, whose hand-typed
+spellings are open-ended.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
-from typing import Any
+from backends.keys import key_kind, normalise_for_key
 
 __all__ = [
     "TOKEN_KINDS",
@@ -36,70 +35,6 @@ __all__ = [
 
 #: Kinds whose fallback search is ``CONTAINS_TOKEN`` (see :func:`token_pattern`).
 TOKEN_KINDS = frozenset({"linkedin", "domain_any_extension"})
-
-_SCHEME = re.compile(r"^(?:[a-z][a-z0-9+.\-]*:)?//", re.IGNORECASE)
-_PORT = re.compile(r":\d*$")
-
-# Second-level labels under a country code that belong to the extension (acme.co.uk).
-_SECOND_LEVEL = frozenset(
-    {"co", "com", "org", "net", "ac", "gov", "edu", "ltd", "plc", "gob", "nic", "or", "ne",
-     "go", "gv", "nom", "biz", "info", "mil", "sch"}
-)  # fmt: skip
-
-
-def key_kind(key_name: str, normaliser: str | None = None) -> str:
-    """The normaliser of a key: the one the front names (``MatchKey.normaliser``), else guessed
-    from the key's name (``linkedinUrl`` → ``linkedin``)."""
-    if normaliser and normaliser != "compound":
-        return normaliser
-    name = key_name.lower()
-    if "linkedin" in name:
-        return "linkedin"
-    if "url" in name or "website" in name or "domain" in name:
-        return "domain"
-    if "email" in name:
-        return "email"
-    if "phone" in name:
-        return "phone"
-    return "name"
-
-
-def _host(text: str) -> str:
-    host = _SCHEME.sub("", text).lower()
-    for stop in "/?#":
-        host = host.split(stop, 1)[0]
-    host = _PORT.sub("", host.rsplit("@", 1)[-1]).strip()
-    return host.removeprefix("www.").rstrip(".")
-
-
-def normalise_for_key(kind: str, value: Any) -> str | None:
-    """A stored value in the front's normalised form (the rules of ``adapter/matching.py``,
-    repeated so that the driver never imports the front; a test keeps them equal)."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip()
-    if kind == "email":
-        text = text.lower()
-        return text.removeprefix("mailto:").strip() or None
-    if kind == "domain":
-        return _host(text) or None
-    if kind == "domain_any_extension":
-        labels = [label for label in _host(text).split(".") if label]
-        if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in _SECOND_LEVEL:
-            labels = labels[:-2]
-        elif len(labels) >= 2:
-            labels = labels[:-1]
-        return labels[-1] if labels else None
-    if kind == "linkedin":
-        text = _SCHEME.sub("", text).lower().split("#", 1)[0].split("?", 1)[0]
-        host, sep, path = text.partition("/")
-        host = _PORT.sub("", host).rstrip(".")
-        host = "linkedin.com" if host.endswith(".linkedin.com") else host.removeprefix("www.")
-        return (host + sep + path).rstrip("/") or None
-    if kind == "phone":
-        digits = "".join(ch for ch in text if ch.isascii() and ch.isdigit())
-        return ("+" + digits if text.startswith("+") else digits) or None
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split()) or None
 
 
 def fallback_spellings(kind: str, value: str) -> list[str]:

@@ -20,7 +20,6 @@ phone number) are only found through the key table, i.e. once the adapter wrote 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -32,8 +31,6 @@ __all__ = [
     "DEFAULT_NORMALISERS",
     "Comparison",
     "comparison",
-    "domain_stem",
-    "fold",
     "stem_patterns",
     "variants",
 ]
@@ -93,33 +90,6 @@ def comparison(column: sa.Column[Any], lookup: Lookup, case_insensitive: bool) -
 
 # -- keys the front computes from several fields, or from part of a value -------------------
 
-# Second-level labels under a country code that belong to the extension (acme.co.uk): the
-# same rule as the front's ``domain_any_extension`` normaliser (adapter/matching.py).
-_SECOND_LEVEL = frozenset(
-    {"co", "com", "org", "net", "ac", "gov", "edu", "ltd", "plc", "gob", "nic", "or", "ne",
-     "go", "gv", "nom", "biz", "info", "mil", "sch"}
-)  # fmt: skip
-_SCHEME_RE = re.compile(r"^(?:[a-z][a-z0-9+.\-]*:)?//", re.IGNORECASE)
-
-
-def domain_stem(stored: Any) -> str | None:
-    """A stored website's name under any extension (``http://www.acme.co.uk/x`` → ``acme``),
-    as the front's ``domain_any_extension`` normaliser makes keys."""
-    if not isinstance(stored, str):
-        return None
-    host = _SCHEME_RE.sub("", stored.strip()).lower()
-    for stop in "/?#":
-        host = host.split(stop, 1)[0]
-    host = host.rsplit("@", 1)[-1].split(":", 1)[0].strip().rstrip(".")
-    labels = [label for label in host.split(".") if label]
-    if labels and labels[0] == "www":
-        labels = labels[1:]
-    if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in _SECOND_LEVEL:
-        labels = labels[:-2]
-    elif len(labels) >= 2:
-        labels = labels[:-1]
-    return labels[-1] if labels else None
-
 
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -130,8 +100,3 @@ def stem_patterns(stem: str) -> list[str]:
     ``acme.%``, ``www.acme.%``, ``http://acme.%``, ... (a prefix an index can serve)."""
     body = _like_escape(stem)
     return [f"{s}{w}{body}.%" for s in _SCHEMES for w in ("", "www.")]
-
-
-def fold(stored: Any) -> str:
-    """A stored text as a ``name`` key part compares: case and runs of spaces folded."""
-    return " ".join(str(stored).split()).casefold()

@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backends.base import EXTERNAL_ID, Entity, MatchKey, StoredRecord
+from backends.keys import normalise_domain_any_extension, normalise_name
 
 from .batching import chunked
 from .coerce import column_is_text
@@ -27,8 +28,6 @@ from .lookup import (
     DEFAULT_NORMALISERS,
     Comparison,
     comparison,
-    domain_stem,
-    fold,
     stem_patterns,
     variants,
 )
@@ -341,7 +340,9 @@ class RecordReadsMixin:
         if child is not None:
             matches = await child.lookup_like(conn, patterns)
             pairs = [
-                (stem, pk) for stored, pk in matches if (stem := domain_stem(stored)) in wanted
+                (stem, pk)
+                for stored, pk in matches
+                if (stem := normalise_domain_any_extension(stored)) in wanted
             ]
             ids = {store.format_id(pk) for _, pk in pairs}
             loaded = await self._load(conn, store, ids, complete=False)
@@ -361,7 +362,7 @@ class RecordReadsMixin:
             for stored, order, record in self._record_rows(
                 store, await conn.execute(stmt), "_enginy_value"
             ):
-                stem = domain_stem(stored)
+                stem = normalise_domain_any_extension(stored)
                 if stem in wanted:
                     hits.append((stem, order, record))
         return hits
@@ -399,7 +400,7 @@ class RecordReadsMixin:
             for row, (_, order, record) in zip(
                 rows_, self._rows_of(store, names, rows_), strict=True
             ):
-                stored = tuple(fold(row[i]) for i in at)
+                stored = tuple(normalise_name(row[i]) or "" for i in at)
                 if stored in wanted:
                     hits.append((wanted[stored], order, record))
         return hits

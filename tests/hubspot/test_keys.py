@@ -1,5 +1,6 @@
-"""The driver's copy of the front's normalisers gives the same values (the driver must never
-import the front, and a key it stores must be the one the front looks up)."""
+"""The HubSpot driver normalises what the portal stores with the front's own normalisers (the
+driver never imports the front, and a key it stores must be the one the front looks up), and
+builds its CONTAINS_TOKEN patterns only for open-ended spellings."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""The drivers' copy of the key normalisers (backends/keys.py) gives what the front's
-(adapter/matching.py) gives, so a value a CRM stores as typed compares equal to the key the
-front hands the driver."""
+"""Drivers normalise what a CRM stores as typed with ``backends.keys.normalise_for_key``: for
+every kind it gives what the front's normaliser of that name gives (the key it hands drivers)."""
 
 from __future__ import annotations
 
@@ -42,7 +41,7 @@ SAMPLES = {
 @pytest.mark.parametrize(
     ("kind", "value"), [(kind, value) for kind, values in SAMPLES.items() for value in values]
 )
-def test_the_two_copies_agree(kind: str, value: str) -> None:
+def test_normalise_for_key_is_the_fronts_normaliser(kind: str, value: str) -> None:
     assert normalise_for_key(kind, value) == NORMALISERS[kind](value)
 
 
