@@ -6,17 +6,26 @@ contract's routes (:mod:`adapter.http`), and around them, outermost first:
 
 1. :class:`~adapter.ops.telemetry.TelemetryMiddleware`, so that every request — rejected ones
    included — gets a request id, metrics and its log line;
-2. the dashboard under ``/ui`` (:class:`~adapter.http.dashboard.UIDispatch`), dispatched before
+2. :class:`~adapter.ops.limits.InFlightLimit`: 503 beyond ``server.limits.max_requests_in_flight``
+   (before the key check: a keyless flood counts too);
+3. the dashboard under ``/ui`` (:class:`~adapter.http.dashboard.UIDispatch`), dispatched before
    the API-key check because it has its own authentication (HTTP Basic with ``ui.password``;
    without one it refuses every login); with ``ui.listen`` it is served on a listener of its own
    instead (:mod:`adapter.ops.listeners`);
-3. :class:`~adapter.http.auth.ApiKeyMiddleware` (A.2);
-4. :class:`~adapter.ops.startup.BackendGateMiddleware`: 503 until the backend is open (after the key
+4. :class:`~adapter.http.auth.ApiKeyMiddleware` (A.2);
+5. :class:`~adapter.ops.startup.BackendGateMiddleware`: 503 until the backend is open (after the key
    check, so A.2 holds during an outage too; the OpenAPI document and metrics need no backend;
-   with the outbox on, the writes it queues pass).
+   with the outbox on, the writes it queues pass);
+6. :class:`~adapter.ops.limits.BodyLimits`: request bodies admitted against the budget of
+   ``server.limits.max_body_bytes_in_flight``, stalled uploads ended (after the key check and the
+   gate, so that only a caller with a key, and a backend to serve it, holds memory).
 
 With ``outbox.enabled`` the service's writes go through the :class:`~adapter.outbox.Outbox`
 (queued while the backend cannot take them), whose deliverer runs for the app's lifetime.
+
+The connection-level limits (header deadline, connection cap, idle keep-alive) live below the
+app, in uvicorn's protocol (:mod:`adapter.ops.connections`, set up by ``enginy-adapter
+serve``).
 
 ``GET /openapi.json`` and ``GET /metrics`` (unless ``observability.metrics.listen`` moves
 metrics to their own listener) are ordinary routes behind the API key, under
@@ -50,6 +59,7 @@ from adapter.http.routes import add_routes, contract_routes
 from adapter.mapping import build_mappers
 from adapter.matching import Matcher
 from adapter.ops.instrument import instrument_backend
+from adapter.ops.limits import BodyLimits, InFlightLimit
 from adapter.ops.listeners import serve_separately
 from adapter.ops.logs import configure_logging
 from adapter.ops.outbox_metrics import OutboxMetrics
@@ -73,6 +83,7 @@ _log = logging.getLogger("adapter.ui")
 def build_service(settings: Settings, backend: Backend, writes: Writes | None = None) -> Service:
     """The :class:`Service` for ``settings`` over ``backend`` (mapping, matching, users);
     ``writes``: the outbox's, when it is on."""
+    private = (*settings.secret_values(), *settings.location_values())
     users = (
         None
         if settings.users is None
@@ -86,6 +97,7 @@ def build_service(settings: Settings, backend: Backend, writes: Writes | None = 
         users=users,
         health_cache_seconds=settings.server.health_cache_seconds,
         writes=writes,
+        scrub=lambda text: redact(text, private),
     )
 
 
@@ -176,14 +188,19 @@ def create_app(
                 open_paths=(root + OPENAPI_PATH, root + metrics.path),
                 passthrough=_queueable(root) if outbox is not None else None,
             ),
+            Middleware(
+                BodyLimits,
+                limits=settings.server.limits,
+                max_body_bytes=settings.server.max_body_bytes,
+            ),
         ],
-        exception_handlers=exception_handlers(),
+        exception_handlers=exception_handlers(service.scrub),
         lifespan=lifespan,
     )
     app.state.service = service
     app.state.backend_gate = gate
     app.state.outbox = outbox
-    _add_operations(app, settings, driver, keys, outbox)
+    _add_operations(app, settings, driver, keys, outbox, service.scrub)
     return app
 
 
@@ -197,9 +214,15 @@ def worker_app() -> Starlette:
 
 
 def _add_operations(
-    app: Starlette, settings: Settings, backend: Backend, keys: list[str], outbox: Outbox | None
+    app: Starlette,
+    settings: Settings,
+    backend: Backend,
+    keys: list[str],
+    outbox: Outbox | None,
+    scrub: Callable[[str], str],
 ) -> None:
-    """Metrics, request logs, ``/openapi.json`` and the ``/ui`` dashboard."""
+    """Metrics, request logs, ``/openapi.json``, the ``/ui`` dashboard and the in-flight
+    limit."""
     obs, ui, root = settings.observability, settings.ui, settings.server.root_path
     telemetry = Telemetry(
         obs,
@@ -213,6 +236,7 @@ def _add_operations(
             UI_PREFIX,  # the dashboard's own listener serves it without the root path
             "/favicon.ico",
         ),
+        scrub=scrub,
     )
     app.state.telemetry = telemetry
     instrument_backend(backend, telemetry)
@@ -245,6 +269,7 @@ def _add_operations(
         if root:
             ui_app = Starlette(routes=[Mount(root, app=ui_app)])
         app.add_middleware(UIDispatch, ui_app=ui_app, prefix=root + UI_PREFIX)
+    app.add_middleware(InFlightLimit, limit=settings.server.limits.max_requests_in_flight)
     # Added last, so it is the outermost middleware: it sees every request and response.
     app.add_middleware(TelemetryMiddleware, telemetry=telemetry)
 

@@ -9,6 +9,12 @@ always ``{"error": "<code>", "message": "<detail>"}`` (a few errors add document
 Routes never catch driver errors: a :class:`backends.base.BackendError` escaping a route is
 mapped here, by class, to its status code. An unexpected exception becomes a 500 whose body says
 nothing about the cause; the detail goes to the server log only.
+
+Nothing in an error body names the infrastructure behind the service: a 5xx never repeats the
+driver's message (which may name a database host, user, port or file), only a fixed sentence
+per error class. Every error body carries the request's id (``requestId``, also in the
+``X-Request-ID`` header); the withheld detail is kept for the request's log line
+(:func:`note_detail`), so an operator finds it from the id a caller reports.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from backends.base import (
@@ -30,15 +36,23 @@ from backends.base import (
     Conflict,
     InvalidRecord,
     NotFound,
+    RateLimited,
     SchemaError,
     Unavailable,
     Unsupported,
 )
 
 __all__ = [
+    "DETAIL_STATE",
+    "OUTCOME_STATE",
+    "OVERLOADED",
+    "REQUEST_ID_STATE",
+    "UNAUTHORIZED",
+    "UNAVAILABLE",
     "ApiError",
     "BadRequest",
     "BatchFailed",
+    "ClientDisconnected",
     "HealthUnavailable",
     "InvalidJson",
     "PayloadTooLarge",
@@ -50,11 +64,51 @@ __all__ = [
     "error_response",
     "exception_handlers",
     "format_validation_error",
+    "note_detail",
+    "note_outcome",
+    "public_message",
+    "request_id_of",
 ]
 
 logger = logging.getLogger("adapter.errors")
 
 _JSON_HEADERS = {"content-type": "application/json"}
+
+#: Key of ``scope["state"]`` holding the request's id (set by the telemetry middleware, the
+#: outermost one, before anything can answer).
+REQUEST_ID_STATE = "request_id"
+#: Key of ``scope["state"]`` holding what an error body did not say (see :func:`note_detail`).
+DETAIL_STATE = "error_detail"
+#: Key of ``scope["state"]`` holding the outcome of a request answered before routing (see
+#: :func:`note_outcome`): metrics and logs label it with that instead of a route.
+OUTCOME_STATE = "outcome"
+
+#: The outcomes a request can be answered with before routing, one fixed label each.
+UNAUTHORIZED = "unauthorized"
+UNAVAILABLE = "unavailable"
+OVERLOADED = "overloaded"
+
+
+def request_id_of(scope: Mapping[str, Any]) -> str | None:
+    """The id of the request ``scope`` belongs to, if the telemetry middleware gave it one."""
+    state = scope.get("state")
+    value = state.get(REQUEST_ID_STATE) if isinstance(state, Mapping) else None
+    return value if isinstance(value, str) else None
+
+
+def note_detail(scope: Any, detail: str) -> None:
+    """Keep ``detail`` (the cause an error body withholds) for the request's log line."""
+    state = scope.setdefault("state", {})
+    if isinstance(state, dict):
+        state[DETAIL_STATE] = detail
+
+
+def note_outcome(scope: Any, outcome: str) -> None:
+    """Say that the request was answered before routing, with ``outcome`` (one of
+    :data:`UNAUTHORIZED`, :data:`UNAVAILABLE`, :data:`OVERLOADED`)."""
+    state = scope.setdefault("state", {})
+    if isinstance(state, dict):
+        state[OUTCOME_STATE] = outcome
 
 
 def error_response(
@@ -64,11 +118,15 @@ def error_response(
     *,
     extra: Mapping[str, Any] | None = None,
     headers: Mapping[str, str] | None = None,
+    request_id: str | None = None,
 ) -> Response:
-    """Render one error: ``{"error": code, "message": message, **extra}`` with ``status``."""
+    """Render one error: ``{"error": code, "message": message, **extra}`` with ``status``,
+    plus ``requestId`` when the request has one."""
     body: dict[str, Any] = {"error": code, "message": message}
     if extra:
         body.update(extra)
+    if request_id is not None:
+        body["requestId"] = request_id
     all_headers = dict(_JSON_HEADERS)
     if headers:
         all_headers.update(headers)
@@ -95,9 +153,12 @@ class ApiError(Exception):
         status: int | None = None,
         extra: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
+        detail: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
+        #: What the message leaves out on purpose (a backend's own words): logged, not sent.
+        self.detail = detail
         if code is not None:
             self.code = code
         if status is not None:
@@ -176,17 +237,28 @@ class BatchFailed(ApiError):
 
 
 class HealthUnavailable(ApiError):
-    """503 from ``/health``: ``{"status": "unavailable", "error", "message"}`` (A.12)."""
+    """503 from ``/health``: ``{"status": "unavailable", "error", "message"}`` (A.12). The
+    message is the fixed one of the error's class; the driver's own goes to the log."""
 
     status = 503
 
     def __init__(self, error: BackendError) -> None:
         super().__init__(
-            error.message,
+            public_message(error),
             code=error.code,
             extra={"status": "unavailable"},
             headers=_retry_after(error),
+            detail=str(error),
         )
+
+
+class ClientDisconnected(ApiError):
+    """The client went away before its request was read: nobody receives this answer. The
+    status is nginx's 499 ("client closed request"), so that logs and metrics count it apart
+    from both the service's errors (5xx) and the client's mistakes (4xx)."""
+
+    status = 499
+    code = "client_disconnected"
 
 
 # --------------------------------------------------------------------------------------------
@@ -284,6 +356,29 @@ def backend_status(error: BackendError) -> int:
     return 503 if error.retryable else 502
 
 
+#: What a 5xx body says about a driver error, by class (first match in the error's MRO): the
+#: driver's message may name a host, a user, a database or a file, so it is logged instead.
+_PUBLIC_MESSAGES: dict[type[BackendError], str] = {
+    RateLimited: "The CRM backend's rate limit was reached; retry later.",
+    SchemaError: "The CRM backend's schema or the adapter's configuration does not allow this "
+    "operation; an operator must fix it.",
+    AuthFailed: "The CRM backend refused the adapter's credentials; an operator must fix its "
+    "configuration.",
+    Unavailable: "The CRM backend is unavailable; retry later.",
+}
+
+
+def public_message(error: BackendError) -> str:
+    """The sentence an error body may carry for ``error`` (never the driver's own message)."""
+    for cls in type(error).__mro__:
+        message = _PUBLIC_MESSAGES.get(cls)
+        if message is not None:
+            return message
+    if error.retryable:
+        return "The CRM backend failed; retry later."
+    return "The CRM backend failed."
+
+
 def _retry_after(error: BackendError) -> dict[str, str]:
     seconds = getattr(error, "retry_after", None)
     if seconds is None or not error.retryable:
@@ -310,24 +405,61 @@ _HTTP_MESSAGES = {
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.code, exc.message, extra=exc.extra, headers=exc.headers)
+    if exc.detail is not None:
+        note_detail(request.scope, exc.detail)
+    return error_response(
+        exc.status,
+        exc.code,
+        exc.message,
+        extra=exc.extra,
+        headers=exc.headers,
+        request_id=request_id_of(request.scope),
+    )
 
 
-async def _backend_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, BackendError)
-    status = backend_status(exc)
-    if status >= 500:
-        # The message is the driver's, which must be secret-free; it is also the operator's
-        # only clue, so it is logged (without a stack: this is an expected failure mode).
-        logger.warning("%s %s failed: %s", request.method, request.url.path, exc)
-    return error_response(status, exc.code, exc.message, headers=_retry_after(exc))
+def _backend_error(scrub: Callable[[str], str]) -> Callable[[Request, Exception], Any]:
+    async def handler(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, BackendError)
+        status = backend_status(exc)
+        if status >= 500:
+            # The driver's message is the operator's clue, and may name the database's host,
+            # user or file: it goes to the request's log line (without a stack: an expected
+            # failure mode), the caller gets the fixed sentence of the error's class and the
+            # request id.
+            note_detail(request.scope, str(exc))
+            message = public_message(exc)
+        else:
+            # A 4xx names what the caller sent wrong; the driver's words stay, without the
+            # backend's location (a database named in a constraint) or a secret.
+            message = scrub(exc.message)
+        return error_response(
+            status,
+            exc.code,
+            message,
+            headers=_retry_after(exc),
+            request_id=request_id_of(request.scope),
+        )
+
+    return handler
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     message = _HTTP_MESSAGES.get(exc.status_code, str(exc.detail))
-    return error_response(exc.status_code, code, message, headers=exc.headers)
+    return error_response(
+        exc.status_code,
+        code,
+        message,
+        headers=exc.headers,
+        request_id=request_id_of(request.scope),
+    )
+
+
+async def _client_disconnect(request: Request, exc: Exception) -> Response:
+    # Starlette's own exception when a body read finds the client gone (forms, request.body()
+    # outside read_json): the same quiet 499 as ClientDisconnected.
+    return await _api_error(request, ClientDisconnected("the client closed the connection"))
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -335,15 +467,24 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     # traceback too. The response says nothing about the cause.
     logger.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(
-        500, "internal_error", "An unexpected error occurred; the details are in the server log."
+        500,
+        "internal_error",
+        "An unexpected error occurred; the details are in the server log.",
+        request_id=request_id_of(request.scope),
     )
 
 
-def exception_handlers() -> dict[Any, Callable[[Request, Exception], Any]]:
-    """The ``exception_handlers`` mapping for :class:`starlette.applications.Starlette`."""
+def exception_handlers(
+    scrub: Callable[[str], str] = lambda text: text,
+) -> dict[Any, Callable[[Request, Exception], Any]]:
+    """The ``exception_handlers`` mapping for :class:`starlette.applications.Starlette`.
+
+    ``scrub`` removes secrets and the backend's location from a driver's message before a 4xx
+    body quotes it."""
     return {
         ApiError: _api_error,
-        BackendError: _backend_error,
+        BackendError: _backend_error(scrub),
         HTTPException: _http_exception,
+        ClientDisconnect: _client_disconnect,
         Exception: _unexpected,
     }

@@ -11,10 +11,13 @@ the mapper (:meth:`FieldMapper.to_backend` leaves them out if they are passed by
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from cachetools import LRUCache
 
 from adapter.config import ConfigError, MappingConfig, UnmappedPolicy
 from backends.base import Entity
@@ -51,21 +54,27 @@ class UnmappedField(Exception):
         super().__init__(f"no field mapping for: {', '.join(self.fields)}")
 
 
+#: How many dropped field names are remembered as already warned about.
+WARNED_NAMES = 1024
+
 # Field names already warned about under the ``drop`` policy, process-wide, so that a batch
-# of 100 records with the same unknown field logs one line, not a hundred.
-_warned_dropped: set[str] = set()
+# of 100 records with the same unknown field logs one line, not a hundred. Names are input:
+# the most recent WARNED_NAMES are remembered, as fixed-size digests, so that a client sending
+# ever new (or huge) names cannot grow the set.
+_warned_dropped: LRUCache[bytes, None] = LRUCache(maxsize=WARNED_NAMES)
 _warned_lock = threading.Lock()
 
 
 def _warn_dropped(name: str) -> None:
+    digest = hashlib.blake2b(name.encode("utf-8", "surrogatepass"), digest_size=16).digest()
     with _warned_lock:
-        if name in _warned_dropped:
+        if digest in _warned_dropped:
             return
-        _warned_dropped.add(name)
+        _warned_dropped[digest] = None
     logger.warning(
         "dropping field %r: it has no mapping and the unmapped policy is 'drop' "
         "(logged once per field name)",
-        name,
+        name[:64],
     )
 
 

@@ -19,10 +19,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
-__all__ = ["MASK", "SECRET_NAME", "option_secrets", "redact"]
+__all__ = ["MASK", "SECRET_NAME", "option_locations", "option_secrets", "redact"]
 
 T = TypeVar("T")
 
@@ -56,6 +57,53 @@ def option_secrets(node: object, name: str = "") -> Iterator[str]:
     elif isinstance(node, list | tuple):
         for value in node:
             yield from option_secrets(value, name)
+
+
+#: Option names whose string value says where the backend lives.
+LOCATION_NAME = re.compile(
+    r"^(host|hostname|server|user|username|login|database|db|dbname|path|file|filename)$",
+    re.IGNORECASE,
+)
+_URL = re.compile(r"^[a-z][a-z0-9+.\-]*://", re.IGNORECASE)
+# Shorter values are not masked: "db" or "1" would blank common words of every message.
+_MIN_LOCATION = 3
+
+
+def option_locations(node: object, name: str = "") -> Iterator[str]:
+    """Where the backend lives, from a tree of driver options: the host, user, database and
+    file of every URL option (``postgresql://crm@db.internal/crm``,
+    ``sqlite:///./data/crm.db``), and the strings under names such as ``host``, ``user``,
+    ``database`` or ``path``. These never belong in an answer to a caller."""
+    if isinstance(node, str):
+        if _URL.match(node):
+            yield from _url_locations(node)
+        elif LOCATION_NAME.match(name) and len(node) >= _MIN_LOCATION:
+            yield node
+    elif isinstance(node, Mapping):
+        for key, value in node.items():
+            yield from option_locations(value, str(key))
+    elif isinstance(node, list | tuple):
+        for value in node:
+            yield from option_locations(value, name)
+
+
+def _url_locations(url: str) -> Iterator[str]:
+    try:
+        parts = urlsplit(url)
+        host, user = parts.hostname, parts.username
+    except ValueError:
+        return
+    path = parts.path
+    if parts.scheme.startswith("sqlite") and path.startswith("/"):
+        path = path[1:]  # sqlite:///relative.db and sqlite:////abs/olute.db
+    else:
+        path = path.strip("/")
+    candidates = [host, user, path]
+    if "/" in path:
+        candidates.append(path.rsplit("/", 1)[1])
+    for value in candidates:
+        if value and len(value) >= _MIN_LOCATION and value != ":memory:":
+            yield value
 
 
 def redact(

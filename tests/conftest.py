@@ -3,7 +3,8 @@ tests get the app served through httpx's ASGI transport with its lifespan runnin
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -101,3 +102,33 @@ async def client(backend: MemoryBackend) -> AsyncIterator[httpx.AsyncClient]:
 def api_keys() -> tuple[str, str]:
     """The primary and the rotated key the default test settings accept."""
     return API_KEY, ROTATED_KEY
+
+
+def error_body(response: httpx.Response) -> dict[str, Any]:
+    """An error answer's body without its ``requestId``, after checking that the id is the
+    one of the ``X-Request-ID`` header (every error body carries it, for the operator to find
+    the request's log line)."""
+    body = dict(response.json())
+    assert body.pop("requestId") == response.headers["x-request-id"]
+    return body
+
+
+@pytest.fixture
+def access_lines() -> Iterator[list[logging.LogRecord]]:
+    """The request lines written while the test runs (one per request, ``record.access``)."""
+    from adapter.ops.telemetry import ACCESS_LOGGER
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger(ACCESS_LOGGER)
+    handler = Keep()
+    logger.addHandler(handler)
+    old = logger.level
+    logger.setLevel(logging.INFO)
+    yield records
+    logger.removeHandler(handler)
+    logger.setLevel(old)

@@ -10,6 +10,7 @@ import pytest
 from adapter.app import create_app
 from adapter.config import ConfigError
 from backends.memory import MemoryBackend
+from tests.conftest import error_body
 
 pytestmark = pytest.mark.anyio
 
@@ -57,7 +58,7 @@ async def test_a2_wrong_key_is_401_and_not_echoed(
     async with serve(key=wrong) as client:
         response = await client.request(method, path, json=body)
     assert response.status_code == 401
-    assert set(response.json()) == {"error", "message"}
+    assert set(error_body(response)) == {"error", "message"}
     assert response.json()["error"] == "unauthorized"
     assert wrong not in response.text
     assert wrong not in str(response.headers)

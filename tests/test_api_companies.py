@@ -9,6 +9,7 @@ import pytest
 
 from backends.base import Entity
 from backends.memory import MemoryBackend
+from tests.conftest import error_body
 
 pytestmark = pytest.mark.anyio
 
@@ -166,7 +167,7 @@ async def test_a7_company_sync_properties_are_mapped_back(serve: Any, settings_f
 async def test_companies_missing_external_id_is_400(client: httpx.AsyncClient) -> None:
     response = await client.post("/companies", json={"companies": [{"name": "Acme"}]})
     assert response.status_code == 400
-    assert response.json() == {
+    assert error_body(response) == {
         "error": "invalid_request",
         "message": "companies[0].externalId: field required",
     }

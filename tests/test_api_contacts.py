@@ -20,6 +20,7 @@ from backends.base import (
     Unavailable,
 )
 from backends.memory import MemoryBackend
+from tests.conftest import error_body
 
 pytestmark = pytest.mark.anyio
 
@@ -171,7 +172,11 @@ async def test_a5_unavailable_backend_is_503_with_retry_after(serve: Any) -> Non
         response = await create(client, {"externalId": "lead-1"})
     assert response.status_code == 503
     assert response.headers["retry-after"] == "8"
-    assert response.json() == {"error": "backend_unavailable", "message": "database down"}
+    # The driver's words stay in the log: a 5xx body never names the database behind it.
+    assert error_body(response) == {
+        "error": "backend_unavailable",
+        "message": "The CRM backend is unavailable; retry later.",
+    }
 
 
 async def test_a5_rate_limited_backend_is_503_with_retry_after(serve: Any) -> None:

@@ -23,6 +23,7 @@ from backends.base import (
     Unsupported,
 )
 from backends.memory import MemoryBackend
+from tests.conftest import error_body
 
 pytestmark = pytest.mark.anyio
 
@@ -203,7 +204,7 @@ async def test_a3_wrong_method_is_405_json(client: httpx.AsyncClient) -> None:
 async def test_a10_unknown_task_is_404(client: httpx.AsyncClient) -> None:
     response = await client.get("/tasks/task-xyz")
     assert response.status_code == 404
-    assert response.json() == {
+    assert error_body(response) == {
         "error": "task_not_found",
         "message": "No task exists with ID: task-xyz",
     }
@@ -231,7 +232,40 @@ async def test_a3_backend_errors_map_to_status_codes(
     async with serve(backend=RaisingBackend(error)) as client:
         response = await client.post("/contacts/sync", json={"contacts": [{"externalId": "a"}]})
     assert response.status_code == status
-    assert response.json() == {"error": code, "message": error.message}
+    body = error_body(response)
+    assert body["error"] == code
+    if status < 500:
+        # The caller's mistake, in the driver's words.
+        assert body["message"] == error.message
+    else:
+        # The backend's failure: a fixed sentence of the error's class, never the driver's
+        # words (which may name a host, user, database or file).
+        assert error.message not in body["message"] and "CRM backend" in body["message"]
+
+
+async def test_5xx_bodies_never_name_the_infrastructure_and_the_log_keeps_it(
+    serve: Any, access_lines: list[logging.LogRecord]
+) -> None:
+    """11.3: the database's host, user, port, name and file stay out of every error body; the
+    access line of that request id keeps them."""
+    detail = (
+        "create contacts: database unreachable: connection to postgresql://crm@db.internal:5432"
+        "/crmprod failed; see /var/lib/enginy/adapter.db"
+    )
+    for error in (Unavailable(detail), AuthFailed(detail), BackendError(detail)):
+        async with serve(backend=RaisingBackend(error)) as client:
+            response = await client.post(
+                "/contacts/sync",
+                json={"contacts": [{"externalId": "a"}]},
+                headers={"X-Request-ID": "req-11-3"},
+            )
+        assert response.status_code >= 500
+        for leak in ("db.internal", "5432", "crmprod", "crm@", "/var/lib", "adapter.db"):
+            assert leak not in response.text
+        assert response.json()["requestId"] == "req-11-3"
+        line = access_lines[-1]
+        assert line.access["request_id"] == "req-11-3"  # type: ignore[attr-defined]
+        assert "db.internal:5432" in line.access["detail"]  # type: ignore[attr-defined]
 
 
 async def test_a3_unexpected_exception_is_500_without_detail(
@@ -242,7 +276,7 @@ async def test_a3_unexpected_exception_is_500_without_detail(
     async with serve(backend=RaisingBackend(boom), raise_app_exceptions=False) as client:
         response = await client.post("/contacts/sync", json={"contacts": [{"externalId": "a"}]})
     assert response.status_code == 500
-    body = response.json()
+    body = error_body(response)
     assert body["error"] == "internal_error"
     assert set(body) == {"error", "message"}
     for leak in ("SELECT", "hunter2", "/srv/app", "Traceback", "RuntimeError"):

@@ -10,6 +10,7 @@ import pytest
 
 from backends.base import Capability, NewTask, Task
 from backends.memory import MemoryBackend
+from tests.conftest import error_body
 
 pytestmark = pytest.mark.anyio
 
@@ -92,7 +93,7 @@ async def test_a10_unknown_task_id_is_404(tasks_client: httpx.AsyncClient) -> No
     patch = await tasks_client.patch("/tasks/task-xyz", json={"completed": True})
     for response in (get, patch):
         assert response.status_code == 404
-        assert response.json() == {
+        assert error_body(response) == {
             "error": "task_not_found",
             "message": "No task exists with ID: task-xyz",
         }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import httpx
 import pytest
@@ -24,7 +24,6 @@ from adapter.ops.logs import (
     mask_emails,
 )
 from adapter.ops.telemetry import (
-    ACCESS_LOGGER,
     Telemetry,
     TelemetryMiddleware,
     metrics_endpoint,
@@ -74,24 +73,6 @@ def make_app(telemetry: Telemetry) -> Starlette:
 def client(app: Starlette) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     return httpx.AsyncClient(transport=transport, base_url="http://t")
-
-
-@pytest.fixture
-def access_lines() -> Iterator[list[logging.LogRecord]]:
-    records: list[logging.LogRecord] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record)
-
-    logger = logging.getLogger(ACCESS_LOGGER)
-    handler = Keep()
-    logger.addHandler(handler)
-    old = logger.level
-    logger.setLevel(logging.INFO)
-    yield records
-    logger.removeHandler(handler)
-    logger.setLevel(old)
 
 
 def sample(t: Telemetry, name: str, **labels: str) -> float:
@@ -355,7 +336,17 @@ async def test_app_metrics_count_contract_calls_and_records(
     first = lines[0]
     assert first["route"] == "/contacts" and first["records"] == 2 and first["status"] == 200
     assert lines[2]["error"] == "task_not_found" and lines[2]["status"] == 404
-    assert lines[3]["error"] == "unauthorized" and lines[3]["route"] == "<unmatched>"
+    # A request refused for its key is labelled by that outcome, not by an unmatched route.
+    assert lines[3]["error"] == "unauthorized" and lines[3]["route"] == "unauthorized"
+    assert 'route="unauthorized",status="401"' in text
+    # The task nobody has is the caller's mistake, not a backend error.
+    assert 'enginy_adapter_backend_rejections_total{error="not_found",method="get_tasks"}' \
+        not in text  # get_tasks skips unknown ids: nothing raised
+    assert "enginy_adapter_backend_errors_total{" not in text
+    # Process metrics.
+    for name in ("process_cpu_seconds_total", "process_resident_memory_bytes",
+                 "process_open_fds", "process_max_fds"):
+        assert f"\n{name} " in text
     assert all(r.headers.get("x-request-id") for r in (r, again, denied, metrics))
 
 

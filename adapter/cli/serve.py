@@ -4,7 +4,8 @@ It never serves without an API key: when none is configured it generates one at 
 prints it once, on stderr (:func:`ensure_api_key`); likewise the dashboard's password
 (:func:`ensure_ui_password`), which is never an API key. :func:`run_server` configures logging and
 runs uvicorn: in-process with one worker, else ``server.workers`` processes that each rebuild
-the app from the same configuration (:func:`adapter.app.worker_app`). SIGTERM/SIGINT: uvicorn stops
+the app from the same configuration (:func:`adapter.app.worker_app`), with the connection limits
+of ``server.limits`` (:mod:`adapter.ops.connections`). SIGTERM/SIGINT: uvicorn stops
 accepting, lets in-flight requests finish for up to ``server.graceful_shutdown_seconds``, then
 runs the lifespan shutdown (driver close).
 
@@ -233,6 +234,7 @@ def run_server(
     """
     import uvicorn
 
+    from adapter.ops.connections import guarded_protocol
     from adapter.ops.logs import configure_logging
 
     check_workers(settings, backend)
@@ -255,11 +257,12 @@ def run_server(
         "access_log": False,  # the telemetry middleware writes one line per request
         "server_header": False,
         "timeout_graceful_shutdown": settings.server.graceful_shutdown_seconds or None,
+        **_limit_options(settings),
     }
     if settings.server.tls is not None:
         common.update(settings.server.tls.uvicorn_options())
     if settings.server.workers == 1:
-        uvicorn.run(app, **common)
+        uvicorn.run(app, http=guarded_protocol(settings.server.limits), **common)
         return
     # Worker processes are spawned fresh and load the settings again: hand them the same
     # inputs through the variables load_settings already reads (never on a command line).
@@ -278,7 +281,22 @@ def run_server(
     if password is not None and not os.environ.get(ENV_UI_PASSWORD):
         # Likewise a generated dashboard password (set in the file, it is the same value).
         os.environ[ENV_UI_PASSWORD] = password.get_secret_value()
-    uvicorn.run("adapter.app:worker_app", factory=True, workers=settings.server.workers, **common)
+    uvicorn.run(
+        "adapter.app:worker_app",
+        factory=True,
+        workers=settings.server.workers,
+        # Each worker builds the guarded protocol from the same configuration as its app.
+        http="adapter.ops.connections:WorkerHTTPProtocol",
+        **common,
+    )
+
+
+def _limit_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's own part of ``server.limits``: the idle keep-alive timeout. The header
+    deadline and the connection cap are in the protocol (:mod:`adapter.ops.connections`);
+    uvicorn's ``limit_concurrency`` stays off: the app answers its own 503 with Retry-After
+    (:mod:`adapter.ops.limits`)."""
+    return {"timeout_keep_alive": settings.server.limits.keep_alive_seconds}
 
 
 COMMAND = Command(help="run the HTTP service (uvicorn)", add_arguments=add_arguments, run=run)

@@ -6,6 +6,7 @@
 * :mod:`adapter.config.observability` — the ``observability:`` section;
 * :mod:`adapter.config.tls` — ``server.tls`` (HTTPS), checked against the files it names;
 * :mod:`adapter.config.outbox` — the ``outbox:`` section;
+* :mod:`adapter.config.limits` — ``server.limits``: time, connection and memory limits;
 * :mod:`adapter.config.loading` — reading the YAML, ``${VAR}`` interpolation, the
   ``ENGINY_ADAPTER_*`` environment variables;
 * :mod:`adapter.config.driver` — resolving ``backend.driver`` and validating its options;
@@ -32,6 +33,7 @@ from adapter.config.fields import (
     NullPolicy,
     UnmappedPolicy,
 )
+from adapter.config.limits import LimitsConfig
 from adapter.config.loading import (
     ENV_API_KEY,
     ENV_CONFIG,
@@ -80,6 +82,7 @@ __all__ = [
     "ConfigError",
     "EntityMappingConfig",
     "KeySpec",
+    "LimitsConfig",
     "LogsConfig",
     "MappingConfig",
     "MatchKeyConfig",

@@ -2,7 +2,8 @@
 
 Shape (``config.example.yaml`` documents every option)::
 
-    server:        {host, port, root_path, max_body_bytes, health_cache_seconds, workers, tls, ...}
+    server:        {host, port, root_path, max_body_bytes, health_cache_seconds, workers, tls,
+                    limits: {...}, ...}
     auth:          {header, keys}
     backend:       {driver, options}     # options validated by the driver's Options model
     mapping:       {contacts: {...}, companies: {...}}
@@ -27,10 +28,11 @@ from typing import Any, Final
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from adapter.config.fields import MappingConfig, MatchingConfig, Section
+from adapter.config.limits import LimitsConfig
 from adapter.config.observability import TelemetryConfig, check_listen
 from adapter.config.outbox import OutboxConfig
 from adapter.config.tls import TLSConfig
-from adapter.redaction import option_secrets
+from adapter.redaction import option_locations, option_secrets
 
 __all__ = [
     "DEFAULT_BACKEND",
@@ -72,6 +74,13 @@ class ServerConfig(Section):
     #: HTTPS: a certificate and its key (:mod:`adapter.config.tls`). ``null``: plain HTTP,
     #: for a service behind a reverse proxy that terminates TLS.
     tls: TLSConfig | None = None
+    #: Time, connection and memory limits per process (:mod:`adapter.config.limits`).
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+
+    @field_validator("limits", mode="before")
+    @classmethod
+    def _empty_limits(cls, value: Any) -> Any:
+        return {} if value is None else value
 
     @field_validator("root_path")
     @classmethod
@@ -248,3 +257,10 @@ class Settings(Section):
         values.extend(option_secrets(self.backend.options))
         values.extend(self.outbox.secrets)
         return tuple(dict.fromkeys(values))
+
+    def location_values(self) -> tuple[str, ...]:
+        """Where the backend lives (its host, user, database, file: see
+        :func:`adapter.redaction.option_locations`), for masking in answers to callers: a
+        driver's per-record message may quote them (MariaDB names the database in a failed
+        constraint)."""
+        return tuple(dict.fromkeys(option_locations(self.backend.options)))

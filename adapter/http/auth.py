@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from adapter.errors import Unauthorized, error_response
+from adapter.errors import UNAUTHORIZED, Unauthorized, error_response, note_outcome, request_id_of
 
 __all__ = ["ApiKeyMiddleware", "key_matches"]
 
@@ -53,7 +53,10 @@ class ApiKeyMiddleware:
         if scope["type"] == "http":
             error = self._authorised(scope)
             if error is not None:
-                response = error_response(error.status, error.code, error.message)
+                note_outcome(scope, UNAUTHORIZED)
+                response = error_response(
+                    error.status, error.code, error.message, request_id=request_id_of(scope)
+                )
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -1,5 +1,10 @@
 """Backend instrumentation: driver call latency and errors, records per operation and outcome.
 
+A driver error that blames the request (an unknown id, a conflict, an invalid record: answered
+4xx) is counted as a *rejection*, apart from the backend's own failures (outages, refused
+credentials, rate limits, unexpected exceptions), so that an alert on backend errors does not
+fire because a client asked for a task that does not exist.
+
 :func:`instrument_backend` times every public method of a driver *instance* and counts the
 records processed from the per-item results, so neither the drivers nor the service need
 telemetry code of their own.
@@ -99,7 +104,7 @@ def _timed(
         try:
             result = await original(*args, **kwargs)
         except BackendError as exc:
-            telemetry.observe_backend(name, time.perf_counter() - start, exc.code)
+            telemetry.observe_backend(name, time.perf_counter() - start, exc)
             raise
         except Exception:
             telemetry.observe_backend(name, time.perf_counter() - start, "exception")

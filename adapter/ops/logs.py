@@ -112,7 +112,8 @@ def body_for_log(
 # Log formatting
 # --------------------------------------------------------------------------------------------
 
-#: The per-request fields, in the order they are written.
+#: The per-request fields, in the order they are written (``detail``, the cause an error body
+#: withheld, only when there is one).
 ACCESS_FIELDS = ("request_id", "method", "route", "status", "latency_ms", "records", "error")
 
 
@@ -155,11 +156,15 @@ class TextFormatter(logging.Formatter):
                 f" records={access['records'] if access['records'] is not None else '-'}"
                 f" error={access['error'] or '-'}"
             )
+            if access.get("detail"):
+                line += f" detail={access['detail']!r}"
             for k in ("request_body", "response_body"):
                 if k in access:
                     line += f" {k}={access[k]}"
         else:
-            line = f"{head} {record.name}: {record.getMessage()}"
+            rid = current_request_id()
+            where = f" [{rid}]" if rid is not None else ""
+            line = f"{head} {record.name}{where}: {record.getMessage()}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line

@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
 
 from adapter.config import ConfigError
-from adapter.errors import error_response
+from adapter.errors import UNAVAILABLE, error_response, note_detail, note_outcome, request_id_of
 from backends.base import Backend, BackendError
 
 __all__ = ["BackendGate", "BackendGateMiddleware", "Backoff", "StartupFailed"]
@@ -189,18 +189,28 @@ class BackendGate:
     def retry_after(self) -> int:
         return max(1, math.ceil(self._next_attempt - time.monotonic()))
 
-    def unavailable(self, health: bool) -> ASGIApp:
+    def unavailable(self, scope: Scope, health: bool) -> ASGIApp:
+        """The 503 answer while the backend is not open. Its message is fixed: the reason
+        (which may name the database's host, user or file) goes to the request's log line."""
         error = self.error
         code = error.code if error is not None else "backend_unavailable"
         if self.fatal is not None:
-            message = self.fatal
+            message = (
+                "The CRM backend cannot start until an operator fixes the configuration; "
+                "the reason is in the server log."
+            )
+            detail = self.fatal
             headers: dict[str, str] = {}
         else:
-            detail = error.message if error is not None else "not open yet"
-            message = f"the backend is not available yet ({detail}); retry later"
+            message = "The CRM backend is not available yet; retry later."
+            detail = str(error) if error is not None else "the backend is not open yet"
             headers = {"Retry-After": str(self.retry_after())}
+        note_detail(scope, self.scrub(detail))
+        note_outcome(scope, UNAVAILABLE)
         extra = {"status": "unavailable"} if health else None
-        return error_response(503, code, message, extra=extra, headers=headers)
+        return error_response(
+            503, code, message, extra=extra, headers=headers, request_id=request_id_of(scope)
+        )
 
 
 class BackendGateMiddleware:
@@ -235,7 +245,7 @@ class BackendGateMiddleware:
                 if path not in self.open_paths and not (
                     self.passthrough is not None and self.passthrough(scope["method"], path)
                 ):
-                    response = self.gate.unavailable(health=path == self.health_path)
+                    response = self.gate.unavailable(scope, health=path == self.health_path)
                     await response(scope, receive, send)
                     return
         elif scope["type"] == "lifespan":

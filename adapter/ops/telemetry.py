@@ -7,7 +7,17 @@
   no task, no body buffering on the hot path). Per request it takes the id from
   ``X-Request-ID`` or makes one, returns it in the response header, counts the request by
   route *template* and status, observes its latency and writes ONE log line
-  (:mod:`adapter.ops.logs` formats it).
+  (:mod:`adapter.ops.logs` formats it). An exception no handler took becomes a 500 here,
+  logged once with its traceback and the request id.
+* Every label comes from a closed set, so that no request can add a time series: the route
+  is the matched route's template, or a fixed label by outcome (:data:`UNAUTHORIZED`,
+  :data:`UNAVAILABLE`, :data:`OVERLOADED`, :data:`UNMATCHED`); a method outside the usual
+  HTTP ones is counted as ``OTHER``; error codes are short tokens, at most
+  :data:`MAX_ERROR_CODES` of them. A request without a valid key is counted and logged but
+  kept out of the recent-calls buffer.
+* Process metrics (CPU seconds, resident memory, open and maximum file descriptors, start
+  time) come from prometheus_client's :class:`~prometheus_client.ProcessCollector`; the
+  connection-level counters of :mod:`adapter.ops.connections` are exported too.
 * :func:`adapter.ops.instrument.instrument_backend` times every public method of a driver
   instance and counts records processed per operation and outcome; drivers that retry
   upstream calls report each retry through ``backend.on_upstream_retry(reason)`` (set by
@@ -31,18 +41,35 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from adapter.config import TelemetryConfig
+from adapter.errors import (
+    DETAIL_STATE,
+    OUTCOME_STATE,
+    OVERLOADED,
+    REQUEST_ID_STATE,
+    UNAUTHORIZED,
+    UNAVAILABLE,
+    backend_status,
+    error_response,
+)
 from adapter.http.auth import key_matches
+from adapter.ops.connections import ConnectionCollector
 from adapter.ops.logs import CURRENT_REQUEST, RequestContext, body_for_log, note_records
+from backends.base import BackendError
 
 __all__ = [
     "ACCESS_LOGGER",
+    "MAX_ERROR_CODES",
+    "OTHER_METHOD",
+    "OVERLOADED",
+    "UNAUTHORIZED",
+    "UNAVAILABLE",
     "UNMATCHED",
     "CallRecord",
     "Telemetry",
@@ -65,6 +92,16 @@ _log = logging.getLogger("adapter.ops")
 #: Route label for requests no route matched: never the raw path, which would give every
 #: scanner probe its own time series.
 UNMATCHED = "<unmatched>"
+# The fixed labels of requests answered before routing (adapter.errors): UNAUTHORIZED for a
+# missing or wrong API key (the route is not looked up for such a caller), UNAVAILABLE while the
+# backend is not open, OVERLOADED beyond the server's limits (server.limits).
+
+#: The methods counted under their own name; any other is counted as :data:`OTHER_METHOD`.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "OTHER"
+#: How many distinct error codes get their own series; later ones count as ``other``.
+MAX_ERROR_CODES = 64
+_ERROR_CODE_OK = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 # Paths under these prefixes are dashboard/ops traffic: counted and logged, but kept out of the
 # "recent calls" ring buffer, which is there to show what *Enginy* sent.
@@ -105,6 +142,9 @@ class Telemetry:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     #: Path prefixes kept out of the recent-calls buffer (``install`` adds the root path).
     not_recent: tuple[str, ...] = _NOT_RECENT
+    #: Removes secrets and the backend's location from a withheld error detail before it is
+    #: logged (the access line's ``detail``).
+    scrub: Callable[[str], str] = lambda text: text
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -143,14 +183,30 @@ class Telemetry:
             ["method", "error"],
             registry=r,
         )
+        self.backend_rejections = Counter(
+            "enginy_adapter_backend_rejections",
+            "Backend driver calls that answered that the request was wrong (an unknown id, a "
+            "conflict, an invalid record): the caller's error, not the backend's",
+            ["method", "error"],
+            registry=r,
+        )
         self.retries = Counter(
             "enginy_adapter_upstream_retries",
             "Upstream calls retried by a driver",
             ["driver", "reason"],
             registry=r,
         )
+        self.disconnects = Counter(
+            "enginy_adapter_http_client_disconnects",
+            "Requests whose client went away before they were answered",
+            ["route"],
+            registry=r,
+        )
+        ProcessCollector(registry=r)
+        r.register(ConnectionCollector())
         self.calls: deque[CallRecord] = deque(maxlen=max(self.recent_calls, 1))
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._error_codes: set[str] = set()
 
     # -- hooks for the service and drivers ---------------------------------------------------
 
@@ -164,11 +220,36 @@ class Telemetry:
                 self.records.labels(operation, outcome).inc(n)
         note_records(sum(counts.values()))
 
-    def observe_backend(self, method: str, seconds: float, error: str | None = None) -> None:
-        """Observe one backend call's latency; ``error`` is the error code when it raised."""
+    def observe_backend(
+        self, method: str, seconds: float, error: BackendError | str | None = None
+    ) -> None:
+        """Observe one backend call's latency; ``error`` is what it raised (a driver error, or
+        a code such as ``exception``). A driver error that blames the request (answered 4xx:
+        an unknown id, a conflict, an invalid record, an unsupported call) is a rejection, not
+        a backend error."""
         self.backend_seconds.labels(method).observe(seconds)
-        if error is not None:
-            self.backend_errors.labels(method, error).inc()
+        if error is None:
+            return
+        if isinstance(error, BackendError):
+            code = self.error_label(error.code)
+            if backend_status(error) < 500:
+                self.backend_rejections.labels(method, code).inc()
+                return
+            self.backend_errors.labels(method, code).inc()
+        else:
+            self.backend_errors.labels(method, self.error_label(error)).inc()
+
+    def error_label(self, code: str) -> str:
+        """``code`` as a metric label: a short token, one of at most :data:`MAX_ERROR_CODES`
+        (a third-party driver may make codes up; the label set stays bounded)."""
+        if code in self._error_codes:
+            return code
+        if not _ERROR_CODE_OK.match(code):
+            return "other"
+        if len(self._error_codes) >= MAX_ERROR_CODES:
+            return "other"
+        self._error_codes.add(code)
+        return code
 
     def upstream_retry(self, driver: str, reason: str) -> None:
         """Count one retried upstream call (``reason``: ``429``, ``503``, ``timeout``...)."""
@@ -207,10 +288,12 @@ class Telemetry:
         error: str | None,
         bodies: dict[str, Any] | None,
     ) -> None:
-        route_obj = scope.get("route")
-        route = getattr(route_obj, "path", None) or UNMATCHED
-        method = scope.get("method", "")
+        route = _route_label(scope)
+        raw_method = scope.get("method", "")
+        method = raw_method if raw_method in _METHODS else OTHER_METHOD
         self._count(route, method, status, seconds)
+        if status == _DISCONNECTED:
+            self.disconnects.labels(route).inc()
         latency_ms = round(seconds * 1000, 2)
         access: dict[str, Any] = {
             "request_id": ctx.request_id,
@@ -221,10 +304,16 @@ class Telemetry:
             "records": ctx.records,
             "error": error,
         }
+        state = scope.get("state")
+        detail = state.get(DETAIL_STATE) if isinstance(state, dict) else None
+        if isinstance(detail, str):
+            access["detail"] = self.scrub(detail)[:_DETAIL_LIMIT]
         if bodies:
             access.update(bodies)
         path = scope.get("path", "")
-        if not path.startswith(self.not_recent):
+        # A caller without a valid key leaves nothing behind but a count and a log line: it
+        # must not push Enginy's calls out of the buffer.
+        if route != UNAUTHORIZED and not path.startswith(self.not_recent):
             self.calls.append(
                 CallRecord(
                     datetime.now(UTC),
@@ -254,6 +343,26 @@ class Telemetry:
             _access_log.handle(record)
 
 
+#: The status a request whose client went away is counted and logged with (nginx's 499).
+_DISCONNECTED = 499
+#: Longest withheld error detail written to an access line.
+_DETAIL_LIMIT = 1000
+
+
+def _route_label(scope: Scope) -> str:
+    """The matched route's template, else the fixed label of the outcome, else
+    :data:`UNMATCHED`: never anything taken from the request itself."""
+    route = getattr(scope.get("route"), "path", None)
+    if isinstance(route, str) and route:
+        return route
+    state = scope.get("state")
+    outcome = state.get(OUTCOME_STATE) if isinstance(state, dict) else None
+    return outcome if outcome in _OUTCOMES else UNMATCHED
+
+
+_OUTCOMES = frozenset({UNAUTHORIZED, UNAVAILABLE, OVERLOADED})
+
+
 # --------------------------------------------------------------------------------------------
 # The middleware
 # --------------------------------------------------------------------------------------------
@@ -280,7 +389,7 @@ class TelemetryMiddleware:
         request_id = _request_id(scope)
         ctx = RequestContext(request_id or uuid.uuid4().hex)
         token = CURRENT_REQUEST.set(ctx)
-        scope.setdefault("state", {})["request_id"] = ctx.request_id
+        scope.setdefault("state", {})[REQUEST_ID_STATE] = ctx.request_id
         status = 500
         started = False
         error_chunks: list[bytes] | None = None
@@ -316,6 +425,25 @@ class TelemetryMiddleware:
         self.telemetry.in_flight.inc()
         try:
             await self.app(scope, receive_wrapper if log_bodies else receive, send_wrapper)
+        except Exception as exc:
+            if started:
+                # Half an answer is on the wire: only closing the connection can end it.
+                _log.error("unexpected error after the response started", exc_info=exc)
+                error_chunks = None
+                raise
+            # No handler took it: answer 500 here, inside the request's context, and log the
+            # traceback once with the request id (re-raising would make the server log a
+            # second one, outside any request).
+            _log.error(
+                "unexpected error on %s %s", scope.get("method"), scope.get("path"), exc_info=exc
+            )
+            response = error_response(
+                500,
+                "internal_error",
+                "An unexpected error occurred; the details are in the server log.",
+                request_id=ctx.request_id,
+            )
+            await response(scope, receive, send_wrapper)
         except BaseException:
             status = 500 if not started else status
             error_chunks = None

@@ -11,7 +11,7 @@ from adapter.errors import HealthUnavailable
 from adapter.mapping import FieldMapper
 from adapter.matching import Matcher
 from adapter.outbox import DirectWrites, Writes
-from adapter.service.engagements import KNOWN_ACTIVITY_TYPES, EngagementOperations
+from adapter.service.engagements import KNOWN_ACTIVITY_TYPES, EngagementOperations, SeenTypes
 from adapter.service.health import HealthCheck
 from adapter.service.records import RecordOperations
 from backends.base import Backend, Entity, User
@@ -29,7 +29,8 @@ class Service(RecordOperations, EngagementOperations):
     ``mappers`` and ``nulls`` hold one entry per :class:`Entity`; ``users`` is the static YAML
     list (``None`` when not configured); ``clock`` is the time used for task completion.
     ``writes`` makes the writes the outbox can take (:mod:`adapter.outbox.writes`): straight
-    to the driver unless given.
+    to the driver unless given. ``scrub`` removes secrets and the backend's location (host,
+    user, database, file) from a driver's message before it is put in an answer.
     """
 
     def __init__(
@@ -44,6 +45,7 @@ class Service(RecordOperations, EngagementOperations):
         clock: Callable[[], datetime] = _utc_now,
         monotonic: Callable[[], float] = time.monotonic,
         writes: Writes | None = None,
+        scrub: Callable[[str], str] = lambda text: text,
     ) -> None:
         self.backend = backend
         self.writes: Writes = writes if writes is not None else DirectWrites(backend)
@@ -53,7 +55,8 @@ class Service(RecordOperations, EngagementOperations):
         self.users = list(users) if users is not None else None
         self.health = HealthCheck(backend, health_cache_seconds, monotonic)
         self.clock = clock
-        self._seen_activity_types = set(KNOWN_ACTIVITY_TYPES)
+        self.scrub = scrub
+        self._seen_activity_types = SeenTypes(KNOWN_ACTIVITY_TYPES)
 
     async def check_health(self) -> None:
         """Return when the backend is reachable; raise a 503 error otherwise (A.12)."""

@@ -7,10 +7,13 @@ contract-level answer (501 ``not_supported``) before any work is done.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
+
+from cachetools import LRUCache
 
 from adapter.contract import (
     ActivityIn,
@@ -42,7 +45,7 @@ from backends.base import (
     User,
 )
 
-__all__ = ["KNOWN_ACTIVITY_TYPES", "EngagementOperations"]
+__all__ = ["KNOWN_ACTIVITY_TYPES", "EngagementOperations", "SeenTypes"]
 
 logger = logging.getLogger("adapter.service")
 
@@ -59,6 +62,34 @@ _TASK_FIELD_NAMES = {
     "contact_id": "contact_id",
     "company_id": "company_id",
 }
+
+
+class SeenTypes:
+    """The activity types already warned about (A.9: one warning per new type).
+
+    Types are input: only the most recent ``size`` are remembered, each as a fixed-size digest,
+    so that a client sending ever new (or huge) types cannot grow the set; a forgotten type is
+    warned about again when it comes back.
+    """
+
+    def __init__(self, known: frozenset[str], size: int = 1024) -> None:
+        self._known = known
+        self._seen: LRUCache[bytes, None] = LRUCache(maxsize=size)
+
+    def first_time(self, activity_type: str) -> bool:
+        """Whether ``activity_type`` is undocumented and not seen lately (and remember it)."""
+        if activity_type in self._known:
+            return False
+        key = hashlib.blake2b(
+            activity_type.encode("utf-8", "surrogatepass"), digest_size=16
+        ).digest()
+        if key in self._seen:
+            return False
+        self._seen[key] = None
+        return True
+
+    def __len__(self) -> int:
+        return len(self._seen)
 
 
 def _require(backend: Backend, capability: Capability, what: str) -> None:
@@ -135,7 +166,8 @@ class EngagementOperations:
     writes: Writes
     users: list[User] | None
     clock: Callable[[], datetime]
-    _seen_activity_types: set[str]
+    scrub: Callable[[str], str]
+    _seen_activity_types: SeenTypes
 
     # -- associations -------------------------------------------------------------------------
 
@@ -150,7 +182,7 @@ class EngagementOperations:
                 contactCRMId=pair.contact_id,
                 companyCRMId=pair.company_id,
                 error=outcome.error.code,
-                message=outcome.error.message,
+                message=self.scrub(outcome.error.message),
             )
             for pair, outcome in zip(pairs, outcomes, strict=True)
             if not isinstance(outcome, Queued) and outcome.error is not None
@@ -183,8 +215,7 @@ class EngagementOperations:
             # only the key is folded. Upper case keeps the keys of documented values unchanged.
             direction = item.direction.strip().upper() if item.direction is not None else None
             key = f"{item.type.strip().upper()}|{direction}|{message_id}"
-        if item.type not in self._seen_activity_types:
-            self._seen_activity_types.add(item.type)
+        if self._seen_activity_types.first_time(item.type):
             # The type is Enginy's text, shown with repr and cut short: it is input.
             logger.warning(
                 "activity type %r is not one of the documented types; storing it as a "

@@ -8,7 +8,7 @@ result per record, in order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from adapter.config import KeySpec, NullPolicy
 from adapter.contract import (
@@ -58,6 +58,7 @@ class RecordOperations:
     mappers: dict[Entity, FieldMapper]
     matcher: Matcher
     nulls: dict[Entity, NullPolicy]
+    scrub: Callable[[str], str]
 
     async def create_records(self, entity: Entity, items: Sequence[RecordIn]) -> CreateResponse:
         """Create (idempotently on ``externalId``) and report per record (A.4, A.5, A.8)."""
@@ -101,7 +102,7 @@ class RecordOperations:
                     {
                         "externalId": record.external_id,
                         "error": error.code,
-                        "message": error.message,
+                        "message": self.scrub(error.message),
                     }
                 )
         if errors and not results:
@@ -249,7 +250,7 @@ class RecordOperations:
                         "crmId": update.crm_id,
                         "success": False,
                         "error": outcome.error.code,
-                        "message": outcome.error.message,
+                        "message": self.scrub(outcome.error.message),
                     }
                 )
         response: UpdateResponse = {"results": results}
