@@ -8,7 +8,9 @@ fast path in pydantic. Contact and company records are typed dicts that keep eve
 (A.8): a batch holds a hundred of them, and a typed dict validates in pydantic's core without
 building a model object per record. For the same reason the responses to those batches are
 typed dicts, serialised by a ``TypeAdapter``. Activities and tasks also accept unknown keys (in
-``model_extra``) and hand them to the driver in ``extra``.
+``model_extra``) and hand them to the driver in ``extra``; the other objects collect theirs.
+Unknown keys are never taken in silence: the answer's ``warnings`` names them, and a key that is
+a near miss of a field is a 400 (``adapter/service/checks.py``).
 
 Identifiers are strings on the wire; a JSON integer is accepted and kept as its decimal text
 (Enginy's company ids look numeric), everywhere an id is read; a float or a boolean is a 400.
@@ -41,6 +43,7 @@ __all__ = [
     "CREATE_RESPONSE",
     "SYNC_RESPONSE",
     "UPDATE_RESPONSE",
+    "ActivityCreated",
     "ActivityIn",
     "ActivityOut",
     "AssociationError",
@@ -54,6 +57,7 @@ __all__ = [
     "CreateResult",
     "FieldWarning",
     "HealthOk",
+    "KeyWarning",
     "QueuedActivityOut",
     "QueuedTaskOut",
     "RecordIn",
@@ -65,6 +69,7 @@ __all__ = [
     "TaskIn",
     "TaskOut",
     "TaskPatch",
+    "TaskWritten",
     "UpdateCompaniesRequest",
     "UpdateContactsRequest",
     "UpdateResponse",
@@ -164,8 +169,16 @@ class _Closed(_Wire):
     model_config = ConfigDict(extra="ignore")
 
 
-class _Ids(_Closed):
-    """A closed wire object holding identifiers (which may arrive as JSON integers)."""
+class _Reported(_Wire):
+    """A wire object whose unknown keys are collected (in ``model_extra``) to be reported back,
+    or refused when they are a near miss of a field (``adapter/service/checks.py``); the driver
+    never sees them."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class _Ids(_Reported):
+    """A wire object holding identifiers (which may arrive as JSON integers)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -293,6 +306,8 @@ UPDATE_RESPONSE: TypeAdapter[UpdateResponse] = TypeAdapter(UpdateResponse)
 
 
 class AssociationIn(_Ids):
+    """One pair to link; unknown keys are reported in the answer's ``warnings``."""
+
     contact_crm_id: Ident = Field(alias="contactCRMId")
     company_crm_id: Ident = Field(alias="companyCRMId")
 
@@ -310,15 +325,24 @@ class AssociationError(_Closed):
     message: str
 
 
+class KeyWarning(TypedDict):
+    """A key of the request that is not a field of the contract: reported back rather than
+    ignored (or kept) in silence. ``field`` is where it was (``associations[2].note``)."""
+
+    field: str
+    message: str
+
+
 class AssociationsResponse(_Closed):
-    """``{"success", "created", "errors"?, "queued"?}``; ``created`` counts the pairs that
-    succeeded, ``queued`` those accepted into the outbox (created once the backend takes
-    them)."""
+    """``{"success", "created", "errors"?, "queued"?, "warnings"?}``; ``created`` counts the
+    pairs that succeeded, ``queued`` those accepted into the outbox (created once the backend
+    takes them)."""
 
     success: bool
     created: int
     errors: list[AssociationError] | None = None
     queued: int | None = None
+    warnings: list[KeyWarning] | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -356,7 +380,14 @@ class ActivityOut(_Closed):
     created_at: UtcDateTime | None = None
 
 
-class QueuedActivityOut(ActivityOut):
+class ActivityCreated(ActivityOut):
+    """What ``POST /activities`` answers: the stored activity, plus ``warnings`` naming the
+    request's keys that are not activity fields (only when there are some)."""
+
+    warnings: list[KeyWarning] | None = None
+
+
+class QueuedActivityOut(ActivityCreated):
     """An activity accepted into the outbox: the values as they will be stored, ``queued:
     true``, no ``createdAt`` yet, and for ``id`` the queue's receipt (``queued-<uid>``): the
     CRM's own id does not exist until the activity is delivered."""
@@ -384,8 +415,9 @@ class TaskIn(_Open):
     completed_at: UtcDateTime | None = None
 
 
-class TaskPatch(_Closed):
-    """``PATCH /tasks/:id``: a partial update; only the keys sent change (A.10)."""
+class TaskPatch(_Reported):
+    """``PATCH /tasks/:id``: a partial update; only the keys sent change (A.10). Unknown keys
+    are reported in the answer's ``warnings``."""
 
     completed: Bool | None = None
     completed_at: UtcDateTime | None = None
@@ -429,10 +461,18 @@ class TaskOut(_Closed):
     updated_at: UtcDateTime | None = None
 
 
+class TaskWritten(TaskOut):
+    """What ``POST /tasks`` and ``PATCH /tasks/:id`` answer: the task, plus ``warnings``
+    naming the request's keys that are not task fields (only when there are some)."""
+
+    warnings: list[KeyWarning] | None = None
+
+
 class QueuedTaskOut(_Closed):
     """A task update accepted into the outbox, rendered with ``exclude_unset``: ``id``, the
     fields the update sets, the completion it will store, and ``queued: true``. What the
-    adapter could not read (the backend is down) is left out, never invented."""
+    adapter could not read (the backend is down) is left out, never invented. ``warnings``
+    as on :class:`TaskWritten`."""
 
     id: str
     subject: str | None = None
@@ -445,6 +485,7 @@ class QueuedTaskOut(_Closed):
     completed: bool | None = None
     completed_at: UtcDateTime | None = None
     queued: bool = True
+    warnings: list[KeyWarning] | None = None
 
 
 # --------------------------------------------------------------------------------------------

@@ -602,8 +602,10 @@ class Backend:
     async def update_task(self, task_id: str, changes: TaskChanges) -> Task:
         """Apply a partial update (see :class:`TaskChanges`) and return the task after it.
 
-        Raises :class:`NotFound` for an unknown id. Idempotent: yes (completing a completed
-        task keeps its ``completed_at`` unless a new one is given).
+        Raises :class:`NotFound` for an unknown id, and when ``contact_id`` / ``company_id``
+        names a record that does not exist (the task's links are then left as they were).
+        Idempotent: yes (completing a completed task keeps its ``completed_at`` unless a new
+        one is given).
         """
         raise Unsupported(f"{self.name} does not support tasks")
 

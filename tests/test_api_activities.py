@@ -158,10 +158,14 @@ async def test_activity_times_are_utc_z(client: httpx.AsyncClient) -> None:
     assert response.json()["occurredAt"] == "2024-12-31T10:00:00Z"
 
 
-async def test_activity_for_unknown_contact_is_404(client: httpx.AsyncClient) -> None:
+async def test_activity_for_unknown_contact_is_400_naming_the_field(
+    client: httpx.AsyncClient, backend: MemoryBackend
+) -> None:
     response = await client.post("/activities", json={"type": "EMAIL", "contactId": "ct_nope"})
-    assert response.status_code == 404
-    assert response.json()["error"] == "not_found"
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_reference"
+    assert response.json()["message"] == "contactId: no contact exists with ID: ct_nope"
+    assert (await backend.counts())["activities"] == 0
 
 
 async def test_activity_unsupported_backend_is_501(serve: Any) -> None:

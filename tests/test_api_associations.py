@@ -62,19 +62,37 @@ async def test_associations_partial_failure_lists_errors_with_200(
     error = body["errors"][0]
     assert error["contactCRMId"] == "contact_invalid"
     assert error["companyCRMId"] == company
-    assert error["error"] == "not_found"
-    assert error["message"]
+    assert error["error"] == "invalid_reference"
+    assert error["message"] == "contactCRMId: no contact exists with ID: contact_invalid"
 
 
-async def test_associations_all_failed(client: httpx.AsyncClient) -> None:
+async def test_associations_all_failed_is_400_naming_each_field(
+    client: httpx.AsyncClient,
+) -> None:
+    contacts, _company = await setup_records(client)
     response = await client.post(
-        "/associations", json={"associations": [{"contactCRMId": "x", "companyCRMId": "y"}]}
+        "/associations",
+        json={
+            "associations": [
+                {"contactCRMId": "x", "companyCRMId": "y"},
+                {"contactCRMId": contacts[0], "companyCRMId": "y"},
+            ]
+        },
     )
-    assert response.status_code == 200
+    assert response.status_code == 400
     body = response.json()
+    assert body["error"] == "batch_failed"
     assert body["success"] is False
     assert body["created"] == 0
-    assert [e["contactCRMId"] for e in body["errors"]] == ["x"]
+    assert [(e["contactCRMId"], e["error"], e["message"]) for e in body["errors"]] == [
+        (
+            "x",
+            "invalid_reference",
+            "contactCRMId: no contact exists with ID: x; "
+            "companyCRMId: no company exists with ID: y",
+        ),
+        (contacts[0], "invalid_reference", "companyCRMId: no company exists with ID: y"),
+    ]
 
 
 async def test_associations_are_idempotent(

@@ -449,8 +449,8 @@ async def test_integer_ids_are_kept_as_their_decimal_text_everywhere(
     # refused as a wrong type.
     for route, body in [("/activities", {"type": "EMAIL"}), ("/tasks", {"subject": "s"})]:
         response = await client.post(route, json={**body, "contactId": 5})
-        assert response.status_code == 404, response.text
-        assert response.json()["message"].endswith("ID: 5")
+        assert response.status_code == 400, response.text
+        assert response.json()["message"] == "contactId: no contact exists with ID: 5"
     activity = await client.post("/activities", json={"type": "EMAIL", "ownerId": 9})
     assert activity.json()["ownerId"] == "9"
     task = await client.post("/tasks", json={"subject": "s", "ownerId": 3})

@@ -24,6 +24,7 @@ from adapter.contract import (
     SYNC_RESPONSE,
     UPDATE_RESPONSE,
     ActivityIn,
+    ActivityOut,
     AssociationsRequest,
     CreateCompaniesRequest,
     CreateContactsRequest,
@@ -117,6 +118,13 @@ def _model(model: BaseModel) -> Response:
     return _json(model.model_dump_json(exclude_none=True).encode())
 
 
+def _whole(model: ActivityOut | TaskOut) -> Response:
+    # Not exclude_none: a stored activity or task is shown whole, nulls included; only the
+    # ``warnings`` of an answer to a write are left out when there are none.
+    exclude = None if getattr(model, "warnings", None) else {"warnings"}
+    return _json(model.model_dump_json(exclude=exclude).encode())
+
+
 class Endpoints:
     """One Starlette endpoint per contract route, bound to a :class:`Service`."""
 
@@ -170,30 +178,28 @@ class Endpoints:
 
     async def create_activity(self, request: Request) -> Response:
         body = await read_json(request, ActivityIn, self.max_body_bytes)
-        activity = await self.service.create_activity(body)
-        # Not exclude_none: the stored activity is shown whole, nulls included.
-        return _json(activity.model_dump_json().encode())
+        return _whole(await self.service.create_activity(body))
 
     # -- tasks --------------------------------------------------------------------------------
 
     async def create_task(self, request: Request) -> Response:
         body = await read_json(request, TaskIn, self.max_body_bytes)
-        task = await self.service.create_task(body)
-        return _json(task.model_dump_json().encode())
+        return _whole(await self.service.create_task(body))
 
     async def get_task(self, request: Request) -> Response:
-        task = await self.service.get_task(request.path_params["task_id"])
-        return _json(task.model_dump_json().encode())
+        return _whole(await self.service.get_task(request.path_params["task_id"]))
 
     async def update_task(self, request: Request) -> Response:
         body = await read_json(request, TaskPatch, self.max_body_bytes)
         task = await self.service.update_task(request.path_params["task_id"], body)
-        # A queued update shows only what it knows (QueuedTaskOut); a task is shown whole.
-        return _json(task.model_dump_json(exclude_unset=isinstance(task, QueuedTaskOut)).encode())
+        if isinstance(task, QueuedTaskOut):
+            # A queued update shows only what it knows; a task is shown whole.
+            return _json(task.model_dump_json(exclude_unset=True).encode())
+        return _whole(task)
 
     async def get_tasks(self, request: Request) -> Response:
         body = await read_json(request, TaskIds, self.max_body_bytes)
-        return _json(_TASK_LIST.dump_json(await self.service.get_tasks(body.ids)))
+        return _json(_TASK_LIST.dump_json(await self.service.read_tasks(body)))
 
     async def update_tasks(self, request: Request) -> Response:
         body = await read_json(request, TaskBatchPatch, self.max_body_bytes)

@@ -14,6 +14,7 @@ from adapter.outbox import DirectWrites, Writes
 from adapter.service.engagements import KNOWN_ACTIVITY_TYPES, EngagementOperations, SeenTypes
 from adapter.service.health import HealthCheck
 from adapter.service.records import RecordOperations
+from adapter.service.references import UserDirectory
 from backends.base import Backend, Entity, User
 
 __all__ = ["Service"]
@@ -56,6 +57,7 @@ class Service(RecordOperations, EngagementOperations):
         self.health = HealthCheck(backend, health_cache_seconds, monotonic)
         self.clock = clock
         self.scrub = scrub
+        self.directory = UserDirectory(backend, self.users, clock=monotonic)
         self._seen_activity_types = SeenTypes(KNOWN_ACTIVITY_TYPES)
 
     async def check_health(self) -> None:

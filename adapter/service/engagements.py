@@ -1,7 +1,10 @@
 """Associations, activities, tasks and users: the optional groups of the contract (A.9-A.11).
 
 Each group needs its :class:`~backends.base.Capability`; a driver without it gets one
-contract-level answer (501 ``not_supported``) before any work is done.
+contract-level answer (501 ``not_supported``) before any work is done. Before a write, the
+checks of :mod:`adapter.service.checks` (keys that are almost fields, numbers that are not
+finite) and the owner check of :mod:`adapter.service.references` run; a contact or company that
+does not exist is found by the driver and named here (400 ``invalid_reference``).
 """
 
 from __future__ import annotations
@@ -16,26 +19,38 @@ from typing import Any
 from cachetools import LRUCache
 
 from adapter.contract import (
+    ActivityCreated,
     ActivityIn,
-    ActivityOut,
     AssociationError,
     AssociationIn,
     AssociationsResponse,
+    KeyWarning,
     QueuedActivityOut,
     QueuedTaskOut,
     TaskBatchPatch,
+    TaskIds,
     TaskIn,
     TaskOut,
     TaskPatch,
+    TaskWritten,
     UserOut,
 )
-from adapter.errors import TaskNotFound
+from adapter.errors import ApiError, TaskNotFound
 from adapter.outbox import Queued, Writes
+from adapter.service.checks import check_keys, reject_non_finite
+from adapter.service.references import (
+    REFERENCE_FIELDS,
+    InvalidReference,
+    UserDirectory,
+    describe,
+    missing_references,
+)
 from backends.base import (
     Activity,
     AssociationPair,
     Backend,
     Capability,
+    Entity,
     NewActivity,
     NewTask,
     NotFound,
@@ -99,8 +114,9 @@ def _require(backend: Backend, capability: Capability, what: str) -> None:
         raise Unsupported(f"the {backend.name} backend does not support {what}")
 
 
-def _task_out(task: Task) -> TaskOut:
-    return TaskOut(
+def _task_out(task: Task, warnings: list[KeyWarning] | None = None) -> TaskWritten:
+    return TaskWritten(
+        warnings=warnings or None,
         id=task.id,
         subject=task.subject,
         description=task.description,
@@ -116,8 +132,13 @@ def _task_out(task: Task) -> TaskOut:
     )
 
 
-def _activity_out(activity: Activity, model: type[ActivityOut] = ActivityOut) -> ActivityOut:
+def _activity_out(
+    activity: Activity,
+    warnings: list[KeyWarning] | None = None,
+    model: type[ActivityCreated] = ActivityCreated,
+) -> ActivityCreated:
     return model(
+        warnings=warnings or None,
         id=activity.id,
         type=activity.type,
         subject=activity.subject,
@@ -138,13 +159,17 @@ _NEW_ACTIVITY_FIELDS = tuple(
 )
 
 
-def _queued_activity(receipt: str, new: NewActivity) -> ActivityOut:
+def _queued_activity(
+    receipt: str, new: NewActivity, warnings: list[KeyWarning] | None = None
+) -> ActivityCreated:
     # The id is the queue's receipt: the CRM's id does not exist until delivery.
     values = {name: getattr(new, name) for name in _NEW_ACTIVITY_FIELDS}
-    return _activity_out(Activity(id=receipt, **values), QueuedActivityOut)
+    return _activity_out(Activity(id=receipt, **values), warnings, QueuedActivityOut)
 
 
-def _queued_task(task_id: str, changes: TaskChanges) -> QueuedTaskOut:
+def _queued_task(
+    task_id: str, changes: TaskChanges, warnings: list[KeyWarning] | None = None
+) -> QueuedTaskOut:
     """What a queued task update will store: the fields it sets and its completion. The
     completion time is the request's ``completedAt``, else the time the update was accepted
     (a task completed already keeps its own, as on the direct path)."""
@@ -155,6 +180,8 @@ def _queued_task(task_id: str, changes: TaskChanges) -> QueuedTaskOut:
     if changes.completed is not None:
         known["completed"] = changes.completed
         known["completed_at"] = (changes.completed_at or changes.now) if changes.completed else None
+    if warnings:
+        known["warnings"] = warnings
     # Only the keys in ``known`` count as set: the answer is rendered with exclude_unset.
     return QueuedTaskOut.model_validate(known)
 
@@ -167,43 +194,114 @@ class EngagementOperations:
     users: list[User] | None
     clock: Callable[[], datetime]
     scrub: Callable[[str], str]
+    directory: UserDirectory
     _seen_activity_types: SeenTypes
 
     # -- associations -------------------------------------------------------------------------
 
     async def create_associations(self, items: Sequence[AssociationIn]) -> AssociationsResponse:
         """Link contacts to companies; ``created`` counts the pairs that succeeded, ``queued``
-        (only when some were) the pairs accepted into the outbox."""
+        (only when some were) the pairs accepted into the outbox. A pair naming a contact or
+        company that does not exist is an ``invalid_reference`` error naming the field; when no
+        pair could be linked nor queued, the answer is 400."""
         _require(self.backend, Capability.ASSOCIATIONS, "associations")
+        warnings: list[KeyWarning] = []
+        for index, item in enumerate(items):
+            warnings += check_keys(
+                item, "an association", where=f"associations[{index}]", kept=False
+            )
         pairs = [AssociationPair(i.contact_crm_id, i.company_crm_id) for i in items]
         outcomes = await self.writes.create_associations(pairs) if pairs else []
-        errors = [
-            AssociationError(
-                contactCRMId=pair.contact_id,
-                companyCRMId=pair.company_id,
-                error=outcome.error.code,
-                message=self.scrub(outcome.error.message),
-            )
+        failed = [
+            (pair, outcome.error)
             for pair, outcome in zip(pairs, outcomes, strict=True)
             if not isinstance(outcome, Queued) and outcome.error is not None
         ]
+        missing = await self._missing_in_pairs([p for p, e in failed if isinstance(e, NotFound)])
+        errors: list[AssociationError] = []
+        for pair, error in failed:
+            named = missing.get(pair)
+            errors.append(
+                AssociationError(
+                    contactCRMId=pair.contact_id,
+                    companyCRMId=pair.company_id,
+                    error=InvalidReference.code if named else error.code,
+                    message="; ".join(named) if named else self.scrub(error.message),
+                )
+            )
         queued = sum(1 for outcome in outcomes if isinstance(outcome, Queued))
         created = len(pairs) - len(errors) - queued
-        return AssociationsResponse(
+        response = AssociationsResponse(
             success=created > 0 or queued > 0 or not errors,
             created=created,
             errors=errors or None,
             queued=queued or None,
+            warnings=warnings or None,
+        )
+        if errors and not created and not queued:
+            raise ApiError(
+                f"none of the {len(errors)} pairs could be linked; see errors",
+                code="batch_failed",
+                extra=response.model_dump(mode="json", by_alias=True, exclude_none=True),
+            )
+        return response
+
+    async def _missing_in_pairs(
+        self, pairs: Sequence[AssociationPair]
+    ) -> dict[AssociationPair, list[str]]:
+        """For pairs the driver reported ``NotFound``: which of their ids name nothing, as
+        messages naming the field (one ``get_records`` per entity for all of them)."""
+        if not pairs:
+            return {}
+        contacts = await self.backend.get_records(
+            Entity.CONTACT, sorted({p.contact_id for p in pairs})
+        )
+        companies = await self.backend.get_records(
+            Entity.COMPANY, sorted({p.company_id for p in pairs})
+        )
+        named: dict[AssociationPair, list[str]] = {}
+        for pair in pairs:
+            problems = []
+            if pair.contact_id not in contacts:
+                problems.append(describe("contactCRMId", Entity.CONTACT, pair.contact_id))
+            if pair.company_id not in companies:
+                problems.append(describe("companyCRMId", Entity.COMPANY, pair.company_id))
+            if problems:
+                named[pair] = problems
+        return named
+
+    async def _check_owner(self, owner_id: str | None) -> None:
+        if owner_id and await self.directory.unknown([owner_id]):
+            raise InvalidReference([describe("ownerId", None, owner_id)])
+
+    async def _reference_error(
+        self, error: NotFound, contact_id: str | None, company_id: str | None
+    ) -> ApiError:
+        """The 400 for a write the driver refused with ``NotFound`` for its contact or
+        company: which one is asked on this error path only."""
+        references = {
+            "contactId": (REFERENCE_FIELDS["contactId"], contact_id),
+            "companyId": (REFERENCE_FIELDS["companyId"], company_id),
+        }
+        missing = await missing_references(self.backend, references)
+        if not missing:
+            # Found now (created meanwhile?): the driver's own words, whatever they are.
+            return InvalidReference([self.scrub(error.message)])
+        return InvalidReference(
+            [describe(f, references[f][0], references[f][1] or "") for f in missing]
         )
 
     # -- activities ---------------------------------------------------------------------------
 
-    async def create_activity(self, item: ActivityIn) -> ActivityOut:
+    async def create_activity(self, item: ActivityIn) -> ActivityCreated:
         """Store one activity, idempotently on ``(type, direction, metadata.messageId)`` (A.9).
 
         Accepted into the outbox: the activity as it will be stored, its ``id`` the queue's
         receipt (:class:`~adapter.contract.QueuedActivityOut`)."""
         _require(self.backend, Capability.ACTIVITIES, "activities")
+        warnings = check_keys(item, "an activity", kept=True)
+        reject_non_finite({"metadata": item.metadata, **(item.model_extra or {})})
+        await self._check_owner(item.owner_id)
         metadata = item.metadata or {}
         message_id = metadata.get("messageId")
         # Only a scalar id is a key; an object or list there is carried in metadata as sent.
@@ -235,14 +333,17 @@ class EngagementOperations:
             idempotency_key=key,
             extra=dict(item.model_extra or {}),
         )
-        activity = await self.writes.create_activity(new)
+        try:
+            activity = await self.writes.create_activity(new)
+        except NotFound as exc:
+            raise await self._reference_error(exc, item.contact_id, item.company_id) from exc
         if isinstance(activity, Queued):
-            return _queued_activity(activity.receipt, new)
-        return _activity_out(activity)
+            return _queued_activity(activity.receipt, new, warnings)
+        return _activity_out(activity, warnings)
 
     # -- tasks --------------------------------------------------------------------------------
 
-    async def create_task(self, item: TaskIn) -> TaskOut:
+    async def create_task(self, item: TaskIn) -> TaskWritten:
         """Create a task (A.10); unknown keys travel in ``extra``.
 
         ``completed`` (or a ``completedAt`` alone) is honoured as on PATCH. :class:`NewTask` has
@@ -250,25 +351,31 @@ class EngagementOperations:
         more driver call, only for a task created completed.
         """
         _require(self.backend, Capability.TASKS, "tasks")
-        task = await self.backend.create_task(
-            NewTask(
-                subject=item.subject,
-                description=item.description,
-                type=item.type,
-                owner_id=item.owner_id,
-                due_date=item.due_date,
-                contact_id=item.contact_id,
-                company_id=item.company_id,
-                extra=dict(item.model_extra or {}),
+        warnings = check_keys(item, "a task", kept=True)
+        reject_non_finite(item.model_extra or {})
+        await self._check_owner(item.owner_id)
+        try:
+            task = await self.backend.create_task(
+                NewTask(
+                    subject=item.subject,
+                    description=item.description,
+                    type=item.type,
+                    owner_id=item.owner_id,
+                    due_date=item.due_date,
+                    contact_id=item.contact_id,
+                    company_id=item.company_id,
+                    extra=dict(item.model_extra or {}),
+                )
             )
-        )
+        except NotFound as exc:
+            raise await self._reference_error(exc, item.contact_id, item.company_id) from exc
         completed = item.completed
         if completed is None and item.completed_at is not None:
             completed = True  # a completion time alone means "completed then", as on PATCH
         if completed:
             changes = TaskChanges(now=self.clock(), completed=True, completed_at=item.completed_at)
             task = await self.backend.update_task(task.id, changes)
-        return _task_out(task)
+        return _task_out(task, warnings)
 
     async def get_task(self, task_id: str) -> TaskOut:
         """One task; 404 ``task_not_found`` for an unknown id."""
@@ -278,30 +385,47 @@ class EngagementOperations:
             raise TaskNotFound(task_id)
         return _task_out(tasks[0])
 
-    async def update_task(self, task_id: str, patch: TaskPatch) -> TaskOut | QueuedTaskOut:
+    async def update_task(self, task_id: str, patch: TaskPatch) -> TaskWritten | QueuedTaskOut:
         """Partial update: only the keys sent change; completing sets ``completedAt`` (A.10).
-        Accepted into the outbox: a :class:`~adapter.contract.QueuedTaskOut`."""
+        Accepted into the outbox: a :class:`~adapter.contract.QueuedTaskOut`.
+
+        404 ``task_not_found`` only for the task in the path; a ``contactId``, ``companyId``
+        or ``ownerId`` that names nothing is a 400 naming the field."""
         _require(self.backend, Capability.TASKS, "tasks")
+        warnings = check_keys(patch, "a task", kept=False)
         changes = self._task_changes(patch)
+        if "owner_id" in changes.fields:
+            await self._check_owner(changes.fields["owner_id"])
         try:
             task = await self.writes.update_task(task_id, changes)
         except NotFound as exc:
+            contact_id = changes.fields.get("contact_id")
+            company_id = changes.fields.get("company_id")
+            if (contact_id or company_id) and await self.backend.get_tasks([task_id]):
+                # The task exists: what was not found is a record it should point at.
+                raise await self._reference_error(exc, contact_id, company_id) from exc
             # The contract's own 404 for tasks, not the generic one.
             raise TaskNotFound(task_id) from exc
         if isinstance(task, Queued):
-            return _queued_task(task_id, changes)
-        return _task_out(task)
+            return _queued_task(task_id, changes, warnings)
+        return _task_out(task, warnings)
 
     async def get_tasks(self, ids: Sequence[str]) -> list[TaskOut]:
         """The tasks that exist, in the order asked; unknown ids are skipped."""
         _require(self.backend, Capability.TASKS, "tasks")
         return [_task_out(t) for t in await self.backend.get_tasks(list(ids))] if ids else []
 
+    async def read_tasks(self, request: TaskIds) -> list[TaskOut]:
+        """``POST /tasks/batch``: :meth:`get_tasks` after the key checks."""
+        check_keys(request, "a task batch", kept=False)
+        return await self.get_tasks(request.ids)
+
     async def update_tasks(self, patch: TaskBatchPatch) -> list[TaskOut | QueuedTaskOut]:
         """Complete (or un-complete) several tasks; unknown ids are skipped. Ids accepted into
         the outbox are listed as :class:`~adapter.contract.QueuedTaskOut`, in the order asked
         (whether they exist is known once delivered)."""
         _require(self.backend, Capability.TASKS, "tasks")
+        check_keys(patch, "a task batch", kept=False)
         if not patch.ids:
             return []
         changes = TaskChanges(

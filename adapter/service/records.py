@@ -1,6 +1,7 @@
 """Contacts and companies: create, sync and update in batches (A.4-A.8).
 
-Records arrive as Enginy sent them, are renamed once by the entity's
+Records arrive as Enginy sent them, are checked (a number that is not finite, an ``ownerId``
+naming no user: that record's error), are renamed once by the entity's
 :class:`~adapter.mapping.FieldMapper`, get their normalised match keys from the
 :class:`~adapter.matching.Matcher`, and go to the driver in one batch call; the answer is one
 result per record, in order.
@@ -8,7 +9,8 @@ result per record, in order.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypedDict
 
 from adapter.config import KeySpec, NullPolicy
 from adapter.contract import (
@@ -27,6 +29,8 @@ from adapter.errors import BatchFailed
 from adapter.mapping import ENVELOPE_FIELDS, FieldMapper, UnmappedField
 from adapter.matching import Matcher
 from adapter.outbox import Queued, Writes
+from adapter.service.checks import NON_FINITE, non_finite_path
+from adapter.service.references import InvalidReference, UserDirectory, describe
 from backends.base import (
     EXTERNAL_ID,
     Backend,
@@ -50,6 +54,26 @@ def _match_key(spec: KeySpec, mapper: FieldMapper) -> MatchKey:
     return MatchKey(spec.field, mapper.backend_name(spec.field), spec.normaliser)
 
 
+class _Refusal(TypedDict):
+    error: str
+    message: str
+
+
+def _refusal(item: Mapping[str, Any], unknown_owners: set[str]) -> _Refusal | None:
+    """Why the front refuses this record before the driver sees it: a number no store can hold
+    (``invalid_value``), an ``ownerId`` that names no user (``invalid_reference``)."""
+    bad = non_finite_path(dict(item))
+    if bad is not None:
+        return {"error": "invalid_value", "message": f"{bad}: {NON_FINITE}"}
+    owner = item.get("ownerId")
+    if owner is not None and str(owner) in unknown_owners:
+        return {
+            "error": InvalidReference.code,
+            "message": describe("ownerId", None, str(owner)),
+        }
+    return None
+
+
 class RecordOperations:
     """The record half of :class:`adapter.service.Service`."""
 
@@ -59,13 +83,30 @@ class RecordOperations:
     matcher: Matcher
     nulls: dict[Entity, NullPolicy]
     scrub: Callable[[str], str]
+    directory: UserDirectory
+
+    async def _unknown_owners(self, items: Sequence[Mapping[str, Any]]) -> set[str]:
+        # One look at the user list for the whole batch.
+        owners = {str(o) for i in items if (o := i.get("ownerId")) not in (None, "")}
+        return await self.directory.unknown(owners) if owners else set()
 
     async def create_records(self, entity: Entity, items: Sequence[RecordIn]) -> CreateResponse:
         """Create (idempotently on ``externalId``) and report per record (A.4, A.5, A.8)."""
         mapper = self.mappers[entity]
         records: list[NewRecord] = []
         errors: list[CreateError] = []
+        unknown_owners = await self._unknown_owners(items)
         for item in items:
+            refused = _refusal(item, unknown_owners)
+            if refused is not None:
+                errors.append(
+                    {
+                        "externalId": item["externalId"],
+                        "error": refused["error"],
+                        "message": refused["message"],
+                    }
+                )
+                continue
             # The item is the record as sent, envelope included: the mapper leaves
             # ``externalId``/``crmId`` out and the matcher reads only the key fields.
             try:
@@ -201,8 +242,20 @@ class RecordOperations:
         slots: list[UpdateResult | None] = []
         updates: list[RecordUpdate] = []
         stored = await self._stored_key_fields(entity, items, clear_nulls)
+        unknown_owners = await self._unknown_owners(items)
         for item in items:
             crm_id = item["crmId"]
+            refused = _refusal(item, unknown_owners)
+            if refused is not None:
+                slots.append(
+                    {
+                        "crmId": crm_id,
+                        "success": False,
+                        "error": refused["error"],
+                        "message": refused["message"],
+                    }
+                )
+                continue
             values = {k: v for k, v in item.items() if v is not None and k not in ENVELOPE_FIELDS}
             nulls = [k for k, v in item.items() if v is None] if clear_nulls else []
             try:

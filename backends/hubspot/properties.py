@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -66,6 +67,9 @@ def to_hubspot_value(value: Any, *, created: bool = False) -> str:
     return str(value)
 
 
+_INTEGER = re.compile(r"^-?[0-9]{1,4000}$")
+
+
 def from_hubspot_value(definition: Mapping[str, Any] | None, value: Any) -> Any:
     """Turn a property string back into a JSON value using the property's ``type``.
 
@@ -83,7 +87,11 @@ def from_hubspot_value(definition: Mapping[str, Any] | None, value: Any) -> Any:
     kind = definition.get("type")
     try:
         if kind == "number":
+            if _INTEGER.match(value):
+                return int(value)  # exactly: a double would round 2**63 - 1
             number = float(value)
+            if not math.isfinite(number):
+                return value  # "inf" is no JSON number: left as the text it is
             return int(number) if number.is_integer() and "." not in value else number
         if kind == "bool":
             return value.lower() == "true"

@@ -159,7 +159,7 @@ class SuiteBase:
 
     Required from the driver: ``backend`` (an async fixture yielding an opened driver whose
     store is empty). May be overridden: ``anyio_backend``, ``record_fields``, ``missing_id``,
-    ``expected_users``.
+    ``expected_users``, ``number_field``.
     """
 
     @pytest.fixture
@@ -185,6 +185,14 @@ class SuiteBase:
     def expected_users(self) -> list[User] | None:
         """The users ``list_users`` must return (any order); ``None`` checks shape only."""
         return None
+
+    @pytest.fixture
+    def number_field(self) -> tuple[Entity, str] | None:
+        """A record field (entity, backend name) that keeps a number, for the test that the
+        extreme finite numbers JSON can carry are stored and read back exactly. Default: a
+        contact's ``score``, which a schemaless driver keeps as a custom field. ``None`` skips
+        that test (say why in the override)."""
+        return (Entity.CONTACT, "score")
 
     @pytest.fixture
     def records(self, record_fields: RecordFields) -> RecordFactory:

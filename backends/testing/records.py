@@ -3,17 +3,56 @@
 from __future__ import annotations
 
 import contextlib
+from decimal import Decimal
+from typing import Any
 
 import anyio
 import pytest
 
-from backends.base import EXTERNAL_ID, Backend, Entity, ItemResult, MatchKey, NotFound, RecordUpdate
+from backends.base import (
+    EXTERNAL_ID,
+    Backend,
+    Entity,
+    ItemResult,
+    MatchKey,
+    NewRecord,
+    NotFound,
+    RecordUpdate,
+)
 from backends.testing._base import MATCH_KEY_ROLES, RecordFactory, SuiteBase
 
 __all__ = ["RecordsSuite"]
 
 C, K = Entity.CONTACT, Entity.COMPANY
 BY_EXTERNAL_ID = MatchKey(EXTERNAL_ID)
+
+#: The edges of what a JSON number can carry between systems (IEEE doubles, 64-bit integers).
+#: The front refuses what lies beyond (1e400 parses as infinity, which is not JSON); a driver
+#: must store everything up to the edge and read it back as the same number.
+EXTREME_NUMBERS: tuple[float | int, ...] = (
+    1.7976931348623157e308,
+    -1.7976931348623157e308,
+    5e-324,
+    0.1,
+    2**63 - 1,
+    -(2**63),
+)
+
+
+def same_number(stored: Any, sent: float | int) -> bool:
+    """Whether ``stored`` is the number ``sent``, as a number or as its text (a backend whose
+    fields are text, such as HubSpot's properties, hands numbers back as strings; PostgreSQL's
+    ``numeric`` may write a large double with all its digits). An integer must come back
+    exactly; a double must come back as the same double."""
+    if isinstance(stored, bool) or not isinstance(stored, int | float | str):
+        return False
+    try:
+        exact = Decimal(str(stored))
+    except ArithmeticError:
+        return False
+    if isinstance(sent, int):
+        return exact == sent
+    return float(exact) == sent
 
 
 class RecordsSuite(SuiteBase):
@@ -111,6 +150,37 @@ class RecordsSuite(SuiteBase):
         assert await backend.get_records(C, []) == {}
 
     # -- find -----------------------------------------------------------------------------
+
+    @pytest.mark.anyio
+    async def test_extreme_finite_numbers_are_stored_and_read_back_exactly(
+        self, backend: Backend, records: RecordFactory, number_field: tuple[Entity, str] | None
+    ) -> None:
+        if number_field is None:
+            pytest.skip("the driver's test names no field that keeps numbers (number_field)")
+        entity, name = number_field
+        batch = []
+        for n, value in enumerate(EXTREME_NUMBERS):
+            new = records.new(entity, n)
+            batch.append(NewRecord(new.external_id, {**new.fields, name: value}, new.match_keys))
+        results = await backend.create_records(entity, batch)
+        assert [r.error for r in results] == [None] * len(batch)
+        ids = [r.crm_id for r in results if r.crm_id is not None]
+        stored = await backend.get_records(entity, ids)
+        for crm_id, value in zip(ids, EXTREME_NUMBERS, strict=True):
+            got = stored[crm_id].fields.get(name)
+            assert same_number(got, value), (value, got)
+        # And through a partial update (SQL drivers merge JSON documents there).
+        flipped = list(reversed(EXTREME_NUMBERS))
+        updates = [
+            RecordUpdate(crm_id=crm_id, fields={name: value})
+            for crm_id, value in zip(ids, flipped, strict=True)
+        ]
+        outcomes = await backend.update_records(entity, updates)
+        assert [r.error for r in outcomes] == [None] * len(ids)
+        stored = await backend.get_records(entity, ids)
+        for crm_id, value in zip(ids, flipped, strict=True):
+            got = stored[crm_id].fields.get(name)
+            assert same_number(got, value), (value, got)
 
     @pytest.mark.anyio
     @pytest.mark.parametrize("entity", [C, K])

@@ -156,6 +156,21 @@ class TasksSuite(SuiteBase):
             await backend.update_task(missing_id, TaskChanges(now=T1, completed=True))
 
     @pytest.mark.anyio
+    @pytest.mark.parametrize("field", ["contact_id", "company_id"])
+    async def test_update_pointing_at_an_unknown_record_raises_not_found(
+        self, backend: Backend, records: RecordFactory, missing_id: str, field: str
+    ) -> None:
+        """The front tells this (400 naming the field) from an unknown task (404) by asking
+        whether the task exists; the driver must refuse the reference either way."""
+        require(backend, Capability.TASKS)
+        contact = await records.create(backend, C, 1)
+        task = await self._task(backend, contact_id=contact)
+        with pytest.raises(NotFound):
+            await backend.update_task(task.id, TaskChanges(now=T1, fields={field: missing_id}))
+        got = await backend.get_task(task.id)
+        assert (got.contact_id, got.company_id) == (contact, None)
+
+    @pytest.mark.anyio
     async def test_update_tasks_skips_unknown_ids(self, backend: Backend, missing_id: str) -> None:
         require(backend, Capability.TASKS)
         t1 = await self._task(backend, "one")

@@ -46,5 +46,10 @@ class TestHubSpotConformance(ConformanceSuite):
         return fields
 
     @pytest.fixture
+    def number_field(self) -> tuple[Entity, str] | None:
+        # A stock portal has no custom contact property; companies have a number property.
+        return (Entity.COMPANY, "numberofemployees")
+
+    @pytest.fixture
     def expected_users(self, fake: FakeHubSpot) -> list[User]:
         return [User(o["id"], f"{o['firstName']} {o['lastName']}", o["email"]) for o in fake.owners]

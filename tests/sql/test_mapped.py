@@ -251,7 +251,8 @@ async def test_whole_contract_on_the_customer_tables(crm: CRM) -> None:
             "/activities",
             json={**activity, "contactId": "777777", "metadata": {"messageId": "m-2"}},
         )
-        assert unknown.status_code == 404
+        assert unknown.status_code == 400
+        assert unknown.json()["message"] == "contactId: no contact exists with ID: 777777"
 
         task = await client.post("/tasks", json={"subject": "Call Ada", "contactId": ids["lead-1"]})
         assert task.status_code in (200, 201), task.text
