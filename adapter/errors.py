@@ -64,6 +64,7 @@ __all__ = [
     "error_response",
     "exception_handlers",
     "format_validation_error",
+    "is_backend_failure",
     "note_detail",
     "note_outcome",
     "public_message",
@@ -346,6 +347,14 @@ _BACKEND_STATUS: dict[type[BackendError], int] = {
 }
 
 
+def is_backend_failure(error: BackendError) -> bool:
+    """Whether ``error`` says the backend failed (an outage, refused credentials, a rate limit,
+    an unknown error class), as opposed to refusing what the request asked: an unknown id, a
+    conflict, an invalid record (4xx) or an operation it does not implement (501)."""
+    status = backend_status(error)
+    return status >= 500 and status != 501
+
+
 def backend_status(error: BackendError) -> int:
     """The HTTP status for a driver error that failed a whole request."""
     for cls in type(error).__mro__:
@@ -421,7 +430,7 @@ def _backend_error(scrub: Callable[[str], str]) -> Callable[[Request, Exception]
     async def handler(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, BackendError)
         status = backend_status(exc)
-        if status >= 500:
+        if is_backend_failure(exc):
             # The driver's message is the operator's clue, and may name the database's host,
             # user or file: it goes to the request's log line (without a stack: an expected
             # failure mode), the caller gets the fixed sentence of the error's class and the
@@ -429,8 +438,9 @@ def _backend_error(scrub: Callable[[str], str]) -> Callable[[Request, Exception]
             note_detail(request.scope, str(exc))
             message = public_message(exc)
         else:
-            # A 4xx names what the caller sent wrong; the driver's words stay, without the
-            # backend's location (a database named in a constraint) or a secret.
+            # A 4xx names what the caller sent wrong, a 501 what is not implemented; the
+            # driver's words stay, without the backend's location (a database named in a
+            # constraint) or a secret.
             message = scrub(exc.message)
         return error_response(
             status,

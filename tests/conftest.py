@@ -4,8 +4,10 @@ tests get the app served through httpx's ASGI transport with its lifespan runnin
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +17,15 @@ from adapter.app import create_app
 from adapter.config import Settings
 from backends.base import Backend
 from backends.memory import MemoryBackend
+
+# Hypothesis (under tests/test_schemathesis.py) keeps caches in a directory of its own; keep it
+# out of the checkout, reused between runs.
+try:
+    from hypothesis.configuration import set_hypothesis_home_dir
+except ImportError:  # pragma: no cover - the [test] extra installs it
+    pass
+else:
+    set_hypothesis_home_dir(str(Path(tempfile.gettempdir()) / "enginy-adapter-hypothesis"))
 
 #: The keys every API test's configuration accepts (two, as during a rotation).
 API_KEY = "test-key-primary-7f3a"

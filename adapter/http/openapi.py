@@ -49,7 +49,7 @@ class Operation:
     queued: type[Any] | None = None
 
 
-_BODY_ERRORS = (400, 413, 415)
+_BODY_ERRORS = (400, 408, 413, 415)
 _QUEUED = (
     " With the outbox on (`outbox.enabled`), a write the backend cannot take now (unreachable, "
     "rate-limited, timing out) is queued and answered with `queued: true`; see docs/outbox.md."
@@ -154,10 +154,12 @@ OPERATIONS: tuple[Operation, ...] = (
         "createActivity",
         "Log a campaign activity",
         "activities",
-        c.ActivityOut,
+        c.ActivityCreated,
         c.ActivityIn,
-        errors=(*_BODY_ERRORS, 404, 501, *_BACKEND_ERRORS),
-        description="Idempotent on (type, direction, metadata.messageId) (A.9)." + _QUEUED,
+        errors=(*_BODY_ERRORS, 501, *_BACKEND_ERRORS),
+        description="Idempotent on (type, direction, metadata.messageId) (A.9). A contactId, "
+        "companyId or ownerId that names nothing is a 400 `invalid_reference` naming the "
+        "field; keys that are not activity fields are listed in `warnings`." + _QUEUED,
         queued=c.QueuedActivityOut,
     ),
     Operation(
@@ -166,9 +168,12 @@ OPERATIONS: tuple[Operation, ...] = (
         "createTask",
         "Create a task",
         "tasks",
-        c.TaskOut,
+        c.TaskWritten,
         c.TaskIn,
-        errors=(*_BODY_ERRORS, 404, 501, *_BACKEND_ERRORS),
+        errors=(*_BODY_ERRORS, 501, *_BACKEND_ERRORS),
+        description="A contactId, companyId or ownerId that names nothing is a 400 "
+        "`invalid_reference` naming the field; keys that are not task fields are listed in "
+        "`warnings`.",
     ),
     Operation(
         "POST",
@@ -207,11 +212,12 @@ OPERATIONS: tuple[Operation, ...] = (
         "updateTask",
         "Update or complete one task",
         "tasks",
-        c.TaskOut,
+        c.TaskWritten,
         c.TaskPatch,
         errors=(*_BODY_ERRORS, 404, 501, *_BACKEND_ERRORS),
         description="Completing sets `completedAt` (the request's value, else now); "
-        "un-completing clears it (A.10)." + _QUEUED,
+        "un-completing clears it (A.10). 404 only for the task in the path: a contactId, "
+        "companyId or ownerId that names nothing is a 400 `invalid_reference`." + _QUEUED,
         queued=c.QueuedTaskOut,
     ),
     Operation(
@@ -240,14 +246,16 @@ OPERATIONS: tuple[Operation, ...] = (
 )
 
 _STATUS_TEXT = {
-    400: "Malformed JSON, wrong shape, missing required field, or every record failed",
+    400: "Malformed JSON, wrong shape, missing required field, a misspelt field, a reference "
+    "that names nothing, a number that is not finite, or every record failed",
     401: "Missing or invalid API key",
     404: "Unknown id",
+    408: "The body stopped arriving (`server.limits.body_timeout_seconds`)",
     413: "Body larger than `server.max_body_bytes`",
     415: "Body is not JSON",
     501: "The backend does not support this operation",
-    503: "Backend unavailable, rate limited or refusing the adapter's credentials; retry "
-    "(see Retry-After)",
+    503: "Backend unavailable, rate limited or refusing the adapter's credentials, or the "
+    "server at its limits (`overloaded`); retry (see Retry-After)",
 }
 
 
@@ -259,6 +267,11 @@ def _error_schema() -> dict[str, Any]:
         "properties": {
             "error": {"type": "string", "description": "Short machine-readable code"},
             "message": {"type": "string", "description": "Human-readable detail"},
+            "requestId": {
+                "type": "string",
+                "description": "The request's id (also in X-Request-ID): the server log's line "
+                "for it has the detail an error body leaves out",
+            },
         },
         # Some errors add documented keys (`errors` of a failed batch, `status` of /health).
         "additionalProperties": True,
@@ -344,12 +357,15 @@ def _operation(op: Operation, refs: dict[Any, Any], error_ref: dict[str, Any]) -
         one = op.response[0] if isinstance(op.response, list) else op.response
         schema: dict[str, Any] = refs[(one, "serialization")]
         if op.queued is not None:
-            schema = {"oneOf": [schema, refs[(op.queued, "serialization")]]}
+            # anyOf, not oneOf: neither schema forbids the other's keys, so an ordinary answer
+            # matches the queued one's schema too and would fail "exactly one".
+            schema = {"anyOf": [schema, refs[(op.queued, "serialization")]]}
         if isinstance(op.response, list):
             schema = {"type": "array", "items": schema}
         ok = {"description": "OK", "content": {"application/json": {"schema": schema}}}
     responses["200"] = ok
-    for status in sorted({401, *op.errors}):
+    # Every operation may meet the server's limits (503 overloaded, server.limits).
+    for status in sorted({401, 503, *op.errors}):
         responses[str(status)] = {
             "description": _STATUS_TEXT[status],
             "content": {"application/json": {"schema": error_ref}},

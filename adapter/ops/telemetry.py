@@ -55,8 +55,8 @@ from adapter.errors import (
     REQUEST_ID_STATE,
     UNAUTHORIZED,
     UNAVAILABLE,
-    backend_status,
     error_response,
+    is_backend_failure,
 )
 from adapter.http.auth import key_matches
 from adapter.ops.connections import ConnectionCollector
@@ -224,15 +224,15 @@ class Telemetry:
         self, method: str, seconds: float, error: BackendError | str | None = None
     ) -> None:
         """Observe one backend call's latency; ``error`` is what it raised (a driver error, or
-        a code such as ``exception``). A driver error that blames the request (answered 4xx:
-        an unknown id, a conflict, an invalid record, an unsupported call) is a rejection, not
-        a backend error."""
+        a code such as ``exception``). A driver error that blames the request (an unknown id,
+        a conflict, an invalid record, an unsupported call) is a rejection, not a backend
+        error."""
         self.backend_seconds.labels(method).observe(seconds)
         if error is None:
             return
         if isinstance(error, BackendError):
             code = self.error_label(error.code)
-            if backend_status(error) < 500:
+            if not is_backend_failure(error):
                 self.backend_rejections.labels(method, code).inc()
                 return
             self.backend_errors.labels(method, code).inc()
