@@ -354,3 +354,16 @@ def test_keyless_requests_with_odd_methods_add_no_time_series(http: str) -> None
     assert after == first
     assert any('method="OTHER",route="unauthorized",status="401"' in s for s in after)
     assert not any("PROBE" in s or "PROPFIND" in s or "/scan" in s for s in after)
+
+
+def test_the_connection_cap_is_lowered_to_what_the_descriptor_limit_allows(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import resource
+
+    from adapter.ops.connections import effective_max_connections
+
+    monkeypatch.setattr(resource, "getrlimit", lambda _which: (1024, 4096))
+    assert effective_max_connections(500) == 500
+    assert effective_max_connections(5000) == 1024 - 64
+    assert "ulimit -n" in caplog.text

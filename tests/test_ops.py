@@ -141,6 +141,9 @@ def test_run_server_passes_logging_and_shutdown_options(
     assert app == "APP"
     assert kw["log_config"] is None and kw["access_log"] is False
     assert kw["timeout_graceful_shutdown"] == 7
+    # server.limits: uvicorn's keep-alive, and the guarded protocol (header deadline, cap).
+    assert kw["timeout_keep_alive"] == settings.server.limits.keep_alive_seconds
+    assert kw["http"].__name__.startswith("Guarded")
 
     config = tmp_path / "c.yaml"
     config.write_text("server: {workers: 2, port: 9123}\n")
@@ -149,6 +152,10 @@ def test_run_server_passes_logging_and_shutdown_options(
                config_path=str(config))
     app, kw = calls[-1]
     assert app == "adapter.app:worker_app" and kw["factory"] is True and kw["workers"] == 2
+    # Each worker resolves the protocol by name and builds it from the same configuration.
+    from uvicorn.importer import import_from_string
+
+    assert import_from_string(kw["http"]).__name__.startswith("Guarded")
     # The workers load the same configuration and accept the same key.
     assert os.environ[ENV_CONFIG] == str(config.resolve())
     assert os.environ[ENV_PORT] == "9123"
