@@ -71,7 +71,7 @@ from adapter.ops.telemetry import (
     serve_metrics_separately,
 )
 from adapter.outbox import Outbox, OutboxUnavailable, Writes
-from adapter.redaction import redact
+from adapter.redaction import mask_words, redact
 from adapter.service import Service
 from backends.base import Backend, Entity, User
 
@@ -83,7 +83,7 @@ _log = logging.getLogger("adapter.ui")
 def build_service(settings: Settings, backend: Backend, writes: Writes | None = None) -> Service:
     """The :class:`Service` for ``settings`` over ``backend`` (mapping, matching, users);
     ``writes``: the outbox's, when it is on."""
-    private = (*settings.secret_values(), *settings.location_values())
+    secrets, locations = settings.secret_values(), settings.location_values()
     users = (
         None
         if settings.users is None
@@ -97,7 +97,7 @@ def build_service(settings: Settings, backend: Backend, writes: Writes | None = 
         users=users,
         health_cache_seconds=settings.server.health_cache_seconds,
         writes=writes,
-        scrub=lambda text: redact(text, private),
+        scrub=lambda text: mask_words(redact(text, secrets), locations),
     )
 
 
@@ -200,7 +200,9 @@ def create_app(
     app.state.service = service
     app.state.backend_gate = gate
     app.state.outbox = outbox
-    _add_operations(app, settings, driver, keys, outbox, service.scrub)
+    # The log keeps what a body withholds (the database's host is the operator's clue); only
+    # secrets are removed from it.
+    _add_operations(app, settings, driver, keys, outbox, gate.scrub)
     return app
 
 
@@ -219,7 +221,7 @@ def _add_operations(
     backend: Backend,
     keys: list[str],
     outbox: Outbox | None,
-    scrub: Callable[[str], str],
+    scrub_secrets: Callable[[str], str],
 ) -> None:
     """Metrics, request logs, ``/openapi.json``, the ``/ui`` dashboard and the in-flight
     limit."""
@@ -236,7 +238,7 @@ def _add_operations(
             UI_PREFIX,  # the dashboard's own listener serves it without the root path
             "/favicon.ico",
         ),
-        scrub=scrub,
+        scrub=scrub_secrets,
     )
     app.state.telemetry = telemetry
     instrument_backend(backend, telemetry)

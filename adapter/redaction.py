@@ -23,7 +23,14 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
-__all__ = ["MASK", "SECRET_NAME", "option_locations", "option_secrets", "redact"]
+__all__ = [
+    "MASK",
+    "SECRET_NAME",
+    "mask_words",
+    "option_locations",
+    "option_secrets",
+    "redact",
+]
 
 T = TypeVar("T")
 
@@ -140,3 +147,17 @@ def redact(
 
     result: T = walk(value)
     return result
+
+
+def mask_words(text: str, words: Iterable[str], *, mask: str = MASK) -> str:
+    """``text`` with every whole occurrence of ``words`` replaced by ``mask``: not inside a
+    longer name (``crm`` is masked in ``crm@db`` and `` `crm` ``, not in ``crm_contacts``). For
+    the backend's location (:func:`option_locations`), whose short names would otherwise blank
+    parts of table and column names; secrets are masked anywhere, by :func:`redact`."""
+    ordered = sorted({w for w in words if w}, key=len, reverse=True)
+    if not ordered:
+        return text
+    pattern = re.compile(
+        r"(?<![A-Za-z0-9_])(?:" + "|".join(re.escape(w) for w in ordered) + r")(?![A-Za-z0-9_])"
+    )
+    return pattern.sub(mask, text)

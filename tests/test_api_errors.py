@@ -15,7 +15,9 @@ from backends.base import (
     Conflict,
     Entity,
     InvalidRecord,
+    ItemResult,
     MatchKey,
+    NewRecord,
     NotFound,
     RateLimited,
     StoredRecord,
@@ -23,7 +25,7 @@ from backends.base import (
     Unsupported,
 )
 from backends.memory import MemoryBackend
-from tests.conftest import error_body
+from tests.conftest import error_body, make_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -234,8 +236,8 @@ async def test_a3_backend_errors_map_to_status_codes(
     assert response.status_code == status
     body = error_body(response)
     assert body["error"] == code
-    if status < 500:
-        # The caller's mistake, in the driver's words.
+    if status < 502:
+        # The caller's mistake, or what is not implemented, in the driver's words.
         assert body["message"] == error.message
     else:
         # The backend's failure: a fixed sentence of the error's class, never the driver's
@@ -250,22 +252,56 @@ async def test_5xx_bodies_never_name_the_infrastructure_and_the_log_keeps_it(
     access line of that request id keeps them."""
     detail = (
         "create contacts: database unreachable: connection to postgresql://crm@db.internal:5432"
-        "/crmprod failed; see /var/lib/enginy/adapter.db"
+        "/crmprod failed (password s3cr3t-pw); see /var/lib/enginy/adapter.db"
     )
+    # The options name where the backend lives and its password: bodies never carry either;
+    # the log line keeps the location (the operator's clue), never the password.
+    options = {"url": "postgresql://crm@db.internal:5432/crmprod", "password": "s3cr3t-pw"}
+    settings = make_settings(backend={"driver": "memory", "options": options})
     for error in (Unavailable(detail), AuthFailed(detail), BackendError(detail)):
-        async with serve(backend=RaisingBackend(error)) as client:
+        async with serve(settings, RaisingBackend(error)) as client:
             response = await client.post(
                 "/contacts/sync",
                 json={"contacts": [{"externalId": "a"}]},
                 headers={"X-Request-ID": "req-11-3"},
             )
         assert response.status_code >= 500
-        for leak in ("db.internal", "5432", "crmprod", "crm@", "/var/lib", "adapter.db"):
+        for leak in ("db.internal", "5432", "crmprod", "crm@", "/var/lib", "adapter.db", "s3cr3t"):
             assert leak not in response.text
         assert response.json()["requestId"] == "req-11-3"
         line = access_lines[-1]
         assert line.access["request_id"] == "req-11-3"  # type: ignore[attr-defined]
         assert "db.internal:5432" in line.access["detail"]  # type: ignore[attr-defined]
+        assert "s3cr3t" not in line.access["detail"]  # type: ignore[attr-defined]
+
+
+async def test_4xx_and_per_record_messages_do_not_name_where_the_backend_lives(
+    serve: Any,
+) -> None:
+    """A driver's per-record message may quote the database (MariaDB names it in a failed
+    constraint): the answer keeps the message, without the location from the options."""
+
+    class Quoting(MemoryBackend):
+        async def create_records(self, entity: Entity, records: Sequence[NewRecord]) -> Any:
+            message = "CONSTRAINT `crm_contacts.extra` failed for `crmprod`.`crm_contacts`"
+            return [ItemResult(error=InvalidRecord(message)) for _ in records]
+
+        async def find_records(
+            self, entity: Entity, key: MatchKey, values: Sequence[str]
+        ) -> dict[str, StoredRecord]:
+            raise NotFound("no table crmprod.crm_contacts on db.internal")
+
+    options = {"url": "mysql://crm@db.internal:3306/crmprod"}
+    settings = make_settings(backend={"driver": "memory", "options": options})
+    async with serve(settings, Quoting()) as client:
+        created = await client.post("/contacts", json={"contacts": [{"externalId": "a"}]})
+        synced = await client.post("/contacts/sync", json={"contacts": [{"externalId": "a"}]})
+    assert created.status_code == 400
+    assert error_body(created)["errors"][0]["message"] == (
+        "CONSTRAINT `crm_contacts.extra` failed for `***`.`crm_contacts`"
+    )
+    assert synced.status_code == 404
+    assert "crmprod" not in synced.text and "db.internal" not in synced.text
 
 
 async def test_a3_unexpected_exception_is_500_without_detail(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import SecretStr
 
 from adapter.config import Settings
-from adapter.redaction import option_secrets, redact
+from adapter.redaction import mask_words, option_locations, option_secrets, redact
 
 
 def test_configured_secrets_are_removed_wherever_they_appear() -> None:
@@ -69,3 +69,34 @@ def test_settings_collect_every_configured_secret() -> None:
     assert settings.secret_values() == ("api-key-1", "api-key-2", "dash-pass", "drv-token")
     line = "api-key-2 / dash-pass / drv-token / db"
     assert redact(line, settings.secret_values()) == "*** / *** / *** / db"
+
+
+def test_option_locations_name_where_the_backend_lives() -> None:
+    options = {
+        "url": "postgresql+asyncpg://crm:pw@db.internal:5432/crmprod?ssl=require",
+        "users": {"table": "crm_users"},
+        "replica": {"host": "replica.internal", "database": "crmprod"},
+    }
+    assert list(dict.fromkeys(option_locations(options))) == [
+        "db.internal",
+        "crm",
+        "crmprod",
+        "replica.internal",
+    ]
+    assert list(option_locations({"url": "sqlite+aiosqlite:////var/lib/enginy/crm.db"})) == [
+        "/var/lib/enginy/crm.db",
+        "crm.db",
+    ]
+    assert list(option_locations({"url": "sqlite+aiosqlite:///:memory:"})) == []
+    settings = Settings.model_validate(
+        {"backend": {"driver": "sql", "options": {"url": "mysql://root@127.0.0.1/app"}}}
+    )
+    assert settings.location_values() == ("127.0.0.1", "root", "app")
+
+
+def test_mask_words_masks_whole_names_only() -> None:
+    text = "CONSTRAINT `crm_contacts.extra` failed for `crmprod`.`crm_contacts` (crm@db.internal)"
+    assert mask_words(text, ["crm", "crmprod", "db.internal"]) == (
+        "CONSTRAINT `crm_contacts.extra` failed for `***`.`crm_contacts` (***@***)"
+    )
+    assert mask_words("nothing to hide", []) == "nothing to hide"
