@@ -265,7 +265,14 @@ def _add_operations(
         # A listener of its own: /ui at its root, not on the main port.
         dashboard = build_ui_app(settings, backend, telemetry.recent, ui, outbox=outbox)
         separate = TelemetryMiddleware(dashboard, telemetry)
-        serve_separately(app, separate, ui.listen, what="dashboard", tls=settings.server.tls)
+        serve_separately(
+            app,
+            separate,
+            ui.listen,
+            what="dashboard",
+            tls=settings.server.tls,
+            limits=settings.server.limits,
+        )
     elif ui.enabled:
         ui_app = build_ui_app(settings, backend, telemetry.recent, ui, outbox=outbox)
         if root:

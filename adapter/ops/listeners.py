@@ -21,7 +21,8 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
-from adapter.config import ConfigError, TLSConfig, split_listen
+from adapter.config import ConfigError, LimitsConfig, TLSConfig, split_listen
+from adapter.ops.connections import guarded_protocol
 
 __all__ = ["serve_separately"]
 
@@ -43,11 +44,18 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def serve_separately(
-    app: Starlette, inner: ASGIApp, listen: str, *, what: str, tls: TLSConfig | None
+    app: Starlette,
+    inner: ASGIApp,
+    listen: str,
+    *,
+    what: str,
+    tls: TLSConfig | None,
+    limits: LimitsConfig | None = None,
 ) -> None:
     """Serve ``inner`` on ``listen`` (``host:port``) for as long as ``app`` runs, with the
-    service's TLS settings when it has them. Raises :class:`ConfigError` (``ui.listen``) at
-    start-up when the address cannot be bound."""
+    service's TLS settings when it has them, and the connection limits of ``limits`` (header
+    deadline, connection cap, idle keep-alive: :mod:`adapter.ops.connections`). Raises
+    :class:`ConfigError` (``ui.listen``) at start-up when the address cannot be bound."""
     import uvicorn
 
     class _Server(uvicorn.Server):
@@ -61,6 +69,9 @@ def serve_separately(
 
     host, port = split_listen(listen)
     options: dict[str, Any] = tls.uvicorn_options() if tls is not None else {}
+    if limits is not None:
+        options["http"] = guarded_protocol(limits)
+        options["timeout_keep_alive"] = limits.keep_alive_seconds
     outer = app.router.lifespan_context
 
     @asynccontextmanager
