@@ -430,7 +430,13 @@ def _backend_error(scrub: Callable[[str], str]) -> Callable[[Request, Exception]
     async def handler(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, BackendError)
         status = backend_status(exc)
-        if is_backend_failure(exc):
+        if isinstance(exc, SchemaError):
+            # The schema or the configuration refuses the operation: the driver's words say
+            # which table or column, which whoever sees the answer needs in order to have it
+            # fixed; without the backend's location or a secret, and kept for the log too.
+            note_detail(request.scope, str(exc))
+            message = scrub(exc.message)
+        elif is_backend_failure(exc):
             # The driver's message is the operator's clue, and may name the database's host,
             # user or file: it goes to the request's log line (without a stack: an expected
             # failure mode), the caller gets the fixed sentence of the error's class and the

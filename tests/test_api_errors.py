@@ -507,3 +507,19 @@ async def test_a3_deeply_nested_body_with_nan_is_still_a_4xx(client: httpx.Async
     response = await client.post("/tasks", content=body,
                                  headers={"content-type": "application/json"})
     assert 400 <= response.status_code < 500
+
+
+async def test_a_schema_error_names_the_column_but_not_the_database(serve: Any) -> None:
+    """A 500 backend_schema_error says which table or column is missing (someone must fix it),
+    without the database, host or user of the options."""
+    from backends.base import SchemaError
+
+    options = {"url": "postgresql://crm@db.internal:5432/crmprod"}
+    settings = make_settings(backend={"driver": "memory", "options": options})
+    error = SchemaError('column "job_title" of relation "crmprod.party" does not exist')
+    async with serve(settings, RaisingBackend(error)) as client:
+        response = await client.post("/contacts/sync", json={"contacts": [{"externalId": "a"}]})
+    assert response.status_code == 500
+    body = error_body(response)
+    assert body["error"] == "backend_schema_error"
+    assert body["message"] == 'column "job_title" of relation "***.party" does not exist'
