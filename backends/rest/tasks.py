@@ -236,7 +236,8 @@ class TasksMixin(EngagementsMixin):
         return None
 
     async def update_task(self, task_id: str, changes: TaskChanges) -> Task:
-        """Apply ``changes`` (see the module docstring); :class:`NotFound` for an unknown id."""
+        """Apply ``changes`` (see the module docstring); :class:`NotFound` for an unknown id,
+        or for a contact or company the task would point at that does not exist."""
         spec = self._tasks()
         with self.client.budget():
             raws = await self._raw_tasks([task_id])
@@ -246,6 +247,14 @@ class TasksMixin(EngagementsMixin):
                 current = Task(id=task_id, subject=str(changes.fields.get("subject") or ""))
             if current is None:
                 raise NotFound(f"No task exists with ID: {task_id}")
+            # As on create: a contact or company the task would point at must exist (the CRM
+            # may refuse it with a 400, or keep a dangling id).
+            await self.require_records(
+                {
+                    Entity.CONTACT: [changes.fields.get("contact_id")],
+                    Entity.COMPANY: [changes.fields.get("company_id")],
+                }
+            )
             fields = {k: _iso(v) for k, v in changes.fields.items() if k in TASK_FIELDS}
             ctx: dict[str, Any] = {"id": task_id, "fields": fields}
             if changes.completed is True:

@@ -26,16 +26,18 @@ __all__ = ["RecordsSuite"]
 C, K = Entity.CONTACT, Entity.COMPANY
 BY_EXTERNAL_ID = MatchKey(EXTERNAL_ID)
 
-#: The edges of what a JSON number can carry between systems (IEEE doubles, 64-bit integers).
-#: The front refuses what lies beyond (1e400 parses as infinity, which is not JSON); a driver
-#: must store everything up to the edge and read it back as the same number.
+#: The edges of what a JSON number carries between any two systems (RFC 7493, I-JSON): IEEE
+#: doubles, and integers within +-(2**53 - 1), which a double holds exactly (a backend written
+#: in JavaScript, such as Directus, keeps no more). The front refuses what lies beyond a double
+#: (1e400 parses as infinity, which is not JSON); a driver must store everything up to the edge
+#: and read it back as the same number.
 EXTREME_NUMBERS: tuple[float | int, ...] = (
     1.7976931348623157e308,
     -1.7976931348623157e308,
     5e-324,
     0.1,
-    2**63 - 1,
-    -(2**63),
+    2**53 - 1,
+    -(2**53 - 1),
 )
 
 
