@@ -23,20 +23,56 @@ native batch API override the batch method; the defaults exist to be overridden.
 
 Per-item outcomes are returned as :class:`ItemResult` values, one per input and in input order.
 Exceptions are raised only when the *whole* call failed (auth, outage, rate limit after retries).
+
+The interface spans four modules, one job each: the errors (:mod:`backends.errors`), the
+optional groups (:mod:`backends.capabilities`), the values that cross the interface
+(:mod:`backends.records`) and the class itself (here). This module exports every public name
+of the four; drivers import them from here.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from backends.capabilities import CAPABILITY_METHODS, Capability
+from backends.errors import (
+    AuthFailed,
+    BackendError,
+    Conflict,
+    InvalidRecord,
+    NotFound,
+    RateLimited,
+    SchemaError,
+    Unavailable,
+    Unsupported,
+)
+from backends.records import (
+    EXTERNAL_ID,
+    TASK_FIELDS,
+    Activity,
+    AssociationPair,
+    Entity,
+    ItemResult,
+    MatchKey,
+    NewActivity,
+    NewRecord,
+    NewTask,
+    RecordUpdate,
+    SetupReport,
+    StoredRecord,
+    Task,
+    TaskChanges,
+    User,
+    Value,
+)
+
 __all__ = [
+    "CAPABILITY_METHODS",
     "EXTERNAL_ID",
+    "TASK_FIELDS",
     "Activity",
     "AssociationPair",
     "AuthFailed",
@@ -63,355 +99,9 @@ __all__ = [
     "Unavailable",
     "Unsupported",
     "User",
+    "Value",
     "overridden_capabilities",
 ]
-
-#: The match-key name under which a record is found by the ``externalId`` Enginy gave it.
-EXTERNAL_ID = "externalId"
-
-
-# --------------------------------------------------------------------------------------------
-# Errors
-# --------------------------------------------------------------------------------------------
-
-
-class BackendError(Exception):
-    """Root of every error a driver raises or reports.
-
-    ``code`` is the short machine-readable code the front puts in ``{"error": ...}``. The
-    message must be good enough to debug from one log line and must never contain a secret
-    (token, password, connection string with credentials).
-    """
-
-    code: ClassVar[str] = "backend_error"
-    #: Whether retrying the same call later may succeed (the front answers 503).
-    retryable: ClassVar[bool] = False
-
-    def __init__(self, message: str = "", *, code: str | None = None) -> None:
-        super().__init__(message or self.__class__.__doc__ or self.code)
-        self.message = message or (self.__class__.__doc__ or self.code).strip().splitlines()[0]
-        if code is not None:
-            self.code = code  # type: ignore[misc]
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.message}"
-
-
-class NotFound(BackendError):
-    """The record, task or object does not exist."""
-
-    code = "not_found"
-
-
-class Conflict(BackendError):
-    """The write conflicts with an existing record (for example a unique value)."""
-
-    code = "conflict"
-
-
-class InvalidRecord(BackendError):
-    """The backend rejected this record's values (too long, wrong type, unknown field...)."""
-
-    code = "invalid_record"
-
-
-class Unsupported(BackendError):
-    """The driver does not implement this operation."""
-
-    code = "not_implemented"
-
-
-class SchemaError(BackendError):
-    """The backend's schema or the driver's configuration does not allow the operation (a
-    missing table or column, a type or collation the statement cannot use): retrying will
-    fail the same way until an operator changes the schema or the configuration."""
-
-    code = "backend_schema_error"
-
-
-class AuthFailed(BackendError):
-    """The backend refused the adapter's own credentials (token, password)."""
-
-    code = "backend_auth_failed"
-    retryable = True  # an operator can fix it; Enginy should come back later
-
-
-class Unavailable(BackendError):
-    """The backend cannot be reached or failed transiently (retry later)."""
-
-    code = "backend_unavailable"
-    retryable = True
-
-    def __init__(
-        self, message: str = "", *, retry_after: float | None = None, code: str | None = None
-    ) -> None:
-        super().__init__(message, code=code)
-        self.retry_after = retry_after
-
-
-class RateLimited(Unavailable):
-    """The backend's rate limit was hit and retries did not get through in time."""
-
-    code = "backend_rate_limited"
-
-
-# --------------------------------------------------------------------------------------------
-# Capabilities
-# --------------------------------------------------------------------------------------------
-
-
-class Capability(enum.Enum):
-    """Optional groups of the interface a driver declares it implements.
-
-    Contacts and companies are the required core and have no capability flag.
-    """
-
-    ASSOCIATIONS = "associations"
-    ACTIVITIES = "activities"
-    TASKS = "tasks"
-    USERS = "users"
-    #: Listing and counting stored data for the dashboard's record pages (embedded stores).
-    BROWSE = "browse"
-
-
-#: The methods a driver must override to declare each capability (used by the conformance
-#: suite to check declarations, and by the docs' support table).
-CAPABILITY_METHODS: dict[Capability, tuple[str, ...]] = {
-    Capability.ASSOCIATIONS: ("create_associations",),
-    Capability.ACTIVITIES: ("create_activity",),
-    Capability.TASKS: ("create_task", "get_tasks", "update_task"),
-    Capability.USERS: ("list_users",),
-    Capability.BROWSE: (
-        "counts",
-        "list_records",
-        "list_associated",
-        "list_activities",
-        "list_tasks",
-    ),
-}
-
-
-class Entity(enum.StrEnum):
-    """The two record types of the contract."""
-
-    CONTACT = "contact"
-    COMPANY = "company"
-
-    @property
-    def plural(self) -> str:
-        return "contacts" if self is Entity.CONTACT else "companies"
-
-
-# --------------------------------------------------------------------------------------------
-# Record types (backend vocabulary)
-# --------------------------------------------------------------------------------------------
-
-#: A field value as it travels in JSON.
-Value = Any
-
-
-@dataclass(frozen=True, slots=True)
-class MatchKey:
-    """One way of finding a record: a normalised key.
-
-    ``name`` identifies the key (``"externalId"``, ``"email"``, ``"linkedinUrl"``, ``"domain"``,
-    ``"name"``, ``"phone"``, or any configured key); ``field`` is the backend field that holds
-    the un-normalised value (``None`` for the external id), for drivers that search the field
-    itself instead of storing normalised keys.
-    """
-
-    name: str
-    field: str | None = None
-    #: The normaliser the values went through (``email``, ``domain``,
-    #: ``domain_any_extension``, ``linkedin``, ``name``, ``phone``; ``compound`` for a key of
-    #: several fields), for drivers that search stored values in their raw forms; ``None``
-    #: when the front does not say (a driver may then go by the key's name).
-    normaliser: str | None = None
-    #: A compound key's backend fields, in order: its value is a JSON array of their
-    #: normalised values (``["ada","lovelace","acme"]``). Empty for a key of one field.
-    fields: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class NewRecord:
-    """A contact or company to create.
-
-    ``fields`` are in the backend's vocabulary (after field mapping). ``match_keys`` maps each
-    match-key name to its normalised value; a driver stores them so that
-    :meth:`Backend.find_records` can answer by key.
-    """
-
-    external_id: str
-    fields: Mapping[str, Value]
-    match_keys: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class RecordUpdate:
-    """A partial update of one record: only ``fields`` change; other fields are untouched.
-
-    ``clear`` names fields to remove (set to null). ``match_keys`` holds the new normalised
-    value of every match key whose field is present in the update; ``None`` removes the key.
-    """
-
-    crm_id: str
-    fields: Mapping[str, Value]
-    clear: frozenset[str] = frozenset()
-    match_keys: Mapping[str, str | None] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class StoredRecord:
-    """A record as the backend holds it (fields in the backend's vocabulary)."""
-
-    crm_id: str
-    external_id: str | None
-    fields: Mapping[str, Value]
-
-
-@dataclass(frozen=True, slots=True)
-class ItemResult:
-    """The outcome of one item of a batch.
-
-    On success ``crm_id`` is set and ``error`` is ``None``; ``created`` tells whether this call
-    made a new record (``False`` when an idempotent create found the existing one). On a
-    permanent per-item failure ``error`` holds a :class:`BackendError` (``InvalidRecord``,
-    ``NotFound``, ``Conflict``) and ``crm_id`` may be ``None``. ``dropped`` names the fields a
-    successful write left out, each with why (``{"industry": "'Technology' is not an option
-    ..."}``, in the backend's vocabulary): the record was written, those fields were not.
-    """
-
-    crm_id: str | None = None
-    error: BackendError | None = None
-    created: bool = False
-    dropped: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-@dataclass(frozen=True, slots=True)
-class AssociationPair:
-    """A contact → company link, by CRM ids."""
-
-    contact_id: str
-    company_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class NewActivity:
-    """A campaign activity (email, LinkedIn message, InMail, connection request, other).
-
-    ``idempotency_key`` is set by the front when the activity carries ``metadata.messageId``;
-    a driver that sees the same key again returns the first activity instead of storing a new
-    one. ``extra`` carries any unknown top-level keys Enginy sent.
-    """
-
-    type: str
-    direction: str | None = None
-    subject: str | None = None
-    body: str | None = None
-    owner_id: str | None = None
-    occurred_at: datetime | None = None
-    contact_id: str | None = None
-    company_id: str | None = None
-    metadata: Mapping[str, Value] = field(default_factory=dict)
-    idempotency_key: str | None = None
-    extra: Mapping[str, Value] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Activity:
-    """A stored activity."""
-
-    id: str
-    type: str
-    direction: str | None = None
-    subject: str | None = None
-    body: str | None = None
-    owner_id: str | None = None
-    occurred_at: datetime | None = None
-    contact_id: str | None = None
-    company_id: str | None = None
-    metadata: Mapping[str, Value] = field(default_factory=dict)
-    created_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class NewTask:
-    """A task to create. ``extra`` carries unknown keys Enginy sent."""
-
-    subject: str
-    description: str | None = None
-    type: str | None = None
-    owner_id: str | None = None
-    due_date: datetime | None = None
-    contact_id: str | None = None
-    company_id: str | None = None
-    extra: Mapping[str, Value] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Task:
-    """A stored task."""
-
-    id: str
-    subject: str
-    description: str | None = None
-    type: str | None = None
-    owner_id: str | None = None
-    due_date: datetime | None = None
-    contact_id: str | None = None
-    company_id: str | None = None
-    completed: bool = False
-    completed_at: datetime | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-
-
-#: Task fields a :class:`TaskChanges` may set (besides completion).
-TASK_FIELDS = ("subject", "description", "type", "owner_id", "due_date", "contact_id", "company_id")
-
-
-@dataclass(frozen=True, slots=True)
-class TaskChanges:
-    """A partial update of a task.
-
-    ``fields`` maps names from :data:`TASK_FIELDS` to new values. ``completed`` (when not
-    ``None``) sets completion: ``True`` with ``completed_at`` stores that time; ``True`` with
-    ``completed_at=None`` stores ``now`` unless the task is already completed (then its
-    ``completed_at`` is kept, so repeating a completion is idempotent); ``False`` clears
-    ``completed_at``. ``now`` is the front's clock, passed in so all drivers agree.
-    """
-
-    now: datetime
-    fields: Mapping[str, Value] = field(default_factory=dict)
-    completed: bool | None = None
-    completed_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class User:
-    """A CRM user or owner, as ``GET /users`` lists it."""
-
-    id: str
-    name: str
-    email: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SetupReport:
-    """What :meth:`Backend.check_setup` found, for ``enginy-adapter check``.
-
-    ``problems`` would stop the service from working as configured (a missing column, a
-    missing scope); ``notes`` are information for the operator (the portal, the record-link
-    templates, a mapped field that will be dropped).
-    """
-
-    problems: tuple[str, ...] = ()
-    notes: tuple[str, ...] = ()
-
 
 # --------------------------------------------------------------------------------------------
 # Options
