@@ -4,7 +4,7 @@ The :class:`Service` takes validated wire models (``adapter/contract.py``), appl
 field mapping and computes match keys once (:mod:`adapter.mapping`, :mod:`adapter.matching`),
 calls the driver, and builds the wire responses. It knows nothing about HTTP: failures leave as
 exceptions (:class:`adapter.errors.ApiError` or a driver's :class:`backends.base.BackendError`)
-and are rendered by ``adapter/errors.py``.
+and are rendered by :mod:`adapter.errors`.
 
 Decisions of the contract's Part A implemented here: idempotent creates and per-record batch
 outcomes (A.4, A.5), partial updates with the null policy (A.6), sync matching in priority
