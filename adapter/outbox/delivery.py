@@ -29,12 +29,12 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
 
 from tenacity import AsyncRetrying, RetryCallState, wait_exponential, wait_random
 from tenacity.wait import wait_base
 
 from adapter.config import OutboxConfig
+from adapter.outbox.events import NoEvents, OutboxEvents
 from adapter.outbox.items import (
     OutboxItem,
     WriteKind,
@@ -43,10 +43,11 @@ from adapter.outbox.items import (
     decode_record_update,
     decode_task_update,
 )
-from adapter.outbox.store import Claim, OutboxStats, OutboxStore, OutboxUnavailable
+from adapter.outbox.rows import Claim, OutboxStats
+from adapter.outbox.store import OutboxStore, OutboxUnavailable
 from backends.base import Backend, BackendError, Entity, ItemResult, RateLimited, Unavailable
 
-__all__ = ["Deliverer", "OutboxEvents"]
+__all__ = ["EXPIRED", "Deliverer"]
 
 logger = logging.getLogger("adapter.outbox")
 
@@ -56,35 +57,6 @@ _STATS_SECONDS = 2.0
 _LOCK_RETRY_SECONDS = 5.0
 #: The dead-letter code of an item that was undelivered for ``max_age_seconds``.
 EXPIRED = "expired"
-
-
-class OutboxEvents(Protocol):
-    """What the deliverer and the request path report (metrics: :mod:`adapter.ops`)."""
-
-    def enqueued(self, kind: str, count: int) -> None: ...
-    def delivered(self, kind: str, count: int) -> None: ...
-    def attempt_failed(self, kind: str, code: str) -> None: ...
-    def dead_letter(self, kind: str, code: str) -> None: ...
-    def stats(self, stats: OutboxStats) -> None: ...
-
-
-class NoEvents:
-    """Reports nowhere."""
-
-    def enqueued(self, kind: str, count: int) -> None:
-        pass
-
-    def delivered(self, kind: str, count: int) -> None:
-        pass
-
-    def attempt_failed(self, kind: str, code: str) -> None:
-        pass
-
-    def dead_letter(self, kind: str, code: str) -> None:
-        pass
-
-    def stats(self, stats: OutboxStats) -> None:
-        pass
 
 
 def _backoff(config: OutboxConfig) -> Callable[[int], float]:

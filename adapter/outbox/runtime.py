@@ -11,9 +11,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from adapter.config import OutboxConfig
-from adapter.outbox.delivery import Deliverer, OutboxEvents
+from adapter.outbox.delivery import Deliverer
+from adapter.outbox.events import OutboxEvents
 from adapter.outbox.items import OutboxItem, State
-from adapter.outbox.store import OutboxStats, OutboxStore
+from adapter.outbox.rows import OutboxStats
+from adapter.outbox.store import OutboxStore
 from adapter.outbox.writes import QueueingWrites
 from backends.base import Backend
 

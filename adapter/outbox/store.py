@@ -1,8 +1,9 @@
 """The queue's table, in SQLite or PostgreSQL, through SQLAlchemy async.
 
-One table (``outbox.table``, default ``enginy_outbox``), created when missing. A row is one
-queued driver call (:mod:`adapter.outbox.items`): ``pending`` until delivered (then deleted) or
-``dead`` (kept until an operator retries or drops it). ``id`` is the arrival order.
+One table (``outbox.table``, default ``enginy_outbox``; its shape is in
+:mod:`adapter.outbox.rows`), created when missing. A row is one queued driver call
+(:mod:`adapter.outbox.items`): ``pending`` until delivered (then deleted) or ``dead`` (kept
+until an operator retries or drops it). ``id`` is the arrival order.
 
 **Claiming.** A deliverer takes the *heads* of the queue: pending, due items with no earlier
 pending item of the same key, oldest first. So a record's writes go out one at a time, in
@@ -35,7 +36,6 @@ import uuid
 import zlib
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,100 +45,26 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapter.config import OutboxConfig
 from adapter.outbox.items import OutboxItem, State, Write
+from adapter.outbox.rows import (
+    MAX_TEXT,
+    Claim,
+    OutboxStats,
+    build_table,
+    finish_claim,
+    heads_query,
+    item_from_row,
+)
 from backends.base import BackendError, Unavailable
 from backends.sql.engine import make_engine
 from backends.sql.errors import db_errors
 
-__all__ = ["Claim", "OutboxStats", "OutboxStore", "OutboxUnavailable", "build_table"]
-
-#: ``id`` auto-increments; SQLite only does so for an ``INTEGER PRIMARY KEY``.
-_Seq = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-_MAX_TEXT = 500
+__all__ = ["OutboxStore", "OutboxUnavailable"]
 
 
 class OutboxUnavailable(Unavailable):
     """The queue's own database cannot be used (the message says why)."""
 
     code = "outbox_unavailable"
-
-
-def build_table(name: str) -> sa.Table:
-    """The queue table called ``name``."""
-    return sa.Table(
-        name,
-        sa.MetaData(),
-        sa.Column("id", _Seq, primary_key=True, autoincrement=True),
-        sa.Column("uid", sa.String(36), nullable=False, unique=True),
-        sa.Column("kind", sa.String(32), nullable=False),
-        sa.Column("key", sa.String(255), nullable=False),
-        sa.Column("payload", sa.Text(), nullable=False),
-        sa.Column("state", sa.String(8), nullable=False),
-        sa.Column("attempts", sa.Integer(), nullable=False),
-        # Seconds since the epoch: portable, and compared only with each other.
-        sa.Column("created_at", sa.Double(), nullable=False),
-        # When the current delivery effort began: created_at, or when an operator retried it.
-        sa.Column("since", sa.Double(), nullable=False),
-        sa.Column("next_attempt_at", sa.Double(), nullable=False),
-        sa.Column("last_attempt_at", sa.Double()),
-        sa.Column("last_error", sa.String(_MAX_TEXT)),
-        sa.Column("error_code", sa.String(64)),
-        sa.Column("dedupe", sa.String(255)),
-        # The heads query's probe: "an earlier pending item of this key?" (partial: dead
-        # letters are kept for good and must not slow it down).
-        sa.Index(
-            f"{name}_pending_key_id",
-            "key",
-            "id",
-            postgresql_where=sa.text("state = 'pending'"),
-            sqlite_where=sa.text("state = 'pending'"),
-        ),
-        sa.Index(f"{name}_state_due", "state", "next_attempt_at"),
-        sa.Index(f"{name}_dedupe", "dedupe"),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxStats:
-    """How the queue stands (all replicas' items: the queue is shared)."""
-
-    pending: int = 0
-    dead: int = 0
-    #: ``created_at`` of the oldest pending item (``None`` when none is pending).
-    oldest_pending_at: float | None = None
-    #: The earliest ``next_attempt_at`` of a pending item.
-    next_due_at: float | None = None
-
-
-@dataclass(slots=True)
-class Claim:
-    """The items a deliverer took, and what became of each (applied when the claim ends).
-
-    An item given no outcome is left as it was (not attempted).
-    """
-
-    items: list[OutboxItem]
-    delivered: list[int] = field(default_factory=list)
-    retries: list[dict[str, Any]] = field(default_factory=list)
-    dead: list[dict[str, Any]] = field(default_factory=list)
-
-    def done(self, item: OutboxItem) -> None:
-        self.delivered.append(item.id)
-
-    def retry(self, item: OutboxItem, code: str, message: str, at: float, now: float) -> None:
-        self.retries.append(
-            {
-                "b_id": item.id,
-                "b_next": at,
-                "b_now": now,
-                "b_error": message[:_MAX_TEXT],
-                "b_code": code[:64],
-            }
-        )
-
-    def give_up(self, item: OutboxItem, code: str, message: str, now: float) -> None:
-        self.dead.append(
-            {"b_id": item.id, "b_now": now, "b_error": message[:_MAX_TEXT], "b_code": code[:64]}
-        )
 
 
 def _sqlite_durable(engine: AsyncEngine) -> None:
@@ -295,7 +221,7 @@ class OutboxStore:
                             "created_at": now,
                             "since": now,
                             "next_attempt_at": now,
-                            "last_error": reason[:_MAX_TEXT],
+                            "last_error": reason[:MAX_TEXT],
                             "dedupe": write.dedupe,
                         }
                     )
@@ -317,27 +243,13 @@ class OutboxStore:
 
     # -- delivery -------------------------------------------------------------------------------
 
-    def _heads(self, limit: int, due_before: float) -> sa.Select[Any]:
-        t = self.table
-        # The first pending item of each key, in one pass over the partial (key, id) index.
-        # (A correlated "no earlier pending item" test reads the same, but on PostgreSQL it
-        # needs fresh table statistics to probe the index: on a queue that filled up during
-        # an outage the planner's estimate is stale and the plan turns quadratic.)
-        firsts = sa.select(sa.func.min(t.c.id)).where(t.c.state == State.PENDING).group_by(t.c.key)
-        return (
-            sa.select(t)
-            .where(t.c.id.in_(firsts), t.c.next_attempt_at <= due_before)
-            .order_by(t.c.id)
-            .limit(limit)
-        )
-
     @asynccontextmanager
     async def claim(self, limit: int, due_before: float | None = None) -> AsyncIterator[Claim]:
         """Take up to ``limit`` heads due by ``due_before`` (default now) and yield them as a
         :class:`Claim`; the outcomes recorded on it are written when the block ends normally.
         If the block raises (or is cancelled), nothing is written: the items stay pending.
         Raises :class:`OutboxUnavailable`."""
-        query = self._heads(limit, self.clock() if due_before is None else due_before)
+        query = heads_query(self.table, limit, self.clock() if due_before is None else due_before)
         if self.dialect == "postgresql":
             async with self._pg_claim(query.with_for_update(skip_locked=True)) as claim:
                 yield claim
@@ -345,12 +257,12 @@ class OutboxStore:
         with self._errors("claim"):
             async with self.engine.connect() as conn:
                 rows = (await conn.execute(query)).mappings().all()
-        claim = Claim([_item(row) for row in rows])
+        claim = Claim([item_from_row(row) for row in rows])
         yield claim
         if claim.delivered or claim.retries or claim.dead:
             with self._errors("record deliveries"):
                 async with self._write() as conn:
-                    await self._finish(conn, claim)
+                    await finish_claim(conn, self.table, claim)
 
     @asynccontextmanager
     async def _pg_claim(self, query: sa.Select[Any]) -> AsyncIterator[Claim]:
@@ -361,7 +273,7 @@ class OutboxStore:
             with self._errors("claim"):
                 transaction = await conn.begin()
                 rows = (await conn.execute(query)).mappings().all()
-            claim = Claim([_item(row) for row in rows])
+            claim = Claim([item_from_row(row) for row in rows])
             try:
                 yield claim
             except BaseException:
@@ -369,42 +281,11 @@ class OutboxStore:
                     await transaction.rollback()
                 raise
             with self._errors("record deliveries"):
-                await self._finish(conn, claim)
+                await finish_claim(conn, self.table, claim)
                 await transaction.commit()
         finally:
             with contextlib.suppress(Exception):
                 await conn.close()
-
-    async def _finish(self, conn: AsyncConnection, claim: Claim) -> None:
-        t = self.table
-        if claim.delivered:
-            await conn.execute(sa.delete(t).where(t.c.id.in_(claim.delivered)))
-        if claim.retries:
-            await conn.execute(
-                sa.update(t)
-                .where(t.c.id == sa.bindparam("b_id"))
-                .values(
-                    attempts=t.c.attempts + 1,
-                    next_attempt_at=sa.bindparam("b_next"),
-                    last_attempt_at=sa.bindparam("b_now"),
-                    last_error=sa.bindparam("b_error"),
-                    error_code=sa.bindparam("b_code"),
-                ),
-                claim.retries,
-            )
-        if claim.dead:
-            await conn.execute(
-                sa.update(t)
-                .where(t.c.id == sa.bindparam("b_id"))
-                .values(
-                    state=State.DEAD.value,
-                    attempts=t.c.attempts + 1,
-                    last_attempt_at=sa.bindparam("b_now"),
-                    last_error=sa.bindparam("b_error"),
-                    error_code=sa.bindparam("b_code"),
-                ),
-                claim.dead,
-            )
 
     async def release_backoff(self, keep_codes: Collection[str] = ()) -> int:
         """Make every pending item that is waiting out a failure due now, except those whose
@@ -457,7 +338,7 @@ class OutboxStore:
         with self._errors("list"):
             async with self.engine.connect() as conn:
                 rows = (await conn.execute(query)).mappings().all()
-        return [_item(row) for row in rows]
+        return [item_from_row(row) for row in rows]
 
     async def retry(self, ids: Sequence[int] = (), *, all_dead: bool = False) -> int:
         """Put dead letters back in the queue, due now, with a fresh age (``max_age_seconds``
@@ -488,7 +369,7 @@ class OutboxStore:
                 rows = (await conn.execute(sa.select(t).where(*where))).mappings().all()
                 if rows:
                     await conn.execute(sa.delete(t).where(t.c.id.in_([r["id"] for r in rows])))
-        return [_item(row) for row in rows]
+        return [item_from_row(row) for row in rows]
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -510,20 +391,3 @@ class OutboxStore:
             raise
         except BackendError as exc:
             raise OutboxUnavailable(exc.message) from exc
-
-
-def _item(row: Any) -> OutboxItem:
-    return OutboxItem(
-        id=int(row["id"]),
-        uid=row["uid"],
-        kind=row["kind"],
-        key=row["key"],
-        payload=json.loads(row["payload"]),
-        state=State(row["state"]),
-        attempts=int(row["attempts"]),
-        created_at=float(row["created_at"]),
-        since=float(row["since"]),
-        next_attempt_at=float(row["next_attempt_at"]),
-        last_error=row["last_error"],
-        error_code=row["error_code"],
-    )
