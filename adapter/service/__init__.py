@@ -13,8 +13,8 @@ idempotency keys and unknown types (A.9), task completion (A.10), users (A.11) a
 health check (A.12).
 
 The class is assembled from two halves, :mod:`adapter.service.records` (contacts and
-companies) and :mod:`adapter.service.engagements` (associations, activities, tasks, users),
-plus the cached :mod:`adapter.service.health` check.
+companies) and :mod:`adapter.service.engagements` (associations, activities, tasks, users; the
+tasks in :mod:`adapter.service.tasks`), plus the cached :mod:`adapter.service.health` check.
 """
 
 from __future__ import annotations

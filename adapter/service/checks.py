@@ -12,6 +12,8 @@ that are almost the contract's.
   for a key that is a near miss of one of the object's fields (same letters but for case,
   ``_``/``-``, or a typo), naming the field meant; any other unknown key is reported back in the
   answer's ``warnings`` (and logged once per name) instead of passing in silence.
+* **A group the driver lacks.** :func:`require_capability` answers 501 for an optional group
+  (associations, activities, tasks, users) the driver does not declare.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ from pydantic import BaseModel
 
 from adapter.contract import KeyWarning
 from adapter.errors import ValidationFailed
+from backends.base import Backend, Capability, Unsupported
 
-__all__ = ["check_keys", "non_finite_path", "reject_non_finite"]
+__all__ = ["check_keys", "non_finite_path", "reject_non_finite", "require_capability"]
 
 logger = logging.getLogger("adapter.service")
 
@@ -137,3 +140,10 @@ def _log_once(what: str, key: str, fate: str) -> None:
             return
         _reported[digest.digest()] = None
     logger.warning("unknown key %r on %s: %s (logged once per key)", key[:64], what, fate)
+
+
+def require_capability(backend: Backend, capability: Capability, what: str) -> None:
+    """One contract-level answer (501) for an optional group the driver lacks, before any work
+    is done."""
+    if capability not in backend.capabilities:
+        raise Unsupported(f"the {backend.name} backend does not support {what}")

@@ -1,10 +1,11 @@
 """Associations, activities, tasks and users: the optional groups of the contract (A.9-A.11).
 
-Each group needs its :class:`~backends.base.Capability`; a driver without it gets one
-contract-level answer (501 ``not_supported``) before any work is done. Before a write, the
-checks of :mod:`adapter.service.checks` (keys that are almost fields, numbers that are not
-finite) and the owner check of :mod:`adapter.service.references` run; a contact or company that
-does not exist is found by the driver and named here (400 ``invalid_reference``).
+Tasks have their own module, :mod:`adapter.service.tasks`. Each group needs its
+:class:`~backends.base.Capability`; a driver without it gets one contract-level answer (501
+``not_supported``) before any work is done. Before a write, the checks of
+:mod:`adapter.service.checks` (keys that are almost fields, numbers that are not finite) and the
+owner check of :mod:`adapter.service.references` run; a contact or company that does not exist
+is found by the driver and named there (400 ``invalid_reference``).
 """
 
 from __future__ import annotations
@@ -12,9 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
-from datetime import datetime
-from typing import Any
+from collections.abc import Sequence
 
 from cachetools import LRUCache
 
@@ -26,36 +25,20 @@ from adapter.contract import (
     AssociationsResponse,
     KeyWarning,
     QueuedActivityOut,
-    QueuedTaskOut,
-    TaskBatchPatch,
-    TaskIds,
-    TaskIn,
-    TaskOut,
-    TaskPatch,
-    TaskWritten,
     UserOut,
 )
-from adapter.errors import ApiError, TaskNotFound
-from adapter.outbox import Queued, Writes
-from adapter.service.checks import check_keys, reject_non_finite
-from adapter.service.references import (
-    REFERENCE_FIELDS,
-    InvalidReference,
-    UserDirectory,
-    describe,
-    missing_references,
-)
+from adapter.errors import ApiError
+from adapter.outbox import Queued
+from adapter.service.checks import check_keys, reject_non_finite, require_capability
+from adapter.service.references import InvalidReference, describe
+from adapter.service.tasks import TaskOperations
 from backends.base import (
     Activity,
     AssociationPair,
-    Backend,
     Capability,
     Entity,
     NewActivity,
-    NewTask,
     NotFound,
-    Task,
-    TaskChanges,
     Unsupported,
     User,
 )
@@ -66,17 +49,6 @@ logger = logging.getLogger("adapter.service")
 
 #: The activity types Enginy documents (A.9); any other type is stored as a generic activity.
 KNOWN_ACTIVITY_TYPES = frozenset({"EMAIL", "LINKEDIN", "LINKEDIN_INMAIL", "LINKEDIN_CONNECTION"})
-
-#: Task fields of the wire (camelCase) → :data:`backends.base.TASK_FIELDS` names.
-_TASK_FIELD_NAMES = {
-    "subject": "subject",
-    "description": "description",
-    "type": "type",
-    "owner_id": "owner_id",
-    "due_date": "due_date",
-    "contact_id": "contact_id",
-    "company_id": "company_id",
-}
 
 
 class SeenTypes:
@@ -105,31 +77,6 @@ class SeenTypes:
 
     def __len__(self) -> int:
         return len(self._seen)
-
-
-def _require(backend: Backend, capability: Capability, what: str) -> None:
-    # One contract-level answer for an optional group the driver lacks (501 via errors.py),
-    # before any work is done.
-    if capability not in backend.capabilities:
-        raise Unsupported(f"the {backend.name} backend does not support {what}")
-
-
-def _task_out(task: Task, warnings: list[KeyWarning] | None = None) -> TaskWritten:
-    return TaskWritten(
-        warnings=warnings or None,
-        id=task.id,
-        subject=task.subject,
-        description=task.description,
-        type=task.type,
-        owner_id=task.owner_id,
-        due_date=task.due_date,
-        contact_id=task.contact_id,
-        company_id=task.company_id,
-        completed=task.completed,
-        completed_at=task.completed_at if task.completed else None,
-        created_at=task.created_at,
-        updated_at=task.updated_at,
-    )
 
 
 def _activity_out(
@@ -167,34 +114,11 @@ def _queued_activity(
     return _activity_out(Activity(id=receipt, **values), warnings, QueuedActivityOut)
 
 
-def _queued_task(
-    task_id: str, changes: TaskChanges, warnings: list[KeyWarning] | None = None
-) -> QueuedTaskOut:
-    """What a queued task update will store: the fields it sets and its completion. The
-    completion time is the request's ``completedAt``, else the time the update was accepted
-    (a task completed already keeps its own, as on the direct path)."""
-    known: dict[str, Any] = {"id": task_id, "queued": True}
-    for attr, name in _TASK_FIELD_NAMES.items():
-        if name in changes.fields:
-            known[attr] = changes.fields[name]
-    if changes.completed is not None:
-        known["completed"] = changes.completed
-        known["completed_at"] = (changes.completed_at or changes.now) if changes.completed else None
-    if warnings:
-        known["warnings"] = warnings
-    # Only the keys in ``known`` count as set: the answer is rendered with exclude_unset.
-    return QueuedTaskOut.model_validate(known)
+class EngagementOperations(TaskOperations):
+    """The associations, activities, tasks and users half of :class:`adapter.service.Service`
+    (tasks from :class:`~adapter.service.tasks.TaskOperations`)."""
 
-
-class EngagementOperations:
-    """The associations, activities, tasks and users half of :class:`adapter.service.Service`."""
-
-    backend: Backend
-    writes: Writes
     users: list[User] | None
-    clock: Callable[[], datetime]
-    scrub: Callable[[str], str]
-    directory: UserDirectory
     _seen_activity_types: SeenTypes
 
     # -- associations -------------------------------------------------------------------------
@@ -204,7 +128,7 @@ class EngagementOperations:
         (only when some were) the pairs accepted into the outbox. A pair naming a contact or
         company that does not exist is an ``invalid_reference`` error naming the field; when no
         pair could be linked nor queued, the answer is 400."""
-        _require(self.backend, Capability.ASSOCIATIONS, "associations")
+        require_capability(self.backend, Capability.ASSOCIATIONS, "associations")
         warnings: list[KeyWarning] = []
         for index, item in enumerate(items):
             warnings += check_keys(
@@ -270,27 +194,6 @@ class EngagementOperations:
                 named[pair] = problems
         return named
 
-    async def _check_owner(self, owner_id: str | None) -> None:
-        if owner_id and await self.directory.unknown([owner_id]):
-            raise InvalidReference([describe("ownerId", None, owner_id)])
-
-    async def _reference_error(
-        self, error: NotFound, contact_id: str | None, company_id: str | None
-    ) -> ApiError:
-        """The 400 for a write the driver refused with ``NotFound`` for its contact or
-        company: which one is asked on this error path only."""
-        references = {
-            "contactId": (REFERENCE_FIELDS["contactId"], contact_id),
-            "companyId": (REFERENCE_FIELDS["companyId"], company_id),
-        }
-        missing = await missing_references(self.backend, references)
-        if not missing:
-            # Found now (created meanwhile?): the driver's own words, whatever they are.
-            return InvalidReference([self.scrub(error.message)])
-        return InvalidReference(
-            [describe(f, references[f][0], references[f][1] or "") for f in missing]
-        )
-
     # -- activities ---------------------------------------------------------------------------
 
     async def create_activity(self, item: ActivityIn) -> ActivityCreated:
@@ -298,7 +201,7 @@ class EngagementOperations:
 
         Accepted into the outbox: the activity as it will be stored, its ``id`` the queue's
         receipt (:class:`~adapter.contract.QueuedActivityOut`)."""
-        _require(self.backend, Capability.ACTIVITIES, "activities")
+        require_capability(self.backend, Capability.ACTIVITIES, "activities")
         warnings = check_keys(item, "an activity", kept=True)
         reject_non_finite({"metadata": item.metadata, **(item.model_extra or {})})
         await self._check_owner(item.owner_id)
@@ -340,127 +243,6 @@ class EngagementOperations:
         if isinstance(activity, Queued):
             return _queued_activity(activity.receipt, new, warnings)
         return _activity_out(activity, warnings)
-
-    # -- tasks --------------------------------------------------------------------------------
-
-    async def create_task(self, item: TaskIn) -> TaskWritten:
-        """Create a task (A.10); unknown keys travel in ``extra``.
-
-        ``completed`` (or a ``completedAt`` alone) is honoured as on PATCH. :class:`NewTask` has
-        no completion, so the task is created and then completed through ``update_task``: one
-        more driver call, only for a task created completed.
-        """
-        _require(self.backend, Capability.TASKS, "tasks")
-        warnings = check_keys(item, "a task", kept=True)
-        reject_non_finite(item.model_extra or {})
-        await self._check_owner(item.owner_id)
-        try:
-            task = await self.backend.create_task(
-                NewTask(
-                    subject=item.subject,
-                    description=item.description,
-                    type=item.type,
-                    owner_id=item.owner_id,
-                    due_date=item.due_date,
-                    contact_id=item.contact_id,
-                    company_id=item.company_id,
-                    extra=dict(item.model_extra or {}),
-                )
-            )
-        except NotFound as exc:
-            raise await self._reference_error(exc, item.contact_id, item.company_id) from exc
-        completed = item.completed
-        if completed is None and item.completed_at is not None:
-            completed = True  # a completion time alone means "completed then", as on PATCH
-        if completed:
-            changes = TaskChanges(now=self.clock(), completed=True, completed_at=item.completed_at)
-            task = await self.backend.update_task(task.id, changes)
-        return _task_out(task, warnings)
-
-    async def get_task(self, task_id: str) -> TaskOut:
-        """One task; 404 ``task_not_found`` for an unknown id."""
-        _require(self.backend, Capability.TASKS, "tasks")
-        tasks = await self.backend.get_tasks([task_id])
-        if not tasks:
-            raise TaskNotFound(task_id)
-        return _task_out(tasks[0])
-
-    async def update_task(self, task_id: str, patch: TaskPatch) -> TaskWritten | QueuedTaskOut:
-        """Partial update: only the keys sent change; completing sets ``completedAt`` (A.10).
-        Accepted into the outbox: a :class:`~adapter.contract.QueuedTaskOut`.
-
-        404 ``task_not_found`` only for the task in the path; a ``contactId``, ``companyId``
-        or ``ownerId`` that names nothing is a 400 naming the field."""
-        _require(self.backend, Capability.TASKS, "tasks")
-        warnings = check_keys(patch, "a task", kept=False)
-        changes = self._task_changes(patch)
-        if "owner_id" in changes.fields:
-            await self._check_owner(changes.fields["owner_id"])
-        try:
-            task = await self.writes.update_task(task_id, changes)
-        except NotFound as exc:
-            contact_id = changes.fields.get("contact_id")
-            company_id = changes.fields.get("company_id")
-            if (contact_id or company_id) and await self.backend.get_tasks([task_id]):
-                # The task exists: what was not found is a record it should point at.
-                raise await self._reference_error(exc, contact_id, company_id) from exc
-            # The contract's own 404 for tasks, not the generic one.
-            raise TaskNotFound(task_id) from exc
-        if isinstance(task, Queued):
-            return _queued_task(task_id, changes, warnings)
-        return _task_out(task, warnings)
-
-    async def get_tasks(self, ids: Sequence[str]) -> list[TaskOut]:
-        """The tasks that exist, in the order asked; unknown ids are skipped."""
-        _require(self.backend, Capability.TASKS, "tasks")
-        return [_task_out(t) for t in await self.backend.get_tasks(list(ids))] if ids else []
-
-    async def read_tasks(self, request: TaskIds) -> list[TaskOut]:
-        """``POST /tasks/batch``: :meth:`get_tasks` after the key checks."""
-        check_keys(request, "a task batch", kept=False)
-        return await self.get_tasks(request.ids)
-
-    async def update_tasks(self, patch: TaskBatchPatch) -> list[TaskOut | QueuedTaskOut]:
-        """Complete (or un-complete) several tasks; unknown ids are skipped. Ids accepted into
-        the outbox are listed as :class:`~adapter.contract.QueuedTaskOut`, in the order asked
-        (whether they exist is known once delivered)."""
-        _require(self.backend, Capability.TASKS, "tasks")
-        check_keys(patch, "a task batch", kept=False)
-        if not patch.ids:
-            return []
-        changes = TaskChanges(
-            now=self.clock(), completed=patch.completed, completed_at=patch.completed_at
-        )
-        tasks, queued = await self.writes.update_tasks(patch.ids, changes)
-        if not queued:
-            return [_task_out(t) for t in tasks]
-        by_id = {t.id: t for t in tasks}
-        out: list[TaskOut | QueuedTaskOut] = []
-        for task_id in dict.fromkeys(patch.ids):
-            if task_id in queued:
-                out.append(_queued_task(task_id, changes))
-            elif task_id in by_id:
-                out.append(_task_out(by_id[task_id]))
-        return out
-
-    def _task_changes(self, patch: TaskPatch) -> TaskChanges:
-        sent = patch.model_fields_set
-        fields: dict[str, Any] = {}
-        for attr, name in _TASK_FIELD_NAMES.items():
-            if attr in sent:
-                value = getattr(patch, attr)
-                if attr == "subject" and value is None:
-                    continue  # a task always has a subject: a null is "no change"
-                fields[name] = value
-        completed = patch.completed
-        if completed is None and patch.completed_at is not None:
-            completed = True  # a completion time alone means "completed then"
-        return TaskChanges(
-            now=self.clock(),
-            fields=fields,
-            completed=completed,
-            completed_at=patch.completed_at if completed else None,
-        )
 
     # -- users and health ---------------------------------------------------------------------
 

@@ -24,9 +24,16 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from adapter.errors import ApiError
-from backends.base import Backend, Capability, Entity, Unsupported, User
+from backends.base import Backend, Capability, Entity, NotFound, Unsupported, User
 
-__all__ = ["REFERENCE_FIELDS", "InvalidReference", "UserDirectory", "missing_references"]
+__all__ = [
+    "REFERENCE_FIELDS",
+    "InvalidReference",
+    "ReferenceChecks",
+    "UserDirectory",
+    "describe",
+    "missing_references",
+]
 
 #: The wire fields of activities and tasks that name a record, and its entity.
 REFERENCE_FIELDS: dict[str, Entity] = {"contactId": Entity.CONTACT, "companyId": Entity.COMPANY}
@@ -119,3 +126,33 @@ class UserDirectory:
                 self._ids = frozenset(u.id for u in users)
                 self._fetched = self._clock()
         return self._ids or None
+
+
+class ReferenceChecks:
+    """The reference checks of the writes that name a contact, a company or an owner
+    (activities and tasks), for the service's halves that make them."""
+
+    backend: Backend
+    scrub: Callable[[str], str]
+    directory: UserDirectory
+
+    async def _check_owner(self, owner_id: str | None) -> None:
+        if owner_id and await self.directory.unknown([owner_id]):
+            raise InvalidReference([describe("ownerId", None, owner_id)])
+
+    async def _reference_error(
+        self, error: NotFound, contact_id: str | None, company_id: str | None
+    ) -> ApiError:
+        """The 400 for a write the driver refused with ``NotFound`` for its contact or
+        company: which one is asked on this error path only."""
+        references = {
+            "contactId": (REFERENCE_FIELDS["contactId"], contact_id),
+            "companyId": (REFERENCE_FIELDS["companyId"], company_id),
+        }
+        missing = await missing_references(self.backend, references)
+        if not missing:
+            # Found now (created meanwhile?): the driver's own words, whatever they are.
+            return InvalidReference([self.scrub(error.message)])
+        return InvalidReference(
+            [describe(f, references[f][0], references[f][1] or "") for f in missing]
+        )
