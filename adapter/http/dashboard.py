@@ -22,45 +22,37 @@ deliveries, dead letters) and ``/ui/outbox`` lists its dead letters and oldest i
 
 Every page is sent with a Content-Security-Policy that forbids scripts outright, so even a
 value that escaped escaping could not run; the escaping itself is tested.
+
+The templates' environment and the pages' headers are in :mod:`adapter.http.ui_templates`; the
+dispatch of ``/ui`` ahead of the API's middleware in :mod:`adapter.http.ui_dispatch`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import quote
 
-import jinja2
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Scope
 
 from adapter.config import Settings, UIConfig
 from adapter.http.login import BasicAuthGuard, LoginThrottle
+from adapter.http.ui_dispatch import UI_PREFIX, UIDispatch, route_path
+from adapter.http.ui_templates import SECURITY_HEADERS, template_environment
 from adapter.links import link_templates, service_base_url
-from adapter.outbox import Outbox, OutboxStatus, OutboxUnavailable, format_duration
+from adapter.outbox import Outbox, OutboxStatus, OutboxUnavailable
 from backends.base import Backend, BackendError, Capability, Entity, NotFound, Unsupported
 
 __all__ = ["UI_PREFIX", "BasicAuthGuard", "Dashboard", "RecentCall", "UIDispatch", "build_ui_app"]
 
-UI_PREFIX = "/ui"
-_HERE = Path(__file__).parent
-_SECURITY_HEADERS = {
-    # No script may run on these pages, whatever a stored value contains.
-    "content-security-policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
-    "cache-control": "no-store",
-    "x-frame-options": "DENY",
-}
+_STATIC_DIR = Path(__file__).parent / "static"
 
 
 # --------------------------------------------------------------------------------------------
@@ -70,7 +62,7 @@ _SECURITY_HEADERS = {
 
 def _is_public(scope: Scope) -> bool:
     """The stylesheet is public (nothing secret in it), so the login prompt is styled."""
-    return _route_path(scope).startswith(f"{UI_PREFIX}/static/")
+    return route_path(scope).startswith(f"{UI_PREFIX}/static/")
 
 
 def _request_base(request: Request) -> str:
@@ -78,48 +70,6 @@ def _request_base(request: Request) -> str:
     # must call; request.base_url would drop a Mount's prefix.
     url = request.url
     return f"{url.scheme}://{url.netloc}{request.scope.get('root_path', '')}".rstrip("/")
-
-
-def _route_path(scope: Scope) -> str:
-    path: str = scope.get("path", "")
-    root: str = scope.get("root_path", "")
-    # Starlette/uvicorn keep the mount prefix in ``path``; route on what follows it.
-    return path[len(root) :] if root and path.startswith(root) else path
-
-
-# --------------------------------------------------------------------------------------------
-# Rendering helpers
-# --------------------------------------------------------------------------------------------
-
-
-def _display(value: Any) -> str:
-    """A field value as text (escaping is the template's job, not this function's)."""
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.isoformat(timespec="seconds")
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False, default=str)
-    return str(value)
-
-
-def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else ""
-
-
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(_HERE / "templates"),
-        autoescape=True,  # everywhere, not only for *.html: every value we render is untrusted
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["display"] = _display
-    env.filters["when"] = _when
-    env.filters["duration"] = format_duration
-    env.filters["q"] = lambda value: quote(str(value), safe="")
-    return env
 
 
 # --------------------------------------------------------------------------------------------
@@ -170,7 +120,7 @@ class Dashboard:
         self.backend = backend
         self.recent_calls = recent_calls
         self.config = config
-        self.templates = Jinja2Templates(env=_environment())
+        self.templates = Jinja2Templates(env=template_environment())
         self.browse = Capability.BROWSE in backend.capabilities
         self.tasks_ok = Capability.TASKS in backend.capabilities
         self.throttle = LoginThrottle(config.max_failed_logins, config.lockout_seconds)
@@ -187,14 +137,14 @@ class Dashboard:
             Route(f"{UI_PREFIX}/tasks", self.task_list),
             Route(f"{UI_PREFIX}/tasks/{{task_id}}", self.task_page),
             Route(f"{UI_PREFIX}/outbox", self.outbox_page),
-            Mount(f"{UI_PREFIX}/static", StaticFiles(directory=_HERE / "static"), name="ui-static"),
+            Mount(f"{UI_PREFIX}/static", StaticFiles(directory=_STATIC_DIR), name="ui-static"),
         ]
         return BasicAuthGuard(
             Starlette(routes=routes),
             self.password,
             throttle=self.throttle,
             is_public=_is_public,
-            headers=_SECURITY_HEADERS,
+            headers=SECURITY_HEADERS,
         )
 
     def password(self) -> str | None:
@@ -233,7 +183,7 @@ class Dashboard:
             **context,
         }
         return self.templates.TemplateResponse(
-            request, name, ctx, status_code=status, headers=_SECURITY_HEADERS
+            request, name, ctx, status_code=status, headers=SECURITY_HEADERS
         )
 
     def failure(self, request: Request, exc: BackendError, status: int = 503) -> Response:
@@ -402,31 +352,6 @@ def build_ui_app(
 ) -> ASGIApp:
     """The dashboard as an ASGI app serving ``/ui`` and below (already behind Basic auth)."""
     return Dashboard(settings, backend, recent_calls, config or UIConfig(), outbox).app()
-
-
-class UIDispatch:
-    """Pure ASGI: requests under ``<root_path>/ui`` go to the dashboard app, the rest on.
-
-    The dashboard is dispatched *before* the API-key middleware because it has its own
-    authentication (HTTP Basic): a browser cannot send ``X-API-Key``.
-    """
-
-    def __init__(self, app: ASGIApp, ui_app: ASGIApp, prefix: str) -> None:
-        self.app = app
-        self.ui_app = ui_app
-        self.prefix = prefix
-        self.prefix_slash = prefix + "/"
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            path: str = scope["path"]
-            root: str = scope.get("root_path", "")
-            if root and path.startswith(root):
-                path = path[len(root) :]
-            if path == self.prefix or path.startswith(self.prefix_slash):
-                await self.ui_app(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 def _bind(
