@@ -3,7 +3,8 @@
 The package is organised the way a run goes:
 
 * :mod:`~adapter.simulate.connect` - health, auth, the users probe and the read-only probes;
-* :mod:`~adapter.simulate.export` - companies, contacts (batches of 100), associations;
+* :mod:`~adapter.simulate.export` - companies, contacts (batches of 100), associations (their
+  record calls in :mod:`~adapter.simulate.record_calls`);
 * :mod:`~adapter.simulate.campaign` - the eight activity kinds and engagement-field updates;
 * :mod:`~adapter.simulate.tasks` - create, get, complete, batch get, batch complete;
 * :mod:`~adapter.simulate.errors` - bad input that needs a writing endpoint;

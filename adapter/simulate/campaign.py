@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from adapter.simulate.context import MUST, SHOULD, Context
-from adapter.simulate.export import compare_properties, read_back, update
+from adapter.simulate.record_calls import compare_properties, read_back, update
 from adapter.simulate.shapes import check_has_id
 
 __all__ = ["ACTIVITY_TYPES", "DIRECTIONS", "campaign"]

@@ -73,7 +73,6 @@ async def connect(ctx: Context) -> bool:
 
 async def read_only_probes(ctx: Context) -> None:
     """Sync of records that cannot exist, an unknown task, and unparseable bodies."""
-    http = ctx.http
     ghosts = [
         {
             "externalId": ctx.tag(f"ghost-{i}"),
@@ -84,41 +83,39 @@ async def read_only_probes(ctx: Context) -> None:
         }
         for i in range(2)
     ]
-    reply = await http.call("POST", "/contacts/sync", json_body={"contacts": ghosts})
+    await _sync_matches_nothing(ctx, "contacts", ghosts)
+    ghost_company = {
+        "externalId": ctx.tag("ghost-co"),
+        "name": f"Sim {ctx.run_id} Ghost Company",
+        "domain": ctx.domain("ghost"),
+        "linkedinUrl": f"https://www.linkedin.com/company/sim-{ctx.run_id}-ghost",
+    }
+    await _sync_matches_nothing(ctx, "companies", [ghost_company])
+    await _unknown_task(ctx)
+    await _unparseable_bodies(ctx)
+
+
+async def _sync_matches_nothing(ctx: Context, entity: str, ghosts: list[dict[str, str]]) -> None:
+    """``POST /<entity>/sync`` of records that cannot exist matches none of them."""
+    reply = await ctx.http.call("POST", f"/{entity}/sync", json_body={entity: ghosts})
     problems, matches = check_synced(reply.body, {g["externalId"] for g in ghosts})
-    if ctx.shape("contacts.sync", reply, problems):
+    if ctx.shape(f"{entity}.sync", reply, problems):
         ctx.must(
-            "contacts.sync.only_matches",
+            f"{entity}.sync.only_matches",
             not matches,
             f"records that cannot exist were matched: {sorted(matches)}"
             if matches
             else "records that cannot exist were not matched",
         )
 
-    ghost_companies = [
-        {
-            "externalId": ctx.tag("ghost-co"),
-            "name": f"Sim {ctx.run_id} Ghost Company",
-            "domain": ctx.domain("ghost"),
-            "linkedinUrl": f"https://www.linkedin.com/company/sim-{ctx.run_id}-ghost",
-        }
-    ]
-    reply = await http.call("POST", "/companies/sync", json_body={"companies": ghost_companies})
-    problems, matches = check_synced(reply.body, {ctx.tag("ghost-co")})
-    if ctx.shape("companies.sync", reply, problems):
-        ctx.must(
-            "companies.sync.only_matches",
-            not matches,
-            f"records that cannot exist were matched: {sorted(matches)}"
-            if matches
-            else "records that cannot exist were not matched",
-        )
 
+async def _unknown_task(ctx: Context) -> None:
+    """An unknown task id: 404 alone, left out of a batch read."""
     unknown = ctx.tag("no-such-task")
-    reply = await http.call("GET", f"/tasks/{unknown}")
+    reply = await ctx.http.call("GET", f"/tasks/{unknown}")
     ctx.status("tasks.get.unknown", MUST, reply, (404,))
 
-    reply = await http.call("POST", "/tasks/batch", json_body={"ids": [unknown]})
+    reply = await ctx.http.call("POST", "/tasks/batch", json_body={"ids": [unknown]})
     problems, tasks = check_task_array(reply.body)
     if ctx.shape("tasks.batch_get", reply, problems):
         ctx.must(
@@ -127,6 +124,10 @@ async def read_only_probes(ctx: Context) -> None:
             f"unknown ids returned: {sorted(tasks)}" if tasks else "unknown id left out",
         )
 
+
+async def _unparseable_bodies(ctx: Context) -> None:
+    """Malformed JSON and a body that is not JSON are 400 (or 415), sent to a read-only route."""
+    http = ctx.http
     reply = await http.call("POST", "/contacts/sync", content=b'{"contacts": [{"externalId": ')
     ctx.status("errors.malformed_json", MUST, reply, (400,))
     reply = await http.call(

@@ -68,19 +68,23 @@ async def _bad_records(ctx: Context, no_id: dict[str, Any]) -> None:
     CRM such as HubSpot refuses a malformed email), so the second probe sends one and SKIPs when
     the server accepted it.
     """
-    rid = ctx.run_id
+    await _record_without_id(ctx, _good_contact(ctx, "good-a"), no_id)
+    await _record_with_invalid_value(ctx, _good_contact(ctx, "good-b"))
 
-    def good(suffix: str) -> dict[str, Any]:
-        return {
-            "externalId": ctx.tag(f"ct-{suffix}"),
-            "email": ctx.email(suffix),
-            "firstName": "Good",
-            "lastName": f"Sim {rid}",
-            "enginySimulationRun": rid,
-        }
 
-    first = good("good-a")
-    reply = await ctx.http.call("POST", "/contacts", json_body={"contacts": [first, no_id]})
+def _good_contact(ctx: Context, suffix: str) -> dict[str, Any]:
+    return {
+        "externalId": ctx.tag(f"ct-{suffix}"),
+        "email": ctx.email(suffix),
+        "firstName": "Good",
+        "lastName": f"Sim {ctx.run_id}",
+        "enginySimulationRun": ctx.run_id,
+    }
+
+
+async def _record_without_id(ctx: Context, good: dict[str, Any], no_id: dict[str, Any]) -> None:
+    """A record without ``externalId`` beside a good one: listed in ``errors``, or a 4xx."""
+    reply = await ctx.http.call("POST", "/contacts", json_body={"contacts": [good, no_id]})
     errors = reply.body.get("errors") if isinstance(reply.body, dict) else None
     listed = isinstance(errors, list) and len(errors) >= 1
     if reply.ok:
@@ -94,10 +98,13 @@ async def _bad_records(ctx: Context, no_id: dict[str, Any]) -> None:
     else:
         ctx.status("errors.bad_record_reported", SHOULD, reply, range(400, 500), "Part A.3/A.5")
 
-    second = good("good-b")
-    bad = {**good("bad-email"), "email": "not an email address"}
-    reply = await ctx.http.call("POST", "/contacts", json_body={"contacts": [second, bad]})
-    problems, created = check_created(reply.body, {second["externalId"], bad["externalId"]})
+
+async def _record_with_invalid_value(ctx: Context, good: dict[str, Any]) -> None:
+    """A malformed email beside a good record: the good one created, the bad one in
+    ``errors`` (SKIP when the server keeps any string)."""
+    bad = {**_good_contact(ctx, "bad-email"), "email": "not an email address"}
+    reply = await ctx.http.call("POST", "/contacts", json_body={"contacts": [good, bad]})
+    problems, created = check_created(reply.body, {good["externalId"], bad["externalId"]})
     errors = reply.body.get("errors") if isinstance(reply.body, dict) else None
     named = isinstance(errors, list) and any(
         isinstance(e, dict) and e.get("externalId") == bad["externalId"] for e in errors
@@ -109,7 +116,7 @@ async def _bad_records(ctx: Context, no_id: dict[str, Any]) -> None:
     elif reply.ok and bad["externalId"] in created:
         ctx.skip("errors.invalid_value_listed", SHOULD, "the server accepted a malformed email")
     else:
-        ok = reply.ok and not problems and second["externalId"] in created and named
+        ok = reply.ok and not problems and good["externalId"] in created and named
         ctx.should(
             "errors.invalid_value_listed",
             ok,

@@ -47,14 +47,19 @@ async def _create(ctx: Context, n: int) -> tuple[str | None, dict[str, Any]]:
 
 
 async def tasks(ctx: Context) -> None:
-    http = ctx.http
     task_id, sent = await _create(ctx, 1)
     if task_id is None:
         for name in ("tasks.get", "tasks.complete", "tasks.batch_get", "tasks.batch_complete"):
             ctx.skip(name, MUST, "task creation failed")
         return
+    await _get_and_complete(ctx, task_id, sent)
+    if await _batch_get_and_complete(ctx):
+        await _uncomplete(ctx, task_id)
 
-    reply = await http.call("GET", task_path(task_id))
+
+async def _get_and_complete(ctx: Context, task_id: str, sent: dict[str, Any]) -> None:
+    """``GET /tasks/:id`` returns the task sent; ``PATCH`` completes it, with a time."""
+    reply = await ctx.http.call("GET", task_path(task_id))
     problems = check_has_id(reply.body)
     if not problems and (
         reply.body["id"] != task_id or reply.body.get("subject") != sent["subject"]
@@ -62,7 +67,7 @@ async def tasks(ctx: Context) -> None:
         problems.append(f"got id {reply.body['id']!r} subject {reply.body.get('subject')!r}")
     ctx.shape("tasks.get", reply, problems)
 
-    reply = await http.call("PATCH", task_path(task_id), json_body={"completed": True})
+    reply = await ctx.http.call("PATCH", task_path(task_id), json_body={"completed": True})
     problems = check_has_id(reply.body)
     if not problems and reply.body.get("completed") is not True:
         problems.append(f"completed is {reply.body.get('completed')!r} after completing")
@@ -74,10 +79,15 @@ async def tasks(ctx: Context) -> None:
             f"completedAt is {done_at!r}",
         )
 
+
+async def _batch_get_and_complete(ctx: Context) -> bool:
+    """Two more tasks, read and completed in batches (an unknown id is skipped). Returns
+    whether they could be created."""
+    http = ctx.http
     ids = [i for i in [(await _create(ctx, n))[0] for n in (2, 3)] if i is not None]
     if len(ids) < 2:
         ctx.skip("tasks.batch_complete", MUST, "task creation failed")
-        return
+        return False
     unknown = ctx.tag("no-such-task")
     reply = await http.call("POST", "/tasks/batch", json_body={"ids": [*ids, unknown]})
     problems, got = check_task_array(reply.body)
@@ -99,9 +109,12 @@ async def tasks(ctx: Context) -> None:
             done,
             "GET after batch complete shows completed" if done else reply.describe(),
         )
+    return True
 
-    # Un-completing clears completedAt (Part A.10).
-    reply = await http.call("PATCH", task_path(task_id), json_body={"completed": False})
+
+async def _uncomplete(ctx: Context, task_id: str) -> None:
+    """Un-completing clears completedAt (Part A.10)."""
+    reply = await ctx.http.call("PATCH", task_path(task_id), json_body={"completed": False})
     body = reply.body if isinstance(reply.body, dict) else {}
     ok = reply.ok and body.get("completed") is False and body.get("completedAt") in (None, "")
     ctx.should(
