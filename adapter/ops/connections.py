@@ -47,6 +47,7 @@ from adapter.config import LimitsConfig, load_settings
 __all__ = [
     "STATS",
     "ConnectionCollector",
+    "ConnectionGuard",
     "ConnectionStats",
     "effective_max_connections",
     "guarded_protocol",
@@ -198,121 +199,137 @@ def _waiting_of(server_state: Any) -> _Waiting:
     return waiting
 
 
+#: The guard is mixed into one of uvicorn's protocol classes, chosen at run time (h11 or
+#: httptools): to the type checker its base is ``Any``.
+_UvicornProtocol: Any = asyncio.Protocol
+
+
+class ConnectionGuard(_UvicornProtocol):  # type: ignore[misc]
+    """The header deadline and the connection cap, mixed in before a uvicorn protocol class
+    (see the module docstring); :func:`guarded_protocol` sets the two limits."""
+
+    header_timeout: float
+    max_connections: int
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        self._refused = False
+        self._deadline: asyncio.TimerHandle | None = None
+        self._received = False
+        self._waiting = _waiting_of(self.server_state)
+        if len(self.connections) >= self.max_connections and not self._make_room():
+            self._refused = True
+            STATS.count("refused", f"refused connections at the cap of {self.max_connections}")
+            transport.write(_TOO_MANY)
+            transport.close()
+            return
+        super().connection_made(transport)
+        STATS.opened += 1
+        STATS.open += 1
+        self._wait()
+        self._arm()
+
+    def _between_requests(self) -> bool:
+        # No request is being served: none yet, or the last one is answered.
+        return self.cycle is None or bool(self.cycle.response_complete)
+
+    def _make_room(self) -> bool:
+        waiting = self._waiting.protocols
+        while waiting:
+            oldest, _ = waiting.popitem(last=False)
+            if oldest.transport is not None and not oldest.transport.is_closing():
+                STATS.count("evicted", "closed idle connections to make room for new ones")
+                oldest._close()
+                return True
+        return False
+
+    def _close(self) -> None:
+        self._disarm()
+        try:
+            self.timeout_keep_alive_handler()  # uvicorn's own way to close an idle one
+        except Exception:  # an h11 state that refuses a clean close
+            self.transport.close()
+
+    def _wait(self) -> None:
+        self._waiting.protocols[self] = None
+
+    def _stop_waiting(self) -> None:
+        self._waiting.protocols.pop(self, None)
+
+    def _arm(self) -> None:
+        if self._deadline is None:
+            self._deadline = self.loop.call_later(self.header_timeout, self._headers_late)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _headers_late(self) -> None:
+        self._deadline = None
+        if not self._between_requests() or self.transport.is_closing():
+            return
+        STATS.count(
+            "header_timeout",
+            f"closed connections whose headers were not complete within {self.header_timeout:g}s",
+        )
+        self._stop_waiting()
+        if self._received:
+            self.transport.write(_HEADER_TIMEOUT)
+        self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        if self._between_requests():
+            # A byte of a request's head: on a kept-alive connection the deadline starts
+            # with the first one (uvicorn has just stopped its keep-alive timer).
+            self._arm()
+            self._received = True
+        super().data_received(data)
+        if not self._between_requests():
+            self._headers_done()
+
+    def _headers_done(self) -> None:
+        self._disarm()
+        self._stop_waiting()
+        self._received = False
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.transport.is_closing():
+            return
+        if self._between_requests():
+            # Idle (uvicorn's keep-alive timer runs): the first to go to make room.
+            self._wait()
+        else:
+            self._headers_done()  # a pipelined request started at once
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._refused:
+            return
+        self._disarm()
+        self._stop_waiting()
+        STATS.open -= 1
+        super().connection_lost(exc)
+
+    def eof_received(self) -> None:
+        if not self._refused:
+            super().eof_received()
+
+
 def guarded_protocol(limits: LimitsConfig, http: str = "auto") -> type[asyncio.Protocol]:
     """uvicorn's HTTP protocol class ``http`` (``auto``, ``h11``, ``httptools``) with the header
     deadline and the connection cap of ``limits`` (see the module docstring)."""
     base: Any = _base(http)
-    header_timeout = limits.header_timeout_seconds
-    max_connections = effective_max_connections(limits.max_connections)
-
-    class GuardedProtocol(base):  # type: ignore[misc]
-        def connection_made(self, transport: asyncio.Transport) -> None:
-            self._refused = False
-            self._deadline: asyncio.TimerHandle | None = None
-            self._received = False
-            self._waiting = _waiting_of(self.server_state)
-            if len(self.connections) >= max_connections and not self._make_room():
-                self._refused = True
-                STATS.count("refused", f"refused connections at the cap of {max_connections}")
-                transport.write(_TOO_MANY)
-                transport.close()
-                return
-            super().connection_made(transport)
-            STATS.opened += 1
-            STATS.open += 1
-            self._wait()
-            self._arm()
-
-        def _between_requests(self) -> bool:
-            # No request is being served: none yet, or the last one is answered.
-            return self.cycle is None or bool(self.cycle.response_complete)
-
-        def _make_room(self) -> bool:
-            waiting = self._waiting.protocols
-            while waiting:
-                oldest, _ = waiting.popitem(last=False)
-                if oldest.transport is not None and not oldest.transport.is_closing():
-                    STATS.count("evicted", "closed idle connections to make room for new ones")
-                    oldest._close()
-                    return True
-            return False
-
-        def _close(self) -> None:
-            self._disarm()
-            try:
-                self.timeout_keep_alive_handler()  # uvicorn's own way to close an idle one
-            except Exception:  # an h11 state that refuses a clean close
-                self.transport.close()
-
-        def _wait(self) -> None:
-            self._waiting.protocols[self] = None
-
-        def _stop_waiting(self) -> None:
-            self._waiting.protocols.pop(self, None)
-
-        def _arm(self) -> None:
-            if self._deadline is None:
-                self._deadline = self.loop.call_later(header_timeout, self._headers_late)
-
-        def _disarm(self) -> None:
-            if self._deadline is not None:
-                self._deadline.cancel()
-                self._deadline = None
-
-        def _headers_late(self) -> None:
-            self._deadline = None
-            if not self._between_requests() or self.transport.is_closing():
-                return
-            STATS.count(
-                "header_timeout",
-                f"closed connections whose headers were not complete within {header_timeout:g}s",
-            )
-            self._stop_waiting()
-            if self._received:
-                self.transport.write(_HEADER_TIMEOUT)
-            self.transport.close()
-
-        def data_received(self, data: bytes) -> None:
-            if self._refused:
-                return
-            if self._between_requests():
-                # A byte of a request's head: on a kept-alive connection the deadline starts
-                # with the first one (uvicorn has just stopped its keep-alive timer).
-                self._arm()
-                self._received = True
-            super().data_received(data)
-            if not self._between_requests():
-                self._headers_done()
-
-        def _headers_done(self) -> None:
-            self._disarm()
-            self._stop_waiting()
-            self._received = False
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            if self.transport.is_closing():
-                return
-            if self._between_requests():
-                # Idle (uvicorn's keep-alive timer runs): the first to go to make room.
-                self._wait()
-            else:
-                self._headers_done()  # a pipelined request started at once
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            if self._refused:
-                return
-            self._disarm()
-            self._stop_waiting()
-            STATS.open -= 1
-            super().connection_lost(exc)
-
-        def eof_received(self) -> None:
-            if not self._refused:
-                super().eof_received()
-
-    GuardedProtocol.__name__ = GuardedProtocol.__qualname__ = f"Guarded{base.__name__}"
-    return GuardedProtocol
+    guarded: type[asyncio.Protocol] = type(
+        f"Guarded{base.__name__}",
+        (ConnectionGuard, base),
+        {
+            "header_timeout": limits.header_timeout_seconds,
+            "max_connections": effective_max_connections(limits.max_connections),
+        },
+    )
+    return guarded
 
 
 def __getattr__(name: str) -> Any:
