@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -163,6 +163,26 @@ def create_app(
     routes = contract_routes(Endpoints(service, settings.server.max_body_bytes))
     if root:
         routes = [Mount(root, routes=routes)]
+    app = Starlette(
+        routes=routes,
+        middleware=_inner_middleware(settings, keys, gate, outbox),
+        exception_handlers=exception_handlers(service.scrub),
+        lifespan=_lifespan(gate, outbox, secrets),
+    )
+    app.state.service = service
+    app.state.backend_gate = gate
+    app.state.outbox = outbox
+    # The log keeps what a body withholds (the database's host is the operator's clue); only
+    # secrets are removed from it.
+    _add_operations(app, settings, driver, keys, outbox, gate.scrub)
+    return app
+
+
+def _lifespan(
+    gate: BackendGate, outbox: Outbox | None, secrets: tuple[str, ...]
+) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """Open the backend (through the gate) and the outbox when the app starts; close them when
+    it stops."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -176,34 +196,30 @@ def create_app(
             finally:
                 await outbox.stop()
 
-    metrics = settings.observability.metrics
-    app = Starlette(
-        routes=routes,
-        middleware=[
-            Middleware(ApiKeyMiddleware, header=settings.auth.header, keys=keys),
-            Middleware(
-                BackendGateMiddleware,
-                gate=gate,
-                health_path=root + "/health",
-                open_paths=(root + OPENAPI_PATH, root + metrics.path),
-                passthrough=_queueable(root) if outbox is not None else None,
-            ),
-            Middleware(
-                BodyLimits,
-                limits=settings.server.limits,
-                max_body_bytes=settings.server.max_body_bytes,
-            ),
-        ],
-        exception_handlers=exception_handlers(service.scrub),
-        lifespan=lifespan,
-    )
-    app.state.service = service
-    app.state.backend_gate = gate
-    app.state.outbox = outbox
-    # The log keeps what a body withholds (the database's host is the operator's clue); only
-    # secrets are removed from it.
-    _add_operations(app, settings, driver, keys, outbox, gate.scrub)
-    return app
+    return lifespan
+
+
+def _inner_middleware(
+    settings: Settings, keys: list[str], gate: BackendGate, outbox: Outbox | None
+) -> list[Middleware]:
+    """The API-key check, the backend gate and the body limits, outermost first (the
+    operational middleware goes around them, see :func:`_add_operations`)."""
+    root = settings.server.root_path
+    return [
+        Middleware(ApiKeyMiddleware, header=settings.auth.header, keys=keys),
+        Middleware(
+            BackendGateMiddleware,
+            gate=gate,
+            health_path=root + "/health",
+            open_paths=(root + OPENAPI_PATH, root + settings.observability.metrics.path),
+            passthrough=_queueable(root) if outbox is not None else None,
+        ),
+        Middleware(
+            BodyLimits,
+            limits=settings.server.limits,
+            max_body_bytes=settings.server.max_body_bytes,
+        ),
+    ]
 
 
 def worker_app() -> Starlette:
@@ -225,10 +241,38 @@ def _add_operations(
 ) -> None:
     """Metrics, request logs, ``/openapi.json``, the ``/ui`` dashboard and the in-flight
     limit."""
-    obs, ui, root = settings.observability, settings.ui, settings.server.root_path
-    telemetry = Telemetry(
+    telemetry = _telemetry(settings, keys, scrub_secrets)
+    app.state.telemetry = telemetry
+    instrument_backend(backend, telemetry)
+    # Drivers that retry upstream calls report each retry here (see docs/operations.md).
+    backend.on_upstream_retry = lambda reason: telemetry.upstream_retry(backend.name, reason)
+    if outbox is not None:
+        outbox.events = OutboxMetrics(telemetry.registry)
+
+    metrics = settings.observability.metrics
+    extra: list[BaseRoute] = [Route(OPENAPI_PATH, openapi_endpoint(settings), methods=["GET"])]
+    if metrics.enabled and metrics.listen is None:
+        endpoint = metrics_endpoint(telemetry, settings.auth.header, lambda: keys)
+        extra.append(Route(metrics.path, endpoint, methods=["GET"]))
+    add_routes(app.router.routes, settings.server.root_path, extra)
+
+    _add_dashboard(app, settings, backend, telemetry, outbox)
+    app.add_middleware(InFlightLimit, limit=settings.server.limits.max_requests_in_flight)
+    # Added last, so it is the outermost middleware: it sees every request and response.
+    app.add_middleware(TelemetryMiddleware, telemetry=telemetry)
+
+    if metrics.enabled and metrics.listen is not None:
+        serve_metrics_separately(app, telemetry, metrics.listen)
+
+
+def _telemetry(
+    settings: Settings, keys: list[str], scrub_secrets: Callable[[str], str]
+) -> Telemetry:
+    """Metrics, request logs and the dashboard's recent calls."""
+    obs, root = settings.observability, settings.server.root_path
+    return Telemetry(
         obs,
-        recent_calls=ui.recent_calls,
+        recent_calls=settings.ui.recent_calls,
         secret_headers=(settings.auth.header.lower(),),
         # Debug body logs scrub the service's own keys wherever they appear.
         secret_values=tuple(keys),
@@ -240,20 +284,20 @@ def _add_operations(
         ),
         scrub=scrub_secrets,
     )
-    app.state.telemetry = telemetry
-    instrument_backend(backend, telemetry)
-    # Drivers that retry upstream calls report each retry here (see docs/operations.md).
-    backend.on_upstream_retry = lambda reason: telemetry.upstream_retry(backend.name, reason)
-    if outbox is not None:
-        outbox.events = OutboxMetrics(telemetry.registry)
 
-    extra: list[BaseRoute] = [Route(OPENAPI_PATH, openapi_endpoint(settings), methods=["GET"])]
-    if obs.metrics.enabled and obs.metrics.listen is None:
-        endpoint = metrics_endpoint(telemetry, settings.auth.header, lambda: keys)
-        extra.append(Route(obs.metrics.path, endpoint, methods=["GET"]))
-    add_routes(app.router.routes, root, extra)
 
-    if ui.enabled and ui.password is None:
+def _add_dashboard(
+    app: Starlette,
+    settings: Settings,
+    backend: Backend,
+    telemetry: Telemetry,
+    outbox: Outbox | None,
+) -> None:
+    """The ``/ui`` dashboard: dispatched ahead of the API-key check, or on its own listener."""
+    ui, root = settings.ui, settings.server.root_path
+    if not ui.enabled:
+        return
+    if ui.password is None:
         # `serve` always sets one (generated when not configured); an app built another way
         # without one keeps the dashboard locked rather than falling back to the API keys.
         _log.warning(
@@ -261,26 +305,18 @@ def _add_operations(
             "or ENGINY_ADAPTER_UI_PASSWORD (enginy-adapter serve generates one)",
             root,
         )
-    if ui.enabled and ui.listen is not None:
+    dashboard = build_ui_app(settings, backend, telemetry.recent, ui, outbox=outbox)
+    if ui.listen is not None:
         # A listener of its own: /ui at its root, not on the main port.
-        dashboard = build_ui_app(settings, backend, telemetry.recent, ui, outbox=outbox)
-        separate = TelemetryMiddleware(dashboard, telemetry)
         serve_separately(
             app,
-            separate,
+            TelemetryMiddleware(dashboard, telemetry),
             ui.listen,
             what="dashboard",
             tls=settings.server.tls,
             limits=settings.server.limits,
         )
-    elif ui.enabled:
-        ui_app = build_ui_app(settings, backend, telemetry.recent, ui, outbox=outbox)
-        if root:
-            ui_app = Starlette(routes=[Mount(root, app=ui_app)])
-        app.add_middleware(UIDispatch, ui_app=ui_app, prefix=root + UI_PREFIX)
-    app.add_middleware(InFlightLimit, limit=settings.server.limits.max_requests_in_flight)
-    # Added last, so it is the outermost middleware: it sees every request and response.
-    app.add_middleware(TelemetryMiddleware, telemetry=telemetry)
-
-    if obs.metrics.enabled and obs.metrics.listen is not None:
-        serve_metrics_separately(app, telemetry, obs.metrics.listen)
+        return
+    if root:
+        dashboard = Starlette(routes=[Mount(root, app=dashboard)])
+    app.add_middleware(UIDispatch, ui_app=dashboard, prefix=root + UI_PREFIX)
