@@ -239,16 +239,7 @@ def run_server(
 
     check_workers(settings, backend)
     configure_logging(settings.observability.logs)
-    # A start-up stopped for a configuration reason is logged in one line by the app
-    # (adapter/ops/startup.py); uvicorn's own "Application startup failed" would be a second one.
-    gate = getattr(getattr(app, "state", None), "backend_gate", None)
-    logging.getLogger("uvicorn.error").addFilter(
-        lambda record: (
-            gate is None
-            or gate.fatal is None
-            or record.getMessage() != "Application startup failed. Exiting."
-        )
-    )
+    _quiet_duplicate_startup_failure(app)
     common: dict[str, Any] = {
         "host": settings.server.host,
         "port": settings.server.port,
@@ -264,8 +255,33 @@ def run_server(
     if settings.server.workers == 1:
         uvicorn.run(app, http=guarded_protocol(settings.server.limits), **common)
         return
-    # Worker processes are spawned fresh and load the settings again: hand them the same
-    # inputs through the variables load_settings already reads (never on a command line).
+    _hand_settings_to_workers(settings, config_path)
+    uvicorn.run(
+        "adapter.app:worker_app",
+        factory=True,
+        workers=settings.server.workers,
+        # Each worker builds the guarded protocol from the same configuration as its app.
+        http="adapter.ops.connections:WorkerHTTPProtocol",
+        **common,
+    )
+
+
+def _quiet_duplicate_startup_failure(app: Starlette) -> None:
+    # A start-up stopped for a configuration reason is logged in one line by the app
+    # (adapter/ops/startup.py); uvicorn's own "Application startup failed" would be a second one.
+    gate = getattr(getattr(app, "state", None), "backend_gate", None)
+    logging.getLogger("uvicorn.error").addFilter(
+        lambda record: (
+            gate is None
+            or gate.fatal is None
+            or record.getMessage() != "Application startup failed. Exiting."
+        )
+    )
+
+
+def _hand_settings_to_workers(settings: Settings, config_path: str | None) -> None:
+    """Worker processes are spawned fresh and load the settings again: hand them the same
+    inputs through the variables ``load_settings`` already reads (never on a command line)."""
     if config_path:
         os.environ[ENV_CONFIG] = os.path.abspath(config_path)
     os.environ[ENV_HOST] = settings.server.host
@@ -281,14 +297,6 @@ def run_server(
     if password is not None and not os.environ.get(ENV_UI_PASSWORD):
         # Likewise a generated dashboard password (set in the file, it is the same value).
         os.environ[ENV_UI_PASSWORD] = password.get_secret_value()
-    uvicorn.run(
-        "adapter.app:worker_app",
-        factory=True,
-        workers=settings.server.workers,
-        # Each worker builds the guarded protocol from the same configuration as its app.
-        http="adapter.ops.connections:WorkerHTTPProtocol",
-        **common,
-    )
 
 
 def _limit_options(settings: Settings) -> dict[str, Any]:
