@@ -2,7 +2,7 @@
 
 Tasks have their own module, :mod:`adapter.service.tasks`. Each group needs its
 :class:`~backends.base.Capability`; a driver without it gets one contract-level answer (501
-``not_supported``) before any work is done. Before a write, the checks of
+``not_implemented``) before any work is done. Before a write, the checks of
 :mod:`adapter.service.checks` (keys that are almost fields, numbers that are not finite) and the
 owner check of :mod:`adapter.service.references` run; a contact or company that does not exist
 is found by the driver and named there (400 ``invalid_reference``).
