@@ -135,27 +135,117 @@ def test_the_example_configuration_is_the_defaults() -> None:
     assert [k.get_secret_value() for k in with_key.auth.keys] == [SECRET]
 
 
-def _option_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
-    paths: list[str] = []
+def _options(model: type[BaseModel], prefix: str = "") -> list[tuple[str, type[BaseModel], str]]:
+    """Every option of ``model`` and the sections inside it: (YAML path, model, field name)."""
+    options: list[tuple[str, type[BaseModel], str]] = []
     for name, info in model.model_fields.items():
         path = f"{prefix}.{name}" if prefix else name
-        paths.append(path)
+        options.append((path, model, name))
         inner = _find_model(info.annotation)
         if inner is not None:
-            paths.extend(_option_paths(inner, path))
-    return paths
+            options.extend(_options(inner, path))
+    return options
+
+
+_EXAMPLE_KEY = re.compile(r"^(\s*)(- )?([A-Za-z_]\w*):(?:\s|$)")
+_EXAMPLE_ITEM = re.compile(r"^(\s*)- (?=[{\[])")
+_FLOW_TOKEN = re.compile(r"([A-Za-z_]\w*)\s*:|[{}\[\],]")
+
+
+def _flow_keys(text: str, base: str) -> set[str]:
+    """The key paths inside a flow collection (``{first: 1, cap: 60}``, ``[{field: x}]``)
+    that follows the key ``base`` on one line."""
+    found: set[str] = set()
+    stack, pending = [base], ""
+    for token in _FLOW_TOKEN.finditer(text):
+        if token.group(1) is not None:
+            if len(stack) > 1:  # a key inside braces, not a word of a trailing comment
+                pending = f"{stack[-1]}.{token.group(1)}"
+                found.add(pending)
+        elif token.group(0) in "{[":
+            stack.append(pending or stack[-1])
+            pending = ""
+        elif token.group(0) in "}]":
+            if len(stack) > 1:
+                stack.pop()
+            pending = ""
+        else:
+            pending = ""
+    return found
+
+
+def _documented_paths(text: str) -> set[str]:
+    """The key paths a YAML example shows, written out or commented out (``# tls:`` then
+    ``#   certfile: ...``), by indentation, with the keys of flow collections and of list items
+    (``- {id: "42", name: ...}``)."""
+    found: set[str] = set()
+    stack: list[tuple[int, str]] = []
+    for raw in text.splitlines():
+        line = re.sub(r"^(\s*)# ?", r"\1", raw, count=1)
+        key, item = _EXAMPLE_KEY.match(line), _EXAMPLE_ITEM.match(line)
+        match = key or item
+        if match is None:
+            continue
+        # A list item's keys sit two columns in, after the "- ".
+        indent = len(match.group(1)) + (2 if item is not None or match.group(2) else 0)
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        parent = ".".join(name for _, name in stack)
+        if key is None:
+            found |= _flow_keys(line, parent)
+            continue
+        path = f"{parent}.{key.group(3)}" if parent else key.group(3)
+        found.add(path)
+        found |= _flow_keys(line[key.end() :], path)
+        stack.append((indent, key.group(3)))
+    return found
 
 
 def test_the_example_configuration_documents_every_option() -> None:
-    # Each option of every section (list items included) appears as a key in the example,
-    # written out or in a comment: adding an option means documenting it there.
+    # Each option of every section (list items included) appears in the example at its place
+    # (server.limits.max_connections under limits: under server:), written out or in a comment:
+    # adding an option to Settings means documenting it there. A section model used in several
+    # places (mapping.contacts and mapping.companies) is documented once.
     text = (Path(__file__).resolve().parent.parent / "config.example.yaml").read_text("utf-8")
-    missing = [
-        path
-        for path in _option_paths(Settings)
-        if not re.search(rf"(^|[\s{{,#]){re.escape(path.rsplit('.', 1)[-1])}:", text, re.M)
-    ]
+    shown = _documented_paths(text)
+    places: dict[tuple[type[BaseModel], str], list[str]] = {}
+    for path, model, name in _options(Settings):
+        places.setdefault((model, name), []).append(path)
+    missing = [paths[0] for paths in places.values() if not shown.intersection(paths)]
     assert missing == []
+
+
+def test_the_option_check_reads_nested_and_commented_keys() -> None:
+    example = textwrap.dedent(
+        """\
+        server:
+          limits:
+            header_timeout_seconds: 10
+          # tls:
+          #   certfile: a.pem
+        outbox:
+          backoff: {first: 1, cap: 60}
+        matching:
+          contacts:
+            - email
+            # - {fields: [firstName, {field: company, normaliser: name}]}
+        # users:
+        #   - {id: "42", name: Grace}
+        """
+    )
+    assert _documented_paths(example) >= {
+        "server.limits.header_timeout_seconds",
+        "server.tls.certfile",
+        "outbox.backoff.first",
+        "outbox.backoff.cap",
+        "matching.contacts.fields",
+        "matching.contacts.fields.field",
+        "matching.contacts.fields.normaliser",
+        "users.id",
+        "users.name",
+    }
+    # A key of the same name elsewhere does not count: listen under metrics is not ui.listen.
+    assert "ui.listen" not in _documented_paths("observability:\n  metrics:\n    listen: null\n")
 
 
 # -- matching ----------------------------------------------------------------------------------
