@@ -1,11 +1,13 @@
 """Sync by e-mail on CRM tables holding 1,000 and 100,000 contacts, through the presets.
 
-    python bench/mapped.py [--crms suitecrm,civicrm,odoo,twenty] [--rows 100000] [--repeat 21]
+    python bench/mapped.py [--crms suitecrm,civicrm,espocrm,odoo,twenty] [--rows 100000]
+        [--repeat 21]
 
 For each CRM it builds two copies of the CRM's tables (``tests/sql/crms/``: the CRM's own
 schema and seed), bulk-loads 1,000 and ``--rows`` contacts into them the way the CRM stores
 them (SuiteCRM: ``contacts`` + ``email_addresses`` + ``email_addr_bean_rel``; CiviCRM:
-``civicrm_contact`` + ``civicrm_email``; Odoo: ``res_partner`` with ``email_normalized``;
+``civicrm_contact`` + ``civicrm_email``; EspoCRM: ``contact`` + ``email_address`` (with its
+lower-cased copy) + ``entity_email_address``; Odoo: ``res_partner`` with ``email_normalized``;
 Twenty: ``person``), serves the preset from ``examples/crms/`` on each (in process, through
 the whole HTTP stack), and times ``POST /contacts/sync`` with 100 contacts none of which the
 adapter wrote: 50 e-mails of stored contacts typed in another case, 50 unknown. Every one of
@@ -44,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from adapter.app import create_app  # noqa: E402
 from adapter.config import Settings, load_settings  # noqa: E402
-from tests.sql.crms import civicrm, odoo, suitecrm, twenty  # noqa: E402
+from tests.sql.crms import civicrm, espocrm, odoo, suitecrm, twenty  # noqa: E402
 
 KEY = "bench-key-0123456789"
 
@@ -81,6 +83,25 @@ def _civicrm(n: int) -> list[str]:
     ]
 
 
+def _espocrm(n: int) -> list[str]:
+    seq = f"seq_1_to_{n}"
+    # Espo's ids are 17 characters (uniqid() and 4 hex digits) in VARCHAR(24) columns.
+    return [
+        f"""INSERT INTO contact (id, deleted, first_name, last_name, do_not_call, created_at,
+                   modified_at)
+            SELECT CONCAT('bc', LPAD(seq, 15, '0')), 0, 'Bench', CONCAT('Person', seq), 0,
+                   NOW(), NOW() FROM {seq}""",
+        f"""INSERT INTO email_address (id, name, deleted, `lower`, invalid, opt_out)
+            SELECT CONCAT('be', LPAD(seq, 15, '0')), CONCAT('person', seq, '@bench.example'), 0,
+                   CONCAT('person', seq, '@bench.example'), 0, 0 FROM {seq}""",
+        f"""INSERT INTO entity_email_address (entity_id, email_address_id, entity_type,
+                   `primary`, deleted)
+            SELECT CONCAT('bc', LPAD(seq, 15, '0')), CONCAT('be', LPAD(seq, 15, '0')),
+                   'Contact', 1, 0 FROM {seq}""",
+        "ANALYZE TABLE contact, email_address, entity_email_address",
+    ]
+
+
 def _odoo(n: int) -> list[str]:
     return [
         f"""INSERT INTO res_partner (name, complete_name, email, email_normalized, active, type,
@@ -105,9 +126,18 @@ def _twenty(schema: str) -> Callable[[int], list[str]]:
     return statements
 
 
+#: The statements that load ``n`` contacts into each CRM's tables (Twenty's need its schema).
+_STATEMENTS: dict[str, Callable[[int], list[str]]] = {
+    "suitecrm": _suitecrm,
+    "civicrm": _civicrm,
+    "espocrm": _espocrm,
+    "odoo": _odoo,
+}
+
 CRMS: dict[str, Any] = {
     "suitecrm": suitecrm.database,
     "civicrm": civicrm.database,
+    "espocrm": espocrm.database,
     "odoo": odoo.database,
     "twenty": twenty.database,
     "twenty-scan": twenty.database,
@@ -139,9 +169,7 @@ async def loaded(name: str, rows: int) -> AsyncIterator[httpx.AsyncClient]:
     """A fresh copy of the CRM holding ``rows`` more contacts, served by its preset."""
     async with CRMS[name]() as crm:
         statements = (
-            _twenty(crm.schema)(rows)
-            if name.startswith("twenty")
-            else {"suitecrm": _suitecrm, "civicrm": _civicrm, "odoo": _odoo}[name](rows)
+            _twenty(crm.schema)(rows) if name.startswith("twenty") else _STATEMENTS[name](rows)
         )
         async with crm.engine.begin() as conn:
             for statement in statements:
@@ -206,7 +234,7 @@ async def run(crms: list[str], rows: int, repeat: int) -> list[tuple[str, float,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--crms", default="suitecrm,civicrm,odoo,twenty,twenty-scan")
+    parser.add_argument("--crms", default="suitecrm,civicrm,espocrm,odoo,twenty,twenty-scan")
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=21)
     args = parser.parse_args()
