@@ -187,7 +187,7 @@ class Dashboard:
         )
 
     def failure(self, request: Request, exc: BackendError, status: int = 503) -> Response:
-        # exc.message is written to be safe to show (base.py: never a secret).
+        # exc.message is written to be safe to show (backends/errors.py: never a secret).
         return self.render(
             request,
             "error.html",
