@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from adapter.errors.validation import format_loc
+
 __all__ = ["ConfigError", "format_loc", "format_validation_error"]
 
 
@@ -24,18 +26,6 @@ class ConfigError(Exception):
         self.path = path
         self.detail = message
         super().__init__(f"{path}: {message}" if path else message)
-
-
-def format_loc(loc: Sequence[int | str]) -> str:
-    """A pydantic location as a YAML path: ``("backend", "options", "url")`` →
-    ``backend.options.url``, list indexes in brackets (``matching.contacts[1]``)."""
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else str(part)
-    return path
 
 
 def _find_model(annotation: Any) -> type[BaseModel] | None:

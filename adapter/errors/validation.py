@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["format_validation_error"]
+__all__ = ["format_loc", "format_validation_error"]
 
 _PLAIN_MESSAGES = {
     "missing": "field required",
@@ -21,14 +21,16 @@ _PLAIN_MESSAGES = {
 }
 
 
-def _format_loc(loc: Sequence[int | str]) -> str:
-    out = ""
+def format_loc(loc: Sequence[int | str]) -> str:
+    """A pydantic location as a path: ``("contacts", 3, "externalId")`` →
+    ``contacts[3].externalId`` (``""`` for the top level)."""
+    path = ""
     for part in loc:
         if isinstance(part, int):
-            out += f"[{part}]"
+            path += f"[{part}]"
         else:
-            out += f".{part}" if out else str(part)
-    return out or "body"
+            path += f".{part}" if path else str(part)
+    return path
 
 
 #: The branch names pydantic appends to the location of an error in a union: the identifiers
@@ -64,7 +66,7 @@ def format_validation_error(errors: Sequence[Mapping[str, Any]], limit: int = 5)
     parts = []
     for error in errors[:limit]:
         msg = _PLAIN_MESSAGES.get(error["type"], error["msg"])
-        parts.append(f"{_format_loc(error['loc'])}: {msg}")
+        parts.append(f"{format_loc(error['loc']) or 'body'}: {msg}")
     if len(errors) > limit:
         parts.append(f"and {len(errors) - limit} more")
     return "; ".join(parts)
