@@ -1,7 +1,8 @@
 """The ``enginy-adapter`` command line: the top of the front's layers.
 
 :func:`main` is the console script (``enginy-adapter = "adapter.cli:main"``); the parser and the
-command table are in :mod:`adapter.cli.main`, one module per command beside it.
+command table are in :mod:`adapter.cli.commands`, one module per command beside it, and what
+the commands share (settings from flags, one-line failures) in :mod:`adapter.cli.common`.
 """
 
 from __future__ import annotations
