@@ -26,20 +26,9 @@ from adapter.errors import TaskNotFound
 from adapter.outbox import Queued, Writes
 from adapter.service.checks import check_keys, reject_non_finite, require_capability
 from adapter.service.references import ReferenceChecks
-from backends.base import Capability, NewTask, NotFound, Task, TaskChanges
+from backends.base import TASK_FIELDS, Capability, NewTask, NotFound, Task, TaskChanges
 
 __all__ = ["TaskOperations"]
-
-#: Task fields of the wire (camelCase) → :data:`backends.base.TASK_FIELDS` names.
-_TASK_FIELD_NAMES = {
-    "subject": "subject",
-    "description": "description",
-    "type": "type",
-    "owner_id": "owner_id",
-    "due_date": "due_date",
-    "contact_id": "contact_id",
-    "company_id": "company_id",
-}
 
 
 def _task_out(task: Task, warnings: list[KeyWarning] | None = None) -> TaskWritten:
@@ -67,9 +56,10 @@ def _queued_task(
     completion time is the request's ``completedAt``, else the time the update was accepted
     (a task completed already keeps its own, as on the direct path)."""
     known: dict[str, Any] = {"id": task_id, "queued": True}
-    for attr, name in _TASK_FIELD_NAMES.items():
+    # The wire models' attributes carry the interface's names (TASK_FIELDS).
+    for name in TASK_FIELDS:
         if name in changes.fields:
-            known[attr] = changes.fields[name]
+            known[name] = changes.fields[name]
     if changes.completed is not None:
         known["completed"] = changes.completed
         known["completed_at"] = (changes.completed_at or changes.now) if changes.completed else None
@@ -188,10 +178,10 @@ class TaskOperations(ReferenceChecks):
     def _task_changes(self, patch: TaskPatch) -> TaskChanges:
         sent = patch.model_fields_set
         fields: dict[str, Any] = {}
-        for attr, name in _TASK_FIELD_NAMES.items():
-            if attr in sent:
-                value = getattr(patch, attr)
-                if attr == "subject" and value is None:
+        for name in TASK_FIELDS:  # TaskPatch's attributes carry the interface's names
+            if name in sent:
+                value = getattr(patch, name)
+                if name == "subject" and value is None:
                     continue  # a task always has a subject: a null is "no change"
                 fields[name] = value
         completed = patch.completed
