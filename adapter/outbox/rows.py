@@ -109,9 +109,10 @@ class Claim:
         )
 
 
-def heads_query(t: sa.Table, limit: int, due_before: float) -> sa.Select[Any]:
-    """Up to ``limit`` heads of the queue due by ``due_before``: pending items with no earlier
-    pending item of the same key, oldest first."""
+def heads_query(table: sa.Table, limit: int, due_before: float) -> sa.Select[Any]:
+    """Up to ``limit`` heads of the queue ``table`` due by ``due_before``: pending items with no
+    earlier pending item of the same key, oldest first."""
+    t = table
     # The first pending item of each key, in one pass over the partial (key, id) index.
     # (A correlated "no earlier pending item" test reads the same, but on PostgreSQL it
     # needs fresh table statistics to probe the index: on a queue that filled up during
@@ -125,9 +126,10 @@ def heads_query(t: sa.Table, limit: int, due_before: float) -> sa.Select[Any]:
     )
 
 
-async def finish_claim(conn: AsyncConnection, t: sa.Table, claim: Claim) -> None:
-    """Write the outcomes recorded on ``claim``: delete the delivered items, reschedule the
-    retried ones, mark the dead letters."""
+async def finish_claim(conn: AsyncConnection, table: sa.Table, claim: Claim) -> None:
+    """Write the outcomes recorded on ``claim`` to the queue ``table``: delete the delivered
+    items, reschedule the retried ones, mark the dead letters."""
+    t = table
     if claim.delivered:
         await conn.execute(sa.delete(t).where(t.c.id.in_(claim.delivered)))
     if claim.retries:
