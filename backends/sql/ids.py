@@ -16,20 +16,22 @@ import time
 
 __all__ = ["time_ordered_ids"]
 
-_RAND_A = (1 << 12) - 1
-_RAND_B = (1 << 62) - 1
+_MS = (1 << 48) - 1
+#: A random hex digit -> the digit holding the variant bits ``10`` and two of its random bits.
+_VARIANT = {f"{d:x}": "89ab"[d & 3] for d in range(16)}
 
 
 def time_ordered_ids(n: int) -> list[str]:
     """``n`` new version-7 UUIDs, as text, in increasing order."""
-    ms = time.time_ns() // 1_000_000
-    noise = os.urandom(10 * n)
+    # The 48 bits of milliseconds are the batch's: formatted once. Per id, 74 random bits
+    # (12 after the version, 62 after the variant), taken from one hex string by slicing.
+    ms = f"{time.time_ns() // 1_000_000 & _MS:012x}"
+    head = f"{ms[:8]}-{ms[8:]}-7"
+    noise = os.urandom(10 * n).hex()
     out = []
-    for i in range(n):
-        r = int.from_bytes(noise[10 * i : 10 * i + 10], "big")
-        # 48 bits of milliseconds, version 7, 12 random bits, variant 0b10, 62 random bits.
-        value = (ms << 80) | (0x7 << 76) | ((r >> 62) & _RAND_A) << 64 | (0b10 << 62)
-        h = f"{value | (r & _RAND_B):032x}"
-        out.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    for i in range(0, 20 * n, 20):
+        r = noise[i : i + 20]
+        # Hex digit 4 of the fourth group carries the variant (0b10) and 2 random bits.
+        out.append(f"{head}{r[:3]}-{_VARIANT[r[3]]}{r[4:7]}-{r[7:19]}")
     out.sort()
     return out
