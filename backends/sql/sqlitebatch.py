@@ -51,8 +51,10 @@ from .errors import db_errors
 
 __all__ = [
     "Batch",
+    "Positional",
     "SQLiteBatches",
     "Statement",
+    "compile_positional",
     "compile_sqlite",
     "sqlite_timestamp",
     "usable",
@@ -65,6 +67,8 @@ Trace = Callable[[str, Mapping[str, Any]], None]
 
 #: The SQLite dialect rendering ``:name`` parameters, which ``sqlite3`` binds from a dict.
 _NAMED = sqlite.dialect(paramstyle="named")
+#: The same rendering ``?`` parameters, bound from tuples: no lookup by name per value.
+_QMARK = sqlite.dialect(paramstyle="qmark")
 
 
 class Statement(NamedTuple):
@@ -80,6 +84,25 @@ def compile_sqlite(statement: ClauseElement) -> Statement:
     compiled = statement.compile(dialect=_NAMED)
     fixed = {k: v for k, v in compiled.params.items() if v is not None}
     return Statement(str(compiled), fixed)
+
+
+class Positional(NamedTuple):
+    """A statement compiled for ``sqlite3`` with ``?`` parameters, for :meth:`Batch.many` on
+    many rows: its text and the names of its parameters, in the order a row's tuple gives
+    them."""
+
+    sql: str
+    names: tuple[str, ...]
+
+
+def compile_positional(statement: ClauseElement) -> Positional:
+    """``statement`` compiled once with positional parameters (see :class:`Positional`); it
+    must have no fixed values of its own."""
+    compiled = statement.compile(dialect=_QMARK)
+    names = tuple(compiled.positiontup or ())
+    if any(compiled.params.get(name) is not None for name in names):
+        raise ValueError("a positional statement takes every value from its rows")
+    return Positional(str(compiled), names)
 
 
 def sqlite_timestamp(moment: dt.datetime) -> str:
@@ -125,11 +148,16 @@ class Batch:
         """Run one statement and fetch all its rows (plain tuples, values as SQLite has them)."""
         return self.execute(statement, params).fetchall()
 
-    def many(self, statement: Statement, params: Sequence[Mapping[str, Any]]) -> int:
+    def many(
+        self,
+        statement: Statement | Positional,
+        params: Sequence[Mapping[str, Any]] | Sequence[tuple[Any, ...]],
+    ) -> int:
         """Run one statement once per parameter set (``executemany``: the loop runs in C, no
-        rows come back); return how many rows it inserted, updated or deleted."""
-        if statement.fixed:
-            params = [{**statement.fixed, **p} for p in params]
+        rows come back); return how many rows it inserted, updated or deleted. A
+        :class:`Positional` statement takes tuples, a :class:`Statement` mappings."""
+        if isinstance(statement, Statement) and statement.fixed:
+            params = [{**statement.fixed, **p} for p in params]  # type: ignore[dict-item]
         if self._trace is not None:
             self._trace(statement.sql, {"executemany": len(params)})
         before = self._db.total_changes

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,15 @@ from .fastwrites import utcnow
 from .ids import time_ordered_ids
 from .insert import sqlite_create_statements
 from .patch import PatchPlan, patch_statement
-from .sqlitebatch import Batch, SQLiteBatches, Statement, compile_sqlite, sqlite_timestamp
+from .sqlitebatch import (
+    Batch,
+    Positional,
+    SQLiteBatches,
+    Statement,
+    compile_positional,
+    compile_sqlite,
+    sqlite_timestamp,
+)
 
 if TYPE_CHECKING:
     from backends.base import NewActivity
@@ -38,6 +47,15 @@ if TYPE_CHECKING:
 __all__ = ["SQLitePathsMixin"]
 
 _DUMPS = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _getter(names: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """The values of ``names`` in a row (a dict), as a tuple (one C call per row)."""
+    if len(names) == 1:
+        only = names[0]
+        return lambda row: (row[only],)
+    get = operator.itemgetter(*names)
+    return lambda row: get(row)  # type: ignore[no-any-return]
 
 
 class SQLitePathsMixin:
@@ -80,7 +98,7 @@ class SQLitePathsMixin:
         changed as many rows as it was given, every row is new; only otherwise one read tells
         which external ids already had a record (and their ids)."""
         assert self._lite is not None
-        rows_sql, keys_sql, held_sql, to_json = self._lite_statement(
+        rows_sql, keys_sql, held_sql, typed, to_json = self._lite_statement(
             ("create", store.entity), lambda: self._lite_create_sql(store)
         )
         stamp = sqlite_timestamp(now)
@@ -92,13 +110,14 @@ class SQLitePathsMixin:
             made: set[str] = set()
             held: dict[str, str] = {}
             for part in parts:
+                # Tuples in the statement's order: id, external id, the typed columns, extra,
+                # the two timestamps (see _lite_create_sql).
                 rows = []
                 for ext in part:
-                    row = dict(by_ext[ext].row)
-                    row["extra"] = to_json(row["extra"])
-                    row["id"], row["external_id"] = new_ids[ext], ext
-                    row["created_at"] = row["updated_at"] = stamp
-                    rows.append(row)
+                    row = by_ext[ext].row
+                    rows.append(
+                        (new_ids[ext], ext, *typed(row), to_json(row["extra"]), stamp, stamp)
+                    )
                 fresh = part
                 if batch.many(rows_sql, rows) != len(rows):
                     there = dict(batch.rows(held_sql, {"wanted": _DUMPS(part)}))
@@ -106,7 +125,7 @@ class SQLitePathsMixin:
                     held.update((e, i) for e, i in there.items() if i != new_ids[e])
                 made.update(fresh)
                 keys = [
-                    {"key_name": k, "value": v, "crm_id": new_ids[ext], "entity": entity}
+                    (entity, k, v, new_ids[ext])
                     for ext in fresh
                     for k, v in by_ext[ext].keys.items()
                 ]
@@ -118,24 +137,35 @@ class SQLitePathsMixin:
 
     def _lite_create_sql(
         self, store: RecordStore
-    ) -> tuple[Statement, Statement, Statement, Callable[[Any], Any]]:
+    ) -> tuple[Positional, Positional, Statement, Callable[[Any], Any], Callable[[Any], Any]]:
+        """The create's statements (rows and keys with ``?`` parameters, the read of the ids
+        already held), the row's typed values as a tuple, and the JSON column's conversion."""
         table, mk = store.table, self.tables.match_keys
         ext_col = store.ext_col
         assert ext_col is not None and store.json_col is not None
-        names = [c.name for c in table.c if c.name != store.order.name]
+        fixed = {store.pk.name, ext_col.name, store.json_col.name, *store.stamp_cols}
+        typed_names = [c.name for c in table.c if c.name not in fixed and c is not store.order]
+        names = [store.pk.name, ext_col.name, *typed_names, store.json_col.name]
+        names += sorted(store.stamp_cols)
         rows = (
             sqlite.insert(table)
             .values({n: sa.bindparam(n) for n in names})
             .on_conflict_do_nothing(index_elements=[ext_col.name])
         )
-        keys = sa.insert(mk).values({c.name: sa.bindparam(c.name) for c in mk.c})
+        key_names = ("entity", "key_name", "value", "crm_id")
+        keys = sa.insert(mk).values({n: sa.bindparam(n) for n in key_names})
         wanted = sa.func.json_each(sa.bindparam("wanted")).table_valued("value")
         held = sa.select(ext_col, store.pk).where(ext_col.in_(sa.select(wanted.c.value)))
         # The JSON column's own conversion (None is stored as JSON null), as SQLAlchemy's.
         dialect = self.engine.dialect
         to_json = store.json_col.type.dialect_impl(dialect).bind_processor(dialect)
         assert to_json is not None
-        return compile_sqlite(rows), compile_sqlite(keys), compile_sqlite(held), to_json
+        rows_sql, keys_sql = compile_positional(rows), compile_positional(keys)
+        # The tuples' layouts must be the statements' parameter orders.
+        assert rows_sql.names == tuple(names), rows_sql.names
+        assert keys_sql.names == key_names, keys_sql.names
+        typed = _getter(typed_names)
+        return rows_sql, keys_sql, compile_sqlite(held), typed, to_json
 
     # -- syncs --------------------------------------------------------------------------------
 
