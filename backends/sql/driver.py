@@ -41,7 +41,9 @@ Limits and quirks:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -83,6 +85,11 @@ _ALL = frozenset(
         Capability.BROWSE,
     }
 )
+
+
+#: Longest wait, in seconds, before a failed transaction's second attempt (the later ones wait
+#: as tenacity's ``wait_random_exponential`` says).
+_FIRST_WAIT = 0.02
 
 
 def _replayable(exc: BaseException) -> bool:
@@ -200,8 +207,16 @@ class SQLBackend(
         transaction, rolled back on failure, so a replay cannot half-apply anything. At most
         three attempts, a few jittered milliseconds apart so that two transactions that
         deadlocked do not collide again at once."""
+        # The first attempt without the retry machinery (its set-up costs as much as a small
+        # statement); only a failure worth replaying enters it, for the other two.
+        try:
+            return await run()
+        except Exception as exc:
+            if not _replayable(exc):
+                raise
+        await asyncio.sleep(random.uniform(0, _FIRST_WAIT))
         async for attempt in AsyncRetrying(
-            stop=stop_after_attempt(3),
+            stop=stop_after_attempt(2),
             wait=wait_random_exponential(multiplier=0.01, max=0.1),
             retry=retry_if_exception(_replayable),
             reraise=True,

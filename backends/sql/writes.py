@@ -171,6 +171,8 @@ class RecordWritesMixin(MappedWritesMixin, OneStatementWritesMixin):
         first: dict[str, int] = {}
         repeats: list[tuple[int, int]] = []
         prepared: list[_Prepared] = []
+        # Once per batch, not per record: whether this database holds NUL in text.
+        nul_ok = self._storable("\x00")
         for i, record in enumerate(records):
             ext = record.external_id
             if ext in first:
@@ -179,10 +181,10 @@ class RecordWritesMixin(MappedWritesMixin, OneStatementWritesMixin):
             if not ext or len(ext) > 255:
                 results[i] = ItemResult(error=InvalidRecord("externalId must be 1-255 characters"))
                 continue
-            if not self._storable(ext):
+            if not nul_ok and "\x00" in ext:
                 results[i] = ItemResult(error=InvalidRecord("externalId cannot contain NUL"))
                 continue
-            if not self._storable("\x00") and _holds_nul(record.fields):
+            if not nul_ok and _holds_nul(record.fields):
                 # Refused up front: PostgreSQL would fail the batch's statement, SQLite's JSON
                 # functions would cut the value at the NUL.
                 results[i] = ItemResult(error=InvalidRecord(_NUL_VALUE))
