@@ -65,10 +65,16 @@ def normalise_linkedin_url(value: object) -> str | None:
     """
     if not isinstance(value, str):
         return None
-    url = _SCHEME.sub("", value.strip()).lower()
+    text = value.strip()
+    # The usual scheme without the regular expression (the same match: a scheme ends at the
+    # first colon); every other form through it.
+    https = text[:8].lower() == "https://"
+    url = (text[8:] if https else _SCHEME.sub("", text)).lower()
     url = url.split("#", 1)[0].split("?", 1)[0]
     host, sep, path = url.partition("/")
-    host = _PORT.sub("", host).rstrip(".")
+    if ":" in host:
+        host = _PORT.sub("", host)
+    host = host.rstrip(".")
     if host.endswith(".linkedin.com"):
         host = "linkedin.com"
     elif host.startswith("www."):
