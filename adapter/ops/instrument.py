@@ -130,9 +130,9 @@ def _timed(
 def _count_find(telemetry: Telemetry, entity: str, asked: int, matched: int) -> None:
     operation = f"{entity}.find"
     if matched:
-        telemetry.records.labels(operation, "matched").inc(matched)
+        telemetry.count_records(operation, "matched", matched)
     if asked > matched:
-        telemetry.records.labels(operation, "unmatched").inc(asked - matched)
+        telemetry.count_records(operation, "unmatched", asked - matched)
     # A sync looks records up once per match key, each time for those still unmatched, so the
     # request's record count is the largest lookup, not the sum of them.
     note_records(asked, largest=True)

@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
-import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -206,6 +206,8 @@ class Telemetry:
         r.register(ConnectionCollector())
         self.calls: deque[CallRecord] = deque(maxlen=max(self.recent_calls, 1))
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._record_children: dict[tuple[str, str], Any] = {}
+        self._backend_children: dict[str, Any] = {}
         self._error_codes: set[str] = set()
 
     # -- hooks for the service and drivers ---------------------------------------------------
@@ -217,8 +219,17 @@ class Telemetry:
         counts = {"ok": ok, "failed": failed, **outcomes}
         for outcome, n in counts.items():
             if n:
-                self.records.labels(operation, outcome).inc(n)
+                self.count_records(operation, outcome, n)
         note_records(sum(counts.values()))
+
+    def count_records(self, operation: str, outcome: str, n: int) -> None:
+        """Add ``n`` to the records of ``operation`` with ``outcome`` (no request count)."""
+        # Labelled children cached as in _count: operations and outcomes are a small fixed set.
+        key = (operation, outcome)
+        child = self._record_children.get(key)
+        if child is None:
+            child = self._record_children[key] = self.records.labels(operation, outcome)
+        child.inc(n)
 
     def observe_backend(
         self, method: str, seconds: float, error: BackendError | str | None = None
@@ -227,7 +238,10 @@ class Telemetry:
         a code such as ``exception``). A driver error that blames the request (an unknown id,
         a conflict, an invalid record, an unsupported call) is a rejection, not a backend
         error."""
-        self.backend_seconds.labels(method).observe(seconds)
+        timer = self._backend_children.get(method)
+        if timer is None:
+            timer = self._backend_children[method] = self.backend_seconds.labels(method)
+        timer.observe(seconds)
         if error is None:
             return
         if isinstance(error, BackendError):
@@ -387,7 +401,7 @@ class TelemetryMiddleware:
             return
         start = time.perf_counter()
         request_id = _request_id(scope)
-        ctx = RequestContext(request_id or uuid.uuid4().hex)
+        ctx = RequestContext(request_id or os.urandom(16).hex())
         token = CURRENT_REQUEST.set(ctx)
         scope.setdefault("state", {})[REQUEST_ID_STATE] = ctx.request_id
         status = 500
