@@ -16,6 +16,7 @@ import json
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic_core import from_json
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -30,6 +31,7 @@ from adapter.contract import (
     CreateContactsRequest,
     HealthOk,
     QueuedTaskOut,
+    RecordIn,
     TaskBatchPatch,
     TaskIds,
     TaskIn,
@@ -49,7 +51,7 @@ from adapter.errors import (
 from adapter.service import Service
 from backends.base import Entity
 
-__all__ = ["Endpoints", "read_json"]
+__all__ = ["Endpoints", "read_json", "read_records"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -69,6 +71,58 @@ def _is_json(content_type: str | None) -> bool:
 
 async def read_json(request: Request, model: type[M], max_bytes: int) -> M:
     """Read the body (415 unless JSON, 413 over ``max_bytes``) and validate it (400)."""
+    body = await _read_body(request, max_bytes)
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        raise ValidationFailed.from_pydantic(exc) from None
+
+
+async def read_records(
+    request: Request, model: type[CreateContactsRequest | CreateCompaniesRequest], max_bytes: int
+) -> list[RecordIn]:
+    """The records of a create or sync body (``contacts`` or ``companies``), as
+    :func:`read_json` with ``model`` would give them.
+
+    A batch of a hundred records is parsed once into plain objects and each record's
+    ``externalId`` checked here, a record being a dict kept as sent with ``externalId`` put
+    first (as the model orders it). Any body that is not plainly such a batch (a missing list,
+    a record that is not an object, an id that is not a non-empty string) is validated by the
+    model instead, which then answers with its usual messages (or its usual result: an id sent
+    as an integer).
+    """
+    body = await _read_body(request, max_bytes)
+    field = "contacts" if model is CreateContactsRequest else "companies"
+    try:
+        parsed = from_json(body)
+    except ValueError:
+        parsed = None
+    items = parsed.get(field) if type(parsed) is dict else None
+    if type(items) is list:
+        records: list[RecordIn] = []
+        for item in items:
+            if type(item) is not dict:
+                break
+            ext = item.get("externalId")
+            if type(ext) is not str or not ext:
+                break
+            records.append({"externalId": ext, **item})  # type: ignore[typeddict-item]
+        else:
+            return records
+    try:
+        validated = model.model_validate_json(body)
+    except ValidationError as exc:
+        raise ValidationFailed.from_pydantic(exc) from None
+    return (
+        validated.contacts
+        if isinstance(validated, CreateContactsRequest)
+        else (validated.companies)
+    )
+
+
+async def _read_body(request: Request, max_bytes: int) -> bytes:
+    """The body's bytes: 415 unless JSON, 413 over ``max_bytes``, 400 for a JSON with
+    ``NaN`` or ``Infinity``."""
     headers = request.headers
     if not _is_json(headers.get("content-type")):
         raise UnsupportedMediaType("the body must be JSON (Content-Type: application/json)")
@@ -89,10 +143,7 @@ async def read_json(request: Request, model: type[M], max_bytes: int) -> M:
     body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     if b"NaN" in body or b"Infinity" in body:
         _reject_non_standard_numbers(body)
-    try:
-        return model.model_validate_json(body)
-    except ValidationError as exc:
-        raise ValidationFailed.from_pydantic(exc) from None
+    return body
 
 
 def _no_constant(name: str) -> Any:
@@ -139,13 +190,13 @@ class Endpoints:
     # -- contacts -----------------------------------------------------------------------------
 
     async def create_contacts(self, request: Request) -> Response:
-        body = await read_json(request, CreateContactsRequest, self.max_body_bytes)
-        response = await self.service.create_records(Entity.CONTACT, body.contacts)
+        records = await read_records(request, CreateContactsRequest, self.max_body_bytes)
+        response = await self.service.create_records(Entity.CONTACT, records)
         return _json(CREATE_RESPONSE.dump_json(response))
 
     async def sync_contacts(self, request: Request) -> Response:
-        body = await read_json(request, CreateContactsRequest, self.max_body_bytes)
-        response = await self.service.sync_records(Entity.CONTACT, body.contacts)
+        records = await read_records(request, CreateContactsRequest, self.max_body_bytes)
+        response = await self.service.sync_records(Entity.CONTACT, records)
         return _json(SYNC_RESPONSE.dump_json(response))
 
     async def update_contacts(self, request: Request) -> Response:
@@ -156,13 +207,13 @@ class Endpoints:
     # -- companies ----------------------------------------------------------------------------
 
     async def create_companies(self, request: Request) -> Response:
-        body = await read_json(request, CreateCompaniesRequest, self.max_body_bytes)
-        response = await self.service.create_records(Entity.COMPANY, body.companies)
+        records = await read_records(request, CreateCompaniesRequest, self.max_body_bytes)
+        response = await self.service.create_records(Entity.COMPANY, records)
         return _json(CREATE_RESPONSE.dump_json(response))
 
     async def sync_companies(self, request: Request) -> Response:
-        body = await read_json(request, CreateCompaniesRequest, self.max_body_bytes)
-        response = await self.service.sync_records(Entity.COMPANY, body.companies)
+        records = await read_records(request, CreateCompaniesRequest, self.max_body_bytes)
+        response = await self.service.sync_records(Entity.COMPANY, records)
         return _json(SYNC_RESPONSE.dump_json(response))
 
     async def update_companies(self, request: Request) -> Response:

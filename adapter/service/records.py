@@ -54,6 +54,10 @@ def _match_key(spec: KeySpec, mapper: FieldMapper) -> MatchKey:
     return MatchKey(spec.field, mapper.backend_name(spec.field), spec.normaliser)
 
 
+#: The types of a JSON value that holds no number out of range.
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
 class _Refusal(TypedDict):
     error: str
     message: str
@@ -62,9 +66,12 @@ class _Refusal(TypedDict):
 def _refusal(item: Mapping[str, Any], unknown_owners: set[str]) -> _Refusal | None:
     """Why the front refuses this record before the driver sees it: a number no store can hold
     (``invalid_value``), an ``ownerId`` that names no user (``invalid_reference``)."""
-    bad = non_finite_path(dict(item))
-    if bad is not None:
-        return {"error": "invalid_value", "message": f"{bad}: {NON_FINITE}"}
+    # Only a float can be infinite, and only a float or a container can hold one: a record of
+    # strings (the usual one) is settled by one look at the types of its values.
+    if not _PLAIN.issuperset(map(type, item.values())):
+        bad = non_finite_path(dict(item))
+        if bad is not None:
+            return {"error": "invalid_value", "message": f"{bad}: {NON_FINITE}"}
     owner = item.get("ownerId")
     if owner is not None and str(owner) in unknown_owners:
         return {
