@@ -188,6 +188,9 @@ def _build(prefix: str) -> ManagedTables:
             sa.Column("value", sa.String(KEY_VALUE_LENGTH), primary_key=True),
             sa.Column("crm_id", CrmId, primary_key=True),
             sa.Index(f"{p}keys_crm_ix", "entity", "crm_id"),
+            # SQLite: the rows are the primary key's b-tree, with no rowid table beside it:
+            # one b-tree fewer to write per key (two keys per created contact).
+            sqlite_with_rowid=False,
         ),
         contacts=_record_table(md, f"{p}contacts", CONTACT_COLUMNS),
         companies=_record_table(md, f"{p}companies", COMPANY_COLUMNS),
@@ -268,9 +271,35 @@ def _v2_extra_fields(conn: sa.Connection, tables: ManagedTables, mapped: bool) -
         tables.metadata.create_all(conn, tables=[tables.extra_fields], checkfirst=True)
 
 
+def _v3_match_keys_without_rowid(conn: sa.Connection, tables: ManagedTables, mapped: bool) -> None:
+    """SQLite: rebuild ``<prefix>match_keys`` as a ``WITHOUT ROWID`` table (its rows kept).
+    The other databases have no rowid: nothing to do there."""
+    if conn.dialect.name != "sqlite":
+        return
+    mk = tables.match_keys
+    found = conn.exec_driver_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (mk.name,)
+    ).scalar()
+    if found is None or "WITHOUT ROWID" in " ".join(str(found).upper().split()):
+        return  # created at version 3 already (or not at all)
+    quote = conn.dialect.identifier_preparer.quote
+    old = f"{mk.name}_v2"
+    # The index moves with a renamed table: dropped first, so that its name is free.
+    for index in mk.indexes:
+        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {quote(str(index.name))}")
+    conn.exec_driver_sql(f"ALTER TABLE {quote(mk.name)} RENAME TO {quote(old)}")
+    mk.create(conn)
+    columns = ", ".join(quote(c.name) for c in mk.c)
+    conn.exec_driver_sql(
+        f"INSERT INTO {quote(mk.name)} ({columns}) SELECT {columns} FROM {quote(old)}"
+    )
+    conn.exec_driver_sql(f"DROP TABLE {quote(old)}")
+
+
 MIGRATIONS: tuple[Step, ...] = (
     Step(1, "create the adapter's tables", _v1_create),
     Step(2, "mapped mode: <prefix>extra_fields for fields without a column", _v2_extra_fields),
+    Step(3, "SQLite: <prefix>match_keys without a rowid", _v3_match_keys_without_rowid),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
