@@ -34,6 +34,7 @@ from .sqlitebatch import (
     Statement,
     compile_positional,
     compile_sqlite,
+    json_text,
     sqlite_timestamp,
 )
 
@@ -156,10 +157,13 @@ class SQLitePathsMixin:
         keys = sa.insert(mk).values({n: sa.bindparam(n) for n in key_names})
         wanted = sa.func.json_each(sa.bindparam("wanted")).table_valued("value")
         held = sa.select(ext_col, store.pk).where(ext_col.in_(sa.select(wanted.c.value)))
-        # The JSON column's own conversion (None is stored as JSON null), as SQLAlchemy's.
+        # The JSON column's own conversion (None is stored as JSON null), as SQLAlchemy's:
+        # json.dumps, unless the engine was given a serializer of its own.
         dialect = self.engine.dialect
         to_json = store.json_col.type.dialect_impl(dialect).bind_processor(dialect)
         assert to_json is not None
+        if getattr(dialect, "_json_serializer", None) is None:
+            to_json = json_text
         rows_sql, keys_sql = compile_positional(rows), compile_positional(keys)
         # The tuples' layouts must be the statements' parameter orders.
         assert rows_sql.names == tuple(names), rows_sql.names
