@@ -19,6 +19,7 @@ from adapter.config import DEFAULT_MATCH_KEYS, KeySpec
 from backends.base import EXTERNAL_ID, Entity
 from backends.keys import (
     NORMALISERS,
+    Normaliser,
     compound_value,
     normalise_domain,
     normalise_domain_any_extension,
@@ -100,6 +101,14 @@ class Matcher:
         self._by_name = {
             (entity, plan.name): plan for entity, plans in self._plans.items() for plan in plans
         }
+        # For match_keys, run for every created record: a key of one field as (name, field,
+        # normaliser), read inline; a compound key through its plan.
+        self._steps: dict[Entity, tuple[tuple[str, str, Normaliser | None, _Plan], ...]] = {
+            entity: tuple(
+                (p.name, p.parts[0][0], None if p.compound else p.parts[0][1], p) for p in plans
+            )
+            for entity, plans in self._plans.items()
+        }
 
     def keys_for(self, entity: Entity) -> tuple[KeySpec, ...]:
         """The configured keys of ``entity``, highest priority first."""
@@ -118,10 +127,14 @@ class Matcher:
         """Keys to store with a new record: every configured key whose fields are present in
         ``fields`` and normalise to a value. ``fields`` are in Enginy's vocabulary."""
         found: dict[str, str] = {}
-        for plan in self._plans[entity]:
-            key = plan.value(fields)
+        for name, field, normalise, plan in self._steps[entity]:
+            if normalise is None:
+                key = plan.value(fields)
+            else:
+                raw = fields.get(field)
+                key = None if raw is None else normalise(raw)
             if key is not None:
-                found[plan.name] = key
+                found[name] = key
         return found
 
     def needs_stored(

@@ -70,7 +70,10 @@ def normalise_linkedin_url(value: object) -> str | None:
     # first colon); every other form through it.
     https = text[:8].lower() == "https://"
     url = (text[8:] if https else _SCHEME.sub("", text)).lower()
-    url = url.split("#", 1)[0].split("?", 1)[0]
+    if "#" in url:
+        url = url.split("#", 1)[0]
+    if "?" in url:
+        url = url.split("?", 1)[0]
     host, sep, path = url.partition("/")
     if ":" in host:
         host = _PORT.sub("", host)
