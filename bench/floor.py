@@ -32,6 +32,11 @@ the ratio large/small has a target of <= 1.5.
 
 The machine's load average is printed with the tables: on a shared host, compare ratios and
 CPU figures, not absolute wall times.
+
+``--baseline DIR`` serves a second adapter beside ours, from the ``adapter`` and ``backends``
+packages under ``DIR`` (for instance ``git archive <commit> adapter backends | tar -x -C DIR``)
+on a database of its own, in the same alternation: its rows, marked ``(before)``, give a
+before/after comparison measured in one run, against the same bare app.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,8 +174,11 @@ class Served:
 
 
 @contextmanager
-def serve_ours(db_url: str | None, workdir: Path, **options: Any) -> Iterator[Served]:
-    """``enginy-adapter serve`` on ``db_url`` (the memory driver when ``None``)."""
+def serve_ours(
+    db_url: str | None, workdir: Path, source: Path | None = None, **options: Any
+) -> Iterator[Served]:
+    """``enginy-adapter serve`` on ``db_url`` (the memory driver when ``None``); with
+    ``source``, the ``adapter`` and ``backends`` packages of that tree instead of this one's."""
     config = workdir / f"ours-{uuid.uuid4().hex[:8]}.yaml"
     if db_url is None:
         backend: dict[str, Any] = {"driver": "memory"}
@@ -179,11 +187,18 @@ def serve_ours(db_url: str | None, workdir: Path, **options: Any) -> Iterator[Se
     config.write_text(json.dumps({"auth": {"keys": [KEY]}, "backend": backend}))
     port = front._free_port()
     exe = Path(sys.executable).with_name("enginy-adapter")
+    command, env, cwd = [str(exe)], None, None
+    if source is not None:
+        # That tree first on the path (and as the working directory, which ``-c`` puts
+        # first), ahead of this checkout's installed packages.
+        main = "import sys; from adapter.cli import main; sys.exit(main())"
+        command, cwd = [sys.executable, "-c", main], source
+        env = {**os.environ, "PYTHONPATH": str(source)}
     log_path = config.with_suffix(".log")
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [
-                str(exe),
+                *command,
                 "serve",
                 "--config",
                 str(config),
@@ -194,6 +209,8 @@ def serve_ours(db_url: str | None, workdir: Path, **options: Any) -> Iterator[Se
             ],
             stdout=subprocess.DEVNULL,
             stderr=log,
+            env=env,
+            cwd=cwd,
         )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -275,23 +292,25 @@ def client_for(base: str) -> httpx.Client:
 
 
 def measure_floor(
-    kind: str, workdir: Path, repeat: int, warmup: int
+    kind: str, workdir: Path, repeat: int, warmup: int, baseline: Path | None = None
 ) -> dict[str, dict[str, Timing]]:
-    seed = known(BATCH // 2)
-    with (
-        scratch_database(kind, workdir) if kind != "memory" else _none() as db_url,
-        serve_ours(db_url, workdir) as ours,
-        front.server("bare", KEY) as bare,
-        client_for(ours.url) as ours_client,
-        client_for(bare.url) as bare_client,
-    ):
-        post(ours_client, "/contacts", json.dumps({"contacts": seed}).encode())
-        if db_url is not None:
-            asyncio.run(analyze(db_url))
-        check = ours_client.post("/contacts/sync", content=sync_body(seed, "check"))
-        if len(check.json()["results"]) != BATCH // 2:
-            raise SystemExit(f"{kind}: the sync found {len(check.json()['results'])} of 50")
-        sides = {"ours": (ours_client, ours.pid), "bare": (bare_client, bare.pid)}
+    """Part 1 for one database: ``ours``, ``bare`` and, with ``baseline`` (a source tree),
+    ``before``: the same service from that tree, on a database of its own."""
+    with ExitStack() as stack:
+        servers = {"ours": stack.enter_context(_served(kind, workdir))}
+        if baseline is not None:
+            servers["before"] = stack.enter_context(_served(kind, workdir, baseline))
+        bare = stack.enter_context(front.server("bare", KEY))
+        sides = {
+            name: (stack.enter_context(client_for(url)), pid)
+            for name, (url, pid) in {
+                **{name: (s.url, s.pid) for name, s in servers.items()},
+                "bare": (bare.url, bare.pid),
+            }.items()
+        }
+        seed = known(BATCH // 2)
+        for name, served in servers.items():
+            _seed(kind, sides[name][0], served, seed)
         creates = {
             name: create_bodies(repeat + warmup, f"{name}{uuid.uuid4().hex[:6]}") for name in sides
         }
@@ -300,6 +319,33 @@ def measure_floor(
             "create": paired(sides, "/contacts", lambda name, i: creates[name][i], repeat, warmup),
             "sync": paired(sides, "/contacts/sync", lambda name, _i: syncs[name], repeat, warmup),
         }
+
+
+@dataclass(frozen=True)
+class _Server:
+    url: str
+    pid: int
+    db_url: str | None
+
+
+@contextmanager
+def _served(kind: str, workdir: Path, source: Path | None = None) -> Iterator[_Server]:
+    """A served adapter on a fresh database of ``kind`` (none for ``memory``)."""
+    with (
+        scratch_database(kind, workdir) if kind != "memory" else _none() as db_url,
+        serve_ours(db_url, workdir, source) as served,
+    ):
+        yield _Server(served.url, served.pid, db_url)
+
+
+def _seed(kind: str, client: httpx.Client, served: _Server, seed: list[dict[str, Any]]) -> None:
+    """The contacts the syncs find, then what autovacuum would have done, then a check."""
+    post(client, "/contacts", json.dumps({"contacts": seed}).encode())
+    if served.db_url is not None:
+        asyncio.run(analyze(served.db_url))
+    check = client.post("/contacts/sync", content=sync_body(seed, "check"))
+    if len(check.json()["results"]) != BATCH // 2:
+        raise SystemExit(f"{kind}: the sync found {len(check.json()['results'])} of 50")
 
 
 async def analyze(db_url: str) -> None:
@@ -423,6 +469,12 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=5, help="unmeasured requests per side")
     parser.add_argument("--stored", type=int, default=1_000_000, help="0: no scale part")
     parser.add_argument("--scale-databases", default="sqlite,postgres")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a source tree (its adapter/ and backends/, e.g. from git archive) served beside "
+        "ours and the bare app, alternately, for before/after in one run",
+    )
     args = parser.parse_args()
     targets = {"create": 3.0, "sync": 2.5}
     labels = {"create": "POST /contacts (100 new)", "sync": "POST /contacts/sync (100, half)"}
@@ -430,20 +482,26 @@ def main() -> int:
         workdir = Path(tmp)
         print(f"# bench/floor.py: {machine()}")
         print(
-            f"{'database':<9} {'operation':<31} {'ours ms':>8} {'bare ms':>8} {'ratio':>6} "
+            f"{'database':<16} {'operation':<31} {'ours ms':>8} {'bare ms':>8} {'ratio':>6} "
             f"{'target':>6}  {'ours cpu':>8} {'bare cpu':>8} {'cpu ratio':>9}"
         )
         for kind in args.databases.split(","):
-            result = measure_floor(kind, workdir, args.repeat, args.warmup)
+            result = measure_floor(kind, workdir, args.repeat, args.warmup, args.baseline)
             for op in ("create", "sync"):
-                ours, bare = result[op]["ours"], result[op]["bare"]
+                bare = result[op]["bare"]
                 target = targets[op] if kind != "memory" else 2.5
-                print(
-                    f"{kind:<9} {labels[op]:<31} {ours.median:>8.2f} {bare.median:>8.2f} "
-                    f"{ours.median / bare.median:>6.2f} {'<= ' + format(target, 'g'):>6}  "
-                    f"{ours.cpu_ms:>8.2f} {bare.cpu_ms:>8.2f} {ours.cpu_ms / bare.cpu_ms:>9.2f}",
-                    flush=True,
-                )
+                for side in ("before", "ours"):
+                    if side not in result[op]:
+                        continue
+                    ours = result[op][side]
+                    name = kind if side == "ours" else f"{kind} (before)"
+                    print(
+                        f"{name:<16} {labels[op]:<31} {ours.median:>8.2f} {bare.median:>8.2f} "
+                        f"{ours.median / bare.median:>6.2f} {'<= ' + format(target, 'g'):>6}  "
+                        f"{ours.cpu_ms:>8.2f} {bare.cpu_ms:>8.2f} "
+                        f"{ours.cpu_ms / bare.cpu_ms:>9.2f}",
+                        flush=True,
+                    )
         if args.stored:
             print(f"# scale: {machine()}")
             print(

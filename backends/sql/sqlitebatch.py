@@ -100,7 +100,7 @@ class Positional(NamedTuple):
 def compile_positional(statement: ClauseElement) -> Positional:
     """``statement`` compiled once with positional parameters (see :class:`Positional`); it
     must have no fixed values of its own."""
-    compiled = statement.compile(dialect=_QMARK)
+    compiled: Any = statement.compile(dialect=_QMARK)  # a SQLCompiler: positiontup
     names = tuple(compiled.positiontup or ())
     if any(compiled.params.get(name) is not None for name in names):
         raise ValueError("a positional statement takes every value from its rows")

@@ -56,7 +56,7 @@ def _getter(names: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ..
         only = names[0]
         return lambda row: (row[only],)
     get = operator.itemgetter(*names)
-    return lambda row: get(row)  # type: ignore[no-any-return]
+    return lambda row: get(row)
 
 
 class SQLitePathsMixin:
@@ -160,10 +160,10 @@ class SQLitePathsMixin:
         # The JSON column's own conversion (None is stored as JSON null), as SQLAlchemy's:
         # json.dumps, unless the engine was given a serializer of its own.
         dialect = self.engine.dialect
-        to_json = store.json_col.type.dialect_impl(dialect).bind_processor(dialect)
+        to_json: Callable[[Any], Any] | None = json_text
+        if getattr(dialect, "_json_serializer", None) is not None:
+            to_json = store.json_col.type.dialect_impl(dialect).bind_processor(dialect)
         assert to_json is not None
-        if getattr(dialect, "_json_serializer", None) is None:
-            to_json = json_text
         rows_sql, keys_sql = compile_positional(rows), compile_positional(keys)
         # The tuples' layouts must be the statements' parameter orders.
         assert rows_sql.names == tuple(names), rows_sql.names
