@@ -151,105 +151,122 @@ def _build(prefix: str) -> ManagedTables:
     return ManagedTables(
         metadata=md,
         prefix=prefix,
-        schema_version=sa.Table(
-            f"{p}schema_version",
-            md,
-            sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-            sa.Column("version", sa.Integer, nullable=False),
-            sa.Column("applied_at", Timestamp, nullable=False),
-        ),
-        links=sa.Table(
-            f"{p}links",
-            md,
-            # The primary key is the unique (entity, external_id): one index fewer to
-            # maintain per created record than a surrogate key plus a unique constraint.
-            sa.Column("entity", sa.String(16), primary_key=True),
-            sa.Column("external_id", sa.String(255), primary_key=True),
-            sa.Column("crm_id", CrmId, nullable=True),
-            # A random token per claiming transaction: whoever's claim survives creates the row.
-            sa.Column("claim", sa.String(36), nullable=False),
-            sa.Column("created_at", Timestamp, nullable=False),
-            sa.Index(f"{p}links_crm_ix", "entity", "crm_id"),
-        ),
-        extra_fields=sa.Table(
-            f"{p}extra_fields",
-            md,
-            sa.Column("entity", sa.String(16), primary_key=True),
-            sa.Column("crm_id", CrmId, primary_key=True),
-            sa.Column("data", Json, nullable=False),
-            sa.Column("updated_at", Timestamp, nullable=False),
-        ),
-        match_keys=sa.Table(
-            f"{p}match_keys",
-            md,
-            # The lookup index is the primary key (a record holds a value of a key once).
-            sa.Column("entity", sa.String(16), primary_key=True),
-            sa.Column("key_name", sa.String(64), primary_key=True),
-            sa.Column("value", sa.String(KEY_VALUE_LENGTH), primary_key=True),
-            sa.Column("crm_id", CrmId, primary_key=True),
-            sa.Index(f"{p}keys_crm_ix", "entity", "crm_id"),
-            # SQLite: the rows are the primary key's b-tree, with no rowid table beside it:
-            # one b-tree fewer to write per key (two keys per created contact).
-            sqlite_with_rowid=False,
-        ),
+        **_key_tables(md, p),
         contacts=_record_table(md, f"{p}contacts", CONTACT_COLUMNS),
         companies=_record_table(md, f"{p}companies", COMPANY_COLUMNS),
-        associations=sa.Table(
-            f"{p}associations",
-            md,
-            sa.Column("contact_id", CrmId, primary_key=True),
-            sa.Column("company_id", CrmId, primary_key=True),
-            sa.Column("created_at", Timestamp, nullable=False),
-            sa.Index(f"{p}assoc_company_ix", "company_id"),
-        ),
-        activities=sa.Table(
-            f"{p}activities",
-            md,
-            _seq(),
-            sa.Column("id", sa.String(36), nullable=False, unique=True),
-            sa.Column("type", sa.Text, nullable=False),
-            sa.Column("direction", sa.Text),
-            sa.Column("subject", sa.Text),
-            sa.Column("body", sa.Text),
-            sa.Column("owner_id", sa.Text),
-            sa.Column("occurred_at", Timestamp),
-            sa.Column("contact_id", CrmId),
-            sa.Column("company_id", CrmId),
-            sa.Column("metadata", Json),
-            sa.Column("extra", Json),
-            sa.Column("idempotency_key", sa.String(255), unique=True),
-            sa.Column("created_at", Timestamp, nullable=False),
-            sa.Index(f"{p}act_contact_ix", "contact_id"),
-            sa.Index(f"{p}act_company_ix", "company_id"),
-        ),
-        tasks=sa.Table(
-            f"{p}tasks",
-            md,
-            _seq(),
-            sa.Column("id", sa.String(36), nullable=False, unique=True),
-            sa.Column("subject", sa.Text, nullable=False),
-            sa.Column("description", sa.Text),
-            sa.Column("type", sa.Text),
-            sa.Column("owner_id", sa.Text),
-            sa.Column("due_date", Timestamp),
-            sa.Column("contact_id", CrmId),
-            sa.Column("company_id", CrmId),
-            sa.Column("completed", sa.Boolean, nullable=False, default=False),
-            sa.Column("completed_at", Timestamp),
-            sa.Column("extra", Json),
-            sa.Column("created_at", Timestamp, nullable=False),
-            sa.Column("updated_at", Timestamp, nullable=False),
-            sa.Index(f"{p}task_contact_ix", "contact_id"),
-            sa.Index(f"{p}task_company_ix", "company_id"),
-        ),
-        users=sa.Table(
-            f"{p}users",
-            md,
-            sa.Column("id", sa.String(255), primary_key=True),
-            sa.Column("name", sa.Text, nullable=False),
-            sa.Column("email", sa.Text),
-        ),
+        **_engagement_tables(md, p),
     )
+
+
+def _key_tables(md: sa.MetaData, p: str) -> dict[str, sa.Table]:
+    """The schema's version, the links and extra fields of mapped mode, the match keys."""
+    schema_version = sa.Table(
+        f"{p}schema_version",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("applied_at", Timestamp, nullable=False),
+    )
+    links = sa.Table(
+        f"{p}links",
+        md,
+        # The primary key is the unique (entity, external_id): one index fewer to
+        # maintain per created record than a surrogate key plus a unique constraint.
+        sa.Column("entity", sa.String(16), primary_key=True),
+        sa.Column("external_id", sa.String(255), primary_key=True),
+        sa.Column("crm_id", CrmId, nullable=True),
+        # A random token per claiming transaction: whoever's claim survives creates the row.
+        sa.Column("claim", sa.String(36), nullable=False),
+        sa.Column("created_at", Timestamp, nullable=False),
+        sa.Index(f"{p}links_crm_ix", "entity", "crm_id"),
+    )
+    extra_fields = sa.Table(
+        f"{p}extra_fields",
+        md,
+        sa.Column("entity", sa.String(16), primary_key=True),
+        sa.Column("crm_id", CrmId, primary_key=True),
+        sa.Column("data", Json, nullable=False),
+        sa.Column("updated_at", Timestamp, nullable=False),
+    )
+    match_keys = sa.Table(
+        f"{p}match_keys",
+        md,
+        # The lookup index is the primary key (a record holds a value of a key once).
+        sa.Column("entity", sa.String(16), primary_key=True),
+        sa.Column("key_name", sa.String(64), primary_key=True),
+        sa.Column("value", sa.String(KEY_VALUE_LENGTH), primary_key=True),
+        sa.Column("crm_id", CrmId, primary_key=True),
+        sa.Index(f"{p}keys_crm_ix", "entity", "crm_id"),
+        # SQLite: the rows are the primary key's b-tree, with no rowid table beside it:
+        # one b-tree fewer to write per key (two keys per created contact).
+        sqlite_with_rowid=False,
+    )
+    return {
+        "schema_version": schema_version,
+        "links": links,
+        "extra_fields": extra_fields,
+        "match_keys": match_keys,
+    }
+
+
+def _engagement_tables(md: sa.MetaData, p: str) -> dict[str, sa.Table]:
+    """Associations, activities, tasks and users."""
+    associations = sa.Table(
+        f"{p}associations",
+        md,
+        sa.Column("contact_id", CrmId, primary_key=True),
+        sa.Column("company_id", CrmId, primary_key=True),
+        sa.Column("created_at", Timestamp, nullable=False),
+        sa.Index(f"{p}assoc_company_ix", "company_id"),
+    )
+    activities = sa.Table(
+        f"{p}activities",
+        md,
+        _seq(),
+        sa.Column("id", sa.String(36), nullable=False, unique=True),
+        sa.Column("type", sa.Text, nullable=False),
+        sa.Column("direction", sa.Text),
+        sa.Column("subject", sa.Text),
+        sa.Column("body", sa.Text),
+        sa.Column("owner_id", sa.Text),
+        sa.Column("occurred_at", Timestamp),
+        sa.Column("contact_id", CrmId),
+        sa.Column("company_id", CrmId),
+        sa.Column("metadata", Json),
+        sa.Column("extra", Json),
+        sa.Column("idempotency_key", sa.String(255), unique=True),
+        sa.Column("created_at", Timestamp, nullable=False),
+        sa.Index(f"{p}act_contact_ix", "contact_id"),
+        sa.Index(f"{p}act_company_ix", "company_id"),
+    )
+    tasks = sa.Table(
+        f"{p}tasks",
+        md,
+        _seq(),
+        sa.Column("id", sa.String(36), nullable=False, unique=True),
+        sa.Column("subject", sa.Text, nullable=False),
+        sa.Column("description", sa.Text),
+        sa.Column("type", sa.Text),
+        sa.Column("owner_id", sa.Text),
+        sa.Column("due_date", Timestamp),
+        sa.Column("contact_id", CrmId),
+        sa.Column("company_id", CrmId),
+        sa.Column("completed", sa.Boolean, nullable=False, default=False),
+        sa.Column("completed_at", Timestamp),
+        sa.Column("extra", Json),
+        sa.Column("created_at", Timestamp, nullable=False),
+        sa.Column("updated_at", Timestamp, nullable=False),
+        sa.Index(f"{p}task_contact_ix", "contact_id"),
+        sa.Index(f"{p}task_company_ix", "company_id"),
+    )
+    users = sa.Table(
+        f"{p}users",
+        md,
+        sa.Column("id", sa.String(255), primary_key=True),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("email", sa.Text),
+    )
+    return {"associations": associations, "activities": activities, "tasks": tasks, "users": users}
 
 
 @dataclass(frozen=True)
