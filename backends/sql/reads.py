@@ -262,7 +262,10 @@ class RecordReadsMixin:
         table for the values not found). The oldest record wins when several hold a value."""
         store = self._store(entity)
         # A value PostgreSQL cannot store (NUL) cannot match anything.
-        wanted = list({v for v in values if v and len(v) <= KEY_VALUE_LENGTH and self._storable(v)})
+        nul_ok = self._storable("\x00")
+        wanted = list(
+            {v for v in values if v and len(v) <= KEY_VALUE_LENGTH and (nul_ok or "\x00" not in v)}
+        )
         if not wanted:
             return {}
         hits: list[Hit] = []
