@@ -36,6 +36,7 @@ from backends.base import (
     Backend,
     BackendError,
     Entity,
+    ItemResult,
     MatchKey,
     NewRecord,
     RecordUpdate,
@@ -244,66 +245,87 @@ class RecordOperations:
     ) -> UpdateResponse:
         """Partial updates; one result per input, in order (A.6). An update accepted into the
         outbox is ``{"crmId", "success": true, "queued": true}``."""
-        mapper = self.mappers[entity]
         clear_nulls = self.nulls.get(entity, NullPolicy.IGNORE) is NullPolicy.CLEAR
-        slots: list[UpdateResult | None] = []
-        updates: list[RecordUpdate] = []
         stored = await self._stored_key_fields(entity, items, clear_nulls)
         unknown_owners = await self._unknown_owners(items)
+        # One slot per input: its refusal, or None where its update goes to the driver.
+        slots: list[UpdateResult | None] = []
+        updates: list[RecordUpdate] = []
         for item in items:
-            crm_id = item["crmId"]
-            refused = _refusal(item, unknown_owners)
-            if refused is not None:
-                slots.append(
-                    {
-                        "crmId": crm_id,
-                        "success": False,
-                        "error": refused["error"],
-                        "message": refused["message"],
-                    }
-                )
-                continue
-            values = {k: v for k, v in item.items() if v is not None and k not in ENVELOPE_FIELDS}
-            nulls = [k for k, v in item.items() if v is None] if clear_nulls else []
-            try:
-                backend_values = mapper.to_backend(values)
-                # The same policy applies to a field being cleared as to one being set.
-                cleared = frozenset(mapper.to_backend(dict.fromkeys(nulls)))
-            except UnmappedField as exc:
-                slots.append(
-                    {
-                        "crmId": crm_id,
-                        "success": False,
-                        "error": "unmapped_field",
-                        "message": f"no field mapping for: {', '.join(exc.fields)}",
-                    }
-                )
-                continue
-            keys = self.matcher.changed_match_keys(entity, values, nulls, stored.get(crm_id))
-            updates.append(RecordUpdate(crm_id, backend_values, cleared, keys))
-            slots.append(None)
+            prepared = self._prepare_update(entity, item, clear_nulls, stored, unknown_owners)
+            if isinstance(prepared, RecordUpdate):
+                updates.append(prepared)
+                slots.append(None)
+            else:
+                slots.append(prepared)
+        outcomes = await self.writes.update_records(entity, updates) if updates else []
+        return self._update_response(entity, slots, updates, outcomes)
 
-        outcomes = iter(await self.writes.update_records(entity, updates) if updates else [])
+    def _prepare_update(
+        self,
+        entity: Entity,
+        item: RecordUpdateIn,
+        clear_nulls: bool,
+        stored: Mapping[str, dict[str, object]],
+        unknown_owners: set[str],
+    ) -> RecordUpdate | UpdateResult:
+        """The driver's update for one input, or the failed result that refuses it."""
+        crm_id = item["crmId"]
+        refused = _refusal(item, unknown_owners)
+        if refused is not None:
+            return {
+                "crmId": crm_id,
+                "success": False,
+                "error": refused["error"],
+                "message": refused["message"],
+            }
+        mapper = self.mappers[entity]
+        values = {k: v for k, v in item.items() if v is not None and k not in ENVELOPE_FIELDS}
+        nulls = [k for k, v in item.items() if v is None] if clear_nulls else []
+        try:
+            backend_values = mapper.to_backend(values)
+            # The same policy applies to a field being cleared as to one being set.
+            cleared = frozenset(mapper.to_backend(dict.fromkeys(nulls)))
+        except UnmappedField as exc:
+            return {
+                "crmId": crm_id,
+                "success": False,
+                "error": "unmapped_field",
+                "message": f"no field mapping for: {', '.join(exc.fields)}",
+            }
+        keys = self.matcher.changed_match_keys(entity, values, nulls, stored.get(crm_id))
+        return RecordUpdate(crm_id, backend_values, cleared, keys)
+
+    def _update_response(
+        self,
+        entity: Entity,
+        slots: Sequence[UpdateResult | None],
+        updates: Sequence[RecordUpdate],
+        outcomes: Sequence[ItemResult | Queued],
+    ) -> UpdateResponse:
+        """The answer in the order asked: refusals where they were, the driver's outcomes in
+        the other slots, and a warning for each field the driver did not write."""
+        mapper = self.mappers[entity]
         results: list[UpdateResult] = []
         warnings: list[FieldWarning] = []
-        update_iter = iter(updates)
+        pending = iter(zip(updates, outcomes, strict=True))
         for slot in slots:
             if slot is not None:
                 results.append(slot)
                 continue
-            update, outcome = next(update_iter), next(outcomes)
+            update, outcome = next(pending)
             if isinstance(outcome, Queued):
                 results.append({"crmId": update.crm_id, "success": True, "queued": True})
             elif outcome.error is None:
                 results.append({"crmId": update.crm_id, "success": True})
-                for name, why in outcome.dropped.items():
-                    warnings.append(
-                        {
-                            "crmId": update.crm_id,
-                            "field": mapper.enginy_name(name),
-                            "message": f"not written: {why}",
-                        }
-                    )
+                warnings.extend(
+                    {
+                        "crmId": update.crm_id,
+                        "field": mapper.enginy_name(name),
+                        "message": f"not written: {why}",
+                    }
+                    for name, why in outcome.dropped.items()
+                )
             else:
                 results.append(
                     {
