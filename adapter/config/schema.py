@@ -221,7 +221,7 @@ class Settings(Section):
     matching: MatchingConfig = Field(default_factory=MatchingConfig)
     #: ``null``: ``GET /users`` asks the backend (501 when it cannot list users).
     users: list[UserConfig] | None = None
-    #: Metrics and request logs (``adapter/ops/telemetry.py``).
+    #: Metrics and request logs (``adapter/ops/telemetry.py``, ``adapter/ops/metrics.py``).
     observability: TelemetryConfig = Field(default_factory=TelemetryConfig)
     #: The dashboard at ``/ui`` (``adapter/http/dashboard.py``).
     ui: UIConfig = Field(default_factory=UIConfig)

@@ -34,7 +34,7 @@ def format_loc(loc: Sequence[int | str]) -> str:
 
 
 #: The branch names pydantic appends to the location of an error in a union: the identifiers
-#: of ``adapter/contract.py`` are "a string or an integer", which is one field to Enginy.
+#: of ``adapter/contract/`` are "a string or an integer", which is one field to Enginy.
 _UNION_BRANCHES = frozenset({"str", "int", "constrained-str", "function-after[str(), int]"})
 
 

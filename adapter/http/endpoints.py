@@ -1,8 +1,8 @@
 """The HTTP side of each route: read and validate the body, call the service, render JSON.
 
 Kept apart from ``app.py`` (which is only the route table and the lifespan) and from
-``service.py`` (which knows nothing of HTTP). There is no ``try/except`` for driver errors here:
-they propagate to the handlers of ``adapter/errors.py``.
+``adapter/service/`` (which knows nothing of HTTP). There is no ``try/except`` for driver
+errors here: they propagate to the handlers of ``adapter.errors``.
 
 The hot path is lean on purpose: the body is read once with a size limit, validated from the
 raw bytes by pydantic (``model_validate_json``), and the response is serialised by pydantic

@@ -1,6 +1,6 @@
 """Translation between Enginy's contract and the driver interface.
 
-The :class:`Service` takes validated wire models (``adapter/contract.py``), applies the YAML
+The :class:`Service` takes validated wire models (``adapter.contract``), applies the YAML
 field mapping and computes match keys once (:mod:`adapter.mapping`, :mod:`adapter.matching`),
 calls the driver, and builds the wire responses. It knows nothing about HTTP: failures leave as
 exceptions (:class:`adapter.errors.ApiError` or a driver's :class:`backends.base.BackendError`)
