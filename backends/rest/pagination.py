@@ -65,6 +65,33 @@ def _total(body: Any, path: str | None) -> int | None:
         return None  # Directus' aggregate count is a string; anything unreadable is unknown
 
 
+async def _counted_pages(
+    spec: _Spec,
+    send: Send,
+    items: Items,
+    request: Callable[[int, int], dict[str, Any]],
+    page_size: int,
+    total_path: str | None,
+) -> AsyncIterator[list[Any]]:
+    """The walk of the counted schemes (offset, page number): ``request(n, seen)`` gives the
+    parameters of page ``n`` (from 0) after ``seen`` items. Ends at an empty page, when ``seen``
+    reaches the total read at ``total_path``, at a short page when ``short_page_ends``, and
+    after ``max_pages``."""
+    seen = 0
+    for number in range(spec.max_pages):
+        response = await send(request(number, seen), None)
+        page = items(response.body)
+        if not page:
+            return
+        yield page
+        seen += len(page)
+        total = _total(response.body, total_path)
+        if total is not None and seen >= total:
+            return
+        if spec.short_page_ends and len(page) < page_size:
+            return
+
+
 class NoPagination(_Spec):
     type: Literal["none"]
 
@@ -87,22 +114,14 @@ class OffsetPagination(_Spec):
         return None if value is None else check_path(value)
 
     async def pages(self, send: Send, items: Items) -> AsyncIterator[list[Any]]:
-        offset = 0
-        for _ in range(self.max_pages):
-            params: dict[str, Any] = {self.offset_param: offset}
+        def request(_number: int, seen: int) -> dict[str, Any]:
+            params: dict[str, Any] = {self.offset_param: seen}
             if self.limit_param:
                 params[self.limit_param] = self.page_size
-            response = await send(params, None)
-            page = items(response.body)
-            if not page:
-                return
+            return params
+
+        async for page in _counted_pages(self, send, items, request, self.page_size, self.total):
             yield page
-            offset += len(page)
-            total = _total(response.body, self.total)
-            if total is not None and offset >= total:
-                return
-            if self.short_page_ends and len(page) < self.page_size:
-                return
 
 
 class PagePagination(_Spec):
@@ -119,22 +138,14 @@ class PagePagination(_Spec):
         return None if value is None else check_path(value)
 
     async def pages(self, send: Send, items: Items) -> AsyncIterator[list[Any]]:
-        seen = 0
-        for number in range(self.first_page, self.first_page + self.max_pages):
-            params: dict[str, Any] = {self.page_param: number}
+        def request(number: int, _seen: int) -> dict[str, Any]:
+            params: dict[str, Any] = {self.page_param: self.first_page + number}
             if self.size_param:
                 params[self.size_param] = self.page_size
-            response = await send(params, None)
-            page = items(response.body)
-            if not page:
-                return
+            return params
+
+        async for page in _counted_pages(self, send, items, request, self.page_size, self.total):
             yield page
-            seen += len(page)
-            total = _total(response.body, self.total)
-            if total is not None and seen >= total:
-                return
-            if self.short_page_ends and len(page) < self.page_size:
-                return
 
 
 class CursorPagination(_Spec):
