@@ -10,7 +10,8 @@ Layout of the interface (one async class, grouped by resource):
   keyed by :class:`Entity`, because every CRM we have met treats them as the same kind of
   object with a different type name (HubSpot object types, SQL tables, ...):
   :meth:`Backend.create_records`, :meth:`Backend.find_records`, :meth:`Backend.update_records`,
-  :meth:`Backend.get_records`.
+  :meth:`Backend.get_records`; a sync's lookup by several keys, :meth:`Backend.match_records`,
+  has a default built on :meth:`Backend.find_records`.
 * **Associations** (optional, :attr:`Capability.ASSOCIATIONS`): :meth:`Backend.create_associations`.
 * **Activities** (optional, :attr:`Capability.ACTIVITIES`): :meth:`Backend.create_activity`.
 * **Tasks** (optional, :attr:`Capability.TASKS`): :meth:`Backend.create_task`,
@@ -55,6 +56,7 @@ from backends.records import (
     Activity,
     AssociationPair,
     Entity,
+    FirstMatches,
     ItemResult,
     MatchKey,
     NewActivity,
@@ -82,6 +84,7 @@ __all__ = [
     "Conflict",
     "DriverOptions",
     "Entity",
+    "FirstMatches",
     "InvalidRecord",
     "ItemResult",
     "MatchKey",
@@ -217,6 +220,33 @@ class Backend:
         A driver should answer a batch with a constant number of backend calls.
         """
         raise Unsupported(f"{self.name} does not implement find_records")
+
+    async def match_records(
+        self,
+        entity: Entity,
+        keys: Sequence[MatchKey],
+        values: Sequence[Sequence[str | None]],
+    ) -> list[StoredRecord | None]:
+        """A sync's lookup: for each item, the record found by the first of ``keys`` (in
+        priority order, the external id first) whose value for that item matches.
+
+        ``values[k][i]`` is item ``i``'s normalised value of ``keys[k]`` (``None``: the item has
+        none); ``values[k]`` may normalise on demand, so read each value only for the items
+        still unmatched, as :class:`FirstMatches` does. Returns one entry per item, in order:
+        its record, or ``None``. Read-only; raises only for whole-call failures.
+
+        This default calls :meth:`find_records` once per key for the items still unmatched; a
+        driver that can run those lookups in one trip (one connection, one hand-over to a
+        database thread) overrides it with the same answers.
+        """
+        matches = FirstMatches(values)
+        for k, key in enumerate(keys):
+            if matches.done:
+                break
+            wanted = matches.wanted(k)
+            if wanted:
+                matches.take(await self.find_records(entity, key, wanted))
+        return matches.found
 
     async def get_records(self, entity: Entity, crm_ids: Sequence[str]) -> dict[str, StoredRecord]:
         """Fetch records by CRM id. Returns ``{crm_id: record}`` for those that exist

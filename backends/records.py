@@ -3,14 +3,15 @@
 What the front hands a driver (:class:`NewRecord`, :class:`RecordUpdate`, :class:`MatchKey`,
 :class:`NewActivity`, :class:`NewTask`, :class:`TaskChanges`, :class:`AssociationPair`) and
 what it gets back (:class:`StoredRecord`, :class:`ItemResult`, :class:`Activity`,
-:class:`Task`, :class:`User`, :class:`SetupReport`). All are frozen dataclasses. Part of the
-driver interface: :mod:`backends.base` exports every name.
+:class:`Task`, :class:`User`, :class:`SetupReport`). All are frozen dataclasses, except
+:class:`FirstMatches`, the bookkeeping of a sync's lookup by several keys in priority order.
+Part of the driver interface: :mod:`backends.base` exports every name.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,6 +24,7 @@ __all__ = [
     "Activity",
     "AssociationPair",
     "Entity",
+    "FirstMatches",
     "ItemResult",
     "MatchKey",
     "NewActivity",
@@ -113,6 +115,66 @@ class StoredRecord:
     crm_id: str
     external_id: str | None
     fields: Mapping[str, Value]
+
+
+class FirstMatches:
+    """A sync's lookup by several keys in priority order: each item's record is the one found
+    by the first key whose value for that item matches.
+
+    ``values[k][i]`` is item ``i``'s normalised value of key ``k`` (``None``: it has none); each
+    is read at most once, and only while item ``i`` is still unmatched, so ``values[k]`` may be
+    a sequence that normalises on demand. Key by key, :meth:`wanted` gives the values worth
+    looking up (those of the items no earlier key matched, each once) and :meth:`take`
+    records what that lookup found; the loop stops when every item is matched (:attr:`done`).
+    :meth:`Backend.match_records <backends.base.Backend.match_records>` runs it with one
+    ``find_records`` per key; a driver that can answer several lookups in one trip runs the
+    same loop there::
+
+        matches = FirstMatches(values)
+        for k, key in enumerate(keys):
+            if matches.done:
+                break
+            if wanted := matches.wanted(k):
+                matches.take(lookup(key, wanted))  # {value: record}
+        return matches.found
+    """
+
+    __slots__ = ("_asked", "_pending", "_values", "found")
+
+    def __init__(self, values: Sequence[Sequence[str | None]]) -> None:
+        self._values = values
+        count = len(values[0]) if values else 0
+        self._pending = list(range(count))
+        self._asked: dict[int, str] = {}
+        #: Per item, in input order: its record, or ``None`` while no key matched it.
+        self.found: list[StoredRecord | None] = [None] * count
+
+    @property
+    def done(self) -> bool:
+        """Every item has its record."""
+        return not self._pending
+
+    def wanted(self, k: int) -> list[str]:
+        """The values of key ``k`` of the items still unmatched, each once, in item order."""
+        column = self._values[k]
+        self._asked = asked = {i: v for i in self._pending if (v := column[i]) is not None}
+        return list(dict.fromkeys(asked.values()))
+
+    def take(self, hits: Mapping[str, StoredRecord]) -> None:
+        """Give each item whose value in the last :meth:`wanted` is in ``hits`` that record."""
+        asked, found = self._asked, self.found
+        self._asked = {}
+        if not hits:
+            return
+        still: list[int] = []
+        for i in self._pending:
+            value = asked.get(i)
+            record = hits.get(value) if value is not None else None
+            if record is None:
+                still.append(i)
+            else:
+                found[i] = record
+        self._pending = still
 
 
 @dataclass(frozen=True, slots=True)

@@ -294,6 +294,26 @@ async def test_instrumented_backend_times_calls_and_counts_records() -> None:
                   error="backend_unavailable") == 1
 
 
+async def test_a_syncs_lookup_is_timed_once_and_counts_each_record_once() -> None:
+    """``match_records`` (the base class's default: one ``find_records`` per key for the items
+    still unmatched) is one timed call; its records count as matched or unmatched once each,
+    whichever key found them, not once per lookup."""
+    t = Telemetry()
+    backend = instrument_backend(FlakyBackend(), t)
+    keys = [MatchKey("externalId"), MatchKey("domain")]
+    values = [["a", "known", "c", "d"], ["known", "x", None, "known"]]
+    found = await backend.match_records(Entity.COMPANY, keys, values)
+    assert [r is not None for r in found] == [True, True, False, True]
+    assert sample(t, "enginy_adapter_backend_call_duration_seconds_count",
+                  method="match_records") == 1
+    assert sample(t, "enginy_adapter_backend_call_duration_seconds_count",
+                  method="find_records") == 0
+    assert sample(t, "enginy_adapter_records_total", operation="companies.find",
+                  outcome="matched") == 3
+    assert sample(t, "enginy_adapter_records_total", operation="companies.find",
+                  outcome="unmatched") == 1
+
+
 def test_upstream_retries_counter() -> None:
     t = Telemetry()
     t.upstream_retry("hubspot", "429")

@@ -31,6 +31,7 @@ _BACKEND_METHODS = (
     "create_record",
     "create_records",
     "find_records",
+    "match_records",
     "get_records",
     "update_record",
     "update_records",
@@ -116,6 +117,9 @@ def _timed(
             _count_results(telemetry, op_template.format(entity=_entity_of(args)), result)
         elif name == "find_records" and isinstance(result, dict) and len(args) >= 3:
             _count_find(telemetry, _entity_of(args), len(set(args[2])), len(result))
+        elif name == "match_records" and isinstance(result, list):
+            matched = sum(record is not None for record in result)
+            _count_find(telemetry, _entity_of(args), len(result), matched)
         elif name == "create_activity":
             telemetry.record_batch("activities.create", 1)
         elif name == "create_task":
@@ -133,8 +137,8 @@ def _count_find(telemetry: Telemetry, entity: str, asked: int, matched: int) -> 
         telemetry.count_records(operation, "matched", matched)
     if asked > matched:
         telemetry.count_records(operation, "unmatched", asked - matched)
-    # A sync looks records up once per match key, each time for those still unmatched, so the
-    # request's record count is the largest lookup, not the sum of them.
+    # A request's record count is its largest lookup, not the sum of several (a caller that
+    # looks records up once per match key asks again for those still unmatched).
     note_records(asked, largest=True)
 
 

@@ -10,7 +10,7 @@ result per record, in order.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypedDict
+from typing import Any, TypedDict, overload
 
 from adapter.config import KeySpec, NullPolicy
 from adapter.contract import (
@@ -40,7 +40,6 @@ from backends.base import (
     MatchKey,
     NewRecord,
     RecordUpdate,
-    StoredRecord,
 )
 
 __all__ = ["RecordOperations"]
@@ -53,6 +52,36 @@ def _match_key(spec: KeySpec, mapper: FieldMapper) -> MatchKey:
         fields = tuple(mapper.backend_name(p.field) for p in spec.parts)
         return MatchKey(spec.field, None, "compound", fields)
     return MatchKey(spec.field, mapper.backend_name(spec.field), spec.normaliser)
+
+
+class _KeyValues(Sequence[str | None]):
+    """One match key's value for each item of a sync, normalised when the lookup asks for it:
+    most items are matched by their first keys, so most of the later keys' values are never
+    needed (see :class:`backends.base.FirstMatches`)."""
+
+    __slots__ = ("_entity", "_items", "_spec", "_value_of")
+
+    def __init__(
+        self, items: Sequence[RecordIn], matcher: Matcher, entity: Entity, spec: KeySpec
+    ) -> None:
+        self._items, self._value_of, self._entity, self._spec = (
+            items,
+            matcher.value_of,
+            entity,
+            spec,
+        )
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> str | None: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[str | None]: ...
+    def __getitem__(self, index: int | slice) -> str | list[str | None] | None:
+        if isinstance(index, slice):
+            return [self._value_of(self._entity, self._spec, i) for i in self._items[index]]
+        return self._value_of(self._entity, self._spec, self._items[index])
 
 
 #: The types of a JSON value that holds no number out of range.
@@ -165,45 +194,14 @@ class RecordOperations:
 
     async def sync_records(self, entity: Entity, items: Sequence[RecordIn]) -> SyncResponse:
         """Find existing records: ``externalId`` first, then each configured key in priority
-        order for the items still unmatched; one driver call per key per batch (A.7)."""
+        order for the items still unmatched (A.7), in one driver call (``match_records``:
+        one lookup per key by default, one trip where the driver can)."""
         mapper = self.mappers[entity]
-        found: list[StoredRecord | None] = [None] * len(items)
-
-        by_external = await self.backend.find_records(
-            entity, MatchKey(EXTERNAL_ID), list(dict.fromkeys(i["externalId"] for i in items))
-        )
-        pending: list[int] = []
-        for index, item in enumerate(items):
-            record = by_external.get(item["externalId"])
-            if record is None:
-                pending.append(index)
-            else:
-                found[index] = record
-
-        for spec in self.matcher.keys_for(entity):
-            if not pending:
-                break
-            wanted: dict[int, str] = {}
-            for index in pending:
-                value = self.matcher.value_of(entity, spec, items[index])
-                if value is not None:
-                    wanted[index] = value
-            if not wanted:
-                continue
-            key = _match_key(spec, mapper)
-            hits = await self.backend.find_records(
-                entity, key, list(dict.fromkeys(wanted.values()))
-            )
-            still: list[int] = []
-            for index in pending:
-                value = wanted.get(index)
-                record = hits.get(value) if value is not None else None
-                if record is None:
-                    still.append(index)
-                else:
-                    found[index] = record
-            pending = still
-
+        specs = self.matcher.keys_for(entity)
+        keys = [MatchKey(EXTERNAL_ID), *(_match_key(spec, mapper) for spec in specs)]
+        values: list[Sequence[str | None]] = [[item["externalId"] for item in items]]
+        values += [_KeyValues(items, self.matcher, entity, spec) for spec in specs]
+        found = await self.backend.match_records(entity, keys, values)
         results: list[SyncResult] = [
             {
                 "externalId": item["externalId"],

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from backends.base import EXTERNAL_ID, Entity, MatchKey, StoredRecord
+from backends.base import EXTERNAL_ID, Entity, FirstMatches, MatchKey, StoredRecord
 from backends.keys import normalise_domain_any_extension, normalise_name
 
 from .batching import chunked
@@ -33,6 +33,7 @@ from .lookup import (
 )
 from .mapped import RecordStore
 from .mapped_options import Lookup
+from .plans import driven_by_wanted
 from .schema import KEY_VALUE_LENGTH
 
 if TYPE_CHECKING:
@@ -57,6 +58,12 @@ class RecordReadsMixin:
         def _store(self, entity: Entity) -> RecordStore: ...
         def _storable(self, text: str) -> bool: ...
         def _lite_ok(self, *stores: RecordStore) -> bool: ...
+        async def _lite_match(
+            self,
+            store: RecordStore,
+            keys: Sequence[MatchKey],
+            values: Sequence[Sequence[str | None]],
+        ) -> list[StoredRecord | None]: ...
         async def _lite_find(
             self, store: RecordStore, name: str, wanted: Sequence[str]
         ) -> list[tuple[Any, Any, StoredRecord]]: ...
@@ -194,6 +201,14 @@ class RecordReadsMixin:
             return expr.in_(sa.select(values.c.value))
         return expr.in_(sa.bindparam("wanted", expanding=True))
 
+    def _where_wanted(self, stmt: sa.Select[Any], expr: Any) -> sa.Select[Any]:
+        """``stmt`` restricted to the rows whose ``expr`` is one of the ``wanted`` values: on
+        SQLite driven by the values, so that each is an index search whatever the table's
+        statistics say (:mod:`backends.sql.plans`), elsewhere :meth:`_wanted`."""
+        if self.engine.dialect.name == "sqlite":
+            return driven_by_wanted(stmt, expr)
+        return stmt.where(self._wanted(expr))
+
     @staticmethod
     def _comparison(store: RecordStore, field: str) -> Comparison | None:
         """How a mapped column of ``field`` is compared with key forms (``None``: it is not a
@@ -220,18 +235,21 @@ class RecordReadsMixin:
             expr = compare.expression
             stmt = self._with_ext(store, expr.label("_enginy_value")).where(self._wanted(expr))
         elif name == EXTERNAL_ID and store.ext_col is not None:
-            stmt = self._with_ext(store, store.ext_col.label("_enginy_value")).where(
-                self._wanted(store.ext_col)
+            stmt = self._where_wanted(
+                self._with_ext(store, store.ext_col.label("_enginy_value")), store.ext_col
             )
         elif name == EXTERNAL_ID:
-            stmt = store.only_visible(
-                sa.select(
-                    *store.selected(),
-                    links.c.external_id.label("_enginy_ext"),
-                    links.c.external_id.label("_enginy_value"),
-                )
-                .select_from(links.join(store.source(), self._links_on(store, from_links=True)))
-                .where(links.c.entity == entity.value, self._wanted(links.c.external_id))
+            stmt = self._where_wanted(
+                store.only_visible(
+                    sa.select(
+                        *store.selected(),
+                        links.c.external_id.label("_enginy_ext"),
+                        links.c.external_id.label("_enginy_value"),
+                    )
+                    .select_from(links.join(store.source(), self._links_on(store, from_links=True)))
+                    .where(links.c.entity == entity.value)
+                ),
+                links.c.external_id,
             )
         else:
             on_record = self._id_equals(store, mk.c.crm_id, from_text=True)
@@ -242,14 +260,13 @@ class RecordReadsMixin:
                 on_link = sa.and_(links.c.entity == entity.value, links.c.crm_id == mk.c.crm_id)
                 joined = joined.outerjoin(links, on_link)
                 ext = links.c.external_id.label("_enginy_ext")
-            stmt = store.only_visible(
-                sa.select(*store.selected(), ext, mk.c.value.label("_enginy_value"))
-                .select_from(joined)
-                .where(
-                    mk.c.entity == entity.value,
-                    mk.c.key_name == name,
-                    self._wanted(mk.c.value),
-                )
+            stmt = self._where_wanted(
+                store.only_visible(
+                    sa.select(*store.selected(), ext, mk.c.value.label("_enginy_value"))
+                    .select_from(joined)
+                    .where(mk.c.entity == entity.value, mk.c.key_name == name)
+                ),
+                mk.c.value,
             )
         self._find_statements[cache_key] = stmt
         return stmt
@@ -261,26 +278,58 @@ class RecordReadsMixin:
         lookup joined to the records (mapped mode: then one on the customer's column or child
         table for the values not found). The oldest record wins when several hold a value."""
         store = self._store(entity)
-        # A value PostgreSQL cannot store (NUL) cannot match anything.
-        nul_ok = self._storable("\x00")
-        wanted = list(
-            {v for v in values if v and len(v) <= KEY_VALUE_LENGTH and (nul_ok or "\x00" not in v)}
-        )
+        wanted = self._lookup_values(values)
         if not wanted:
             return {}
-        hits: list[Hit] = []
         if self._lite_ok(store):
             # SQLite, managed: one trip to the connection's thread (sqlitepaths.py).
             return self._best(await self._lite_find(store, key.name, wanted))
         async with self._tx(f"find {entity.plural}", write=False) as conn:
-            stmt = self._find_statement(store, key.name, fallback=False)
-            for part in chunked(wanted):  # one statement unless the batch is huge
-                found = await conn.execute(stmt, {"wanted": part})
-                hits += self._record_rows(store, found, "_enginy_value")
-            rest = list(set(wanted) - {value for value, _, _ in hits})
-            if not store.managed and key.name != EXTERNAL_ID and (key.field or key.fields) and rest:
-                hits += await self._find_stored(conn, store, key, rest)
-            complete = await self._complete(conn, store, [r for _, _, r in hits])
+            return await self._find_in(conn, store, key, wanted)
+
+    async def match_records(
+        self,
+        entity: Entity,
+        keys: Sequence[MatchKey],
+        values: Sequence[Sequence[str | None]],
+    ) -> list[StoredRecord | None]:
+        """A sync's lookups, key after key for the items still unmatched (see
+        :class:`~backends.base.FirstMatches`), on one connection: on SQLite (managed) in one
+        trip to the connection's thread, elsewhere one checkout for every key's statement."""
+        store = self._store(entity)
+        if self._lite_ok(store):
+            return await self._lite_match(store, keys, values)
+        matches = FirstMatches(values)
+        async with self._tx(f"find {entity.plural}", write=False) as conn:
+            for k, key in enumerate(keys):
+                if matches.done:
+                    break
+                wanted = self._lookup_values(matches.wanted(k))
+                if wanted:
+                    matches.take(await self._find_in(conn, store, key, wanted))
+        return matches.found
+
+    def _lookup_values(self, values: Iterable[str]) -> list[str]:
+        """The values a lookup can match, each once: not empty, not longer than a stored key,
+        and without NUL where the database cannot store one."""
+        nul_ok = self._storable("\x00")
+        return list(
+            {v for v in values if v and len(v) <= KEY_VALUE_LENGTH and (nul_ok or "\x00" not in v)}
+        )
+
+    async def _find_in(
+        self, conn: AsyncConnection, store: RecordStore, key: MatchKey, wanted: list[str]
+    ) -> dict[str, StoredRecord]:
+        """:meth:`find_records`'s lookup of ``wanted`` (usable values) on ``conn``."""
+        stmt = self._find_statement(store, key.name, fallback=False)
+        hits: list[Hit] = []
+        for part in chunked(wanted):  # one statement unless the batch is huge
+            found = await conn.execute(stmt, {"wanted": part})
+            hits += self._record_rows(store, found, "_enginy_value")
+        rest = list(set(wanted) - {value for value, _, _ in hits})
+        if not store.managed and key.name != EXTERNAL_ID and (key.field or key.fields) and rest:
+            hits += await self._find_stored(conn, store, key, rest)
+        complete = await self._complete(conn, store, [r for _, _, r in hits])
         return self._best((v, o, complete[r.crm_id]) for v, o, r in hits)
 
     @staticmethod

@@ -1,12 +1,13 @@
 """The managed hot paths on SQLite, each one trip to the connection's thread.
 
-Creates, syncs, updates and activities of the managed schema run their statements as plain
-``sqlite3`` calls on the connection's own thread (:mod:`backends.sql.sqlitebatch`): the same
-statements as the statement-by-statement path (:mod:`backends.sql.insert`,
-:mod:`backends.sql.patch`, the driver's lookups), compiled once from SQLAlchemy, in the same
-transactions. Mixed into :class:`SQLBackend`; used only when :attr:`_lite` is set (SQLite
-through aiosqlite) and the records are in the managed tables. The row-by-row replay after a
-rejected batch, mapped tables and the other databases keep the general path.
+Creates, syncs (every match key's lookup in one trip), updates and activities of the managed
+schema run their statements as plain ``sqlite3`` calls on the connection's own thread
+(:mod:`backends.sql.sqlitebatch`): the same statements as the statement-by-statement path
+(:mod:`backends.sql.insert`, :mod:`backends.sql.patch`, the driver's lookups), compiled once
+from SQLAlchemy, in the same transactions. Mixed into :class:`SQLBackend`; used only when
+:attr:`_lite` is set (SQLite through aiosqlite) and the records are in the managed tables. The
+row-by-row replay after a rejected batch, mapped tables and the other databases keep the
+general path.
 """
 
 from __future__ import annotations
@@ -14,13 +15,21 @@ from __future__ import annotations
 import datetime as dt
 import json
 import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
-from backends.base import Activity, Entity, NotFound, RecordUpdate, StoredRecord
+from backends.base import (
+    Activity,
+    Entity,
+    FirstMatches,
+    MatchKey,
+    NotFound,
+    RecordUpdate,
+    StoredRecord,
+)
 
 from .batching import chunked
 from .fastwrites import utcnow
@@ -70,6 +79,11 @@ class SQLitePathsMixin:
 
         def _store(self, entity: Entity) -> RecordStore: ...
         def _find_statement(self, store: RecordStore, name: str, *, fallback: bool) -> Any: ...
+        def _lookup_values(self, values: Iterable[str]) -> list[str]: ...
+        @staticmethod
+        def _best(
+            hits: Iterable[tuple[Any, Any, StoredRecord]],
+        ) -> dict[str, StoredRecord]: ...
 
     def _lite_statement(self, key: Any, build: Callable[[], Any]) -> Any:
         """``build()``, once per ``key`` (compiled statements and their layouts)."""
@@ -179,13 +193,47 @@ class SQLitePathsMixin:
         """``(matched value, order value, record)`` per hit of the lookup of key ``name``
         (the driver's own statement, compiled once): one read, no transaction."""
         assert self._lite is not None
+        read = self._lite_reader(store, name)
+        return await self._lite.run(
+            f"find {store.entity.plural}", lambda batch: read(batch, wanted), write=False
+        )
+
+    async def _lite_match(
+        self,
+        store: RecordStore,
+        keys: Sequence[MatchKey],
+        values: Sequence[Sequence[str | None]],
+    ) -> list[StoredRecord | None]:
+        """``match_records``: every key's lookup, each for the items still unmatched, in one
+        trip to the connection's thread (one read, no transaction)."""
+        assert self._lite is not None
+        readers = [self._lite_reader(store, key.name) for key in keys]
+        usable, best = self._lookup_values, self._best
+
+        def work(batch: Batch) -> list[StoredRecord | None]:
+            matches = FirstMatches(values)
+            for k, read in enumerate(readers):
+                if matches.done:
+                    break
+                wanted = usable(matches.wanted(k))
+                if wanted:
+                    matches.take(best(read(batch, wanted)))
+            return matches.found
+
+        return await self._lite.run(f"find {store.entity.plural}", work, write=False)
+
+    def _lite_reader(
+        self, store: RecordStore, name: str
+    ) -> Callable[[Batch, Sequence[str]], list[tuple[Any, Any, StoredRecord]]]:
+        """The lookup of key ``name`` as a function run on the connection's thread:
+        ``(matched value, order value, record)`` per hit."""
         sql, value_at, ext_at = self._lite_statement(
             ("find", store.entity, name), lambda: self._lite_find_sql(store, name)
         )
         pk_at, order_at = store.positions[store.pk.name], store.positions[store.order.name]
         fmt, fields_at = store.format_id, store.fields_at
 
-        def work(batch: Batch) -> list[tuple[Any, Any, StoredRecord]]:
+        def read(batch: Batch, wanted: Sequence[str]) -> list[tuple[Any, Any, StoredRecord]]:
             hits = []
             for part in chunked(wanted):
                 for row in batch.rows(sql, {"wanted": _DUMPS(part)}):
@@ -198,7 +246,7 @@ class SQLitePathsMixin:
                     )
             return hits
 
-        return await self._lite.run(f"find {store.entity.plural}", work, write=False)
+        return read
 
     def _lite_find_sql(self, store: RecordStore, name: str) -> tuple[Statement, int, int]:
         stmt = self._find_statement(store, name, fallback=False)

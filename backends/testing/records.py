@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, overload
 
 import anyio
 import pytest
@@ -57,8 +58,32 @@ def same_number(stored: Any, sent: float | int) -> bool:
     return float(exact) == sent
 
 
+class _ReadLog(Sequence[str | None]):
+    """A key's values that remember which items' values were read (a sync's key values are
+    normalised on demand: a driver reads them only for the items still unmatched)."""
+
+    def __init__(self, values: list[str | None]) -> None:
+        self.values = values
+        self.read: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @overload
+    def __getitem__(self, index: int) -> str | None: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[str | None]: ...
+    def __getitem__(self, index: int | slice) -> str | list[str | None] | None:
+        if isinstance(index, slice):
+            self.read.update(range(len(self.values))[index])
+            return self.values[index]
+        self.read.add(index)
+        return self.values[index]
+
+
 class RecordsSuite(SuiteBase):
-    """``create_record(s)``, ``find_records``, ``get_records``, ``update_record(s)``."""
+    """``create_record(s)``, ``find_records``, ``match_records``, ``get_records``,
+    ``update_record(s)``."""
 
     # -- create ---------------------------------------------------------------------------
 
@@ -233,6 +258,46 @@ class RecordsSuite(SuiteBase):
         contact = await records.create(backend, C, 1)
         assert await backend.get_records(K, [contact]) == {}
         assert await backend.find_records(K, BY_EXTERNAL_ID, [records.external_id(C, 1)]) == {}
+
+    # -- a sync's lookup by several keys ----------------------------------------------------
+
+    @pytest.mark.anyio
+    async def test_match_records_takes_each_items_first_matching_key(
+        self, backend: Backend, records: RecordFactory
+    ) -> None:
+        if not records.has(C, "email"):
+            pytest.skip("record_fields gives no backend field for contact email")
+        ids = [await records.create(backend, C, n) for n in range(3)]
+        external_ids = [
+            records.external_id(C, 0),  # found by its external id ...
+            "ext-unknown-1",
+            "ext-unknown-2",
+            records.external_id(C, 2),
+            "ext-unknown-3",
+        ]
+        emails = _ReadLog(
+            [
+                records.value(C, "email", 1),  # ... though its e-mail is record 1's
+                records.value(C, "email", 1),  # found by e-mail
+                records.value(C, "email", 99),  # found by neither
+                None,  # found by its external id, has no e-mail
+                None,  # has nothing to look up
+            ]
+        )
+        found = await backend.match_records(
+            C, [BY_EXTERNAL_ID, records.key(C, "email")], [external_ids, emails]
+        )
+        assert [r.crm_id if r else None for r in found] == [ids[0], ids[1], None, ids[2], None]
+        by_email = found[1]
+        assert by_email is not None
+        assert by_email.external_id == records.external_id(C, 1)
+        assert records.get(by_email, C, "email") == records.value(C, "email", 1)
+        # The e-mails of the items their external id found were not needed.
+        assert emails.read <= {1, 2, 4}, emails.read
+
+    @pytest.mark.anyio
+    async def test_match_records_of_no_items(self, backend: Backend) -> None:
+        assert await backend.match_records(C, [BY_EXTERNAL_ID], [[]]) == []
 
     # -- get ------------------------------------------------------------------------------
 
