@@ -69,6 +69,7 @@ from .schema import ManagedTables, build_tables
 from .setup import SchemaSetupMixin
 from .sqlitebatch import SQLiteBatches
 from .sqlitepaths import SQLitePathsMixin
+from .statistics import TableStatistics
 from .writes import RecordWritesMixin
 
 __all__ = ["SQLBackend"]
@@ -138,6 +139,8 @@ class SQLBackend(
         #: thread (see sqlitebatch.py), and their compiled statements.
         self._lite: SQLiteBatches | None = None
         self._checkpointer: Checkpointer | None = None
+        #: SQLite: the adapter's tables' statistics kept current, when they have any.
+        self._statistics: TableStatistics | None = None
         self._lite_sql: dict[Any, Any] = {}
         if self.options.users is None:
             # Instance-level: whether users exist depends on the configuration. An empty
@@ -157,6 +160,9 @@ class SQLBackend(
         checkpointer, self._checkpointer = self._checkpointer, None
         if checkpointer is not None:
             await checkpointer.stop()
+        statistics, self._statistics = self._statistics, None
+        if statistics is not None:
+            await statistics.stop()
         engine, self._engine = self._engine, None
         self._lite = None
         if engine is not None:

@@ -20,7 +20,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.schema import CreateIndex
 
-from backends.base import Entity, SchemaError, SetupReport
+from backends.base import BackendError, Entity, SchemaError, SetupReport
 
 from .check import (
     Reflected,
@@ -47,6 +47,7 @@ from .schema import (
     table_collations,
 )
 from .sqlitebatch import SQLiteBatches, usable
+from .statistics import TableStatistics
 from .values import resolve_lookups
 
 __all__ = ["SchemaSetupMixin"]
@@ -67,6 +68,7 @@ class SchemaSetupMixin:
         _engine: AsyncEngine | None
         _lite: SQLiteBatches | None
         _checkpointer: Checkpointer | None
+        _statistics: TableStatistics | None
         _secrets: tuple[str, ...]
         _stores: dict[Entity, RecordStore]
         _engagement: dict[str, EngagementStore]
@@ -107,6 +109,18 @@ class SchemaSetupMixin:
         self._checkpointer = Checkpointer(self.engine, interval)
         self._checkpointer.start()
 
+    async def _refresh_statistics(self) -> None:
+        """SQLite: the adapter's tables' statistics brought up to date, if someone took any
+        (backends/sql/statistics.py). Best effort: plans without it are what they were."""
+        if self._lite is None:
+            return
+        names = [table.name for table in self.tables.metadata.tables.values()]
+        self._statistics = TableStatistics(self.engine, self._lite, names)
+        try:
+            await self._statistics.refresh()
+        except BackendError as exc:
+            logger.warning("sqlite statistics refresh failed: %s", exc.message)
+
     async def open(self) -> None:
         """Connect, reflect the customer's tables, create or migrate the adapter's tables
         (unless :attr:`read_only`).
@@ -142,6 +156,7 @@ class SchemaSetupMixin:
             self._build_stores()
             if not self.read_only:
                 self._start_checkpoints()
+                await self._refresh_statistics()
             # The URL is logged with its password masked, never as configured.
             logger.info(
                 "sql backend ready: %s, %s schema, adapter tables %s* at version %d%s",

@@ -36,6 +36,7 @@ from .fastwrites import utcnow
 from .ids import time_ordered_ids
 from .insert import sqlite_create_statements
 from .patch import PatchPlan, patch_statement
+from .plans import driven_by_wanted
 from .sqlitebatch import (
     Batch,
     Positional,
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from .fastwrites import _Prepared
     from .mapped import RecordStore
     from .schema import ManagedTables
+    from .statistics import TableStatistics
 
 __all__ = ["SQLitePathsMixin"]
 
@@ -75,6 +77,7 @@ class SQLitePathsMixin:
         tables: ManagedTables
         engine: Any
         _lite: SQLiteBatches | None
+        _statistics: TableStatistics | None
         _lite_sql: dict[Any, Any]
 
         def _store(self, entity: Entity) -> RecordStore: ...
@@ -148,7 +151,13 @@ class SQLitePathsMixin:
                     batch.many(keys_sql, keys)
             return made, held
 
-        return await self._lite.run(what, work, write=True)
+        made, held = await self._lite.run(what, work, write=True)
+        statistics = self._statistics
+        if statistics is not None and statistics.recorded and made:
+            statistics.added(store.table.name, len(made))
+            keys = sum(len(by_ext[ext].keys) for ext in made)
+            statistics.added(self.tables.match_keys.name, keys)
+        return made, held
 
     def _lite_create_sql(
         self, store: RecordStore
@@ -169,8 +178,7 @@ class SQLitePathsMixin:
         )
         key_names = ("entity", "key_name", "value", "crm_id")
         keys = sa.insert(mk).values({n: sa.bindparam(n) for n in key_names})
-        wanted = sa.func.json_each(sa.bindparam("wanted")).table_valued("value")
-        held = sa.select(ext_col, store.pk).where(ext_col.in_(sa.select(wanted.c.value)))
+        held = driven_by_wanted(sa.select(ext_col, store.pk), ext_col)
         # The JSON column's own conversion (None is stored as JSON null), as SQLAlchemy's:
         # json.dumps, unless the engine was given a serializer of its own.
         dialect = self.engine.dialect
