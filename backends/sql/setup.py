@@ -115,7 +115,8 @@ class SchemaSetupMixin:
         if self._lite is None:
             return
         names = [table.name for table in self.tables.metadata.tables.values()]
-        self._statistics = TableStatistics(self.engine, self._lite, names)
+        reload = f"{self.tables.prefix}statistics_reload"
+        self._statistics = TableStatistics(self.engine, self._lite, names, reload)
         try:
             await self._statistics.refresh()
         except BackendError as exc:

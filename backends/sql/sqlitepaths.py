@@ -153,7 +153,7 @@ class SQLitePathsMixin:
 
         made, held = await self._lite.run(what, work, write=True)
         statistics = self._statistics
-        if statistics is not None and statistics.recorded and made:
+        if statistics is not None and made:
             statistics.added(store.table.name, len(made))
             keys = sum(len(by_ext[ext].keys) for ext in made)
             statistics.added(self.tables.match_keys.name, keys)

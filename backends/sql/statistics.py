@@ -16,9 +16,14 @@ adapter's tables, and otherwise:
   :data:`ANALYSIS_LIMIT` rows per index: milliseconds, whatever the size);
 * refreshes them again, from a background task, once the rows the driver created since the
   last refresh reach the table's recorded size (so the statistics are never more than about
-  twice off), at least :data:`MIN_GROWTH` rows;
-* after each refresh, replaces the pool's connections: a connection reads the statistics when
-  it opens, and keeps planning with what it read.
+  twice off), at least :data:`MIN_GROWTH` rows; a table without statistics is looked at
+  again every :data:`PROBE_ROWS` created rows (one query), in case someone ran ``ANALYZE``
+  meanwhile;
+* makes every connection read them again: a connection reads the statistics when it loads
+  the schema, and keeps planning with what it read, so the refresh also creates and drops an
+  empty table in its transaction; that changes the schema's version, and each connection
+  reloads schema and statistics before its next statement (its cached statements are
+  prepared again).
 
 Only the adapter's own tables are analysed; a customer's tables (mapped mode) are their
 administrator's.
@@ -32,14 +37,13 @@ import logging
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from sqlalchemy import pool
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backends.base import BackendError
 
 from .sqlitebatch import Batch, SQLiteBatches, json_text
 
-__all__ = ["ANALYSIS_LIMIT", "MIN_GROWTH", "TableStatistics"]
+__all__ = ["ANALYSIS_LIMIT", "MIN_GROWTH", "PROBE_ROWS", "TableStatistics"]
 
 logger = logging.getLogger("enginy.backends.sql")
 
@@ -47,17 +51,24 @@ logger = logging.getLogger("enginy.backends.sql")
 ANALYSIS_LIMIT = 1000
 #: The fewest created rows that make a table's statistics worth refreshing.
 MIN_GROWTH = 100
+#: Created rows after which a table without statistics is looked at again (someone may have
+#: run ``ANALYZE`` while the driver was running).
+PROBE_ROWS = 1000
 
 
 class TableStatistics:
     """Keeps the statistics of ``tables`` current, if they have any (see the module)."""
 
-    def __init__(self, engine: AsyncEngine, batches: SQLiteBatches, tables: Sequence[str]) -> None:
-        self._engine = engine
+    def __init__(
+        self, engine: AsyncEngine, batches: SQLiteBatches, tables: Sequence[str], reload: str
+    ) -> None:
+        """``tables``: the adapter's tables; ``reload``: the name of the empty table a refresh
+        creates and drops (one of the adapter's, never committed)."""
         self._batches = batches
         self._tables = tuple(tables)
         quote = engine.dialect.identifier_preparer.quote
         self._analyze = {name: f"ANALYZE {quote(name)}" for name in self._tables}
+        self._reload = (f"CREATE TABLE {quote(reload)} (x)", f"DROP TABLE {quote(reload)}")
         #: The tables with statistics and the row count each records (none: not analysed).
         self.recorded: dict[str, int] = {}
         self._grown: dict[str, int] = {}
@@ -66,18 +77,12 @@ class TableStatistics:
         self.refreshes = 0
 
     async def refresh(self) -> dict[str, int]:
-        """``ANALYZE`` those of the tables that have statistics, then new connections for the
-        pool; returns :attr:`recorded`. Nothing happens (no statistics are created) for tables
-        that have none."""
-        self.recorded = await self._batches.run(
-            "refresh statistics", self._analyse, write=True, atomic=False
-        )
-        self._grown = dict.fromkeys(self.recorded, 0)
+        """``ANALYZE`` those of the tables that have statistics, in one transaction that every
+        connection sees as a schema change; returns :attr:`recorded`. Nothing happens (no
+        statistics are created) for tables that have none."""
+        self.recorded = await self._batches.run("refresh statistics", self._analyse, write=True)
+        self._grown = {}
         self.refreshes += 1
-        if self.recorded and not isinstance(self._engine.sync_engine.pool, pool.StaticPool):
-            # Checked-out connections finish their work and are closed when returned; an
-            # in-memory database's one shared connection ran the ANALYZE itself.
-            await self._engine.dispose()
         return self.recorded
 
     def _analyse(self, batch: Batch) -> dict[str, int]:
@@ -98,17 +103,20 @@ class TableStatistics:
                 batch.execute(self._analyze[name])
         finally:
             batch.execute("PRAGMA analysis_limit = 0")
+        for statement in self._reload:
+            batch.execute(statement)
         return {name: int(rows or 0) for name, rows in batch.rows(read, wanted)}
 
     def added(self, table: str, rows: int) -> None:
         """``rows`` were inserted into ``table``: refresh in the background once a table with
-        statistics has grown by its recorded size (at least :data:`MIN_GROWTH` rows)."""
-        if table not in self.recorded or rows <= 0:
+        statistics has grown by its recorded size (at least :data:`MIN_GROWTH` rows), and
+        look again for statistics someone took meanwhile every :data:`PROBE_ROWS` rows."""
+        if rows <= 0:
             return
-        self._grown[table] += rows
-        if self._grown[table] < max(self.recorded[table], MIN_GROWTH):
-            return
-        if self._task is None or self._task.done():
+        grown = self._grown[table] = self._grown.get(table, 0) + rows
+        recorded = self.recorded.get(table)
+        due = PROBE_ROWS if recorded is None else max(recorded, MIN_GROWTH)
+        if grown >= due and (self._task is None or self._task.done()):
             self._task = asyncio.get_running_loop().create_task(
                 self._refresh_quietly(), name="enginy-sqlite-statistics"
             )

@@ -1,11 +1,12 @@
 """SQLite statistics of the adapter's tables (backends/sql/statistics.py): never created by the
 adapter, brought up to date when the driver opens and when its tables have grown, and read by
-every pooled connection afterwards, so an update searches the index instead of scanning the
-table once per record."""
+every pooled connection afterwards (the refresh is a schema change for them), so an update
+searches the index instead of scanning the table once per record."""
 
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,7 +16,7 @@ from sqlalchemy import make_url
 
 from backends.base import Entity, NewRecord, RecordUpdate
 from backends.sql import SQLBackend, SQLOptions
-from backends.sql.statistics import MIN_GROWTH
+from backends.sql.statistics import MIN_GROWTH, PROBE_ROWS
 
 from .conftest import on_statements, unique_prefix
 
@@ -75,8 +76,13 @@ async def update_plans(backend: SQLBackend, crm_ids: list[str], connections: int
     plans: list[Any] = []
     conns = [await backend.engine.connect() for _ in range(connections)]
     try:
-        for conn in conns:
-            rows = await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)
+        for n, conn in enumerate(conns):
+            # A statement that runs notices a schema change (EXPLAIN alone does not), as the
+            # update itself would; the EXPLAIN's text is new each time, so it is planned now
+            # rather than taken from the connection's statement cache.
+            await conn.exec_driver_sql(f"SELECT 1 FROM {backend.tables.contacts.name} LIMIT 1")
+            explain = f"EXPLAIN QUERY PLAN {sql} -- {uuid.uuid4().hex} {n}"
+            rows = await conn.exec_driver_sql(explain, params)
             plans.append([row[3] for row in rows])
     finally:
         for conn in conns:
@@ -90,10 +96,25 @@ def scans(plan: list[str], table: str) -> bool:
 
 async def test_no_statistics_are_made_where_there_were_none(sqlite_url: str) -> None:
     async with opened(sqlite_url, unique_prefix()) as backend:
-        await backend.create_records(C, contacts(3 * MIN_GROWTH, "a"))
-        assert backend._statistics is not None
-        assert backend._statistics.recorded == {}
+        statistics = backend._statistics
+        assert statistics is not None
+        await backend.create_records(C, contacts(PROBE_ROWS, "a"))
+        await statistics.settled()
+        assert statistics.refreshes == 2  # at open, then a look after PROBE_ROWS rows
+        assert statistics.recorded == {}
         assert recorded_rows(sqlite_url, backend.tables.contacts.name) is None
+
+
+async def test_statistics_taken_while_the_driver_runs_are_kept_current(sqlite_url: str) -> None:
+    async with opened(sqlite_url, unique_prefix()) as backend:
+        statistics = backend._statistics
+        assert statistics is not None
+        table = backend.tables.contacts.name
+        await backend.create_records(C, contacts(20, "a"))
+        analyse(sqlite_url)  # by an operator, after the driver opened
+        await backend.create_records(C, contacts(PROBE_ROWS, "b"))
+        await statistics.settled()
+        assert statistics.recorded[table] >= 500  # 1,020 rows, sampled
 
 
 async def test_stale_statistics_are_refreshed_when_the_driver_opens(sqlite_url: str) -> None:
@@ -101,12 +122,12 @@ async def test_stale_statistics_are_refreshed_when_the_driver_opens(sqlite_url: 
     async with opened(sqlite_url, prefix) as backend:
         await backend.create_records(C, contacts(20, "a"))
         analyse(sqlite_url)  # taken at 20 contacts ...
-        made = await backend.create_records(C, contacts(2000, "b"))  # ... kept at 2,020
+        made = await backend.create_records(C, contacts(PROBE_ROWS - 100, "b"))  # ... kept
         table = backend.tables.contacts.name
     assert recorded_rows(sqlite_url, table) == 20
     async with opened(sqlite_url, prefix) as backend:
         assert backend._statistics is not None
-        assert backend._statistics.recorded[table] >= 1000  # sampled: an estimate
+        assert backend._statistics.recorded[table] >= 450  # 920 rows, sampled: an estimate
         assert recorded_rows(sqlite_url, table) == backend._statistics.recorded[table]
         ids = [r.crm_id for r in made[:50] if r.crm_id is not None]
         for plan in await update_plans(backend, ids, connections=2):
