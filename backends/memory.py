@@ -121,6 +121,12 @@ def _new_id(prefix: str) -> str:
     return f"{prefix}_{os.urandom(16).hex()}"
 
 
+def _new_ids(prefix: str, count: int) -> list[str]:
+    """``count`` ids as :func:`_new_id` makes them, from one read of the random source."""
+    bits = os.urandom(16 * count).hex()
+    return [f"{prefix}_{bits[at : at + 32]}" for at in range(0, 32 * count, 32)]
+
+
 def _when(activity: Activity) -> datetime:
     moment = activity.occurred_at or activity.created_at or datetime.min
     # A naive time is read as UTC so that naive and aware values can be ordered together.
@@ -199,16 +205,17 @@ class MemoryBackend(Backend):
         if type(self).create_record is not MemoryBackend.create_record:
             return await super().create_records(entity, records)
         create = self._create
-        return [create(entity, record) for record in records]
+        ids = _new_ids(_PREFIX[entity], len(records))
+        return [create(entity, record, crm_id) for record, crm_id in zip(records, ids, strict=True)]
 
-    def _create(self, entity: Entity, record: NewRecord) -> ItemResult:
+    def _create(self, entity: Entity, record: NewRecord, crm_id: str | None = None) -> ItemResult:
         existing = self._by_external[entity].get(record.external_id)
         if existing is not None:
             return ItemResult(crm_id=existing, created=False)
         fields = dict(record.fields)
         nested = _has_containers(fields)
         stored = _Record(
-            crm_id=_new_id(_PREFIX[entity]),
+            crm_id=crm_id or _new_id(_PREFIX[entity]),
             external_id=record.external_id,
             seq=self._next_seq(),
             fields=_copy(fields) if nested else fields,
@@ -217,8 +224,11 @@ class MemoryBackend(Backend):
         )
         self._records[entity][stored.crm_id] = stored
         self._by_external[entity][record.external_id] = stored.crm_id
+        index = self._by_key[entity]
         for name, value in stored.match_keys.items():
-            self._index(entity, stored, name, value)
+            # A new record is the newest holder of each of its values (see _index).
+            holders = index.setdefault(name, {})
+            holders[value] = (*holders.get(value, ()), stored.crm_id)
         return ItemResult(crm_id=stored.crm_id, created=True)
 
     async def find_records(
