@@ -1,6 +1,7 @@
 """Concurrent clients on one ``serve`` process: throughput, latency, errors.
 
     python bench/load.py [--databases sqlite,postgres] [--clients 50] [--duration 30]
+                         [--baseline DIR]
 
 For each database (an SQLite *file* in a temporary directory; a database of its own on the
 PostgreSQL / MariaDB server, created and dropped by the bench) it serves ``enginy-adapter
@@ -167,11 +168,21 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--stored", type=int, default=10_000, help="contacts loaded first")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="serve the adapter and backends packages of this source tree instead (e.g. from "
+        "git archive), for a before/after on the same machine (see bench/floor.py)",
+    )
     args = parser.parse_args()
     failed = 0
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        print(f"# bench/load.py: {args.clients} clients x {args.duration:g} s; {floor.machine()}")
+        served = f"the tree in {args.baseline}" if args.baseline else "this checkout"
+        print(
+            f"# bench/load.py: {args.clients} clients x {args.duration:g} s, {served}; "
+            f"{floor.machine()}"
+        )
         print(
             f"{'database':<9} {'operation':<10} {'requests':>8} {'req/s':>7} {'p50 ms':>8} "
             f"{'p99 ms':>8} {'errors':>6}"
@@ -180,7 +191,7 @@ def main() -> int:
             with floor.scratch_database(kind, workdir) as db_url:
                 # A store in use (bulk-loaded server-side, then ANALYZEd), not an empty one.
                 asyncio.run(floor.fill(db_url, args.stored))
-                with floor.serve_ours(db_url, workdir) as ours:
+                with floor.serve_ours(db_url, workdir, args.baseline) as ours:
                     cpu_from = front.cpu_seconds(ours.pid) or 0.0
                     stats, locked, elapsed = asyncio.run(
                         run_clients(ours.url, args.clients, args.duration)
