@@ -240,12 +240,8 @@ class Backend:
         database thread) overrides it with the same answers.
         """
         matches = FirstMatches(values)
-        for k, key in enumerate(keys):
-            if matches.done:
-                break
-            wanted = matches.wanted(k)
-            if wanted:
-                matches.take(await self.find_records(entity, key, wanted))
+        for key, wanted in matches.rounds(keys):
+            matches.take(await self.find_records(entity, key, wanted))
         return matches.found
 
     async def get_records(self, entity: Entity, crm_ids: Sequence[str]) -> dict[str, StoredRecord]:

@@ -11,10 +11,10 @@ Part of the driver interface: :mod:`backends.base` exports every name.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from backends.errors import BackendError
 
@@ -38,6 +38,8 @@ __all__ = [
     "User",
     "Value",
 ]
+
+_K = TypeVar("_K")
 
 #: The match-key name under which a record is found by the ``externalId`` Enginy gave it.
 EXTERNAL_ID = "externalId"
@@ -131,11 +133,8 @@ class FirstMatches:
     same loop there::
 
         matches = FirstMatches(values)
-        for k, key in enumerate(keys):
-            if matches.done:
-                break
-            if wanted := matches.wanted(k):
-                matches.take(lookup(key, wanted))  # {value: record}
+        for key, wanted in matches.rounds(keys):
+            matches.take(lookup(key, wanted))  # {value: record}
         return matches.found
     """
 
@@ -153,6 +152,17 @@ class FirstMatches:
     def done(self) -> bool:
         """Every item has its record."""
         return not self._pending
+
+    def rounds(self, keys: Sequence[_K]) -> Iterator[tuple[_K, list[str]]]:
+        """``(key, its wanted values)`` for each of ``keys`` in order (given with
+        ``values``) that has values to look up, until every item is matched; give each
+        round's hits to :meth:`take` before asking for the next."""
+        for k, key in enumerate(keys):
+            if self.done:
+                return
+            wanted = self.wanted(k)
+            if wanted:
+                yield key, wanted
 
     def wanted(self, k: int) -> list[str]:
         """The values of key ``k`` of the items still unmatched, each once, in item order."""

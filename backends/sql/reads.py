@@ -301,12 +301,9 @@ class RecordReadsMixin:
             return await self._lite_match(store, keys, values)
         matches = FirstMatches(values)
         async with self._tx(f"find {entity.plural}", write=False) as conn:
-            for k, key in enumerate(keys):
-                if matches.done:
-                    break
-                wanted = self._lookup_values(matches.wanted(k))
-                if wanted:
-                    matches.take(await self._find_in(conn, store, key, wanted))
+            for key, wanted in matches.rounds(keys):
+                usable = self._lookup_values(wanted)
+                matches.take(await self._find_in(conn, store, key, usable) if usable else {})
         return matches.found
 
     def _lookup_values(self, values: Iterable[str]) -> list[str]:

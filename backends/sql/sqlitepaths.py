@@ -220,12 +220,9 @@ class SQLitePathsMixin:
 
         def work(batch: Batch) -> list[StoredRecord | None]:
             matches = FirstMatches(values)
-            for k, read in enumerate(readers):
-                if matches.done:
-                    break
-                wanted = usable(matches.wanted(k))
-                if wanted:
-                    matches.take(best(read(batch, wanted)))
+            for read, wanted in matches.rounds(readers):
+                lookup = usable(wanted)
+                matches.take(best(read(batch, lookup)) if lookup else {})
             return matches.found
 
         return await self._lite.run(f"find {store.entity.plural}", work, write=False)
