@@ -88,6 +88,30 @@ def _isolated_working_directory(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.chdir(tmp_path)
 
 
+#: The loggers whose set-up ``configure_logging`` (what ``serve`` and ``worker_app`` run)
+#: changes: the root logger and uvicorn's.
+_CONFIGURED_LOGGERS = ("", "uvicorn", "uvicorn.error", "uvicorn.access")
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """Put the process's logging back as it was after each test. A test that builds the app
+    the way ``serve`` does (``run_server``, ``worker_app``) routes every logger to a handler on
+    the ``sys.stderr`` of that moment, which pytest closes when the test ends: left in place,
+    a later test's server thread would log into that closed stream ("--- Logging error ---")."""
+    saved = {
+        name: (list(lg.handlers), lg.level, lg.propagate, lg.disabled)
+        for name in _CONFIGURED_LOGGERS
+        for lg in [logging.getLogger(name)]
+    }
+    yield
+    for name, (handlers, level, propagate, disabled) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate, logger.disabled = propagate, disabled
+
+
 @pytest.fixture
 def settings_for() -> MakeSettings:
     return make_settings

@@ -21,7 +21,15 @@ from adapter.app import worker_app
 from adapter.cli import main
 from adapter.cli.links import run_links
 from adapter.cli.serve import WorkersRefused, check_workers, run_server
-from adapter.config import ENV_API_KEY, ENV_CONFIG, ENV_HOST, ENV_PORT, load_settings
+from adapter.config import (
+    ENV_API_KEY,
+    ENV_CONFIG,
+    ENV_DRY_RUN,
+    ENV_HOST,
+    ENV_PORT,
+    ENV_UI_PASSWORD,
+    load_settings,
+)
 from adapter.links import COMPANY_KEY, CONTACT_KEY, link_templates
 from backends.base import Backend, Capability
 from backends.memory import MemoryBackend
@@ -128,7 +136,7 @@ def test_run_server_passes_logging_and_shutdown_options(
     monkeypatch.setattr(root, "handlers", list(root.handlers))
     monkeypatch.setattr(root, "level", root.level)
     monkeypatch.setattr(logging.getLogger("uvicorn.access"), "disabled", False)
-    for name in (ENV_CONFIG, ENV_HOST, ENV_PORT, ENV_API_KEY):
+    for name in (ENV_CONFIG, ENV_HOST, ENV_PORT, ENV_API_KEY, ENV_UI_PASSWORD, ENV_DRY_RUN):
         # setenv first so that monkeypatch records the variable (even when unset) and
         # restores it after the test: run_server writes these for its worker processes.
         monkeypatch.setenv(name, "")
