@@ -23,7 +23,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.selectable import Join
 
-__all__ = ["CrossJoin", "driven_by_wanted"]
+__all__ = ["CrossJoin", "driven_by_wanted", "wanted_values"]
 
 
 class CrossJoin(Join):
@@ -50,9 +50,11 @@ def driven_by_wanted(stmt: sa.Select[Any], expr: Any) -> sa.Select[Any]:
     json_each(:wanted) CROSS JOIN <its FROM> ON <expr> = value``. The values must be distinct
     (each matching row comes back once per equal value)."""
     (source,) = stmt.get_final_froms()
-    wanted = (
-        sa.func.json_each(sa.bindparam("wanted", type_=sa.JSON()))
-        .table_valued("value")
-        .alias("enginy_wanted")
-    )
+    wanted = wanted_values().alias("enginy_wanted")
     return stmt.select_from(CrossJoin(wanted, source, expr == wanted.c.value))
+
+
+def wanted_values() -> Any:
+    """``json_each(:wanted)``: the values of the JSON array parameter ``wanted``, as a table
+    with one column, ``value`` (one statement text whatever the number of values)."""
+    return sa.func.json_each(sa.bindparam("wanted", type_=sa.JSON())).table_valued("value")

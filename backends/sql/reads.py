@@ -33,7 +33,7 @@ from .lookup import (
 )
 from .mapped import RecordStore
 from .mapped_options import Lookup
-from .plans import driven_by_wanted
+from .plans import driven_by_wanted, wanted_values
 from .schema import KEY_VALUE_LENGTH
 
 if TYPE_CHECKING:
@@ -195,10 +195,7 @@ class RecordReadsMixin:
             return expr == sa.any_(sa.bindparam("wanted", type_=postgresql.ARRAY(sa.String())))
         if name == "sqlite":
             # The values as one JSON array: no per-call rendering of an IN list.
-            values = sa.func.json_each(sa.bindparam("wanted", type_=sa.JSON())).table_valued(
-                "value"
-            )
-            return expr.in_(sa.select(values.c.value))
+            return expr.in_(sa.select(wanted_values().c.value))
         return expr.in_(sa.bindparam("wanted", expanding=True))
 
     def _where_wanted(self, stmt: sa.Select[Any], expr: Any) -> sa.Select[Any]:

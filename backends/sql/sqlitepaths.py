@@ -124,9 +124,10 @@ class SQLitePathsMixin:
         # Sorted before chunking: concurrent batches take their unique-index locks in one order.
         parts = list(chunked(sorted(by_ext)))
 
-        def work(batch: Batch) -> tuple[set[str], dict[str, str]]:
+        def work(batch: Batch) -> tuple[set[str], dict[str, str], int]:
             made: set[str] = set()
             held: dict[str, str] = {}
+            key_rows = 0
             for part in parts:
                 # Tuples in the statement's order: id, external id, the typed columns, extra,
                 # the two timestamps (see _lite_create_sql).
@@ -149,14 +150,14 @@ class SQLitePathsMixin:
                 ]
                 if keys:
                     batch.many(keys_sql, keys)
-            return made, held
+                    key_rows += len(keys)
+            return made, held, key_rows
 
-        made, held = await self._lite.run(what, work, write=True)
+        made, held, key_rows = await self._lite.run(what, work, write=True)
         statistics = self._statistics
-        if statistics is not None and made:
+        if statistics is not None:
             statistics.added(store.table.name, len(made))
-            keys = sum(len(by_ext[ext].keys) for ext in made)
-            statistics.added(self.tables.match_keys.name, keys)
+            statistics.added(self.tables.match_keys.name, key_rows)
         return made, held
 
     def _lite_create_sql(
