@@ -13,31 +13,51 @@ one ``executemany``) and ``COMMIT``, with the driver's row layout and time-order
 
 Printed: the median wall and CPU milliseconds of each step and of the whole transaction, then
 the same without the match keys' ``(entity, crm_id)`` index (dropped for the second part): what
-that index costs a create. Compare the total with the bare app's round trip that
-``bench/floor.py`` prints (the target of a create is 3 of those, HTTP and front included).
+that index costs a create.
+
+Then (skipped with ``--no-budget``) the create's budget over HTTP, in one run: it serves the bare
+app, the adapter on the memory driver and the adapter on an SQLite file (filled through its own
+API with ``--stored`` contacts first, so that its indexes are the size of part 1's), and times
+``POST /contacts`` of 100 new contacts on the three alternately (``bench/floor.py``'s client and
+bodies); and it times the memory driver's ``create_records`` alone, in-process, on the very
+batches its front hands it. The memory driver's round trip less its store is what every request
+costs before any driver (HTTP, parsing, validation, mapping, match keys, the answer); that plus
+SQLite's own transaction is the least an SQLite create can take with this front, whatever the
+driver does. Printed beside the target (3 bare round trips) and the SQL driver's measured round
+trip, each as a ratio to the bare app.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sqlite3
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for path in (ROOT, BENCH):  # runnable from a checkout without installing
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
 
+import floor  # noqa: E402  (bench/floor.py: servers, bodies, the paired client)
+import front  # noqa: E402  (bench/front.py: the bare app)
+
+from adapter.app import build_service  # noqa: E402
+from adapter.config import Settings  # noqa: E402
 from backends.base import Entity, NewRecord  # noqa: E402
+from backends.memory import MemoryBackend  # noqa: E402
 from backends.sql import SQLBackend, SQLOptions  # noqa: E402
 from backends.sql.ids import time_ordered_ids  # noqa: E402
 from backends.sql.sqlitebatch import json_text, sqlite_timestamp  # noqa: E402
@@ -142,11 +162,105 @@ def measure(
     }
 
 
+# -- the budget of a create over HTTP -------------------------------------------------------------
+
+
+def http_budget(workdir: Path, stored: int, repeat: int, warmup: int) -> dict[str, float]:
+    """Median round trips (ms) of ``POST /contacts`` (100 new): the bare app against the memory
+    driver, then the bare app against the SQL driver on an SQLite file holding ``stored``
+    contacts, each pair alternately. The SQLite server is started only for the second pair: its
+    background work (checkpoints, statistics) does not run beside the memory driver's requests.
+    Keys: ``memory``, ``bare/memory``, ``sqlite``, ``bare/sqlite``."""
+    out: dict[str, float] = {}
+    with ExitStack() as stack:
+        bare = stack.enter_context(front.server("bare", floor.KEY))
+        bare_side = (stack.enter_context(floor.client_for(bare.url)), bare.pid)
+        for name in ("memory", "sqlite"):
+            db_url = None if name == "memory" else f"sqlite+aiosqlite:///{workdir / 'budget.db'}"
+            with ExitStack() as ours:
+                served = ours.enter_context(floor.serve_ours(db_url, workdir))
+                sides = {name: (ours.enter_context(floor.client_for(served.url)), served.pid)}
+                sides["bare"] = bare_side
+                if db_url is not None:
+                    for body in floor.create_bodies(stored // BATCH, "fill"):
+                        floor.post(sides[name][0], "/contacts", body)
+                creates = {
+                    side: floor.create_bodies(repeat + warmup, f"{side}{uuid.uuid4().hex[:6]}")
+                    for side in sides
+                }
+                timings = floor.paired(
+                    sides, "/contacts", lambda side, i, c=creates: c[side][i], repeat, warmup
+                )
+            out[name] = timings[name].median
+            out[f"bare/{name}"] = timings["bare"].median
+    return out
+
+
+def memory_store(repeat: int, warmup: int) -> float:
+    """Median ms of the memory driver's ``create_records`` alone, on the batches the service
+    (mapping, match keys) hands it for ``bench/floor.py``'s create bodies."""
+
+    class Recording(MemoryBackend):
+        def __init__(self) -> None:
+            super().__init__()
+            self.batches: list[list[NewRecord]] = []
+
+        async def create_records(self, entity: Entity, records: Sequence[NewRecord]) -> Any:
+            self.batches.append(list(records))
+            return await super().create_records(entity, records)
+
+    async def run() -> float:
+        settings = Settings.model_validate(
+            {"auth": {"keys": [floor.KEY]}, "backend": {"driver": "memory"}}
+        )
+        recording = Recording()
+        service = build_service(settings, recording)
+        for body in floor.create_bodies(repeat + warmup, f"store{uuid.uuid4().hex[:6]}"):
+            await service.create_records(C, json.loads(body)["contacts"])
+        assert len(recording.batches) == repeat + warmup
+        backend = MemoryBackend()
+        await backend.open()
+        times = []
+        for batch in recording.batches:
+            start = time.perf_counter()
+            await backend.create_records(C, batch)
+            times.append(time.perf_counter() - start)
+        await backend.close()
+        return statistics.median(times[warmup:]) * 1000
+
+    return asyncio.run(run())
+
+
+def print_budget(http: dict[str, float], store: float, sqlite_txn: float) -> None:
+    bare, bare_sqlite = http["bare/memory"], http["bare/sqlite"]
+    pre = http["memory"] - store
+    least = pre + sqlite_txn
+    print()
+    print("# the create's budget over HTTP: POST /contacts (100 new), medians in one run")
+    print(f"{'':60s} {'ms':>7s} {'/ bare':>7s}")
+    lines = [
+        ("bare app round trip (paired with the memory driver)", bare, bare),
+        ("memory driver round trip", http["memory"], bare),
+        ("  its store alone (create_records, in-process)", store, bare),
+        ("  so every request before a driver (memory - store)", pre, bare),
+        ("SQLite's own transaction (as shipped, above)", sqlite_txn, bare),
+        ("least an SQLite create can take: before a driver + SQLite", least, bare),
+        ("target: 3 bare round trips", 3 * bare, bare),
+        ("bare app round trip (paired with the SQL driver)", bare_sqlite, bare_sqlite),
+        ("the SQL driver's round trip on SQLite", http["sqlite"], bare_sqlite),
+    ]
+    for name, ms, unit in lines:
+        print(f"{name:60s} {ms:7.3f} {ms / unit:7.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--stored", type=int, default=20_000)
+    parser.add_argument(
+        "--no-budget", action="store_true", help="only SQLite's own transaction, no HTTP part"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "floor.db"
@@ -170,6 +284,12 @@ def main() -> None:
     for variant, steps in results.items():
         for name, (wall, cpu) in steps.items():
             print(f"{variant:26s} {name:22s} {wall * 1000:8.3f} {cpu * 1000:8.3f}")
+    if args.no_budget:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        http = http_budget(Path(tmp), args.stored, args.repeat, args.warmup)
+    store = memory_store(args.repeat, args.warmup)
+    print_budget(http, store, results["as shipped"]["whole transaction"][0] * 1000)
 
 
 if __name__ == "__main__":
