@@ -98,12 +98,12 @@ class OneStatementWritesMixin:
         (:mod:`backends.sql.batching`) is one statement per chunk, in a transaction."""
         ext_col = store.ext_col
         assert ext_col is not None
-        sqlite = self.engine.dialect.name == "sqlite"
-        # Sorted before chunking: concurrent batches take their unique-index locks in one order.
-        parts = list(chunked(sorted(by_ext)))
         if self._lite is not None:
             made, held = await self._lite_create(what, store, by_ext, new_ids, now)
             return self._created(by_ext, new_ids, made, held)
+        sqlite = self.engine.dialect.name == "sqlite"
+        # Sorted before chunking: concurrent batches take their unique-index locks in one order.
+        parts = list(chunked(sorted(by_ext)))
         made = set()
         async with self._tx(what, write=sqlite or len(parts) > 1) as conn:
             for part in parts:
