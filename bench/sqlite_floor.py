@@ -16,15 +16,17 @@ the same without the match keys' ``(entity, crm_id)`` index (dropped for the sec
 that index costs a create.
 
 Then (skipped with ``--no-budget``) the create's budget over HTTP, in one run: it serves the bare
-app, the adapter on the memory driver and the adapter on an SQLite file (filled through its own
-API with ``--stored`` contacts first, so that its indexes are the size of part 1's), and times
-``POST /contacts`` of 100 new contacts on the three alternately (``bench/floor.py``'s client and
-bodies); and it times the memory driver's ``create_records`` alone, in-process, on the very
-batches its front hands it. The memory driver's round trip less its store is what every request
-costs before any driver (HTTP, parsing, validation, mapping, match keys, the answer); that plus
-SQLite's own transaction is the least an SQLite create can take with this front, whatever the
-driver does. Printed beside the target (3 bare round trips) and the SQL driver's measured round
-trip, each as a ratio to the bare app.
+app and times ``POST /contacts`` of 100 new contacts (``bench/floor.py``'s client and bodies)
+alternately on it and on the adapter on the memory driver, then alternately on it and on the
+adapter on an SQLite file (filled through its own API with ``--stored`` contacts first, so that
+its indexes are the size of part 1's; started only for its pair, so that its background work
+does not run beside the memory driver's requests); and it times the memory driver's
+``create_records`` alone, in-process, on the very batches its front hands it. The memory
+driver's round trip less its store is what every request costs before any driver (HTTP,
+parsing, validation, mapping, match keys, the answer); that plus SQLite's own transaction is
+the least an SQLite create can take with this front, whatever the driver does. Printed beside
+the target (3 bare round trips) and the SQL driver's measured round trip, each as a ratio to
+the bare app.
 """
 
 from __future__ import annotations
